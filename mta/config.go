@@ -1,0 +1,392 @@
+// Package mta owns gomta's configuration (the course's schema plus gomta's own
+// [gomta] table: defaults in code, then the file, then validation that reports
+// every problem at once) and the wiring that turns a config into running mail
+// hosts: listeners, queue, delivery workers and mailbox actors, handed to the
+// caller's run group as actors. It also holds the relay policy (who may send
+// what, DESIGN.md) that the SMTP sessions ask through their Backend.
+package mta
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"gomta/configs"
+)
+
+// Config is the effective configuration of a gomta process.
+type Config struct {
+	// Agents maps a mail domain to the SMTP and POP3 host names its agent uses
+	// ([agent] table); the names resolve through P.
+	Agents map[string]AgentHosts
+	// Servers are the mail hosts of [server], sorted by name.
+	Servers []*Server
+	// MX maps a mail domain to its mail exchanger's host name, P a host name to
+	// "port" (on localhost) or "host:port". Keys and values are lower-case
+	// without the trailing dot of the course's files.
+	MX, P map[string]string
+	Settings
+}
+
+// AgentHosts is one [agent] entry.
+type AgentHosts struct {
+	SMTP string `toml:"smtp"`
+	POP  string `toml:"pop"`
+}
+
+// Server is one mail host of [server] with its accounts.
+type Server struct {
+	Name     string
+	SMTPPort int
+	POPPort  int
+	// Accounts maps an address to its password, as written in the file.
+	Accounts map[string]string
+	// Domains are the mail domains this host is final destination for: the
+	// domains of its accounts, plus [gomta.domains."<server>"].
+	Domains []string
+}
+
+// Settings are gomta's own options ([gomta] table); field comments document them.
+type Settings struct {
+	DataDir         string     `toml:"data_dir"`         // spool and Maildirs; a subfolder per host
+	Listen          string     `toml:"listen"`           // IP address the listeners bind to
+	Resolver        string     `toml:"resolver"`         // "fdns" (tables only) or "dns" (real DNS MX as fallback)
+	TrustedNetworks []string   `toml:"trusted_networks"` // CIDRs allowed to submit for local senders without AUTH
+	MaxMessageSize  int64      `toml:"max_message_size"` // octets; 552 5.3.4 beyond
+	MaxRecipients   int        `toml:"max_recipients"`   // per message; 452 4.5.3 beyond
+	MaxErrors       int        `toml:"max_errors"`       // per session before 421 4.7.0
+	CommandTimeout  Duration   `toml:"command_timeout"`  // SMTP idle wait for a command
+	POP3Timeout     Duration   `toml:"pop3_timeout"`     // POP3 autologout
+	QueueWorkers    int        `toml:"queue_workers"`    // concurrent delivery attempts per host
+	MaxQueue        int        `toml:"max_queue"`        // spooled messages per host; 452 4.3.1 beyond; -1 unlimited
+	Retry           []Duration `toml:"retry"`            // waits before attempts 2, 3, ...
+	// ExtraDomains adds final-destination domains to a host: server name → domains.
+	ExtraDomains map[string][]string `toml:"domains"`
+
+	trusted []netip.Prefix
+}
+
+// Duration is a time.Duration written as "5m" in TOML.
+type Duration time.Duration
+
+// UnmarshalText parses a Go duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	if v < 0 {
+		return fmt.Errorf("negative duration %q", b)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// DefaultSettings are the values used for anything the file does not set.
+func DefaultSettings() Settings {
+	return Settings{
+		DataDir:         "./var",
+		Listen:          "127.0.0.1",
+		Resolver:        "fdns",
+		TrustedNetworks: []string{"127.0.0.0/8", "::1/128"},
+		MaxMessageSize:  32 << 20,
+		MaxRecipients:   100,
+		MaxErrors:       10,
+		CommandTimeout:  Duration(5 * time.Minute),
+		POP3Timeout:     Duration(10 * time.Minute),
+		QueueWorkers:    16,
+		MaxQueue:        100000,
+		Retry: []Duration{Duration(time.Second), Duration(5 * time.Second), Duration(30 * time.Second),
+			Duration(2 * time.Minute), Duration(10 * time.Minute), Duration(30 * time.Minute),
+			Duration(time.Hour), Duration(2 * time.Hour), Duration(4 * time.Hour)},
+	}
+}
+
+// flexString accepts a TOML string or integer (ports are written both ways).
+type flexString string
+
+func (f *flexString) UnmarshalTOML(v any) error {
+	switch x := v.(type) {
+	case string:
+		*f = flexString(x)
+	case int64:
+		*f = flexString(strconv.FormatInt(x, 10))
+	default:
+		return fmt.Errorf("want a string or an integer, got %T", v)
+	}
+	return nil
+}
+
+type serverEntry struct {
+	SMTP flexString `toml:"smtp"`
+	POP  flexString `toml:"pop"`
+}
+
+type fileFormat struct {
+	Agent    map[string]AgentHosts        `toml:"agent"`
+	Server   map[string]serverEntry       `toml:"server"`
+	Accounts map[string]map[string]string `toml:"accounts"`
+	MX       map[string]flexString        `toml:"MX"`
+	P        map[string]flexString        `toml:"P"`
+	Gomta    *Settings                    `toml:"gomta"`
+}
+
+// Load reads a config in the course's schema (configPath "" = the built-in
+// default) and an optional fake DNS file whose [MX]/[P] entries are added to
+// (and override) those of the config. Every problem found is reported.
+func Load(configPath, fdnsPath string) (*Config, error) {
+	data, name := configs.Default, "built-in default config"
+	if configPath != "" {
+		b, err := os.ReadFile(configPath)
+		if err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+		data, name = b, configPath
+	}
+	var fdns []byte
+	if fdnsPath != "" {
+		b, err := os.ReadFile(fdnsPath)
+		if err != nil {
+			return nil, fmt.Errorf("fdns: %w", err)
+		}
+		fdns = b
+	}
+	return Parse(name, data, fdnsPath, fdns)
+}
+
+// Parse is Load on bytes; names are used in messages.
+func Parse(name string, data []byte, fdnsName string, fdns []byte) (*Config, error) {
+	var f fileFormat
+	settings := DefaultSettings()
+	f.Gomta = &settings
+	md, err := toml.Decode(string(data), &f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	var problems []error
+	for _, k := range md.Undecoded() {
+		if len(k) > 0 && k[0] == "gomta" {
+			problems = append(problems, fmt.Errorf("%s: unknown setting %s", name, k))
+		}
+	}
+	cfg := &Config{Agents: map[string]AgentHosts{}, MX: map[string]string{}, P: map[string]string{}, Settings: *f.Gomta}
+	addDNS := func(src string, mx, p map[string]flexString) {
+		for k, v := range mx {
+			cfg.MX[normHost(k)] = normHost(string(v))
+		}
+		for k, v := range p {
+			cfg.P[normHost(k)] = strings.TrimSpace(string(v))
+		}
+	}
+	addDNS(name, f.MX, f.P)
+	if fdns != nil {
+		var d fileFormat
+		if _, err := toml.Decode(string(fdns), &d); err != nil {
+			problems = append(problems, fmt.Errorf("%s: %w", fdnsName, err))
+		}
+		addDNS(fdnsName, d.MX, d.P)
+	}
+	for dom, h := range f.Agent {
+		cfg.Agents[strings.ToLower(dom)] = AgentHosts{SMTP: normHost(h.SMTP), POP: normHost(h.POP)}
+	}
+	problems = append(problems, cfg.buildServers(name, &f)...)
+	problems = append(problems, cfg.validate(name)...)
+	if len(problems) > 0 {
+		return nil, errors.Join(problems...)
+	}
+	return cfg, nil
+}
+
+func (c *Config) buildServers(name string, f *fileFormat) []error {
+	var problems []error
+	for sname, e := range f.Server {
+		s := &Server{Name: sname, Accounts: map[string]string{}}
+		var err error
+		if s.SMTPPort, err = parsePort(string(e.SMTP)); err != nil {
+			problems = append(problems, fmt.Errorf("%s: [server] %q smtp: %w", name, sname, err))
+		}
+		if s.POPPort, err = parsePort(string(e.POP)); err != nil {
+			problems = append(problems, fmt.Errorf("%s: [server] %q pop: %w", name, sname, err))
+		}
+		doms := map[string]bool{}
+		for addr, pass := range f.Accounts[sname] {
+			at := strings.LastIndexByte(addr, '@')
+			if at <= 0 || at == len(addr)-1 || strings.ContainsAny(addr, " \t<>\x00/\\") {
+				problems = append(problems, fmt.Errorf("%s: [accounts.%q] %q is not an address local@domain", name, sname, addr))
+				continue
+			}
+			if pass == "" {
+				problems = append(problems, fmt.Errorf("%s: [accounts.%q] %q has an empty password", name, sname, addr))
+			}
+			s.Accounts[addr] = pass
+			doms[strings.ToLower(addr[at+1:])] = true
+		}
+		for _, d := range c.ExtraDomains[sname] {
+			doms[strings.ToLower(d)] = true
+		}
+		for d := range doms {
+			s.Domains = append(s.Domains, d)
+		}
+		sort.Strings(s.Domains)
+		c.Servers = append(c.Servers, s)
+	}
+	for sname := range f.Accounts {
+		if _, ok := f.Server[sname]; !ok {
+			problems = append(problems, fmt.Errorf("%s: [accounts.%q] names no server of [server]", name, sname))
+		}
+	}
+	for sname := range c.ExtraDomains {
+		if _, ok := f.Server[sname]; !ok {
+			problems = append(problems, fmt.Errorf("%s: [gomta.domains] %q names no server of [server]", name, sname))
+		}
+	}
+	sort.Slice(c.Servers, func(i, j int) bool { return c.Servers[i].Name < c.Servers[j].Name })
+	return problems
+}
+
+func (c *Config) validate(name string) []error {
+	var problems []error
+	bad := func(format string, a ...any) {
+		problems = append(problems, fmt.Errorf("%s: "+format, append([]any{name}, a...)...))
+	}
+	if len(c.Servers) == 0 {
+		bad("[server] lists no mail host")
+	}
+	ports := map[int]string{}
+	for _, s := range c.Servers {
+		for _, p := range []struct {
+			port  int
+			proto string
+		}{{s.SMTPPort, "smtp"}, {s.POPPort, "pop"}} {
+			if p.port == 0 {
+				continue
+			}
+			if other, dup := ports[p.port]; dup {
+				bad("port %d is used twice (%s and %s %s)", p.port, other, s.Name, p.proto)
+			}
+			ports[p.port] = s.Name + " " + p.proto
+		}
+	}
+	domainOwner := map[string]string{}
+	for _, s := range c.Servers {
+		for _, d := range s.Domains {
+			if o, dup := domainOwner[d]; dup {
+				bad("domain %s has accounts on two servers (%s and %s)", d, o, s.Name)
+			}
+			domainOwner[d] = s.Name
+		}
+	}
+	for k, v := range c.P {
+		if _, err := splitHostPort(v); err != nil {
+			bad("[P] %q = %q: %v", k, v, err)
+		}
+	}
+	if c.DataDir == "" {
+		bad("[gomta] data_dir is empty")
+	}
+	if net.ParseIP(c.Listen) == nil {
+		bad("[gomta] listen %q is not an IP address", c.Listen)
+	}
+	if c.Resolver != "fdns" && c.Resolver != "dns" {
+		bad("[gomta] resolver %q: want \"fdns\" or \"dns\"", c.Resolver)
+	}
+	c.trusted = c.trusted[:0]
+	for _, n := range c.TrustedNetworks {
+		p, err := netip.ParsePrefix(n)
+		if err != nil {
+			bad("[gomta] trusted_networks %q: %v", n, err)
+			continue
+		}
+		c.trusted = append(c.trusted, p.Masked())
+	}
+	if c.MaxMessageSize <= 0 {
+		bad("[gomta] max_message_size must be positive")
+	}
+	if c.MaxRecipients <= 0 {
+		bad("[gomta] max_recipients must be positive")
+	}
+	if c.MaxErrors <= 0 {
+		bad("[gomta] max_errors must be positive")
+	}
+	if c.QueueWorkers <= 0 {
+		bad("[gomta] queue_workers must be positive")
+	}
+	if c.MaxQueue == 0 || c.MaxQueue < -1 {
+		bad("[gomta] max_queue must be positive, or -1 for unlimited")
+	}
+	return problems
+}
+
+// Server returns the named mail host, or nil.
+func (c *Config) Server(name string) *Server {
+	for _, s := range c.Servers {
+		if s.Name == name {
+			return s
+		}
+	}
+	return nil
+}
+
+// Trusted reports whether addr is inside a trusted network.
+func (c *Config) Trusted(addr net.Addr) bool {
+	var ip netip.Addr
+	switch a := addr.(type) {
+	case *net.TCPAddr:
+		ip, _ = netip.AddrFromSlice(a.IP)
+	default:
+		if ap, err := netip.ParseAddrPort(addr.String()); err == nil {
+			ip = ap.Addr()
+		}
+	}
+	ip = ip.Unmap()
+	for _, p := range c.trusted {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// ResolveHost turns a host name into a dialable "host:port" through the P
+// table: a bare port means localhost.
+func (c *Config) ResolveHost(name string) (string, error) {
+	v, ok := c.P[normHost(name)]
+	if !ok {
+		return "", fmt.Errorf("fake DNS: no [P] record for %q", name)
+	}
+	return splitHostPort(v)
+}
+
+func splitHostPort(v string) (string, error) {
+	if p, err := parsePort(v); err == nil {
+		return net.JoinHostPort("127.0.0.1", strconv.Itoa(p)), nil
+	}
+	h, p, err := net.SplitHostPort(v)
+	if err != nil {
+		return "", fmt.Errorf("want a port or host:port")
+	}
+	if _, err := parsePort(p); err != nil || h == "" {
+		return "", fmt.Errorf("want a port or host:port")
+	}
+	return v, nil
+}
+
+func parsePort(s string) (int, error) {
+	p, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil || p < 1 || p > 65535 {
+		return 0, fmt.Errorf("%q is not a port (1-65535)", s)
+	}
+	return p, nil
+}
+
+func normHost(h string) string {
+	return strings.TrimSuffix(strings.ToLower(strings.TrimSpace(h)), ".")
+}
