@@ -1,0 +1,274 @@
+package mailbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+
+	"go.uber.org/zap"
+)
+
+// errPanic answers a request whose handling panicked; the actor goes on.
+var errPanic = errors.New("mailbox: internal error")
+
+// request is a message to a mailbox actor. Each carries its own buffered-1
+// reply channel, so the actor never blocks on a caller that gave up.
+type request interface {
+	// fail answers the request with err unless it was answered already.
+	fail(err error)
+}
+
+// deliverReq publishes tmp/<name> into new/.
+type deliverReq struct {
+	name  string
+	reply chan error
+}
+
+// openReq takes the POP3 lock for ss and fills ss.list.
+type openReq struct {
+	ss    *Session
+	reply chan error
+}
+
+// commitReq deletes ss.list[i] for i in del and releases ss's lock.
+type commitReq struct {
+	ss    *Session
+	del   []int
+	reply chan error
+}
+
+// closeReq releases ss's lock, if it holds it.
+type closeReq struct {
+	ss    *Session
+	reply chan error
+}
+
+func answer(c chan error, err error) {
+	select {
+	case c <- err:
+	default: // answered already
+	}
+}
+
+func (r *deliverReq) fail(err error) { answer(r.reply, err) }
+func (r *openReq) fail(err error)    { answer(r.reply, err) }
+func (r *commitReq) fail(err error)  { answer(r.reply, err) }
+func (r *closeReq) fail(err error)   { answer(r.reply, err) }
+
+// actor owns one mailbox. Only its run goroutine reads or writes holder and
+// renames or removes files in new/ and cur/.
+type actor struct {
+	s    *Store
+	log  *zap.Logger
+	user string // folded address
+	dir  string // the Maildir
+	reqs chan request
+
+	holder *Session // POP3 lock holder; nil when unlocked
+}
+
+func newActor(s *Store, user, dir string) *actor {
+	return &actor{
+		s:    s,
+		log:  s.log.With(zap.String("rcpt", user)),
+		user: user,
+		dir:  dir,
+		reqs: make(chan request),
+	}
+}
+
+// send hands req to the actor, giving up when ctx ends or the Store stops.
+func (a *actor) send(ctx context.Context, req request) error {
+	select {
+	case a.reqs <- req:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-a.s.done:
+		return ErrClosed
+	}
+}
+
+// run serves requests until ctx is done.
+func (a *actor) run(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case r := <-a.reqs:
+			a.serveSafe(r)
+		}
+	}
+}
+
+// serveSafe is serve with a last-resort recover, so that a panic outside a
+// handler (an unknown request type) does not stop the actor either.
+func (a *actor) serveSafe(r request) {
+	defer a.recoverTo(r)
+	a.serve(r)
+}
+
+// serve handles one request; a delivery picks up the deliveries already
+// waiting and publishes them with one fsync of new/ (group commit).
+func (a *actor) serve(r request) {
+	var next request
+	switch r := r.(type) {
+	case *deliverReq:
+		batch := []*deliverReq{r}
+	drain:
+		for len(batch) < a.s.maxBatch {
+			select {
+			case r2 := <-a.reqs:
+				if d, ok := r2.(*deliverReq); ok {
+					batch = append(batch, d)
+					continue
+				}
+				next = r2
+				break drain
+			default:
+				break drain
+			}
+		}
+		a.deliver(batch)
+	case *openReq:
+		a.open(r)
+	case *commitReq:
+		a.commit(r)
+	case *closeReq:
+		a.close(r)
+	default:
+		panic(fmt.Sprintf("mailbox: unknown request %T", r))
+	}
+	if next != nil {
+		a.serve(next) // not a delivery: no further recursion
+	}
+}
+
+// recoverTo is deferred by every handler: a panic is logged with its stack
+// and answered as errPanic; the actor keeps running.
+func (a *actor) recoverTo(reqs ...request) {
+	p := recover()
+	if p == nil {
+		return
+	}
+	a.log.Error("mailbox actor panic",
+		zap.Error(fmt.Errorf("panic: %v", p)),
+		zap.ByteString("stack", debug.Stack()))
+	for _, r := range reqs {
+		r.fail(errPanic)
+	}
+}
+
+func (a *actor) deliver(batch []*deliverReq) {
+	reqs := make([]request, len(batch))
+	for i, d := range batch {
+		reqs[i] = d
+	}
+	defer a.recoverTo(reqs...)
+
+	tmpDir, newDir := filepath.Join(a.dir, dirTmp), filepath.Join(a.dir, dirNew)
+	errs := make([]error, len(batch))
+	published := 0
+	for i, d := range batch {
+		if err := os.Rename(filepath.Join(tmpDir, d.name), filepath.Join(newDir, d.name)); err != nil {
+			errs[i] = fmt.Errorf("mailbox: publish %s: %w", d.name, err)
+			os.Remove(filepath.Join(tmpDir, d.name))
+			continue
+		}
+		published++
+	}
+	if published > 0 {
+		a.s.syncs.Add(1)
+		if err := syncDir(newDir); err != nil {
+			// The messages are in new/ but maybe not durable: report the
+			// failure so the queue retries (at-least-once).
+			for i := range errs {
+				if errs[i] == nil {
+					errs[i] = err
+				}
+			}
+		}
+	}
+	for i, d := range batch {
+		d.reply <- errs[i]
+	}
+}
+
+func (a *actor) open(r *openReq) {
+	defer a.recoverTo(r)
+	if a.holder != nil {
+		r.reply <- ErrInUse
+		return
+	}
+	list, moved, err := snapshot(a.dir)
+	if err != nil {
+		r.reply <- err
+		return
+	}
+	var total int64
+	for _, e := range list {
+		total += e.info.Size
+	}
+	r.ss.list, r.ss.moved = list, moved
+	a.holder = r.ss
+	a.log.Info("mailbox opened", zap.Int64("bytes", total))
+	r.reply <- nil
+}
+
+func (a *actor) commit(r *commitReq) {
+	defer a.recoverTo(r)
+	if a.holder != r.ss {
+		r.reply <- ErrDone
+		return
+	}
+	a.holder = nil // released whatever happens below
+	var errs []error
+	deleted := 0
+	for _, i := range r.del {
+		e := &r.ss.list[i]
+		err := os.Remove(filepath.Join(e.dir, e.file))
+		if errors.Is(err, os.ErrNotExist) {
+			// Another Maildir tool may have changed its flags (renamed it).
+			if p, ok := e.find(); ok {
+				err = os.Remove(p)
+			}
+		}
+		switch {
+		case err == nil:
+			deleted++
+		case errors.Is(err, os.ErrNotExist):
+			// gone already: the wanted outcome
+		default:
+			errs = append(errs, fmt.Errorf("mailbox: delete %s: %w", e.file, err))
+		}
+	}
+	if deleted > 0 || r.ss.moved {
+		if err := syncDir(filepath.Join(a.dir, dirCur)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if r.ss.moved {
+		if err := syncDir(filepath.Join(a.dir, dirNew)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	err := errors.Join(errs...)
+	if err != nil {
+		a.log.Warn("mailbox update failed", zap.Int("deleted", deleted), zap.Error(err))
+	} else {
+		a.log.Info("mailbox updated", zap.Int("deleted", deleted))
+	}
+	r.reply <- err
+}
+
+func (a *actor) close(r *closeReq) {
+	defer a.recoverTo(r)
+	if a.holder == r.ss {
+		a.holder = nil
+		a.log.Debug("mailbox closed")
+	}
+	r.reply <- nil
+}

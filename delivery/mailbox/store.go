@@ -1,0 +1,253 @@
+// Package mailbox owns the local mailboxes of one mail host: one Maildir per
+// account (Root/<user>/{tmp,new,cur}, https://cr.yp.to/proto/maildir.html)
+// and one actor goroutine per mailbox, the only goroutine that changes that
+// mailbox's state (the POP3 lock holder, moves into cur/, deletions).
+// Deliver, Open, Commit and Close send the actor a typed request with a
+// buffered-1 reply channel; no mutex guards mailbox state.
+//
+// Invariants and decisions:
+//
+//   - Deliver returns nil only when the message is durable (DESIGN contract
+//     2): it is staged in tmp/ under a unique name (hard link to the committed
+//     spool file, or an fsync'd copy when linking fails), renamed into new/ by
+//     the actor, and new/ is fsync'd. Deliveries that queue up at the actor
+//     at once share one directory fsync (group commit).
+//   - Messages are stored byte for byte as given — the spool's CRLF line
+//     endings included — so a message's POP3 size (RFC 1939 LIST) is its file
+//     size, recorded in the unique name as ",S=<size>" and read from there.
+//     Files dropped in by other tools with LF line endings are served as they
+//     are.
+//   - Open takes the mailbox's POP3 lock (RFC 1939 §8 exclusive maildrop),
+//     moves new/ messages into cur/ with info ":2," as Dovecot does, and
+//     snapshots cur/ oldest delivery first. A message's UID is its unique name
+//     (the file name without ":2,<flags>"), stable across sessions and moves;
+//     a name outside RFC 1939 §7's limits (70 printable characters) is
+//     replaced by a stable digest. Mail delivered during a session lands in
+//     new/ and is seen by the next session.
+//   - Commit unlinks the deleted messages, fsyncs cur/ and releases the lock;
+//     Close releases it and deletes nothing. The ctx given to Open bounds only
+//     that call: the lock is held until Commit or Close.
+//   - Users are looked up case-insensitively (the whole address is folded to
+//     lower case, local part included, as nearly every MTA does); the folded
+//     address is the directory name and must be one safe path element.
+package mailbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"go.uber.org/zap"
+)
+
+// Errors returned by the Store.
+var (
+	ErrNoUser = errors.New("mailbox: no such user")          // user has no mailbox here
+	ErrInUse  = errors.New("mailbox: mailbox in use")        // another session holds the mailbox
+	ErrClosed = errors.New("mailbox: store is not running")  // Run has returned
+	ErrDone   = errors.New("mailbox: session already ended") // Session used after Commit/Close
+)
+
+// Options configure a Store.
+type Options struct {
+	Root   string      // directory holding one Maildir per user: Root/<user>/{new,cur,tmp}
+	Users  []string    // accounts (full addresses); one actor each, created at New
+	Logger *zap.Logger // nil means no logging
+}
+
+// Store is the set of mailboxes of one mail host.
+type Store struct {
+	log     *zap.Logger
+	root    string
+	actors  map[string]*actor // read-only after New
+	host    string            // escaped hostname for unique names
+	pid     int
+	counter atomic.Uint64
+	running atomic.Bool
+	done    chan struct{} // closed when Run returns
+
+	// link is os.Link; tests replace it to force the copy path.
+	link func(oldname, newname string) error
+	// maxBatch bounds a group commit (deliveries per new/ fsync).
+	maxBatch int
+	// syncs counts new/ fsyncs (group commits), for the benchmark.
+	syncs atomic.Int64
+}
+
+// defaultBatch is the most deliveries one new/ fsync covers. A batch only
+// holds requests already waiting, so this bounds latency, not throughput.
+const defaultBatch = 128
+
+// New validates the users, creates their Maildirs (0700) and one actor each.
+// Every bad user name is reported at once.
+func New(opt Options) (*Store, error) {
+	log := opt.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	if opt.Root == "" {
+		return nil, errors.New("mailbox: empty Root")
+	}
+	root, err := filepath.Abs(opt.Root)
+	if err != nil {
+		return nil, fmt.Errorf("mailbox: root %s: %w", opt.Root, err)
+	}
+	host, _ := os.Hostname()
+	s := &Store{
+		log:      log,
+		root:     root,
+		actors:   make(map[string]*actor, len(opt.Users)),
+		host:     escapeHost(host),
+		pid:      os.Getpid(),
+		done:     make(chan struct{}),
+		link:     os.Link,
+		maxBatch: defaultBatch,
+	}
+	var errs []error
+	for _, u := range opt.Users {
+		key := strings.ToLower(u)
+		if !utf8.ValidString(u) {
+			key = u // ToLower would hide the bad bytes behind U+FFFD
+		}
+		if err := validUser(key); err != nil {
+			errs = append(errs, fmt.Errorf("mailbox: user %q: %w", u, err))
+			continue
+		}
+		if _, dup := s.actors[key]; dup {
+			errs = append(errs, fmt.Errorf("mailbox: user %q listed twice (case-insensitively)", u))
+			continue
+		}
+		s.actors[key] = newActor(s, key, filepath.Join(root, key))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(root, 0o700); err != nil {
+		return nil, fmt.Errorf("mailbox: create root: %w", err)
+	}
+	now := time.Now()
+	for _, a := range s.actors {
+		for _, sub := range []string{dirTmp, dirNew, dirCur} {
+			if err := os.MkdirAll(filepath.Join(a.dir, sub), 0o700); err != nil {
+				return nil, fmt.Errorf("mailbox: create %s: %w", a.dir, err)
+			}
+		}
+		if err := syncDir(a.dir); err != nil {
+			return nil, err
+		}
+		cleanTmp(a.dir, now)
+	}
+	if err := syncDir(root); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Run runs every mailbox actor until ctx is done, then returns nil once all
+// of them have stopped. It may be called once.
+func (s *Store) Run(ctx context.Context) error {
+	if !s.running.CompareAndSwap(false, true) {
+		return errors.New("mailbox: Run called twice")
+	}
+	defer close(s.done)
+	stopped := make(chan struct{}, len(s.actors))
+	for _, a := range s.actors {
+		go func() {
+			defer func() { stopped <- struct{}{} }()
+			a.run(ctx)
+		}()
+	}
+	for range s.actors {
+		<-stopped
+	}
+	return nil
+}
+
+// Has reports whether user (any case) has a mailbox here.
+func (s *Store) Has(user string) bool {
+	_, ok := s.actors[strings.ToLower(user)]
+	return ok
+}
+
+func (s *Store) actor(user string) (*actor, error) {
+	a, ok := s.actors[strings.ToLower(user)]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", ErrNoUser, user)
+	}
+	return a, nil
+}
+
+// Deliver stores the committed spool file at bodyPath (left untouched) as a
+// new message for user. It returns nil only when the message is durable.
+// When ctx ends first, the message may still be delivered (at-least-once).
+func (s *Store) Deliver(ctx context.Context, user, bodyPath string) error {
+	start := time.Now()
+	a, err := s.actor(user)
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	// Staging in tmp/ touches no mailbox state, so it runs here, in
+	// parallel with other deliveries; the actor only publishes into new/.
+	name, size, _, err := s.stage(a.dir, bodyPath)
+	if err != nil {
+		s.log.Warn("delivery failed", zap.String("rcpt", a.user), zap.Error(err))
+		return err
+	}
+	req := &deliverReq{name: name, reply: make(chan error, 1)}
+	if err := a.send(ctx, req); err != nil {
+		os.Remove(filepath.Join(a.dir, dirTmp, name))
+		return err
+	}
+	select {
+	case err = <-req.reply:
+	case <-ctx.Done():
+		return ctx.Err() // the actor finishes (or undoes) the delivery on its own
+	}
+	if err != nil {
+		s.log.Warn("delivery failed", zap.String("rcpt", a.user), zap.Error(err))
+		return err
+	}
+	s.log.Info("message delivered",
+		zap.String("rcpt", a.user),
+		zap.Int64("bytes", size),
+		zap.Int64("duration_ms", time.Since(start).Milliseconds()))
+	return nil
+}
+
+// Open locks user's mailbox for one POP3 session and snapshots its listing.
+// ErrNoUser for an unknown user, ErrInUse when another session holds it.
+func (s *Store) Open(ctx context.Context, user string) (*Session, error) {
+	a, err := s.actor(user)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	ss := &Session{a: a}
+	req := &openReq{ss: ss, reply: make(chan error, 1)}
+	if err := a.send(ctx, req); err != nil {
+		return nil, err
+	}
+	select {
+	case err = <-req.reply:
+	case <-ctx.Done():
+		// The actor may grant the lock after we gave up: release it, or
+		// the mailbox would stay locked with nobody to unlock it.
+		ss.Close()
+		return nil, ctx.Err()
+	}
+	if err != nil {
+		return nil, err
+	}
+	return ss, nil
+}
