@@ -1,0 +1,191 @@
+package smtpclient
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"time"
+)
+
+// ErrNoRecipients is wrapped by Send's error when no recipient was accepted;
+// the last refusal is wrapped too, so errors.As finds its *smtp.Reply.
+var ErrNoRecipients = errors.New("smtpclient: no recipient accepted")
+
+// pipelineWindow bounds how many RCPT commands are written before their
+// replies are read. RFC 2920 §3.1 warns that a client which never reads can
+// deadlock against a server whose replies fill the socket buffers.
+const pipelineWindow = 100
+
+// Send does one whole transaction: MAIL, every RCPT, DATA. With PIPELINING
+// offered, the commands are pipelined (RFC 2920). rcptErrs has one entry per
+// recipient (nil = accepted). err is set when the transaction as a whole failed
+// (MAIL refused, no recipient accepted, DATA refused, connection lost).
+//
+// When err is set, every rcptErrs entry that would otherwise be nil is set to
+// err, so rcptErrs alone tells the fate of each recipient: nil means the
+// server took responsibility for the message for that recipient. After a
+// refused transaction on a live connection RSET is sent, so the client can
+// start another.
+func (c *Client) Send(from string, rcpts []string, body io.Reader) (rcptErrs []error, err error) {
+	rcptErrs = make([]error, len(rcpts))
+	defer func() {
+		if err != nil {
+			for i := range rcptErrs {
+				if rcptErrs[i] == nil {
+					rcptErrs[i] = err
+				}
+			}
+		}
+	}()
+	if len(rcpts) == 0 {
+		return rcptErrs, ErrNoRecipients
+	}
+	if err := c.ensureHello(); err != nil {
+		return rcptErrs, err
+	}
+	if err := checkPath(from, enhBadSenderSyntax); err != nil {
+		return rcptErrs, err
+	}
+	valid := 0
+	var last error
+	for i, to := range rcpts {
+		if rcptErrs[i] = checkRcpt(to); rcptErrs[i] == nil {
+			valid++
+		} else {
+			last = rcptErrs[i]
+		}
+	}
+	if valid == 0 {
+		return rcptErrs, fmt.Errorf("%w: %w", ErrNoRecipients, last)
+	}
+	if c.pipelining {
+		return rcptErrs, c.sendPipelined(from, rcpts, rcptErrs, body)
+	}
+	return rcptErrs, c.sendStepwise(from, rcpts, rcptErrs, body)
+}
+
+// sendStepwise waits for each reply before the next command.
+func (c *Client) sendStepwise(from string, rcpts []string, rcptErrs []error, body io.Reader) error {
+	if err := c.Mail(from); err != nil {
+		return err
+	}
+	ok := 0
+	var last error
+	for i, to := range rcpts {
+		if rcptErrs[i] != nil {
+			continue
+		}
+		if err := c.Rcpt(to); err != nil {
+			if err := c.usable(); err != nil {
+				return err
+			}
+			rcptErrs[i], last = err, err
+			continue
+		}
+		ok++
+	}
+	if ok == 0 {
+		c.resetQuietly()
+		return fmt.Errorf("%w: %w", ErrNoRecipients, last)
+	}
+	_, err := c.Data(body)
+	if err != nil && c.usable() == nil && c.rb.code != codeStartMailData {
+		c.resetQuietly()
+	}
+	return err
+}
+
+// sendPipelined writes MAIL, the RCPTs and DATA in batches of at most
+// pipelineWindow commands and then reads their replies in order (RFC 2920
+// §3.1: DATA is the last command of a group).
+func (c *Client) sendPipelined(from string, rcpts []string, rcptErrs []error, body io.Reader) error {
+	if err := c.usable(); err != nil {
+		return err
+	}
+	var mailErr, last error
+	ok := 0
+	c.writeMail(from, nil)
+	for s := 0; s < len(rcpts); s += pipelineWindow {
+		e := min(s+pipelineWindow, len(rcpts))
+		for i := s; i < e; i++ {
+			if rcptErrs[i] == nil {
+				c.cmd("RCPT TO:<", rcpts[i], ">")
+			}
+		}
+		final := e == len(rcpts)
+		if final {
+			c.cmd("DATA", "", "")
+		}
+		start := time.Now()
+		c.deadline()
+		if err := c.w.Flush(); err != nil {
+			return c.fail(err)
+		}
+		if s == 0 {
+			if err := c.read(); err != nil {
+				return err
+			}
+			c.opt.trace("mail", start)
+			start = time.Now()
+			mailErr = c.expect(2)
+		}
+		for i := s; i < e; i++ {
+			if rcptErrs[i] != nil {
+				continue
+			}
+			if err := c.read(); err != nil {
+				return err
+			}
+			c.opt.trace("rcpt", start)
+			start = time.Now()
+			if mailErr != nil {
+				continue // the RCPTs were refused because MAIL was; report MAIL's reply
+			}
+			if err := c.expect(2); err != nil {
+				rcptErrs[i], last = err, err
+				continue
+			}
+			ok++
+		}
+		if !final {
+			continue
+		}
+		if err := c.read(); err != nil {
+			return err
+		}
+		c.opt.trace("data", start)
+	}
+	if err := c.usable(); err != nil { // a 421 somewhere on the way
+		return err
+	}
+	got354 := c.rb.code == codeStartMailData
+	switch {
+	case mailErr != nil || ok == 0:
+		if got354 {
+			// The server took DATA although nothing is deliverable
+			// (RFC 2920 §3.1 lets it): end the empty message.
+			c.cmd(".", "", "")
+			if err := c.flushAndRead(); err != nil {
+				return err
+			}
+		}
+		c.resetQuietly()
+		if mailErr != nil {
+			return mailErr
+		}
+		return fmt.Errorf("%w: %w", ErrNoRecipients, last)
+	case !got354:
+		err := c.negative()
+		c.resetQuietly()
+		return err
+	}
+	return c.dataBody(body)
+}
+
+// resetQuietly sends RSET on a live connection after a failed transaction;
+// its own failure shows up on the next command.
+func (c *Client) resetQuietly() {
+	if c.usable() == nil {
+		_ = c.Reset()
+	}
+}
