@@ -1,0 +1,323 @@
+// Package dsn writes delivery status notifications (RFC 3464): the bounce a
+// sender gets when some recipients of a message have failed for good. A
+// report is a multipart/report (RFC 6522) with three parts: a human-readable
+// text/plain explanation, the machine-readable message/delivery-status, and
+// the original message's header section as text/rfc822-headers.
+//
+// Invariants: output uses CRLF line endings throughout; field values are
+// stripped of CR and LF so nothing from a remote reply or an address can
+// inject a header; the copied header section is bounded (MaxHeaders); no
+// report is ever written to the null sender (RFC 5321 §4.5.5, §6.1: bounces
+// go to the reverse-path, and a null one gets none).
+package dsn
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// MaxHeaders bounds how much of the original message's header section is
+// returned. RFC 3462/6522 lets a report carry just the headers; 64 KiB is
+// plenty for any sane header section.
+const MaxHeaders = 64 << 10
+
+// maxDiagnostic bounds a diagnostic text so that a field line stays well
+// inside RFC 5322 §2.1.1's 998-octet limit.
+const maxDiagnostic = 800
+
+// ErrNullSender is returned for a report whose From is empty: a bounce is
+// never sent to the null reverse-path (no bounce loops).
+var ErrNullSender = errors.New("dsn: no bounce to the null sender")
+
+// Failure is one recipient that could not be delivered.
+type Failure struct {
+	Rcpt      string
+	Code      int    // remote SMTP reply code; 0 when there was no remote reply (local error, resolution)
+	Enhanced  string // RFC 3463 status ("5.1.1"); may be empty
+	Text      string // reply text (lines separated by "\n") or the local error
+	RemoteMTA string // mail exchanger that answered; "" when none
+}
+
+// Report is one bounce.
+type Report struct {
+	ReportingMTA string    // this host's name
+	From         string    // original sender (the bounce goes To: this)
+	MsgID        string    // original msg_id
+	Arrival      time.Time // when the original was accepted; zero: no Arrival-Date
+	Failures     []Failure
+	Original     io.Reader // the original message (its header section is copied, at most MaxHeaders)
+
+	// Date is the bounce's Date; zero means now.
+	Date time.Time
+}
+
+// Write writes the whole bounce message, headers and body, to w.
+func Write(w io.Writer, r Report) error {
+	if strings.TrimSpace(r.From) == "" {
+		return ErrNullSender
+	}
+	if len(r.Failures) == 0 {
+		return errors.New("dsn: report without failures")
+	}
+	boundary, err := token(12)
+	if err != nil {
+		return err
+	}
+	id, err := token(8)
+	if err != nil {
+		return err
+	}
+	date := r.Date
+	if date.IsZero() {
+		date = time.Now()
+	}
+	mta := clean(r.ReportingMTA)
+	if mta == "" {
+		mta = "localhost"
+	}
+	boundary = "=_gomta_" + boundary
+	bw := bufio.NewWriter(w)
+	lw := &lineWriter{w: bw}
+
+	// Header section (RFC 5322; Auto-Submitted per RFC 3834 §5).
+	lw.line("Date: " + date.Format(time.RFC1123Z))
+	lw.line("From: Mail Delivery System <MAILER-DAEMON@" + mta + ">")
+	lw.line("To: <" + clean(r.From) + ">")
+	lw.line("Subject: Undelivered Mail Returned to Sender")
+	lw.line("Message-ID: <" + id + "." + token0(r.MsgID) + "@" + mta + ">")
+	lw.line("Auto-Submitted: auto-replied")
+	lw.line("MIME-Version: 1.0")
+	lw.line(`Content-Type: multipart/report; report-type=delivery-status; boundary="` + boundary + `"`)
+	lw.line("")
+	lw.line("This is a MIME-encapsulated message.")
+	lw.line("")
+
+	// Part 1: for people.
+	text := humanText(mta, r)
+	lw.line("--" + boundary)
+	lw.line("Content-Description: Notification")
+	lw.line("Content-Type: text/plain; charset=utf-8")
+	if isASCII(text) {
+		lw.line("Content-Transfer-Encoding: 7bit")
+	} else {
+		lw.line("Content-Transfer-Encoding: 8bit")
+	}
+	lw.line("")
+	lw.text(text)
+	lw.line("") // the CRLF before a boundary belongs to the boundary (RFC 2046 §5.1.1)
+
+	// Part 2: for programs (RFC 3464 §2).
+	lw.line("--" + boundary)
+	lw.line("Content-Description: Delivery report")
+	lw.line("Content-Type: message/delivery-status")
+	lw.line("")
+	lw.line("Reporting-MTA: dns; " + mta)
+	if r.MsgID != "" {
+		lw.line("X-Gomta-Msg-Id: " + clean(r.MsgID)) // extension field, RFC 3464 §2.4
+	}
+	if !r.Arrival.IsZero() {
+		lw.line("Arrival-Date: " + r.Arrival.Format(time.RFC1123Z))
+	}
+	for _, f := range r.Failures {
+		lw.line("")
+		lw.line("Final-Recipient: rfc822; " + clean(f.Rcpt))
+		lw.line("Action: failed")
+		lw.line("Status: " + Status(f))
+		if f.RemoteMTA != "" {
+			lw.line("Remote-MTA: dns; " + clean(f.RemoteMTA))
+		}
+		lw.line("Diagnostic-Code: " + diagnostic(f))
+	}
+	lw.line("")
+
+	// Part 3: the original header section (RFC 6522 §4 text/rfc822-headers).
+	lw.line("--" + boundary)
+	lw.line("Content-Description: Undelivered Message Headers")
+	lw.line("Content-Type: text/rfc822-headers")
+	lw.line("")
+	if r.Original != nil {
+		if err := copyHeaders(lw, r.Original); err != nil {
+			return fmt.Errorf("dsn: read original: %w", err)
+		}
+	}
+	lw.line("")
+	lw.line("--" + boundary + "--")
+	if lw.err != nil {
+		return lw.err
+	}
+	return bw.Flush()
+}
+
+// Status is the RFC 3463 status for a failure: its enhanced code when it
+// has a well-formed one, else derived from the reply class (4xx → 4.0.0,
+// anything else, including no reply, → 5.0.0).
+func Status(f Failure) string {
+	if validStatus(f.Enhanced) {
+		return f.Enhanced
+	}
+	if f.Code >= 400 && f.Code < 500 {
+		return "4.0.0"
+	}
+	return "5.0.0"
+}
+
+// validStatus checks "class.subject.detail": class 2, 4 or 5, subject 1-3
+// digits, detail 1-3 digits (RFC 3463 §2).
+func validStatus(s string) bool {
+	parts := strings.Split(s, ".")
+	if len(parts) != 3 || (parts[0] != "2" && parts[0] != "4" && parts[0] != "5") {
+		return false
+	}
+	for _, p := range parts[1:] {
+		if len(p) == 0 || len(p) > 3 || strings.Trim(p, "0123456789") != "" {
+			return false
+		}
+	}
+	return true
+}
+
+// diagnostic renders Diagnostic-Code (RFC 3464 §2.3.6): "smtp; 550 5.1.1
+// text" for a remote reply, an X- type for a local error (RFC 3464 §2.2.1).
+func diagnostic(f Failure) string {
+	text := clip(clean(strings.ReplaceAll(f.Text, "\n", " ")))
+	if f.Code == 0 {
+		if text == "" {
+			text = "delivery failed"
+		}
+		return "X-gomta; " + text
+	}
+	s := fmt.Sprintf("smtp; %d", f.Code)
+	if f.Enhanced != "" && validStatus(f.Enhanced) {
+		s += " " + f.Enhanced
+	}
+	if text != "" {
+		s += " " + text
+	}
+	return s
+}
+
+// humanText is the explanation for the sender, in plain words.
+func humanText(mta string, r Report) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "This is the mail system at host %s.\n\n", mta)
+	b.WriteString("I'm sorry to have to inform you that your message could not\n")
+	b.WriteString("be delivered to one or more recipients. The details are below.\n\n")
+	for _, f := range r.Failures {
+		fmt.Fprintf(&b, "<%s>:", clean(f.Rcpt))
+		switch {
+		case f.Code != 0 && f.RemoteMTA != "":
+			fmt.Fprintf(&b, " host %s said: %s\n", clean(f.RemoteMTA), strings.TrimPrefix(diagnostic(f), "smtp; "))
+		case f.Code != 0:
+			fmt.Fprintf(&b, " the remote server said: %s\n", strings.TrimPrefix(diagnostic(f), "smtp; "))
+		default:
+			fmt.Fprintf(&b, " %s\n", strings.TrimPrefix(diagnostic(f), "X-gomta; "))
+		}
+	}
+	if r.MsgID != "" {
+		fmt.Fprintf(&b, "\nThe message's id here was %s.\n", clean(r.MsgID))
+	}
+	return b.String()
+}
+
+// copyHeaders copies the header section of msg (up to its first empty
+// line, at most MaxHeaders, whole lines only) with CRLF endings.
+func copyHeaders(lw *lineWriter, msg io.Reader) error {
+	br := bufio.NewReader(io.LimitReader(msg, MaxHeaders))
+	for range MaxHeaders { // bounded: each pass consumes at least one byte
+		line, err := br.ReadString('\n')
+		if err != nil {
+			// EOF before the blank line: keep only a complete last line
+			// of a message that is all headers (no truncated field).
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+		line = strings.TrimRight(line, "\r\n")
+		if line == "" {
+			return nil
+		}
+		lw.line(line)
+	}
+	return nil
+}
+
+// lineWriter writes CRLF-terminated lines, remembering the first error.
+type lineWriter struct {
+	w   *bufio.Writer
+	err error
+}
+
+func (l *lineWriter) line(s string) {
+	if l.err != nil {
+		return
+	}
+	if _, err := l.w.WriteString(s); err != nil {
+		l.err = err
+		return
+	}
+	_, l.err = l.w.WriteString("\r\n")
+}
+
+// text writes a "\n"-separated text as CRLF lines.
+func (l *lineWriter) text(s string) {
+	for line := range strings.Lines(s) {
+		l.line(strings.TrimRight(line, "\r\n"))
+	}
+}
+
+// clean removes CR, LF and other control characters from a field value.
+func clean(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, strings.TrimSpace(s))
+}
+
+func clip(s string) string {
+	if len(s) <= maxDiagnostic {
+		return s
+	}
+	return strings.ToValidUTF8(s[:maxDiagnostic], "") + "..."
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// token is a random hex string of n bytes.
+func token(n int) (string, error) {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("dsn: random: %w", err)
+	}
+	return hex.EncodeToString(b), nil
+}
+
+// token0 keeps the msg_id's characters that are safe in a Message-ID left part.
+func token0(s string) string {
+	var b bytes.Buffer
+	for _, r := range s {
+		if r < 0x80 && (r == '-' || r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			b.WriteRune(r)
+		}
+	}
+	if b.Len() == 0 {
+		return "bounce"
+	}
+	return b.String()
+}
