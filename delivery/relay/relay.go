@@ -1,0 +1,247 @@
+// Package relay owns outbound delivery over SMTP: finding a domain's mail
+// exchangers (the course's fake DNS tables, or real DNS), delivering one
+// message to all of one domain's recipients over one connection with the
+// smtpclient package, and classifying each recipient's result as done,
+// temporary (retry later) or permanent (bounce).
+//
+// Invariants: Send returns exactly one result per recipient, in order; nil
+// only when the next MTA accepted the message for that recipient (2xx at the
+// end of DATA); a *smtp.Reply when the remote refused; the classification
+// lives in Temporary, in one place. Message bodies are never logged.
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"runtime/debug"
+	"time"
+
+	"go.uber.org/zap"
+
+	"gomta/delivery/dsn"
+	"gomta/session/smtp"
+	"gomta/session/smtpclient"
+)
+
+// codeNotAvailable: the server is closing the channel (RFC 5321 §3.8); the
+// next mail exchanger may do better, as after a failed connect.
+const codeNotAvailable = 421
+
+// Options configure a Relay.
+type Options struct {
+	LocalName string        // EHLO name; default "localhost"
+	Timeout   time.Duration // per SMTP command; default smtpclient.DefaultTimeout
+	Logger    *zap.Logger   // nil: no logs; the caller adds proto=relay and host
+}
+
+// Relay delivers messages to other MTAs. It holds no per-message state and
+// is safe for concurrent use by several delivery workers.
+type Relay struct {
+	res *Resolver
+	opt Options
+	log *zap.Logger
+}
+
+// New returns a Relay that finds mail exchangers with r.
+func New(r *Resolver, opt Options) *Relay {
+	log := opt.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	return &Relay{res: r, opt: opt, log: log}
+}
+
+// Outcome is what Deliver reports: one result per recipient and the mail
+// exchanger that gave them ("" when none was reached).
+type Outcome struct {
+	MX   string
+	Errs []error
+}
+
+// Send delivers one message to every rcpt of one domain over ONE connection
+// (EHLO, MAIL, RCPT per recipient, DATA, QUIT), trying each Target in order on
+// connection failure. It returns one error per rcpt (same order): nil = the next
+// MTA said 250; *smtp.Reply with Permanent() for 5xx; anything else temporary.
+// msgID is for logs. open gives the body (may be called again per target).
+func (rl *Relay) Send(ctx context.Context, msgID, domain, from string, rcpts []string, open func() (io.ReadCloser, error)) []error {
+	return rl.Deliver(ctx, msgID, domain, from, rcpts, open).Errs
+}
+
+// Deliver is Send that also tells which mail exchanger answered, for the
+// Remote-MTA field of a bounce.
+func (rl *Relay) Deliver(ctx context.Context, msgID, domain, from string, rcpts []string, open func() (io.ReadCloser, error)) (out Outcome) {
+	start := time.Now()
+	log := rl.log.With(zap.String("msg_id", msgID), zap.String("domain", domain))
+	out.Errs = make([]error, len(rcpts))
+	defer func() {
+		if p := recover(); p != nil {
+			log.Error("relay panic", zap.Any("error", p), zap.ByteString("stack", debug.Stack()))
+			fill(out.Errs, fmt.Errorf("relay: internal error: %v", p), true)
+		}
+		rl.logDone(log, out, rcpts, start)
+	}()
+	if len(rcpts) == 0 {
+		return out
+	}
+	targets, err := rl.res.Lookup(ctx, domain)
+	if err != nil {
+		fill(out.Errs, err, true)
+		return out
+	}
+	rl.tryTargets(ctx, log, targets, from, rcpts, open, &out)
+	return out
+}
+
+// tryTargets tries each target in order until one gives results that stand.
+func (rl *Relay) tryTargets(ctx context.Context, log *zap.Logger, targets []Target, from string, rcpts []string, open func() (io.ReadCloser, error), out *Outcome) {
+	var last error = &ResolveError{NotFound: true}
+	for i, t := range targets {
+		if err := ctx.Err(); err != nil {
+			last = fmt.Errorf("relay: %w", err)
+			break
+		}
+		out.MX = t.Host
+		errs, err := rl.attempt(ctx, log, i+1, t, from, rcpts, open)
+		if errs != nil {
+			out.Errs = errs
+			return
+		}
+		last = err
+	}
+	fill(out.Errs, last, true)
+}
+
+// attempt tries one target. It returns per-recipient results when the
+// target gave answers that stand (final), or nil and the error that makes
+// the next target worth trying (connect failure, greeting or EHLO refused,
+// connection lost, 421).
+func (rl *Relay) attempt(ctx context.Context, log *zap.Logger, n int, t Target, from string, rcpts []string, open func() (io.ReadCloser, error)) (errs []error, err error) {
+	start := time.Now()
+	log = log.With(zap.String("mx", t.Host), zap.Int("attempt", n))
+	defer func() {
+		fields := []zap.Field{zap.Int64("duration_ms", time.Since(start).Milliseconds())}
+		if err != nil {
+			fields = append(fields, replyFields(err)...)
+			fields = append(fields, zap.Error(err))
+		}
+		log.Info("relay attempt", fields...)
+	}()
+	c, err := smtpclient.Dial(ctx, t.Addr, smtpclient.Options{LocalName: rl.opt.LocalName, Timeout: rl.opt.Timeout})
+	if err != nil {
+		return nil, err
+	}
+	stop := context.AfterFunc(ctx, func() { _ = c.Close() })
+	defer stop()
+	defer func() { _ = c.Close() }()
+	if err := c.Hello(); err != nil {
+		return nil, ctxErr(ctx, err)
+	}
+	body, err := open()
+	if err != nil {
+		// A local problem: another mail exchanger would not help.
+		errs = make([]error, len(rcpts))
+		fill(errs, fmt.Errorf("relay: open message: %w", err), false)
+		return errs, nil
+	}
+	defer func() { _ = body.Close() }()
+	errs, err = c.Send(from, rcpts, body)
+	if err != nil && !final(err) {
+		return nil, ctxErr(ctx, err)
+	}
+	_ = c.Quit()
+	return errs, nil
+}
+
+// final reports whether a failed transaction's result stands: the remote
+// answered (anything but 421), rather than the connection failing.
+func final(err error) bool {
+	var r *smtp.Reply
+	return errors.As(err, &r) && r.Code != codeNotAvailable
+}
+
+// ctxErr prefers the context's error to the closed-connection error it caused.
+func ctxErr(ctx context.Context, err error) error {
+	if cerr := ctx.Err(); cerr != nil {
+		return fmt.Errorf("relay: %w (%v)", cerr, err)
+	}
+	return err
+}
+
+// fill sets every entry of errs to err (only the nil ones unless all).
+func fill(errs []error, err error, all bool) {
+	for i := range errs {
+		if all || errs[i] == nil {
+			errs[i] = err
+		}
+	}
+}
+
+func (rl *Relay) logDone(log *zap.Logger, out Outcome, rcpts []string, start time.Time) {
+	d := time.Since(start).Milliseconds()
+	for i, rcpt := range rcpts {
+		err := out.Errs[i]
+		fields := []zap.Field{zap.String("mx", out.MX), zap.String("rcpt", rcpt), zap.Int64("duration_ms", d)}
+		if err == nil {
+			log.Info("relay done", fields...)
+			continue
+		}
+		fields = append(fields, replyFields(err)...)
+		fields = append(fields, zap.Error(err))
+		log.Warn("relay done", fields...)
+	}
+}
+
+// replyFields are smtp_code and enhanced when err carries a reply.
+func replyFields(err error) []zap.Field {
+	var r *smtp.Reply
+	if errors.As(err, &r) {
+		return []zap.Field{zap.Int("smtp_code", r.Code), zap.String("enhanced", r.Enhanced)}
+	}
+	var re *ResolveError
+	if errors.As(err, &re) {
+		return []zap.Field{zap.String("enhanced", re.Enhanced())}
+	}
+	return nil
+}
+
+// Temporary classifies one recipient's result for the delivery worker:
+// nil → false (delivered); a remote reply → 4xx is temporary, 5xx is not; a
+// resolution miss → permanent; network errors, timeouts and everything else
+// → temporary (try again later; the retry schedule ends it).
+func Temporary(err error) bool {
+	if err == nil {
+		return false
+	}
+	var r *smtp.Reply
+	if errors.As(err, &r) {
+		return !r.Permanent()
+	}
+	var re *ResolveError
+	if errors.As(err, &re) {
+		return re.Temporary()
+	}
+	return true
+}
+
+// Failure describes a recipient's failure for a bounce (RFC 3464): the
+// remote reply when there was one, else the resolution status, else the
+// error text with no code.
+func Failure(rcpt, mx string, err error) dsn.Failure {
+	f := dsn.Failure{Rcpt: rcpt}
+	if err == nil {
+		return f
+	}
+	var r *smtp.Reply
+	var re *ResolveError
+	switch {
+	case errors.As(err, &r):
+		f.Code, f.Enhanced, f.Text, f.RemoteMTA = r.Code, r.Enhanced, r.Text, mx
+	case errors.As(err, &re):
+		f.Enhanced, f.Text = re.Enhanced(), re.Error()
+	default:
+		f.Text = err.Error()
+	}
+	return f
+}
