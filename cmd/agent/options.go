@@ -1,0 +1,183 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"gomta/mta"
+)
+
+const usageText = `usage:
+  agent -e EMAIL -p PASSWORD [options]                      interactive
+  agent -e EMAIL [-p PASSWORD] [options] send -to ADDR [-to ADDR]… -subject S
+        (-body TEXT | -body-file FILE|-) [-attach FILE]…
+  agent -e EMAIL -p PASSWORD [options] pop stat|list|uidl|retr N [-raw]|dele N [-json]
+
+options:
+  -config FILE   course-schema config (default: the built-in one, as mtad's)
+  -fdns FILE     fake DNS file ([MX], [P]) added to the config's tables
+  -s HOST        SMTP host name (resolved through [P]), or host:port
+  -P HOST        POP3 host name (resolved through [P]), or host:port
+  -multiline     interactive Content: takes lines until a line with a single "."
+  -timeout D     per-command network timeout (default 1m)
+
+exit status: 0 success, 1 a server refused something, 2 usage or connection error
+`
+
+// env is one run of the agent: its streams and process hooks. Tests build one
+// with newEnv and call run; main adds the terminal and signal hooks.
+type env struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	terminal       bool                              // stdin and stdout are a terminal: line editing
+	notify         func() (<-chan os.Signal, func()) // starts SIGINT delivery (interactive mode only)
+	interrupt      <-chan os.Signal                  // set by tests to simulate Ctrl-C
+	now            func() time.Time                  // clock for Date headers
+}
+
+func newEnv(stdin io.Reader, stdout, stderr io.Writer) *env {
+	return &env{stdin: stdin, stdout: stdout, stderr: stderr, now: time.Now}
+}
+
+// run is the whole agent for in-process use; it never calls os.Exit.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	return newEnv(stdin, stdout, stderr).run(args)
+}
+
+// options are the global flags, resolved.
+type options struct {
+	email, password string
+	domain          string
+	multiline       bool
+	timeout         time.Duration
+	cfg             *mta.Config
+	smtpHost        string // host name as given or from [agent]
+	popHost         string
+}
+
+// usageError marks a command-line problem (exit 2, with a hint).
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, a ...any) error { return &usageError{fmt.Sprintf(format, a...)} }
+
+func (e *env) run(args []string) int {
+	o, rest, err := parseGlobal(args)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(e.stdout, usageText)
+		return exitOK
+	}
+	if err != nil {
+		return e.fail(err)
+	}
+	if len(rest) == 0 {
+		if o.password == "" {
+			return e.fail(usagef("-p PASSWORD is required"))
+		}
+		return e.interactive(o)
+	}
+	switch rest[0] {
+	case "send":
+		return e.scriptSend(o, rest[1:])
+	case "pop":
+		if o.password == "" {
+			return e.fail(usagef("-p PASSWORD is required"))
+		}
+		return e.scriptPop(o, rest[1:])
+	default:
+		return e.fail(usagef("unknown command %q: want send or pop (or nothing, for the interactive agent)", rest[0]))
+	}
+}
+
+// fail prints err as one line on stderr and returns its exit status.
+func (e *env) fail(err error) int {
+	fmt.Fprintln(e.stderr, "agent: "+sentence(err))
+	var ue *usageError
+	if errors.As(err, &ue) {
+		return exitUsage
+	}
+	return exitStatus(err)
+}
+
+// parseGlobal parses the flags before the subcommand, loads the config and
+// picks the host names.
+func parseGlobal(args []string) (*options, []string, error) {
+	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	o := &options{}
+	var configPath, fdnsPath string
+	fs.StringVar(&o.email, "e", "", "")
+	fs.StringVar(&o.password, "p", "", "")
+	fs.StringVar(&configPath, "config", "", "")
+	fs.StringVar(&fdnsPath, "fdns", "", "")
+	fs.StringVar(&o.smtpHost, "s", "", "")
+	fs.StringVar(&o.popHost, "P", "", "")
+	fs.BoolVar(&o.multiline, "multiline", false, "")
+	fs.DurationVar(&o.timeout, "timeout", time.Minute, "")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, nil, err
+		}
+		return nil, nil, usagef("%v", err)
+	}
+	if o.email == "" {
+		return nil, nil, usagef("-e EMAIL is required")
+	}
+	at := strings.LastIndexByte(o.email, '@')
+	if at <= 0 || at == len(o.email)-1 || strings.ContainsAny(o.email, " \t<>\r\n") {
+		return nil, nil, usagef("-e %q is not an address local@domain", o.email)
+	}
+	if o.timeout <= 0 {
+		return nil, nil, usagef("-timeout must be positive")
+	}
+	o.domain = strings.ToLower(o.email[at+1:])
+	cfg, err := mta.Load(configPath, fdnsPath)
+	if err != nil {
+		return nil, nil, usagef("%s", oneLine(err.Error()))
+	}
+	o.cfg = cfg
+	if a, ok := cfg.Agents[o.domain]; ok {
+		if o.smtpHost == "" {
+			o.smtpHost = a.SMTP
+		}
+		if o.popHost == "" {
+			o.popHost = a.POP
+		}
+	}
+	return o, fs.Args(), nil
+}
+
+// smtpAddr and popAddr resolve the server host names to "host:port".
+func (o *options) smtpAddr() (string, error) { return o.resolve("SMTP", "-s", o.smtpHost) }
+func (o *options) popAddr() (string, error)  { return o.resolve("POP3", "-P", o.popHost) }
+
+func (o *options) resolve(proto, flagName, host string) (string, error) {
+	if host == "" {
+		return "", usagef("the config has no [agent] entry for %s; name the %s server with %s", o.domain, proto, flagName)
+	}
+	addr, err := o.cfg.ResolveHost(host)
+	if err == nil {
+		return addr, nil
+	}
+	// Not in the fake DNS: accept a literal host:port.
+	if h, p, serr := net.SplitHostPort(host); serr == nil && h != "" {
+		if n, perr := strconv.Atoi(p); perr == nil && n > 0 && n < 65536 {
+			return host, nil
+		}
+	}
+	return "", usagef("the %s server %s has no [P] record in the fake DNS", proto, host)
+}
+
+// oneLine joins a multi-line message (errors.Join) into one line.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", "; ")), " ")
+}
