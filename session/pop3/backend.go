@@ -1,0 +1,45 @@
+// Package pop3 owns the server side of POP3 (RFC 1939, RFC 2449 extensions): the
+// per-connection AUTHORIZATION / TRANSACTION / UPDATE state machine, the command
+// parser and the +OK/-ERR reply values. Accounts and mailboxes are reached only
+// through the Backend interface (wired by package mta to the mailbox actors).
+package pop3
+
+import (
+	"context"
+	"errors"
+	"io"
+)
+
+// Errors a Backend returns; the session maps them to RFC 2449 response codes.
+var (
+	ErrAuth  = errors.New("pop3: invalid user name or password") // -ERR [AUTH]
+	ErrInUse = errors.New("pop3: mailbox in use")                // -ERR [IN-USE]
+)
+
+// MsgInfo is one message of a maildrop as listed at login.
+type MsgInfo struct {
+	Size int64  // exact octets as sent over POP3 (CRLF line endings, before dot-stuffing)
+	UID  string // unique id for UIDL (RFC 1939 §7), stable across sessions
+}
+
+// Backend authenticates users and opens their maildrop.
+type Backend interface {
+	// Login checks a user's password; ErrAuth when wrong or unknown.
+	Login(ctx context.Context, user, pass string) error
+	// Open locks the user's maildrop for this session; ErrInUse when another
+	// session holds it.
+	Open(ctx context.Context, user string) (Maildrop, error)
+}
+
+// Maildrop is a locked mailbox seen by one POP3 session. Its listing is fixed
+// for the session (message n is List()[n-1]).
+type Maildrop interface {
+	List() []MsgInfo
+	// Open returns the content of message i (0-based index into List()).
+	Open(ctx context.Context, i int) (io.ReadCloser, error)
+	// Commit removes the messages at the given 0-based indexes (UPDATE state),
+	// durably, and releases the lock.
+	Commit(ctx context.Context, deleted []int) error
+	// Close releases the lock without removing anything (dropped connection).
+	Close()
+}

@@ -1,0 +1,214 @@
+package pop3
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Defaults for zero Config fields.
+const (
+	// DefaultIdleTimeout is RFC 1939 §3's minimum autologout timer: "at least
+	// 10 minutes".
+	DefaultIdleTimeout = 10 * time.Minute
+	// DefaultMaxErrors is how many -ERR replies a session gets before it is
+	// told "-ERR too many errors" and closed.
+	DefaultMaxErrors = 10
+)
+
+// Config configures a Server. Zero fields take the defaults above.
+type Config struct {
+	Hostname    string        // greeting and sign-off text
+	IdleTimeout time.Duration // per command read and per reply write; 0 = DefaultIdleTimeout
+	MaxErrors   int           // -ERR replies before close; 0 = DefaultMaxErrors
+	Logger      *zap.Logger   // parent of one child per session; nil = no logging
+}
+
+// Server accepts POP3 connections and runs one session goroutine per
+// connection. Its zero value is not usable; call NewServer.
+type Server struct {
+	cfg Config
+	be  Backend
+	log *zap.Logger
+
+	// base is the context of every backend call; cut cancels it when
+	// Shutdown's deadline passes.
+	base context.Context
+	cut  context.CancelFunc
+
+	mu        sync.Mutex
+	closing   bool
+	listeners map[net.Listener]struct{}
+	sessions  map[*session]struct{}
+	wg        sync.WaitGroup // one per tracked session
+
+	bufs sync.Pool // *[]byte of copyBufSize, for streaming RETR
+}
+
+// copyBufSize is the chunk in which RETR streams a message.
+const copyBufSize = 16 << 10
+
+func (s *Server) getBuf() *[]byte {
+	if b, ok := s.bufs.Get().(*[]byte); ok {
+		return b
+	}
+	b := make([]byte, copyBufSize)
+	return &b
+}
+
+func (s *Server) putBuf(b *[]byte) { s.bufs.Put(b) }
+
+// NewServer returns a Server answering from be.
+func NewServer(cfg Config, be Backend) *Server {
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.MaxErrors <= 0 {
+		cfg.MaxErrors = DefaultMaxErrors
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	base, cut := context.WithCancel(context.Background())
+	return &Server{
+		cfg:       cfg,
+		be:        be,
+		log:       cfg.Logger.With(zap.String("proto", "pop3"), zap.String("host", cfg.Hostname)),
+		base:      base,
+		cut:       cut,
+		listeners: make(map[net.Listener]struct{}),
+		sessions:  make(map[*session]struct{}),
+	}
+}
+
+// Serve accepts connections on l until l fails or Shutdown is called; it
+// returns nil in the latter case. Serve may run on several listeners at once.
+func (s *Server) Serve(l net.Listener) error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		l.Close()
+		return nil
+	}
+	s.listeners[l] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, l)
+		s.mu.Unlock()
+	}()
+
+	var backoff time.Duration
+	for {
+		conn, err := l.Accept()
+		if err != nil {
+			if s.isClosing() {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				// Transient (e.g. EMFILE surfaces as a timeout-like error on
+				// some systems): back off, bounded at one second.
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.log.Warn("accept failed", zap.Error(err))
+				time.Sleep(backoff)
+				continue
+			}
+			return fmt.Errorf("pop3: accept: %w", err)
+		}
+		backoff = 0
+		go s.ServeConn(conn)
+	}
+}
+
+// ServeConn runs one session on an established connection and returns when
+// it ends. The connection is closed on return.
+func (s *Server) ServeConn(conn net.Conn) {
+	sess := s.newSession(conn)
+	if !s.track(sess) {
+		// Shutdown already began: answer like an idle session would.
+		sess.w.WriteString(replyShutdown.String() + "\r\n")
+		sess.w.Flush()
+		conn.Close()
+		return
+	}
+	defer s.untrack(sess)
+	sess.serve()
+}
+
+// Shutdown stops accepting, tells idle sessions "-ERR [SYS/TEMP] server
+// shutting down" and closes them without UPDATE (nothing is deleted), lets a
+// command in progress finish first, and waits for every session to end. When
+// ctx expires first it cuts the remaining connections, cancels their backend
+// calls and returns ctx.Err(); calling Shutdown again then waits for the
+// cut sessions to be gone.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	for l := range s.listeners {
+		l.Close()
+	}
+	for sess := range s.sessions {
+		// Wake a session blocked reading its next command; a session busy in a
+		// command sees closing when it comes back to read.
+		sess.conn.SetReadDeadline(time.Now())
+	}
+	s.mu.Unlock()
+
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.wg.Wait()
+	}()
+	select {
+	case <-done:
+		s.cut()
+		return nil
+	case <-ctx.Done():
+		s.cut()
+		s.mu.Lock()
+		for sess := range s.sessions {
+			sess.conn.Close()
+		}
+		s.mu.Unlock()
+		return ctx.Err()
+	}
+}
+
+func (s *Server) isClosing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
+}
+
+func (s *Server) track(sess *session) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.sessions[sess] = struct{}{}
+	s.wg.Add(1)
+	return true
+}
+
+func (s *Server) untrack(sess *session) {
+	s.mu.Lock()
+	delete(s.sessions, sess)
+	s.mu.Unlock()
+	s.wg.Done()
+}
+
+// newSessionID returns a random 96-bit hex id for the session's log lines.
+func newSessionID() string {
+	var b [12]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

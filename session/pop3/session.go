@@ -1,0 +1,297 @@
+package pop3
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/textproto"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// response is what a handler wants sent: a status line, optionally followed
+// by a multi-line body (RFC 1939 §3) that body writes through a dot-stuffing
+// writer, and whether the session ends afterwards.
+type response struct {
+	reply Reply
+	body  func(w io.Writer) error // only after a positive reply; nil for single-line
+	close bool
+}
+
+func single(r Reply) response { return response{reply: r} }
+
+// session is one POP3 connection. Only its own goroutine touches it, apart
+// from Server.Shutdown setting the connection's read deadline.
+type session struct {
+	srv  *Server
+	conn net.Conn
+	r    *bufio.Reader
+	w    *bufio.Writer
+	log  *zap.Logger
+	ctx  context.Context // the server's base context: cancelled when Shutdown cuts
+	line []byte          // reused command line buffer
+
+	state   state
+	user    string    // name given by USER, waiting for PASS
+	drop    Maildrop  // locked maildrop in TRANSACTION
+	msgs    []MsgInfo // fixed for the session (RFC 1939 §5)
+	deleted []bool    // marked by DELE, cleared by RSET
+	nDel    int       // count of true in deleted
+
+	errors    int   // -ERR replies so far
+	retrieved int   // RETR commands answered +OK
+	bytesOut  int64 // message octets sent by RETR and TOP
+}
+
+// errLineTooLong is returned by readLine for a line over maxLine; the rest of
+// the line has been consumed.
+var errLineTooLong = errors.New("pop3: command line too long")
+
+// deadlineWriter refreshes the connection's write deadline before each write
+// so that a client that stops reading is cut after IdleTimeout.
+type deadlineWriter struct {
+	conn    net.Conn
+	timeout time.Duration
+}
+
+func (d deadlineWriter) Write(p []byte) (int, error) {
+	if err := d.conn.SetWriteDeadline(time.Now().Add(d.timeout)); err != nil {
+		return 0, err
+	}
+	return d.conn.Write(p)
+}
+
+func (s *Server) newSession(conn net.Conn) *session {
+	return &session{
+		srv:  s,
+		conn: conn,
+		r:    bufio.NewReader(conn),
+		w:    bufio.NewWriter(deadlineWriter{conn: conn, timeout: s.cfg.IdleTimeout}),
+		log: s.log.With(zap.String("session_id", newSessionID()),
+			zap.String("remote", conn.RemoteAddr().String())),
+		ctx:  s.base,
+		line: make([]byte, 0, maxLine),
+	}
+}
+
+// serve runs the session loop: read a line, look the verb up in the command
+// table, check it is allowed in this state, run it, write the reply, count
+// errors. It never panics out and always closes the connection.
+func (s *session) serve() {
+	start := time.Now()
+	s.log.Info("session start")
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("session panic", zap.Error(fmt.Errorf("panic: %v", p)), zap.Stack("stack"))
+			s.w.WriteString(replyInternal.String() + "\r\n")
+			s.w.Flush()
+		}
+		if s.drop != nil && s.state != stateUpdate {
+			// Dropped connection, timeout, shutdown or panic: no UPDATE state,
+			// nothing removed (RFC 1939 §6).
+			s.drop.Close()
+		}
+		s.conn.Close()
+		s.log.Info("session end",
+			zap.String("state", s.state.String()),
+			zap.Int("retrieved", s.retrieved),
+			zap.Int("deleted", s.nDel),
+			zap.Int("errors", s.errors),
+			zap.Int64("bytes", s.bytesOut),
+			zap.Int64("duration_ms", time.Since(start).Milliseconds()))
+	}()
+
+	if err := s.send(single(replyGreeting(s.srv.cfg.Hostname))); err != nil {
+		s.log.Debug("write failed", zap.Error(err))
+		return
+	}
+	// Bounded: each pass reads one line under a deadline, and the session
+	// ends at EOF, on a write error, on QUIT, or after MaxErrors errors.
+	for {
+		// Flush only when no pipelined command is already buffered
+		// (RFC 2449 §6.6).
+		if s.r.Buffered() == 0 {
+			if err := s.w.Flush(); err != nil {
+				s.log.Debug("write failed", zap.Error(err))
+				return
+			}
+		}
+		if err := s.conn.SetReadDeadline(time.Now().Add(s.srv.cfg.IdleTimeout)); err != nil {
+			return
+		}
+		// Checked after setting the deadline, so a Shutdown that set its own
+		// "now" deadline first is seen here or wakes the read below.
+		if s.srv.isClosing() {
+			s.sendFinal(replyShutdown)
+			return
+		}
+		line, err := s.readLine()
+		if err == errLineTooLong {
+			if !s.fail(single(replyLineTooLong)) {
+				return
+			}
+			continue
+		}
+		if err != nil {
+			var ne net.Error
+			switch {
+			case s.srv.isClosing():
+				s.sendFinal(replyShutdown)
+			case errors.As(err, &ne) && ne.Timeout():
+				s.sendFinal(replyIdle)
+			case err != io.EOF:
+				s.log.Debug("read failed", zap.Error(err))
+			}
+			return
+		}
+		if isHTTP(line) {
+			s.log.Info("http request on pop3 port, closing")
+			return
+		}
+		resp := s.dispatch(line)
+		if !resp.reply.OK {
+			if !s.fail(resp) {
+				return
+			}
+			continue
+		}
+		if err := s.send(resp); err != nil {
+			s.log.Debug("write failed", zap.Error(err))
+			return
+		}
+		if resp.close {
+			s.w.Flush()
+			return
+		}
+	}
+}
+
+// dispatch parses one line and runs its handler if the state allows.
+func (s *session) dispatch(line []byte) response {
+	c, okSyntax := parseCommand(line)
+	if !okSyntax {
+		return single(replyBadSyntax)
+	}
+	cm, known := commands[c.Verb]
+	if !known {
+		s.log.Debug("unknown command")
+		return single(replyUnknown)
+	}
+	if !cm.allowed(s.state) {
+		if s.state == stateAuthorization {
+			return single(replyNotLoggedIn)
+		}
+		return single(replyLoggedIn)
+	}
+	return cm.run(s, c)
+}
+
+// fail sends a negative response and counts it; it reports whether the
+// session may go on.
+func (s *session) fail(resp response) bool {
+	s.errors++
+	if err := s.send(resp); err != nil {
+		return false
+	}
+	if resp.close {
+		s.w.Flush()
+		return false
+	}
+	if s.errors >= s.srv.cfg.MaxErrors {
+		s.sendFinal(replyTooManyErrors)
+		return false
+	}
+	return true
+}
+
+// sendFinal writes a last reply before the session closes, best effort.
+func (s *session) sendFinal(r Reply) {
+	s.w.WriteString(r.String() + "\r\n")
+	s.w.Flush()
+}
+
+// send writes the status line and, for a positive reply with a body, the
+// dot-stuffed body and its terminating "." (RFC 1939 §3). A body that fails
+// half-way is not terminated: the client must not take a truncated message
+// for a whole one, and the session ends.
+func (s *session) send(resp response) error {
+	if _, err := s.w.WriteString(resp.reply.String() + "\r\n"); err != nil {
+		if resp.body != nil {
+			resp.body(failWriter{err}) // lets the body release what it holds
+		}
+		return err
+	}
+	if resp.body == nil || !resp.reply.OK {
+		return nil
+	}
+	dw := textproto.NewWriter(s.w).DotWriter()
+	cw := &countWriter{w: dw}
+	if err := resp.body(cw); err != nil {
+		return err
+	}
+	if cw.n == 0 {
+		// DotWriter.Close would add an empty line before the ".".
+		_, err := s.w.WriteString(".\r\n")
+		return err
+	}
+	return dw.Close()
+}
+
+// countWriter counts the octets written through it.
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// failWriter fails every write with err.
+type failWriter struct{ err error }
+
+func (f failWriter) Write([]byte) (int, error) { return 0, f.err }
+
+// readLine reads one command line of at most maxLine octets including its
+// terminator. CRLF is the terminator; a bare LF is tolerated. A longer line
+// is consumed to its end and reported as errLineTooLong. The returned slice
+// is valid until the next call.
+func (s *session) readLine() ([]byte, error) {
+	s.line = s.line[:0]
+	tooLong := false
+	// Bounded by the read deadline: each pass consumes buffered input.
+	for {
+		frag, err := s.r.ReadSlice('\n')
+		if !tooLong {
+			if len(s.line)+len(frag) > maxLine {
+				tooLong = true
+			} else {
+				s.line = append(s.line, frag...)
+			}
+		}
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		if err != nil {
+			return nil, err // EOF or error mid-line: the partial line is dropped
+		}
+		break
+	}
+	if tooLong {
+		return nil, errLineTooLong
+	}
+	line := s.line[:len(s.line)-1]
+	if n := len(line); n > 0 && line[n-1] == '\r' {
+		line = line[:n-1]
+	}
+	if len(line) > maxLine-2 {
+		return nil, errLineTooLong
+	}
+	return line, nil
+}
