@@ -1,0 +1,48 @@
+// Package smtp owns the server side of SMTP (RFC 5321): the per-connection state
+// machine, the command parser, the DATA reader that accepts only CRLF.CRLF as the
+// end of a message, and the reply values. Policy (who may send what) and storage
+// are asked through the small Backend interface; this package imports neither the
+// queue nor delivery.
+package smtp
+
+import (
+	"context"
+	"io"
+	"net"
+)
+
+// Conn describes the client side of one session, as the backend needs to know it
+// for policy decisions. It is owned by the session and read-only for the backend.
+type Conn struct {
+	Remote   net.Addr // client address
+	Trusted  bool     // Remote is inside a trusted network (relay policy)
+	Helo     string   // argument of the last HELO/EHLO
+	AuthUser string   // authenticated account, "" when none
+	TLS      bool     // connection is under TLS
+}
+
+// Backend is what a session needs from the rest of the MTA. Errors returned that
+// are (or wrap) a *Reply are sent to the client as they are; any other error is
+// logged and answered with a generic temporary failure (451 4.3.0).
+type Backend interface {
+	// Mail is asked at MAIL FROM. from is the reverse-path without brackets,
+	// "" for the null sender.
+	Mail(ctx context.Context, c *Conn, from string) error
+	// Rcpt is asked at each RCPT TO for the current transaction.
+	Rcpt(ctx context.Context, c *Conn, from, rcpt string) error
+	// NewMessage opens a sink for a message body after DATA was accepted.
+	NewMessage(ctx context.Context, c *Conn) (MessageWriter, error)
+}
+
+// MessageWriter receives one message body as it streams in (already
+// dot-unstuffed, CRLF line endings, the Received header first).
+type MessageWriter interface {
+	io.Writer
+	// ID is the msg_id assigned at acceptance (used in the Received header and logs).
+	ID() string
+	// Commit makes the message and its envelope durable and hands it to delivery.
+	// It returns only when the message is on stable storage: 250 follows.
+	Commit(ctx context.Context, from string, rcpts []string) error
+	// Abort throws the partial message away (size exceeded, client gone, ...).
+	Abort()
+}

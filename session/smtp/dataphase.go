@@ -1,0 +1,65 @@
+package smtp
+
+import (
+	"io"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// data runs the DATA phase (RFC 5321 §4.1.1.4): it opens a MessageWriter,
+// answers 354, streams the Received header and the body into it through one
+// fixed buffer, and answers 250 only once Commit returned nil. The message is
+// aborted on any refusal or error. The transaction ends whatever the outcome.
+func (s *session) data(arg string) (*Reply, error) {
+	if arg != "" {
+		return replyNoArgs, nil
+	}
+	defer s.resetTx()
+	start := time.Now()
+	mw, err := s.srv.be.NewMessage(s.ctx, &s.conn)
+	if err != nil {
+		return s.backendReply(err, zap.String("mail_from", s.from)), nil
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			mw.Abort()
+		}
+	}()
+	id := mw.ID()
+	s.reply(replyStartData)
+	if err := s.flush(); err != nil {
+		return nil, err
+	}
+	s.nc.SetReadDeadline(time.Now().Add(s.cfg.DataTimeout))
+
+	buf := s.srv.chunks.Get().(*[chunkSize]byte)
+	defer s.srv.chunks.Put(buf)
+	cw := &chunkWriter{w: mw, buf: buf[:0]}
+	hdr := s.receivedHeader(id, start)
+	dr := &dataReader{br: s.br, max: s.cfg.MaxSize, sink: cw}
+	if _, err := io.WriteString(cw, hdr); err != nil {
+		dr.faults, dr.werr = faultWrite, err
+	}
+	if err := dr.read(); err != nil {
+		return nil, err
+	}
+	if err := cw.Flush(); err != nil && dr.faults == 0 {
+		dr.faults, dr.werr = faultWrite, err
+	}
+	if r := dr.faults.reply(); r != nil {
+		return r, nil // logged as a refusal by the session loop
+	}
+	if dr.faults&faultWrite != 0 {
+		return s.backendReply(dr.werr, zap.String("msg_id", id)), nil
+	}
+	if err := mw.Commit(s.ctx, s.from, s.rcpts); err != nil {
+		return s.backendReply(err, zap.String("msg_id", id)), nil
+	}
+	committed = true
+	s.log.Info("message accepted", zap.String("msg_id", id), zap.String("mail_from", s.from),
+		zap.Strings("rcpt", s.rcpts), zap.Int64("bytes", dr.n+int64(len(hdr))),
+		zap.Int64("duration_ms", time.Since(start).Milliseconds()))
+	return replyQueued(id), nil
+}

@@ -1,0 +1,154 @@
+package smtp
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+)
+
+func FuzzParseCommand(f *testing.F) {
+	for _, s := range []string{
+		"MAIL FROM:<a@example.org> SIZE=100 BODY=8BITMIME",
+		"mail from:<>",
+		"RCPT TO:<Postmaster>",
+		`RCPT TO:<"quoted \" local"@[IPv6:::1]>`,
+		"RCPT TO:<@a.example,@b.example:u@c.example>",
+		"RCPT TO:<u@[tag:x]> NOTIFY=NEVER",
+		"EHLO [127.0.0.1]",
+		"MAIL FROM:<a@b> SIZE=99999999999999999999999",
+		"MAIL FROM: <\"a>b\"@c>",
+		"GET / HTTP/1.1",
+		"\x00\xff",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, line string) {
+		verb, arg := parseCommand(line)
+		if verb != strings.ToUpper(verb) {
+			t.Fatalf("verb %q not upper-cased", verb)
+		}
+		kw := map[string]string{"MAIL": "FROM", "RCPT": "TO"}[verb]
+		if kw == "" {
+			return
+		}
+		pa, err := parsePathArg(arg, kw)
+		if err != nil {
+			if pa.addr != "" && pa.params != nil {
+				t.Fatalf("error %v with a result %+v", err, pa)
+			}
+			return
+		}
+		if verb == "MAIL" {
+			parseMailParams(pa.params)
+		}
+		if pa.addr == "" || (kw == "TO" && strings.EqualFold(pa.addr, "postmaster")) {
+			return
+		}
+		if len(pa.addr)+2 > maxPath {
+			t.Fatalf("accepted %q: path too long", pa.addr)
+		}
+		if err := checkMailbox(pa.addr); err != nil {
+			t.Fatalf("accepted %q, which is not a mailbox: %v", pa.addr, err)
+		}
+		at := strings.LastIndexByte(pa.addr, '@')
+		if at > maxLocalPart || strings.ContainsAny(pa.addr, " \r\n\x00<>") && pa.addr[0] != '"' {
+			t.Fatalf("accepted %q", pa.addr)
+		}
+		for i := 0; i < len(pa.addr); i++ {
+			if pa.addr[i] < 0x20 || pa.addr[i] > 0x7e {
+				t.Fatalf("accepted %q with a control or non-ASCII octet", pa.addr)
+			}
+		}
+	})
+}
+
+func FuzzDataReader(f *testing.F) {
+	for _, s := range []string{
+		".\r\n",
+		"a\r\n..b\r\n.\r\n",
+		"a\n.\nb\r\n.\r\n",
+		"a\r.\rb\r\n.\r\n",
+		"a\r\n.\nMAIL FROM:<x@y>\r\n.\r\n",
+		"a\n.\r\nb\r\n.\r\n",
+		"a\r\n.\rb\r\n.\r\n",
+		"\x00\r\n\x00.\r\n.\r\n",
+		strings.Repeat("x", 1001) + "\r\n.\r\n",
+		"no end\r\n",
+	} {
+		f.Add([]byte(s), uint8(0), uint8(0))
+		f.Add([]byte(s), uint8(1), uint8(6))
+	}
+	f.Fuzz(func(t *testing.T, in []byte, buf, chunk uint8) {
+		checkData(t, in, 16+int(buf), 1+int(chunk), 64+int64(chunk)*8)
+	})
+}
+
+// eofConn is the server's end of a pipe that reads io.EOF once the client's
+// input was read whole, like a TCP connection the client half-closed.
+type eofConn struct {
+	net.Conn
+	left int
+}
+
+func (c *eofConn) Read(p []byte) (int, error) {
+	if c.left <= 0 {
+		return 0, io.EOF
+	}
+	n, err := c.Conn.Read(p[:min(len(p), c.left)])
+	c.left -= n
+	return n, err
+}
+
+// FuzzSession feeds arbitrary bytes to a whole session over net.Pipe. The
+// session must not panic (it would be recovered: the log tells), must end,
+// and must answer only well-formed reply lines.
+func FuzzSession(f *testing.F) {
+	for _, s := range []string{
+		"EHLO x\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<d@e.f>\r\nDATA\r\nhi\r\n.\r\nQUIT\r\n",
+		"HELO x\r\nMAIL FROM:<> SIZE=1\r\nRCPT TO:<Postmaster>\r\nDATA\r\na\n.\nb\r\n.\r\nNOOP\r\n",
+		"EHLO x\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<d@e.f>\r\nDATA\r\n" + strings.Repeat("y", 2000) + "\r\n.\r\nRSET\r\n",
+		"GET / HTTP/1.1\r\n\r\n",
+		strings.Repeat("x", 600) + "\r\nNOOP\r\nVRFY a\r\nHELP\r\nEXPN b\r\n",
+		"EHLO\r\nRSET x\r\nDATA\r\nRCPT TO:<a@b>\r\nFOO\r\n\r\n\n\r",
+		"EHLO x\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<d@e.f>\r\nDATA\r\npartial",
+		"EHLO x\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<1@e.f>\r\nRCPT TO:<2@e.f>\r\nRCPT TO:<3@e.f>\r\nRCPT TO:<4@e.f>\r\n",
+	} {
+		f.Add([]byte(s))
+	}
+	replyLine := regexp.MustCompile(`^[2-5][0-9][0-9]([ -].*)?$`)
+	f.Fuzz(func(t *testing.T, in []byte) {
+		core, logs := observer.New(zap.DebugLevel)
+		cfg := Config{MaxSize: 4096, MaxRcpts: 3, MaxErrors: 5, CmdTimeout: 5 * time.Second,
+			DataTimeout: 5 * time.Second, Logger: zap.New(core)}
+		cc, _, done := pipeSession(cfg, &fakeBackend{keep: 1}, func(c net.Conn) net.Conn { return &eofConn{c, len(in)} })
+		defer cc.Close()
+		go func() {
+			defer func() { recover() }()
+			cc.Write(in) // fails if the server closed first: fine
+		}()
+		out, _ := io.ReadAll(cc)
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Fatal("session did not end")
+		}
+		if n := logs.FilterMessage("session panic").Len(); n > 0 {
+			t.Fatalf("session panicked on %q: %v", in, logs.FilterMessage("session panic").All()[0].ContextMap())
+		}
+		if len(out) > 0 && !bytes.HasSuffix(out, []byte("\r\n")) {
+			t.Fatalf("output does not end with CRLF: %q", out)
+		}
+		for _, line := range strings.Split(strings.TrimSuffix(string(out), "\r\n"), "\r\n") {
+			if len(out) > 0 && !replyLine.MatchString(line) {
+				t.Fatalf("malformed reply line %q for input %q", line, in)
+			}
+		}
+	})
+}

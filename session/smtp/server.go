@@ -1,0 +1,213 @@
+package smtp
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"errors"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Defaults for the zero values of Config.
+const (
+	defaultMaxSize     = 32 << 20        // octets
+	defaultMaxRcpts    = 100             // RFC 5321 §4.5.3.1.8: at least 100 recipients must be accepted
+	defaultMaxErrors   = 10              // refused commands before 421 and close
+	defaultCmdTimeout  = 5 * time.Minute // RFC 5321 §4.5.3.2.7: server timeout waiting for the next command
+	defaultDataTimeout = 10 * time.Minute
+)
+
+// Config is the configuration of one SMTP server (one mail host's listener).
+// Zero values mean the defaults above.
+type Config struct {
+	Hostname    string              // this mail host's name: greeting, EHLO reply, Received header
+	MaxSize     int64               // SIZE limit in octets; 0 = default 32 MiB
+	MaxRcpts    int                 // recipients per message; 0 = default 100 (RFC 5321 §4.5.3.1.8); beyond: 452 4.5.3
+	MaxErrors   int                 // errors before 421 4.7.0 and close; 0 = default 10
+	CmdTimeout  time.Duration       // idle wait for a command; 0 = default 5m (RFC 5321 §4.5.3.2.7)
+	DataTimeout time.Duration       // max time for the whole DATA phase; 0 = default 10m
+	Trusted     func(net.Addr) bool // nil = nothing trusted; sets Conn.Trusted
+	Logger      *zap.Logger         // child per session with proto=smtp, session_id, remote
+}
+
+func (c Config) withDefaults() Config {
+	if c.Hostname == "" {
+		c.Hostname = "localhost"
+		if h, err := os.Hostname(); err == nil && h != "" {
+			c.Hostname = h
+		}
+	}
+	if c.MaxSize <= 0 {
+		c.MaxSize = defaultMaxSize
+	}
+	if c.MaxRcpts <= 0 {
+		c.MaxRcpts = defaultMaxRcpts
+	}
+	if c.MaxErrors <= 0 {
+		c.MaxErrors = defaultMaxErrors
+	}
+	if c.CmdTimeout <= 0 {
+		c.CmdTimeout = defaultCmdTimeout
+	}
+	if c.DataTimeout <= 0 {
+		c.DataTimeout = defaultDataTimeout
+	}
+	if c.Trusted == nil {
+		c.Trusted = func(net.Addr) bool { return false }
+	}
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+	return c
+}
+
+// Server accepts SMTP connections and runs one session goroutine for each.
+type Server struct {
+	cfg    Config
+	be     Backend
+	chunks sync.Pool // *[chunkSize]byte, the DATA streaming buffers
+
+	// ctx is given to the backend; it is cancelled when Shutdown gives up
+	// waiting and cuts the remaining connections.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	closing atomic.Bool // Shutdown was called
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	sessions  map[*session]struct{}
+	drained   chan struct{} // closed once closing and no session is left
+	isDrained bool
+}
+
+// NewServer returns a server for cfg that asks be about every transaction.
+func NewServer(cfg Config, be Backend) *Server {
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{
+		cfg:       cfg.withDefaults(),
+		be:        be,
+		ctx:       ctx,
+		cancel:    cancel,
+		listeners: map[net.Listener]struct{}{},
+		sessions:  map[*session]struct{}{},
+		drained:   make(chan struct{}),
+	}
+	s.chunks.New = func() any { return new([chunkSize]byte) }
+	return s
+}
+
+// Serve accepts connections on l until Shutdown is called (it then returns
+// nil) or l fails. It may be called for several listeners.
+func (s *Server) Serve(l net.Listener) error {
+	s.mu.Lock()
+	if s.closing.Load() {
+		s.mu.Unlock()
+		l.Close()
+		return nil
+	}
+	s.listeners[l] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, l)
+		s.mu.Unlock()
+	}()
+
+	var backoff time.Duration
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			if s.closing.Load() {
+				return nil
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return err
+			}
+			// Like net/http: a failing Accept (out of descriptors, ...) is
+			// retried after a growing pause instead of spinning or giving up.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.cfg.Logger.Warn("accept failed", zap.Error(err))
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
+		sess := s.newSession(nc)
+		if !s.track(sess) {
+			nc.Close()
+			return nil
+		}
+		go sess.run()
+	}
+}
+
+// track registers a session; false once the server is closing.
+func (s *Server) track(sess *session) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing.Load() {
+		return false
+	}
+	s.sessions[sess] = struct{}{}
+	return true
+}
+
+// untrack forgets an ended session.
+func (s *Server) untrack(sess *session) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.sessions, sess)
+	s.checkDrained()
+}
+
+// checkDrained closes drained when closing with no session left; s.mu held.
+func (s *Server) checkDrained() {
+	if s.closing.Load() && len(s.sessions) == 0 && !s.isDrained {
+		s.isDrained = true
+		close(s.drained)
+	}
+}
+
+// Shutdown stops accepting connections. A session waiting for its next command
+// is sent "421 4.3.2" and closed; a session in the middle of a command finishes
+// it, sends its reply, then gets the 421. Shutdown returns nil when every
+// session has ended, or ctx's error after cutting the connections that remain
+// when ctx is done (their backend context is cancelled too).
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing.Store(true)
+	for l := range s.listeners {
+		l.Close()
+	}
+	for sess := range s.sessions {
+		sess.wake()
+	}
+	s.checkDrained()
+	s.mu.Unlock()
+
+	select {
+	case <-s.drained:
+		return nil
+	case <-ctx.Done():
+	}
+	s.cancel()
+	s.mu.Lock()
+	for sess := range s.sessions {
+		sess.nc.Close()
+	}
+	s.mu.Unlock()
+	return ctx.Err()
+}
+
+// sessionID returns a short random identifier for logs.
+func sessionID() string {
+	var b [10]byte
+	rand.Read(b[:]) // never fails (crypto/rand, Go ≥ 1.24)
+	return base32.StdEncoding.EncodeToString(b[:])
+}

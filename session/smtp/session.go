@@ -1,0 +1,374 @@
+package smtp
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// closeLinger bounds how long a closing session reads what the client still
+// sends after the last reply, waiting for it to close its side.
+const closeLinger = 500 * time.Millisecond
+
+// maxCmdLine is the longest command line, CRLF included (RFC 5321 §4.5.3.1.4).
+const maxCmdLine = 512
+
+// state is where a session stands in the SMTP dialogue (RFC 5321 §4.1.4).
+type state uint8
+
+const (
+	stateGreeted state = iota // greeting sent; HELO or EHLO expected
+	stateReady                // HELO/EHLO done, no mail transaction
+	stateMail                 // MAIL accepted, no recipient yet
+	stateRcpt                 // at least one recipient accepted
+	stateQuit                 // QUIT answered; the session ends
+)
+
+// stateSet is a set of states, for the command table.
+type stateSet uint8
+
+func states(sts ...state) stateSet {
+	var ss stateSet
+	for _, st := range sts {
+		ss |= 1 << st
+	}
+	return ss
+}
+
+func (ss stateSet) has(st state) bool { return ss&(1<<st) != 0 }
+
+var anyState = states(stateGreeted, stateReady, stateMail, stateRcpt)
+
+// command is one entry of the command table: the states it is allowed in, the
+// reply when it comes in another (after HELO/EHLO; before it, replyNeedHelo),
+// and its handler. A handler returns the reply to send, or an error when the
+// connection failed and the session must end.
+type command struct {
+	allowed  stateSet
+	outOfSeq *Reply
+	handle   func(s *session, arg string) (*Reply, error)
+}
+
+// commands is the command table. STARTTLS and AUTH will be added here (and to
+// session.extensions) when the server has them.
+var commands = map[string]command{
+	"HELO": {allowed: anyState, handle: (*session).helo},
+	"EHLO": {allowed: anyState, handle: (*session).ehlo},
+	"MAIL": {allowed: states(stateReady), outOfSeq: replyNestedMail, handle: (*session).mail},
+	"RCPT": {allowed: states(stateMail, stateRcpt), outOfSeq: replyNeedMail, handle: (*session).rcpt},
+	"DATA": {allowed: states(stateRcpt), outOfSeq: replyNeedRcpt, handle: (*session).data},
+	"RSET": {allowed: anyState, handle: (*session).rset},
+	"NOOP": {allowed: anyState, handle: (*session).noop},
+	"VRFY": {allowed: anyState, handle: (*session).vrfy},
+	"EXPN": {allowed: anyState, handle: (*session).notImplemented},
+	"HELP": {allowed: anyState, handle: (*session).help},
+	"QUIT": {allowed: anyState, handle: (*session).quit},
+}
+
+// httpMethods are request-line verbs of HTTP: a client that sends one first is
+// not speaking SMTP (e.g. a browser sent to the port, or cross-protocol abuse).
+var httpMethods = map[string]bool{
+	"GET": true, "HEAD": true, "POST": true, "PUT": true, "DELETE": true,
+	"CONNECT": true, "OPTIONS": true, "TRACE": true, "PATCH": true,
+}
+
+var errLineTooLong = errors.New("smtp: command line too long")
+
+// session is one SMTP connection. Only its own goroutine touches its fields,
+// except mu/idle/nc, which Shutdown uses to wake it.
+type session struct {
+	srv   *Server
+	cfg   *Config
+	nc    net.Conn
+	br    *bufio.Reader
+	bw    *bufio.Writer
+	log   *zap.Logger
+	ctx   context.Context
+	start time.Time
+
+	mu   sync.Mutex
+	idle bool // blocked waiting for the next command
+
+	state  state
+	conn   Conn // what the backend sees
+	errors int  // permanent negative replies so far
+	line   []byte
+
+	// The mail transaction (RFC 5321 §3.3); cleared by resetTx.
+	from     string
+	rcpts    []string
+	declared int64 // SIZE= of MAIL FROM
+	eightBit bool  // BODY=8BITMIME
+}
+
+func (srv *Server) newSession(nc net.Conn) *session {
+	cfg := &srv.cfg
+	s := &session{
+		srv:   srv,
+		cfg:   cfg,
+		nc:    nc,
+		br:    bufio.NewReader(nc),
+		bw:    bufio.NewWriter(nc),
+		ctx:   srv.ctx,
+		start: time.Now(),
+		line:  make([]byte, 0, maxCmdLine+1),
+		conn:  Conn{Remote: nc.RemoteAddr(), Trusted: cfg.Trusted(nc.RemoteAddr())},
+	}
+	s.log = cfg.Logger.With(zap.String("proto", "smtp"), zap.String("session_id", sessionID()),
+		zap.String("remote", addrString(nc.RemoteAddr())))
+	return s
+}
+
+func addrString(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	return a.String()
+}
+
+// run is the session goroutine: greeting, then one command after another until
+// QUIT, an error, too many errors, a timeout or Shutdown.
+func (s *session) run() {
+	defer s.srv.untrack(s)
+	defer s.nc.Close()
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("session panic", zap.Any("error", r), zap.ByteString("stack", debug.Stack()))
+			s.reply(replyPanic)
+			s.flush()
+		}
+	}()
+	s.log.Info("session start")
+	reason := s.loop()
+	s.log.Info("session end", zap.Int64("duration_ms", time.Since(s.start).Milliseconds()), zap.NamedError("error", reason))
+}
+
+// loop runs the dialogue; it returns why the session ended (nil for QUIT).
+func (s *session) loop() error {
+	s.reply(replyGreeting(s.cfg.Hostname))
+	for first := true; ; first = false {
+		if s.srv.closing.Load() {
+			return s.closeWith(replyShutdown(s.cfg.Hostname), errShutdown)
+		}
+		if err := s.flushIfIdle(); err != nil {
+			return err
+		}
+		line, err := s.readCommand()
+		switch {
+		case errors.Is(err, errLineTooLong):
+			if done := s.answer(replyLineTooLong); done != nil {
+				return done
+			}
+			continue
+		case isTimeout(err) && s.srv.closing.Load():
+			return s.closeWith(replyShutdown(s.cfg.Hostname), errShutdown)
+		case isTimeout(err):
+			return s.closeWith(replyIdleTimeout(s.cfg.Hostname), err)
+		case err != nil:
+			return err
+		}
+		verb, arg := parseCommand(line)
+		if first && httpMethods[verb] {
+			return errHTTP // close at once, without a reply
+		}
+		r, err := s.dispatch(verb, arg)
+		if err != nil {
+			if isTimeout(err) {
+				return s.closeWith(replyIdleTimeout(s.cfg.Hostname), err)
+			}
+			return err
+		}
+		if done := s.answer(r); done != nil {
+			return done
+		}
+		if s.state == stateQuit {
+			s.closeGracefully()
+			return nil
+		}
+	}
+}
+
+var (
+	errShutdown      = errors.New("server shutting down")
+	errHTTP          = errors.New("HTTP request on SMTP port")
+	errTooManyErrors = errors.New("too many errors")
+)
+
+// dispatch looks the verb up in the command table, checks the order and calls
+// the handler.
+func (s *session) dispatch(verb, arg string) (*Reply, error) {
+	cmd, ok := commands[verb]
+	switch {
+	case !ok:
+		return replyUnknownCmd, nil
+	case !cmd.allowed.has(s.state) && s.state == stateGreeted:
+		return replyNeedHelo, nil
+	case !cmd.allowed.has(s.state):
+		return cmd.outOfSeq, nil
+	}
+	return cmd.handle(s, arg)
+}
+
+// answer sends the reply of a command and counts permanent negative replies;
+// past MaxErrors it sends 421 and returns the error that ends the session.
+func (s *session) answer(r *Reply) error {
+	if err := s.reply(r); err != nil {
+		return err
+	}
+	if r.Code >= 500 {
+		s.errors++
+		s.log.Info("command refused", zap.Int("smtp_code", r.Code), zap.String("enhanced", r.Enhanced), zap.String("error", r.Text))
+		if s.errors >= s.cfg.MaxErrors {
+			return s.closeWith(replyTooManyErrs, errTooManyErrors)
+		}
+	} else if r.Code >= 400 {
+		s.log.Info("command refused", zap.Int("smtp_code", r.Code), zap.String("enhanced", r.Enhanced), zap.String("error", r.Text))
+	}
+	return nil
+}
+
+// closeWith sends a last reply, closes the connection and returns why.
+func (s *session) closeWith(r *Reply, why error) error {
+	if err := s.reply(r); err == nil {
+		s.closeGracefully()
+	}
+	return why
+}
+
+// closeGracefully flushes what is pending, then half-closes and drains the
+// connection for a moment before it is closed, so that unread pipelined input
+// does not make the kernel reset the connection and lose the last reply.
+func (s *session) closeGracefully() {
+	if s.flush() != nil {
+		return
+	}
+	type closeWriter interface{ CloseWrite() error }
+	if cw, ok := s.nc.(closeWriter); ok && cw.CloseWrite() == nil {
+		s.nc.SetReadDeadline(time.Now().Add(closeLinger))
+		io.Copy(io.Discard, io.LimitReader(s.nc, 64<<10))
+	}
+}
+
+// wake interrupts a session blocked waiting for its next command (Shutdown).
+func (s *session) wake() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.idle {
+		s.nc.SetReadDeadline(time.Now())
+	}
+}
+
+// setIdle marks the session as waiting for a command. It returns false when the
+// server is closing, so that the session answers 421 instead of waiting.
+func (s *session) setIdle(idle bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if idle && s.srv.closing.Load() {
+		return false
+	}
+	s.idle = idle
+	return true
+}
+
+// readCommand reads one command line, without its line end. A line over
+// maxCmdLine is read to its end and thrown away: errLineTooLong. LF alone is
+// accepted as the end of a command line (it cannot end DATA).
+func (s *session) readCommand() (string, error) {
+	s.nc.SetReadDeadline(time.Now().Add(s.cfg.CmdTimeout))
+	if !s.setIdle(true) {
+		return "", timeoutError{}
+	}
+	defer s.setIdle(false)
+	s.line = s.line[:0]
+	tooLong := false
+	for {
+		frag, err := s.br.ReadSlice('\n')
+		if !tooLong && len(s.line)+len(frag) <= maxCmdLine+1 {
+			s.line = append(s.line, frag...)
+		} else {
+			tooLong = true
+		}
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		break
+	}
+	if tooLong {
+		return "", errLineTooLong
+	}
+	line := s.line[:len(s.line)-1] // the LF
+	if n := len(line); n > 0 && line[n-1] == '\r' {
+		line = line[:n-1]
+	}
+	if len(line)+2 > maxCmdLine {
+		return "", errLineTooLong
+	}
+	return string(line), nil
+}
+
+// timeoutError stands for a read that Shutdown interrupted before it began.
+type timeoutError struct{}
+
+func (timeoutError) Error() string { return "smtp: interrupted" }
+func (timeoutError) Timeout() bool { return true }
+
+func isTimeout(err error) bool {
+	var te interface{ Timeout() bool }
+	return errors.As(err, &te) && te.Timeout()
+}
+
+// reply renders r (RFC 5321 §4.2.1: every line but the last has "-" after the
+// code; RFC 2034: the enhanced code on each line) into the write buffer. Lines
+// are flushed by flushIfIdle or flush.
+func (s *session) reply(r *Reply) error {
+	lines := strings.Split(r.Text, "\n")
+	code := strconv.Itoa(r.Code)
+	for i, l := range lines {
+		s.bw.WriteString(code)
+		rest := strings.TrimRight(l, "\r")
+		if r.Enhanced != "" {
+			rest = strings.TrimSpace(r.Enhanced + " " + rest)
+		}
+		switch {
+		case i < len(lines)-1:
+			s.bw.WriteByte('-')
+		case rest != "":
+			s.bw.WriteByte(' ')
+		}
+		s.bw.WriteString(rest)
+		if _, err := s.bw.WriteString("\r\n"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// flushIfIdle sends buffered replies unless more pipelined commands are already
+// read (RFC 2920 §3.2: replies may be held while commands are pending).
+func (s *session) flushIfIdle() error {
+	if s.br.Buffered() > 0 {
+		return nil
+	}
+	return s.flush()
+}
+
+// flush sends buffered replies, within CmdTimeout.
+func (s *session) flush() error {
+	if s.bw.Buffered() == 0 {
+		return nil
+	}
+	s.nc.SetWriteDeadline(time.Now().Add(s.cfg.CmdTimeout))
+	return s.bw.Flush()
+}

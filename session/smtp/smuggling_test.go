@@ -1,0 +1,64 @@
+package smtp
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestSmuggling sends bodies holding would-be end markers made of bare CR or
+// LF (and NULs) followed by a second transaction. The server must see a single
+// message, end it only at the real CRLF.CRLF and never run the smuggled
+// commands.
+func TestSmuggling(t *testing.T) {
+	t.Parallel()
+	const refused = "550 5.5.2 bare CR or LF in message; use CRLF line endings (RFC 5321 section 2.3.8)"
+	tests := []struct {
+		name, marker string
+		accepted     bool // no bare CR/LF: one ordinary message
+	}{
+		{"LF.LF", "\n.\n", false},
+		{"CR.CR", "\r.\r", false},
+		{"CRLF.LF", "\r\n.\n", false},
+		{"LF.CRLF", "\n.\r\n", false},
+		{"CRLF.CR", "\r\n.\r", false},
+		{"CR.CRLF", "\r.\r\n", false},
+		{"CRLF.CRCRLF", "\r\n.\r\r\n", false},
+		{"LF.LF with NUL", "\n\x00.\n", false},
+		{"CRLF.NUL.CRLF", "\r\n.\x00\r\n", true},
+		{"CRLF.NULCR LF", "\r\n.\r\x00\n", false},
+		{"NUL CRLF.CRLF", "\x00\r\n\x00.\r\n", true},
+		{"CRLF CR LF", "\r\n\r\n\n.\r\n", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			be := &fakeBackend{mailHook: func(_ *Conn, from string) error {
+				if from == "evil@example.org" {
+					t.Errorf("smuggled MAIL FROM reached the backend")
+				}
+				return nil
+			}}
+			_, addr := startServer(t, Config{}, be)
+			cl := dialReady(t, addr)
+			cl.send("MAIL FROM:<a@example.org>", "RCPT TO:<b@example.org>", "DATA")
+			cl.expectMulti("250 2.1.0 sender OK", "250 2.1.5 recipient OK", "354 end data with <CR><LF>.<CR><LF>")
+			smuggled := "MAIL FROM:<evil@example.org>\r\nRCPT TO:<victim@example.org>\r\nDATA\r\nSubject: smuggled\r\n\r\nhi\r\n"
+			cl.write("Subject: hello\r\n\r\nhello" + tc.marker + smuggled + ".\r\n")
+			if tc.accepted {
+				cl.expect("250 2.0.0 OK queued as MSG0001")
+			} else {
+				cl.expect(refused)
+			}
+			cl.send("NOOP")
+			cl.expect("250 2.0.0 OK") // nothing else was answered in between
+			c, a := be.counts()
+			if tc.accepted {
+				if c != 1 || a != 0 || !strings.Contains(be.message(t, 0).body.String(), "Subject: smuggled") {
+					t.Errorf("committed %d aborted %d", c, a)
+				}
+			} else if c != 0 || a != 1 {
+				t.Errorf("committed %d aborted %d, want 0 1", c, a)
+			}
+		})
+	}
+}
