@@ -27,7 +27,7 @@ func (s *session) helo(arg string) (*Reply, error) {
 	if !s.greet(arg) {
 		return replyNeedDomain, nil
 	}
-	return &Reply{Code: codeOK, Text: s.cfg.Hostname + " greets " + s.conn.Helo}, nil
+	return &Reply{Code: codeOK, Text: s.greeting()}, nil
 }
 
 // ehlo answers EHLO with the extensions, one per line (RFC 5321 §4.1.1.1).
@@ -35,8 +35,19 @@ func (s *session) ehlo(arg string) (*Reply, error) {
 	if !s.greet(arg) {
 		return replyNeedDomain, nil
 	}
-	lines := append([]string{s.cfg.Hostname + " greets " + s.conn.Helo}, s.extensions()...)
+	lines := append([]string{s.greeting()}, s.extensions()...)
 	return &Reply{Code: codeOK, Text: strings.Join(lines, "\n")}, nil
+}
+
+// greeting is the first line of the HELO/EHLO reply. The client's name is cut
+// to a domain's length so that the line stays within the 512 octets of a reply
+// line (RFC 5321 §4.5.3.1.5).
+func (s *session) greeting() string {
+	name := s.conn.Helo
+	if len(name) > maxDomain {
+		name = name[:maxDomain]
+	}
+	return s.cfg.Hostname + " greets " + name
 }
 
 // greet records the client's name. Its form is not checked (clients send

@@ -112,6 +112,12 @@ S: 503 5.5.1 need RCPT before DATA
 C: RSET
 S: 250 2.0.0 OK
 C: RCPT TO:<b@example.org>
+S: 503 5.5.1 need MAIL before RCPT
+C: MAIL FROM:<a@example.org>
+S: 250 2.1.0 sender OK
+C: HELO again
+S: 250 mx.test.example greets again
+C: RCPT TO:<b@example.org>
 S: 503 5.5.1 need MAIL before RCPT`},
 		{name: "syntax", cfg: Config{MaxErrors: 100}, script: ehloScript + `
 C: MAIL FROM:a@example.org
@@ -328,6 +334,11 @@ func TestEmptyMessageAndTwoRcpts(t *testing.T) {
 	}
 	if !strings.HasSuffix(m.body.String(), "\r\n") || strings.Count(m.body.String(), "\r\n") != 3 {
 		t.Errorf("body of the empty message: %q", m.body.String())
+	}
+	be.mu.Lock()
+	defer be.mu.Unlock()
+	if be.conns[0].Trusted {
+		t.Error("Conn.Trusted without a Trusted function")
 	}
 }
 

@@ -121,7 +121,7 @@ func (srv *Server) newSession(nc net.Conn) *session {
 		ctx:   srv.ctx,
 		start: time.Now(),
 		line:  make([]byte, 0, maxCmdLine+1),
-		conn:  Conn{Remote: nc.RemoteAddr(), Trusted: cfg.Trusted(nc.RemoteAddr())},
+		conn:  Conn{Remote: nc.RemoteAddr()},
 	}
 	s.log = cfg.Logger.With(zap.String("proto", "smtp"), zap.String("session_id", sessionID()),
 		zap.String("remote", addrString(nc.RemoteAddr())))
@@ -147,6 +147,7 @@ func (s *session) run() {
 			s.flush()
 		}
 	}()
+	s.conn.Trusted = s.cfg.Trusted(s.conn.Remote) // here, where a panic is recovered
 	s.log.Info("session start")
 	reason := s.loop()
 	s.log.Info("session end", zap.Int64("duration_ms", time.Since(s.start).Milliseconds()), zap.NamedError("error", reason))
