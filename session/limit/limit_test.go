@@ -1,0 +1,293 @@
+package limit
+
+import (
+	"fmt"
+	"net"
+	"sync"
+	"testing"
+	"time"
+)
+
+func tcp(s string) net.Addr {
+	a, err := net.ResolveTCPAddr("tcp", s)
+	if err != nil {
+		panic(err)
+	}
+	return a
+}
+
+type strAddr string
+
+func (s strAddr) Network() string { return "test" }
+func (s strAddr) String() string  { return string(s) }
+
+func TestIPKey(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		addr net.Addr
+		want string
+	}{
+		{tcp("127.0.0.1:25"), "ip:127.0.0.1"},
+		{tcp("127.0.0.1:26"), "ip:127.0.0.1"},
+		{tcp("[::ffff:10.0.0.1]:25"), "ip:10.0.0.1"},
+		{tcp("[2001:db8:1:2:3:4:5:6]:110"), "ip:2001:db8:1:2::/64"},
+		{tcp("[2001:db8:1:2:ffff::1]:110"), "ip:2001:db8:1:2::/64"},
+		{tcp("[2001:db8:1:3::1]:110"), "ip:2001:db8:1:3::/64"},
+		{strAddr("192.0.2.1:1234"), "ip:192.0.2.1"},
+		{strAddr("pipe"), "ip:pipe"},
+		{nil, "ip:"},
+	} {
+		if got := ipKey(tc.addr); got != tc.want {
+			t.Errorf("ipKey(%v) = %q, want %q", tc.addr, got, tc.want)
+		}
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		base time.Duration
+		n    int
+		want time.Duration
+	}{
+		{0, 5, 0},
+		{time.Second, 0, 0},
+		{time.Second, 1, time.Second},
+		{time.Second, 2, 2 * time.Second},
+		{time.Second, 3, 4 * time.Second},
+		{time.Second, 4, MaxAuthDelay},
+		{time.Second, 1 << 30, MaxAuthDelay},
+		{time.Hour, 1, MaxAuthDelay},
+		{100 * time.Millisecond, 3, 400 * time.Millisecond},
+	} {
+		if got := backoff(tc.base, tc.n); got != tc.want {
+			t.Errorf("backoff(%v, %d) = %v, want %v", tc.base, tc.n, got, tc.want)
+		}
+	}
+}
+
+func TestAccept(t *testing.T) {
+	t.Parallel()
+	l := New(Config{MaxConns: 3, MaxConnsPerIP: 2})
+	a1, a2, a3 := tcp("127.0.0.1:1"), tcp("127.0.0.1:2"), tcp("127.0.0.2:1")
+	r1, err := l.Accept(a1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, err := l.Accept(a2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Accept(a1); err != ErrTooManyFromIP {
+		t.Fatalf("third from 127.0.0.1: %v, want ErrTooManyFromIP", err)
+	}
+	r3, err := l.Accept(a3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Accept(tcp("127.0.0.3:1")); err != ErrTooManyConns {
+		t.Fatalf("fourth in total: %v, want ErrTooManyConns", err)
+	}
+	r1()
+	r1() // a second release does nothing
+	if _, err := l.Accept(tcp("127.0.0.4:1")); err != nil {
+		t.Fatalf("after release: %v", err)
+	}
+	if _, err := l.Accept(tcp("127.0.0.5:1")); err != ErrTooManyConns {
+		t.Fatalf("double release freed two slots: %v", err)
+	}
+	r2()
+	r3()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.total != 1 || len(l.perIP) != 1 {
+		t.Fatalf("total %d, perIP %v; want 1 live connection", l.total, l.perIP)
+	}
+}
+
+func TestUnlimitedAndNil(t *testing.T) {
+	t.Parallel()
+	l := New(Config{})
+	for i := range 100 {
+		if _, err := l.Accept(tcp("127.0.0.1:1")); err != nil {
+			t.Fatal(err)
+		}
+		l.AuthResult(tcp("127.0.0.1:1"), "u", false)
+		if d, ok := l.AuthAllowed(tcp("127.0.0.1:1"), "u"); !ok || d != 0 {
+			t.Fatalf("failure %d: AuthAllowed = %v, %v; want 0, true", i, d, ok)
+		}
+	}
+	var nl *Limiter
+	rel, err := nl.Accept(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel()
+	nl.AuthResult(nil, "u", false)
+	if d, ok := nl.AuthAllowed(nil, "u"); !ok || d != 0 {
+		t.Fatalf("nil Limiter: %v %v", d, ok)
+	}
+}
+
+// clock is a settable time source.
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time { return c.t }
+
+func newTest(cfg Config) (*Limiter, *clock) {
+	c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	l := New(cfg)
+	l.now = c.now
+	return l, c
+}
+
+func TestAuthLockout(t *testing.T) {
+	t.Parallel()
+	type step struct {
+		advance time.Duration
+		ip      string
+		user    string
+		result  string // "fail", "ok", or "" to only ask
+		allowed bool
+		delay   time.Duration
+	}
+	ip1, ip2, ip3 := "127.0.0.1:1", "127.0.0.2:1", "127.0.0.3:1"
+	for _, tc := range []struct {
+		name  string
+		steps []step
+	}{
+		{"per IP, other accounts", []step{
+			{ip: ip1, user: "a", allowed: true},
+			{ip: ip1, user: "a", result: "fail", allowed: true, delay: time.Second},
+			{ip: ip1, user: "b", result: "fail", allowed: true, delay: 2 * time.Second},
+			{ip: ip1, user: "c", result: "fail", allowed: false},
+			{ip: ip1, user: "d", allowed: false},
+			{ip: ip2, user: "d", allowed: true},
+		}},
+		{"per account, other IPs", []step{
+			{ip: ip1, user: "a", result: "fail", allowed: true, delay: time.Second},
+			{ip: ip2, user: "a", result: "fail", allowed: true, delay: 2 * time.Second},
+			{ip: ip3, user: "a", result: "fail", allowed: false},
+			{ip: "127.0.0.4:1", user: "b", allowed: true},
+			{ip: "127.0.0.4:1", user: "a", allowed: false},
+		}},
+		{"lock-out ends after the window", []step{
+			{ip: ip1, user: "a", result: "fail", allowed: true, delay: time.Second},
+			{ip: ip1, user: "a", result: "fail", allowed: true, delay: 2 * time.Second},
+			{ip: ip1, user: "a", result: "fail", allowed: false},
+			{advance: 14 * time.Minute, ip: ip2, user: "a", allowed: false},
+			{advance: time.Minute, ip: ip1, user: "a", allowed: true},
+		}},
+		{"success clears the account, not the IP", []step{
+			{ip: ip1, user: "a", result: "fail", allowed: true, delay: time.Second},
+			{ip: ip1, user: "a", result: "fail", allowed: true, delay: 2 * time.Second},
+			{ip: ip1, user: "a", result: "ok", allowed: true, delay: 2 * time.Second},
+			{ip: ip2, user: "a", allowed: true},
+			{ip: ip1, user: "b", result: "fail", allowed: false},
+		}},
+		{"unknown user counts the IP only", []step{
+			{ip: ip1, result: "fail", allowed: true, delay: time.Second},
+			{ip: ip2, user: "", allowed: true},
+			{ip: ip1, result: "fail", allowed: true, delay: 2 * time.Second},
+			{ip: ip1, result: "fail", allowed: false},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			l, c := newTest(Config{AuthFailures: 3, AuthDelay: time.Second})
+			for i, s := range tc.steps {
+				c.t = c.t.Add(s.advance)
+				d, ok := l.AuthAllowed(tcp(s.ip), s.user)
+				if s.result != "" {
+					// The verdict asked for is the one after recording.
+					l.AuthResult(tcp(s.ip), s.user, s.result == "ok")
+					d, ok = l.AuthAllowed(tcp(s.ip), s.user)
+				}
+				if ok != s.allowed || d != s.delay {
+					t.Fatalf("step %d (%+v): AuthAllowed = %v, %v; want %v, %v", i, s, d, ok, s.delay, s.allowed)
+				}
+			}
+		})
+	}
+}
+
+func TestAuthRecordsBounded(t *testing.T) {
+	t.Parallel()
+	l, c := newTest(Config{AuthFailures: 2})
+	l.cap = 100
+	for i := range 1000 {
+		c.t = c.t.Add(time.Millisecond)
+		l.AuthResult(tcp(fmt.Sprintf("10.0.%d.%d:1", i/256, i%256)), fmt.Sprintf("user%d", i), false)
+	}
+	l.mu.Lock()
+	n, m := l.order.Len(), len(l.fails)
+	l.mu.Unlock()
+	if n != 100 || m != 100 {
+		t.Fatalf("%d records in list, %d in map; want the cap, 100", n, m)
+	}
+	// The newest survive, the oldest were evicted.
+	l.AuthResult(tcp("10.0.3.231:1"), "", false) // i = 999 again
+	if _, ok := l.AuthAllowed(tcp("10.0.3.231:1"), ""); ok {
+		t.Error("newest address not locked after its second failure")
+	}
+	l.AuthResult(tcp("10.0.0.0:1"), "", false)
+	if _, ok := l.AuthAllowed(tcp("10.0.0.0:1"), ""); !ok {
+		t.Error("oldest address still remembered past the cap")
+	}
+	// Everything expires after the window.
+	c.t = c.t.Add(DefaultAuthWindow)
+	l.AuthAllowed(tcp("10.0.0.1:1"), "")
+	l.mu.Lock()
+	n = l.order.Len()
+	l.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("%d records after the window, want 0", n)
+	}
+	// A very long account name is kept bounded.
+	long := string(make([]byte, 1<<20))
+	l.AuthResult(tcp("10.0.0.1:1"), long, false)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for k := range l.fails {
+		if len(k) > maxUserKey+10 {
+			t.Fatalf("key of %d octets kept", len(k))
+		}
+	}
+}
+
+// TestConcurrent runs many goroutines through every method; run with -race.
+func TestConcurrent(t *testing.T) {
+	t.Parallel()
+	l := New(Config{MaxConns: 50, MaxConnsPerIP: 5, AuthFailures: 3, AuthDelay: time.Millisecond})
+	l.cap = 64
+	var wg sync.WaitGroup
+	for g := range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 200 {
+				a := tcp(fmt.Sprintf("10.0.%d.%d:1", g%8, i%16))
+				rel, err := l.Accept(a)
+				if err == nil {
+					defer rel()
+				}
+				user := fmt.Sprintf("u%d", i%10)
+				if _, ok := l.AuthAllowed(a, user); ok {
+					l.AuthResult(a, user, i%7 == 0)
+				}
+				if err == nil && i%2 == 0 {
+					rel()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.total != 0 || len(l.perIP) != 0 {
+		t.Fatalf("after all releases: total %d, perIP %v", l.total, l.perIP)
+	}
+	if l.order.Len() > 64 || len(l.fails) != l.order.Len() {
+		t.Fatalf("records: list %d, map %d, cap 64", l.order.Len(), len(l.fails))
+	}
+}
