@@ -1,0 +1,427 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"gomta/session/smtp"
+	"gomta/session/smtpclient"
+)
+
+// smtpConfig is the smtp mode's flags.
+type smtpConfig struct {
+	common
+	size       int
+	rcpts      int
+	from       string
+	to         string
+	toN        int
+	reuse      int
+	pipelining bool
+	rate       float64
+	auth       string
+	tls        bool
+	acked      string
+	helo       string
+	runID      string
+}
+
+const smtpSynopsis = `Sends -n messages (or for -duration) over -c concurrent SMTP sessions, each
+connection carrying -reuse messages. Recipients come from -to, a template
+such as user%d@example.test spread over -to-n mailboxes (user1..userN).
+Every message has a unique Message-ID <RUN.SEQ@mtaload>; -acked FILE saves
+the ids that got a 250, per recipient, for "mtaload verify".`
+
+func (c *smtpConfig) register(fs *flag.FlagSet) {
+	c.common.register(fs, "127.0.0.1:25")
+	fs.IntVar(&c.size, "size", 1024, "body `bytes` per message (after the header)")
+	fs.IntVar(&c.rcpts, "rcpts", 1, "recipients per message")
+	fs.StringVar(&c.from, "from", "mtaload@localhost", "envelope and header sender")
+	fs.StringVar(&c.to, "to", "", "recipient, or a `template` with one %d (required)")
+	fs.IntVar(&c.toN, "to-n", 1, "mailboxes the %d template is spread over (1..N)")
+	fs.IntVar(&c.reuse, "reuse", 1, "messages per connection (1 = a new connection per message)")
+	fs.BoolVar(&c.pipelining, "pipelining", false, "pipeline MAIL/RCPT/DATA when the server offers PIPELINING (RFC 2920)")
+	fs.Float64Var(&c.rate, "rate", 0, "cap on messages per second over all sessions (0 = none)")
+	fs.StringVar(&c.auth, "auth", "", "`user:pass` for SMTP AUTH (not supported yet)")
+	fs.BoolVar(&c.tls, "tls", false, "use STARTTLS (not supported yet)")
+	fs.StringVar(&c.acked, "acked", "", "write the acked Message-IDs per recipient to `FILE` (.json = JSON, else lines)")
+	fs.StringVar(&c.helo, "helo", "mtaload.localhost", "EHLO name")
+	fs.StringVar(&c.runID, "run-id", "", "run id used in Message-IDs (default random)")
+}
+
+func (c *smtpConfig) check() error {
+	errs := []error{c.common.check()}
+	if c.size < 0 {
+		errs = append(errs, errors.New("-size must not be negative"))
+	}
+	if c.rcpts < 1 || c.reuse < 1 || c.toN < 1 {
+		errs = append(errs, errors.New("-rcpts, -reuse and -to-n must be at least 1"))
+	}
+	if c.rate < 0 {
+		errs = append(errs, errors.New("-rate must not be negative"))
+	}
+	if c.to == "" {
+		errs = append(errs, errors.New("-to is required"))
+	} else if err := checkTemplate("-to", c.to); err != nil {
+		errs = append(errs, err)
+	}
+	if !strings.Contains(c.to, "%d") && c.toN > 1 {
+		errs = append(errs, errors.New("-to-n needs a -to template with %d"))
+	}
+	if c.rcpts > c.toN {
+		errs = append(errs, fmt.Errorf("-rcpts %d needs at least as many distinct mailboxes (-to-n %d)", c.rcpts, c.toN))
+	}
+	if strings.ContainsAny(c.runID, "<>@ \t\r\n") {
+		errs = append(errs, errors.New("-run-id must not contain <, >, @ or spaces"))
+	}
+	return errors.Join(errs...)
+}
+
+// checkTemplate accepts a plain name or one with a single %d.
+func checkTemplate(flag, tpl string) error {
+	if !strings.Contains(tpl, "%") {
+		return nil
+	}
+	if strings.Count(tpl, "%") != 1 || strings.Count(tpl, "%d") != 1 {
+		return fmt.Errorf("%s: template %q must contain one %%d and no other %%", flag, tpl)
+	}
+	return nil
+}
+
+// expand returns the n names of a template (1..n), or the name itself.
+func expand(tpl string, n int) []string {
+	if !strings.Contains(tpl, "%d") {
+		return []string{tpl}
+	}
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf(tpl, i+1)
+	}
+	return out
+}
+
+func runSMTP(args []string, stdout, stderr io.Writer) int {
+	var cfg smtpConfig
+	fs := newFlagSet("smtp", smtpSynopsis, stderr)
+	cfg.register(fs)
+	if code, done := parseFlags(fs, args); done {
+		return code
+	}
+	if err := cfg.check(); err != nil {
+		return usageErr(stderr, "%v", err)
+	}
+	if cfg.auth != "" {
+		return usageErr(stderr, "-auth: SMTP AUTH is not supported yet by gomta/session/smtpclient")
+	}
+	if cfg.tls {
+		return usageErr(stderr, "-tls: STARTTLS is not supported yet by gomta/session/smtpclient")
+	}
+	addr, err := loopbackAddr(context.Background(), cfg.addr)
+	if err != nil {
+		return usageErr(stderr, "%v", err)
+	}
+	if cfg.runID == "" {
+		cfg.runID = newRunID()
+	}
+	res := loadSMTP(&cfg, addr, stderr)
+	rep := res.report()
+	if cfg.acked != "" {
+		if err := writeAcked(cfg.acked, res.acked()); err != nil {
+			fmt.Fprintf(stderr, "mtaload: %v\n", err)
+			return exitErrors
+		}
+	}
+	if err := printReport(stdout, &rep, cfg.json); err != nil {
+		fmt.Fprintf(stderr, "mtaload: %v\n", err)
+		return exitErrors
+	}
+	if rep.Failed > 0 || len(rep.Errors) > 0 {
+		return exitErrors
+	}
+	return exitOK
+}
+
+// smtpResult is a finished smtp run.
+type smtpResult struct {
+	cfg     *smtpConfig
+	addr    string
+	elapsed time.Duration
+	to      []string
+	workers []*smtpWorker
+	total   stats
+}
+
+// loadSMTP runs the load and merges the workers' stats.
+func loadSMTP(cfg *smtpConfig, addr string, stderr io.Writer) *smtpResult {
+	hard, stop, cancel := runContexts(&cfg.common)
+	defer cancel()
+	start := time.Now()
+	res := &smtpResult{cfg: cfg, addr: addr, to: expand(cfg.to, cfg.toN)}
+	body := makeBody(cfg.size)
+	fixed := newMessageTemplate(cfg.from, start)
+	t := &tickets{n: cfg.n, stop: stop.Done()}
+	p := newPacer(cfg.rate)
+	all := make([]*stats, cfg.conc)
+	for i := range cfg.conc {
+		w := &smtpWorker{
+			cfg:   cfg,
+			to:    res.to,
+			msg:   message{fixed: fixed, runID: cfg.runID, body: body},
+			rcpts: make([]string, cfg.rcpts),
+			rerrs: make([]error, cfg.rcpts),
+		}
+		res.workers = append(res.workers, w)
+		all[i] = &w.st
+	}
+	prog := startProgress(stderr, "smtp", cfg.n, cfg.progress, all)
+	var wg sync.WaitGroup
+	for _, w := range res.workers {
+		wg.Go(func() {
+			defer guard(stderr, "smtp worker", &w.st.failed)
+			w.run(hard, stop, t, p, addr)
+		})
+	}
+	wg.Wait()
+	prog.stop()
+	res.elapsed = time.Since(start)
+	for _, w := range res.workers {
+		res.total.merge(&w.st)
+	}
+	return res
+}
+
+// ack is one recipient that got a 250 for message seq.
+type ack struct {
+	seq  int64
+	rcpt int32 // index into the recipient list
+}
+
+// smtpWorker runs sessions one after another; it owns everything it writes.
+type smtpWorker struct {
+	cfg   *smtpConfig
+	to    []string
+	st    stats
+	msg   message
+	rcpts []string // this message's recipients, reused
+	ridx  []int32  // their indexes into to
+	rerrs []error  // per-recipient results of the stepwise path, reused
+	acks  []ack
+	timer *time.Timer
+}
+
+// run takes message tickets until the run is over, opening a connection
+// for every -reuse messages.
+func (w *smtpWorker) run(hard, stop context.Context, t *tickets, p pacer, addr string) {
+	opt := smtpclient.Options{LocalName: w.cfg.helo, Timeout: w.cfg.cmdTimeout, Trace: w.st.trace}
+	for {
+		seq, ok := t.take()
+		if !ok || !p.wait(stop.Done(), &w.timer, seq) {
+			return
+		}
+		c, err := smtpclient.Dial(hard, addr, opt)
+		if err != nil {
+			w.st.sessionsFail++
+			w.st.addErr(err)
+			w.failMessage()
+			pause(hard, 10*time.Millisecond) // do not spin against a refusing server
+			continue
+		}
+		w.st.sessions++
+		w.session(hard, stop, c, t, p, seq)
+	}
+}
+
+// session sends up to -reuse messages on c, the first being seq, then QUIT.
+func (w *smtpWorker) session(hard, stop context.Context, c *smtpclient.Client, t *tickets, p pacer, seq int64) {
+	abort := context.AfterFunc(hard, func() { _ = c.Close() })
+	defer abort()
+	if err := c.Hello(); err != nil {
+		w.st.addErr(err)
+		w.failMessage()
+		_ = c.Close()
+		return
+	}
+	if w.cfg.pipelining {
+		if ok, _ := c.Extension("PIPELINING"); !ok {
+			w.st.pipelineNoted = true
+		}
+	}
+	for k := 1; ; k++ {
+		if !w.send(c, seq) {
+			_ = c.Close()
+			return
+		}
+		if k >= w.cfg.reuse {
+			break
+		}
+		var ok bool
+		if seq, ok = t.take(); !ok || !p.wait(stop.Done(), &w.timer, seq) {
+			break
+		}
+	}
+	if err := c.Quit(); err != nil {
+		w.st.addErr(err)
+	}
+}
+
+// failMessage counts a message lost to a connection problem before MAIL.
+func (w *smtpWorker) failMessage() {
+	w.st.failUnits++
+	w.st.rcptFail += int64(w.cfg.rcpts)
+	w.st.failed.Add(1)
+	w.st.done.Add(1)
+}
+
+// send sends message seq and records the outcome; false when the connection
+// is no longer usable.
+func (w *smtpWorker) send(c *smtpclient.Client, seq int64) (alive bool) {
+	n := int64(len(w.to))
+	w.ridx = w.ridx[:0]
+	for j := range w.rcpts {
+		i := (seq*int64(w.cfg.rcpts) + int64(j)) % n
+		w.rcpts[j] = w.to[i]
+		w.ridx = append(w.ridx, int32(i))
+	}
+	body := w.msg.reset(seq, w.rcpts[0])
+	start := time.Now()
+	var rerrs []error
+	var err error
+	if w.cfg.pipelining {
+		rerrs, err = c.Send(w.cfg.from, w.rcpts, body)
+	} else {
+		rerrs, err = w.rerrs, w.stepwise(c, body)
+	}
+	w.st.step("message").record(time.Since(start))
+	w.account(seq, rerrs, err)
+	return !broken(err)
+}
+
+// account records one message's per-recipient results.
+func (w *smtpWorker) account(seq int64, rerrs []error, err error) {
+	refused := 0
+	for j, e := range rerrs {
+		if e == nil {
+			w.st.rcptOK++
+			if w.cfg.acked != "" {
+				w.acks = append(w.acks, ack{seq: seq, rcpt: w.ridx[j]})
+			}
+			continue
+		}
+		w.st.rcptFail++
+		refused++
+		if err == nil || e != err { // a refusal of its own, not the transaction's failure
+			w.st.addErr(e)
+		}
+	}
+	switch {
+	case err != nil:
+		w.st.failUnits++
+		w.st.failed.Add(1)
+		if !errors.Is(err, smtpclient.ErrNoRecipients) { // else counted per recipient above
+			w.st.addErr(err)
+		}
+	default:
+		w.st.okUnits++
+		w.st.bytes += int64(w.msg.size())
+		if refused > 0 {
+			w.st.partialUnits++
+		}
+	}
+	w.st.done.Add(1)
+}
+
+// stepwise does MAIL, RCPT…, DATA waiting for each reply, with the same
+// result convention as Client.Send: w.rerrs[i] nil means recipient i was
+// accepted, and a failed transaction marks every recipient with its error.
+func (w *smtpWorker) stepwise(c *smtpclient.Client, body io.Reader) (err error) {
+	clear(w.rerrs)
+	defer func() {
+		if err == nil {
+			return
+		}
+		for i := range w.rerrs {
+			if w.rerrs[i] == nil {
+				w.rerrs[i] = err
+			}
+		}
+		if !broken(err) {
+			_ = c.Reset() // a failure of RSET shows on the next command
+		}
+	}()
+	if err := c.Mail(w.cfg.from); err != nil {
+		return err
+	}
+	ok := 0
+	var last error
+	for i, to := range w.rcpts {
+		if err := c.Rcpt(to); err != nil {
+			if broken(err) {
+				return err
+			}
+			w.rerrs[i], last = err, err
+			continue
+		}
+		ok++
+	}
+	if ok == 0 {
+		return fmt.Errorf("%w: %w", smtpclient.ErrNoRecipients, last)
+	}
+	_, err = c.Data(body)
+	return err
+}
+
+// broken reports whether err leaves the connection unusable: anything that
+// is not a server reply (transport or protocol error), or a 421
+// (RFC 5321 §3.8: the server is closing the channel).
+func broken(err error) bool {
+	if err == nil {
+		return false
+	}
+	var r *smtp.Reply
+	if !errors.As(err, &r) {
+		return true
+	}
+	return r.Code == 421
+}
+
+// pause waits d or until ctx ends.
+func pause(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// acked returns the Message-IDs that got a 250, per recipient.
+func (r *smtpResult) acked() *ackedFile {
+	f := &ackedFile{RunID: r.cfg.runID, Acked: make(map[string][]string)}
+	for _, w := range r.workers {
+		for _, a := range w.acks {
+			rcpt := r.to[a.rcpt]
+			f.Acked[rcpt] = append(f.Acked[rcpt], messageID(r.cfg.runID, a.seq))
+		}
+	}
+	return f
+}
+
+// report summarizes the run.
+func (r *smtpResult) report() report {
+	t := &r.total
+	rep := newReport("smtp", r.addr, r.cfg.conc, r.elapsed, t)
+	rep.RunID = r.cfg.runID
+	rep.Unit = "messages"
+	rep.Partial = t.partialUnits
+	rep.RcptOK, rep.RcptFailed = t.rcptOK, t.rcptFail
+	if t.pipelineNoted {
+		rep.Notes = append(rep.Notes, "the server did not offer PIPELINING: commands were sent one by one")
+	}
+	return rep
+}
