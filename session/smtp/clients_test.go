@@ -1,6 +1,7 @@
 package smtp
 
 import (
+	"crypto/tls"
 	"net"
 	"net/smtp"
 	"os/exec"
@@ -70,6 +71,73 @@ func TestSwaks(t *testing.T) {
 		t.Fatalf("swaks: %v\n%s", err, out)
 	}
 	if m := be.message(t, 0); !strings.Contains(m.body.String(), "hello from swaks") {
+		t.Errorf("message %q", m.body.String())
+	}
+}
+
+// TestNetSMTPStartTLSAuth: Go's net/smtp with STARTTLS and PLAIN.
+func TestNetSMTPStartTLSAuth(t *testing.T) {
+	t.Parallel()
+	be := &fakeBackend{}
+	_, addr := startServer(t, Config{TLSConfig: serverTLS(t), Auth: testAuth}, be)
+	c, err := smtp.Dial(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if ok, _ := c.Extension("AUTH"); ok {
+		t.Error("AUTH offered before TLS")
+	}
+	if err := c.StartTLS(&tls.Config{InsecureSkipVerify: true}); err != nil {
+		t.Fatalf("StartTLS: %v", err)
+	}
+	if ok, mechs := c.Extension("AUTH"); !ok || mechs != "PLAIN LOGIN" {
+		t.Errorf("AUTH after TLS %v %q", ok, mechs)
+	}
+	if err := c.Auth(smtp.PlainAuth("", "alice", "secret", "127.0.0.1")); err != nil {
+		t.Fatalf("Auth: %v", err)
+	}
+	if err := c.Mail("alice@example.org"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Rcpt("b@example.net"); err != nil {
+		t.Fatal(err)
+	}
+	w, err := c.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write([]byte("Subject: tls\r\n\r\nhi\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Quit(); err != nil {
+		t.Fatal(err)
+	}
+	if got := receivedWith(t, be.message(t, 0)); got != "ESMTPSA" {
+		t.Errorf("Received with %q, want ESMTPSA", got)
+	}
+}
+
+// TestSwaksTLSAuth: swaks with STARTTLS and AUTH PLAIN, when installed.
+func TestSwaksTLSAuth(t *testing.T) {
+	t.Parallel()
+	swaks, err := exec.LookPath("swaks")
+	if err != nil {
+		t.Skip("swaks not installed")
+	}
+	be := &fakeBackend{}
+	_, addr := startServer(t, Config{TLSConfig: serverTLS(t), Auth: testAuth}, be)
+	out, err := exec.Command(swaks, "--server", addr, "--helo", "swaks.example", "--from", "alice@example.org",
+		"--to", "b@example.org", "--body", "hello over TLS", "--tls", "--auth", "PLAIN",
+		"--auth-user", "alice", "--auth-password", "secret").CombinedOutput()
+	if err != nil {
+		t.Fatalf("swaks: %v\n%s", err, out)
+	}
+	m := be.message(t, 0)
+	if !strings.Contains(m.body.String(), "hello over TLS") || receivedWith(t, m) != "ESMTPSA" {
 		t.Errorf("message %q", m.body.String())
 	}
 }

@@ -11,15 +11,22 @@ import (
 )
 
 // extensions lists the EHLO keywords offered (RFC 5321 §4.1.1.1). STARTTLS
-// (RFC 3207) and AUTH (RFC 4954) go here once the server has them.
+// only before TLS, AUTH only where it may be used (RFC 4954 §4: not in the
+// clear unless AllowPlainAuth says so).
 func (s *session) extensions() []string {
-	return []string{
+	ext := []string{
 		"PIPELINING", // RFC 2920
 		"8BITMIME",   // RFC 6152
 		"SIZE " + strconv.FormatInt(s.cfg.MaxSize, 10), // RFC 1870
 		"ENHANCEDSTATUSCODES",                          // RFC 2034
-		"HELP",                                         // RFC 5321 §4.1.1.8
 	}
+	if s.cfg.TLSConfig != nil && !s.conn.TLS {
+		ext = append(ext, "STARTTLS") // RFC 3207
+	}
+	if s.authOffered() {
+		ext = append(ext, "AUTH PLAIN LOGIN") // RFC 4954, RFC 4616
+	}
+	return append(ext, "HELP") // RFC 5321 §4.1.1.8
 }
 
 // helo answers HELO (RFC 5321 §4.1.1.1). Like EHLO it resets the transaction.
@@ -196,7 +203,9 @@ func (s *session) receivedHeader(id string, now time.Time) string {
 	b.WriteString(tcpInfo(s.conn.Remote))
 	b.WriteString(")\r\n\tby ")
 	b.WriteString(s.cfg.Hostname)
-	b.WriteString(" (gomta) with ESMTP id ")
+	b.WriteString(" (gomta) with ")
+	b.WriteString(s.protocol())
+	b.WriteString(" id ")
 	b.WriteString(id)
 	if len(s.rcpts) == 1 {
 		b.WriteString("\r\n\tfor <")
@@ -207,6 +216,20 @@ func (s *session) receivedHeader(id string, now time.Time) string {
 	b.WriteString(now.Format(time.RFC1123Z))
 	b.WriteString("\r\n")
 	return b.String()
+}
+
+// protocol is the "with" clause of the Received header (RFC 3848): ESMTP,
+// plus S under TLS and A once authenticated.
+func (s *session) protocol() string {
+	switch {
+	case s.conn.TLS && s.conn.AuthUser != "":
+		return "ESMTPSA"
+	case s.conn.TLS:
+		return "ESMTPS"
+	case s.conn.AuthUser != "":
+		return "ESMTPA"
+	}
+	return "ESMTP"
 }
 
 // tcpInfo is the client's address as an address literal (RFC 5321 §4.1.3).

@@ -32,7 +32,7 @@ func (s *session) data(arg string) (*Reply, error) {
 	if err := s.flush(); err != nil {
 		return nil, err
 	}
-	s.nc.SetReadDeadline(time.Now().Add(s.cfg.DataTimeout))
+	s.nc.SetReadDeadline(s.deadline(s.cfg.DataTimeout))
 
 	buf := s.srv.chunks.Get().(*[chunkSize]byte)
 	defer s.srv.chunks.Put(buf)

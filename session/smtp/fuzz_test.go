@@ -11,6 +11,8 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
+
+	"gomta/session/limit"
 )
 
 func FuzzParseCommand(f *testing.F) {
@@ -119,14 +121,25 @@ func FuzzSession(f *testing.F) {
 		"EHLO\r\nRSET x\r\nDATA\r\nRCPT TO:<a@b>\r\nFOO\r\n\r\n\n\r",
 		"EHLO x\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<d@e.f>\r\nDATA\r\npartial",
 		"EHLO x\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<1@e.f>\r\nRCPT TO:<2@e.f>\r\nRCPT TO:<3@e.f>\r\nRCPT TO:<4@e.f>\r\n",
+		"EHLO x\r\nAUTH PLAIN AGFsaWNlAHNlY3JldA==\r\nAUTH PLAIN\r\nMAIL FROM:<a@b.c>\r\n",
+		"EHLO x\r\nAUTH PLAIN\r\nAGFsaWNlAGd1ZXNz\r\nAUTH PLAIN\r\n*\r\nAUTH PLAIN =\r\nAUTH PLAIN !!\r\n",
+		"EHLO x\r\nAUTH LOGIN\r\nYWxpY2U=\r\nc2VjcmV0\r\nAUTH LOGIN YWxpY2U=\r\n*\r\nAUTH CRAM-MD5\r\nAUTH\r\n",
+		"EHLO x\r\nAUTH PLAIN AGFsaWNlAGd1ZXNz\r\nAUTH PLAIN AGFsaWNlAGd1ZXNz\r\nAUTH PLAIN AGFsaWNlAGd1ZXNz\r\n",
+		"EHLO x\r\nMAIL FROM:<a@b.c>\r\nAUTH PLAIN AGFsaWNlAHNlY3JldA==\r\nSTARTTLS\r\nRSET\r\n",
+		"EHLO x\r\nSTARTTLS x\r\nSTARTTLS\r\nRSET\r\nMAIL FROM:<a@b.c>\r\n",
+		"STARTTLS\r\nAUTH PLAIN\r\n" + strings.Repeat("QQ", 7000) + "\r\n",
+		"EHLO x\r\nSTARTTLS\r\n\x16\x03\x01\x00\x05hello",
 	} {
 		f.Add([]byte(s))
 	}
 	replyLine := regexp.MustCompile(`^[2-5][0-9][0-9]([ -].*)?$`)
+	tlsCfg := serverTLS(f)
 	f.Fuzz(func(t *testing.T, in []byte) {
 		core, logs := observer.New(zap.DebugLevel)
 		cfg := Config{MaxSize: 4096, MaxRcpts: 3, MaxErrors: 5, CmdTimeout: 5 * time.Second,
-			DataTimeout: 5 * time.Second, Logger: zap.New(core)}
+			DataTimeout: 5 * time.Second, Logger: zap.New(core),
+			TLSConfig: tlsCfg, Auth: testAuth, AllowPlainAuth: allowAll,
+			Limiter: limit.New(limit.Config{AuthFailures: 2})}
 		cc, _, done := pipeSession(cfg, &fakeBackend{keep: 1}, func(c net.Conn) net.Conn { return &eofConn{c, len(in)} })
 		defer cc.Close()
 		go func() {
@@ -141,6 +154,10 @@ func FuzzSession(f *testing.F) {
 		}
 		if n := logs.FilterMessage("session panic").Len(); n > 0 {
 			t.Fatalf("session panicked on %q: %v", in, logs.FilterMessage("session panic").All()[0].ContextMap())
+		}
+		// After "220 Ready to start TLS" the server speaks TLS (alerts): not checked.
+		if i := bytes.Index(out, []byte("220 2.0.0 Ready to start TLS\r\n")); i >= 0 {
+			out = out[:i+len("220 2.0.0 Ready to start TLS\r\n")]
 		}
 		if len(out) > 0 && !bytes.HasSuffix(out, []byte("\r\n")) {
 			t.Fatalf("output does not end with CRLF: %q", out)

@@ -3,6 +3,7 @@ package smtp
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base32"
 	"errors"
 	"net"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"gomta/session/limit"
 )
 
 // Defaults for the zero values of Config.
@@ -21,6 +24,9 @@ const (
 	defaultMaxErrors   = 10              // refused commands before 421 and close
 	defaultCmdTimeout  = 5 * time.Minute // RFC 5321 §4.5.3.2.7: server timeout waiting for the next command
 	defaultDataTimeout = 10 * time.Minute
+	// defaultSessionTimeout bounds a whole session, so that a client that
+	// trickles commands just inside CmdTimeout cannot hold a slot for ever.
+	defaultSessionTimeout = 30 * time.Minute
 )
 
 // Config is the configuration of one SMTP server (one mail host's listener).
@@ -34,6 +40,21 @@ type Config struct {
 	DataTimeout time.Duration       // max time for the whole DATA phase; 0 = default 10m
 	Trusted     func(net.Addr) bool // nil = nothing trusted; sets Conn.Trusted
 	Logger      *zap.Logger         // child per session with proto=smtp, session_id, remote
+
+	// SessionTimeout bounds a whole session; 0 = default 30m. Beyond: 421 4.4.2 and close.
+	SessionTimeout time.Duration
+	// TLSConfig, when set, makes STARTTLS offered (RFC 3207) and is the
+	// configuration of ServeTLS (implicit TLS, RFC 8314).
+	TLSConfig *tls.Config
+	// Auth checks an account's password for AUTH PLAIN and LOGIN (RFC 4954);
+	// nil = no AUTH offered. The implementation compares in constant time.
+	Auth func(ctx context.Context, user, pass string) bool
+	// AllowPlainAuth tells whether AUTH is offered to remote before TLS;
+	// nil = only under TLS (RFC 4954 §4 encourages this; 538 5.7.11 otherwise).
+	AllowPlainAuth func(remote net.Addr) bool
+	// Limiter bounds connections in total and per client address, and failed
+	// logins; nil = no limits.
+	Limiter *limit.Limiter
 }
 
 func (c Config) withDefaults() Config {
@@ -57,6 +78,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.DataTimeout <= 0 {
 		c.DataTimeout = defaultDataTimeout
+	}
+	if c.SessionTimeout <= 0 {
+		c.SessionTimeout = defaultSessionTimeout
+	}
+	if c.AllowPlainAuth == nil {
+		c.AllowPlainAuth = func(net.Addr) bool { return false }
 	}
 	if c.Trusted == nil {
 		c.Trusted = func(net.Addr) bool { return false }
@@ -106,6 +133,21 @@ func NewServer(cfg Config, be Backend) *Server {
 // Serve accepts connections on l until Shutdown is called (it then returns
 // nil) or l fails. It may be called for several listeners.
 func (s *Server) Serve(l net.Listener) error {
+	return s.serve(l, false)
+}
+
+// ServeTLS is Serve for implicit TLS (submissions, RFC 8314 §3.3): each
+// session starts with a TLS handshake under Config.TLSConfig, then the
+// greeting. STARTTLS is not offered on such a session.
+func (s *Server) ServeTLS(l net.Listener) error {
+	if s.cfg.TLSConfig == nil {
+		l.Close()
+		return errors.New("smtp: ServeTLS without Config.TLSConfig")
+	}
+	return s.serve(l, true)
+}
+
+func (s *Server) serve(l net.Listener, implicitTLS bool) error {
 	s.mu.Lock()
 	if s.closing.Load() {
 		s.mu.Unlock()
@@ -139,6 +181,12 @@ func (s *Server) Serve(l net.Listener) error {
 		}
 		backoff = 0
 		sess := s.newSession(nc)
+		sess.implicitTLS = implicitTLS
+		// The limiter is asked here, in the accept loop, so that the count
+		// is exact; the refusal itself is sent by the session goroutine.
+		if sess.release, err = s.cfg.Limiter.Accept(nc.RemoteAddr()); err != nil {
+			sess.refused = err
+		}
 		if !s.track(sess) {
 			nc.Close()
 			return nil

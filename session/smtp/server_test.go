@@ -79,7 +79,7 @@ S: 252 2.1.5 cannot VRFY user, but will accept message and attempt delivery
 C: VRFY
 S: 501 5.5.4 argument required
 C: HELP
-S: 214 2.0.0 commands: HELO EHLO MAIL RCPT DATA RSET NOOP VRFY HELP QUIT
+S: 214 2.0.0 commands: HELO EHLO STARTTLS AUTH MAIL RCPT DATA RSET NOOP VRFY HELP QUIT
 C: EXPN list
 S: 502 5.5.1 command not implemented
 C: RSET

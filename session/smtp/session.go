@@ -3,6 +3,7 @@ package smtp
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -58,20 +59,22 @@ type command struct {
 	handle   func(s *session, arg string) (*Reply, error)
 }
 
-// commands is the command table. STARTTLS and AUTH will be added here (and to
-// session.extensions) when the server has them.
+// commands is the command table. A handler that answered on its own (STARTTLS
+// after its handshake) returns a nil reply.
 var commands = map[string]command{
-	"HELO": {allowed: anyState, handle: (*session).helo},
-	"EHLO": {allowed: anyState, handle: (*session).ehlo},
-	"MAIL": {allowed: states(stateReady), outOfSeq: replyNestedMail, handle: (*session).mail},
-	"RCPT": {allowed: states(stateMail, stateRcpt), outOfSeq: replyNeedMail, handle: (*session).rcpt},
-	"DATA": {allowed: states(stateRcpt), outOfSeq: replyNeedRcpt, handle: (*session).data},
-	"RSET": {allowed: anyState, handle: (*session).rset},
-	"NOOP": {allowed: anyState, handle: (*session).noop},
-	"VRFY": {allowed: anyState, handle: (*session).vrfy},
-	"EXPN": {allowed: anyState, handle: (*session).notImplemented},
-	"HELP": {allowed: anyState, handle: (*session).help},
-	"QUIT": {allowed: anyState, handle: (*session).quit},
+	"HELO":     {allowed: anyState, handle: (*session).helo},
+	"EHLO":     {allowed: anyState, handle: (*session).ehlo},
+	"STARTTLS": {allowed: states(stateReady), outOfSeq: replyTLSInTx, handle: (*session).starttls},
+	"AUTH":     {allowed: states(stateReady), outOfSeq: replyAuthInTx, handle: (*session).auth},
+	"MAIL":     {allowed: states(stateReady), outOfSeq: replyNestedMail, handle: (*session).mail},
+	"RCPT":     {allowed: states(stateMail, stateRcpt), outOfSeq: replyNeedMail, handle: (*session).rcpt},
+	"DATA":     {allowed: states(stateRcpt), outOfSeq: replyNeedRcpt, handle: (*session).data},
+	"RSET":     {allowed: anyState, handle: (*session).rset},
+	"NOOP":     {allowed: anyState, handle: (*session).noop},
+	"VRFY":     {allowed: anyState, handle: (*session).vrfy},
+	"EXPN":     {allowed: anyState, handle: (*session).notImplemented},
+	"HELP":     {allowed: anyState, handle: (*session).help},
+	"QUIT":     {allowed: anyState, handle: (*session).quit},
 }
 
 // httpMethods are request-line verbs of HTTP: a client that sends one first is
@@ -88,12 +91,18 @@ var errLineTooLong = errors.New("smtp: command line too long")
 type session struct {
 	srv   *Server
 	cfg   *Config
-	nc    net.Conn
+	nc    net.Conn  // the TCP connection: deadlines and Close, also under TLS
+	tc    *tls.Conn // the TLS layer over nc once TLS is on; br and bw then use it
 	br    *bufio.Reader
 	bw    *bufio.Writer
 	log   *zap.Logger
 	ctx   context.Context
 	start time.Time
+	end   time.Time // start + SessionTimeout: no deadline goes beyond it
+
+	implicitTLS bool   // accepted by ServeTLS: handshake before the greeting
+	refused     error  // the Limiter refused the connection: 421 and close
+	release     func() // gives the Limiter's connection slot back; may be nil
 
 	mu   sync.Mutex
 	idle bool // blocked waiting for the next command
@@ -120,6 +129,7 @@ func (srv *Server) newSession(nc net.Conn) *session {
 		bw:    bufio.NewWriter(nc),
 		ctx:   srv.ctx,
 		start: time.Now(),
+		end:   time.Now().Add(cfg.SessionTimeout),
 		line:  make([]byte, 0, maxCmdLine+1),
 		conn:  Conn{Remote: nc.RemoteAddr()},
 	}
@@ -139,6 +149,11 @@ func addrString(a net.Addr) string {
 // QUIT, an error, too many errors, a timeout or Shutdown.
 func (s *session) run() {
 	defer s.srv.untrack(s)
+	defer func() {
+		if s.release != nil {
+			s.release()
+		}
+	}()
 	defer s.nc.Close()
 	defer func() {
 		if r := recover(); r != nil {
@@ -147,9 +162,22 @@ func (s *session) run() {
 			s.flush()
 		}
 	}()
+	if s.refused != nil {
+		s.log.Info("connection refused", zap.Error(s.refused))
+		if !s.implicitTLS { // a plain-text reply would be noise to a TLS client
+			s.closeWith(replyTooManyConn, s.refused)
+		}
+		return
+	}
 	s.conn.Trusted = s.cfg.Trusted(s.conn.Remote) // here, where a panic is recovered
 	s.log.Info("session start")
-	reason := s.loop()
+	var reason error
+	if s.implicitTLS {
+		reason = s.handshake()
+	}
+	if reason == nil {
+		reason = s.loop()
+	}
 	s.log.Info("session end", zap.Int64("duration_ms", time.Since(s.start).Milliseconds()), zap.NamedError("error", reason))
 }
 
@@ -173,7 +201,7 @@ func (s *session) loop() error {
 		case isTimeout(err) && s.srv.closing.Load():
 			return s.closeWith(replyShutdown(s.cfg.Hostname), errShutdown)
 		case isTimeout(err):
-			return s.closeWith(replyIdleTimeout(s.cfg.Hostname), err)
+			return s.closeWith(s.timeoutReply(), err)
 		case err != nil:
 			return err
 		}
@@ -181,12 +209,16 @@ func (s *session) loop() error {
 		if first && httpMethods[verb] {
 			return errHTTP // close at once, without a reply
 		}
+		s.transcript(verb, line)
 		r, err := s.dispatch(verb, arg)
 		if err != nil {
 			if isTimeout(err) {
-				return s.closeWith(replyIdleTimeout(s.cfg.Hostname), err)
+				return s.closeWith(s.timeoutReply(), err)
 			}
 			return err
+		}
+		if r == nil { // answered by the handler itself
+			continue
 		}
 		if done := s.answer(r); done != nil {
 			return done
@@ -196,6 +228,40 @@ func (s *session) loop() error {
 			return nil
 		}
 	}
+}
+
+// timeoutReply is the 421 for a read that timed out: the session's time is
+// up, or the client was idle too long.
+func (s *session) timeoutReply() *Reply {
+	if !time.Now().Before(s.end) {
+		return replySessionTimeout(s.cfg.Hostname)
+	}
+	return replyIdleTimeout(s.cfg.Hostname)
+}
+
+// deadline is now + d, but never beyond the end of the session.
+func (s *session) deadline(d time.Duration) time.Time {
+	t := time.Now().Add(d)
+	if t.After(s.end) {
+		return s.end
+	}
+	return t
+}
+
+// transcript logs a command line at debug level. AUTH is cut after its
+// mechanism: an initial response carries the password (RFC 4954 §4).
+// Continuation lines of AUTH are never logged.
+func (s *session) transcript(verb, line string) {
+	ce := s.log.Check(zap.DebugLevel, "command received")
+	if ce == nil {
+		return
+	}
+	if verb == "AUTH" {
+		_, arg := parseCommand(line)
+		mech, _, _ := strings.Cut(arg, " ")
+		line = "AUTH " + printable(mech) + " [redacted]"
+	}
+	ce.Write(zap.String("command", line))
 }
 
 var (
@@ -253,9 +319,13 @@ func (s *session) closeGracefully() {
 		return
 	}
 	type closeWriter interface{ CloseWrite() error }
-	if cw, ok := s.nc.(closeWriter); ok && cw.CloseWrite() == nil {
+	var conn net.Conn = s.nc
+	if s.tc != nil {
+		conn = s.tc // CloseWrite sends TLS close_notify, then the TCP FIN
+	}
+	if cw, ok := conn.(closeWriter); ok && cw.CloseWrite() == nil {
 		s.nc.SetReadDeadline(time.Now().Add(closeLinger))
-		io.Copy(io.Discard, io.LimitReader(s.nc, 64<<10))
+		io.Copy(io.Discard, io.LimitReader(conn, 64<<10))
 	}
 }
 
@@ -284,16 +354,22 @@ func (s *session) setIdle(idle bool) bool {
 // maxCmdLine is read to its end and thrown away: errLineTooLong. LF alone is
 // accepted as the end of a command line (it cannot end DATA).
 func (s *session) readCommand() (string, error) {
-	s.nc.SetReadDeadline(time.Now().Add(s.cfg.CmdTimeout))
+	s.nc.SetReadDeadline(s.deadline(s.cfg.CmdTimeout))
 	if !s.setIdle(true) {
 		return "", timeoutError{}
 	}
 	defer s.setIdle(false)
+	return s.readLine(maxCmdLine)
+}
+
+// readLine reads one line of at most max octets, CRLF included, under the
+// deadline already set.
+func (s *session) readLine(max int) (string, error) {
 	s.line = s.line[:0]
 	tooLong := false
 	for {
 		frag, err := s.br.ReadSlice('\n')
-		if !tooLong && len(s.line)+len(frag) <= maxCmdLine+1 {
+		if !tooLong && len(s.line)+len(frag) <= max+1 {
 			s.line = append(s.line, frag...)
 		} else {
 			tooLong = true
@@ -313,7 +389,7 @@ func (s *session) readCommand() (string, error) {
 	if n := len(line); n > 0 && line[n-1] == '\r' {
 		line = line[:n-1]
 	}
-	if len(line)+2 > maxCmdLine {
+	if len(line)+2 > max {
 		return "", errLineTooLong
 	}
 	return string(line), nil
@@ -345,7 +421,7 @@ func (s *session) reply(r *Reply) error {
 		switch {
 		case i < len(lines)-1:
 			s.bw.WriteByte('-')
-		case rest != "":
+		case rest != "", r.Code == codeAuthContinue: // RFC 4954 §4: "334 " even when empty
 			s.bw.WriteByte(' ')
 		}
 		s.bw.WriteString(rest)
@@ -370,6 +446,10 @@ func (s *session) flush() error {
 	if s.bw.Buffered() == 0 {
 		return nil
 	}
-	s.nc.SetWriteDeadline(time.Now().Add(s.cfg.CmdTimeout))
+	t := s.deadline(s.cfg.CmdTimeout)
+	if least := time.Now().Add(closeLinger); t.Before(least) {
+		t = least // the last reply (421) after the session's time is up
+	}
+	s.nc.SetWriteDeadline(t)
 	return s.bw.Flush()
 }
