@@ -1,7 +1,8 @@
 // Package smtpclient is gomta's one SMTP client (RFC 5321), used by the relay
-// worker, the mail agent and the load generator: dial, EHLO/HELO, MAIL, RCPT,
-// DATA with dot-stuffing, RSET, NOOP, QUIT, with optional PIPELINING and per-step
-// timing. Negative replies come back as *smtp.Reply errors (Temporary/Permanent).
+// worker, the mail agent and the load generator: dial (plain or implicit TLS,
+// RFC 8314), EHLO/HELO, STARTTLS (RFC 3207), AUTH PLAIN/LOGIN (RFC 4954),
+// MAIL, RCPT, DATA with dot-stuffing, RSET, NOOP, QUIT, with optional
+// PIPELINING and per-step timing. Negative replies come back as *smtp.Reply errors (Temporary/Permanent).
 //
 // Invariants: every read and write runs under a deadline (Options.Timeout per
 // command); replies are bounded in line length and line count; a body is
@@ -58,7 +59,10 @@ var ErrClosed = errors.New("smtpclient: connection closed")
 type Options struct {
 	LocalName string        // EHLO/HELO argument; default "localhost"
 	Timeout   time.Duration // per command (connect, each reply); default 5m per RFC 5321 §4.5.3.2
-	TLSConfig *tls.Config   // for STARTTLS (later); nil = none
+	TLSConfig *tls.Config   // for DialTLS, and StartTLS(nil); ServerName defaults to the dialled host
+	// InsecureAuth lets Auth send a password without TLS to a non-loopback
+	// server; by default Auth refuses (ErrInsecureAuth).
+	InsecureAuth bool
 	// Trace, when set, is called after each step with its name ("connect",
 	// "greeting", "ehlo", "mail", "rcpt", "data", "data-end", "quit", ...) and duration.
 	Trace func(step string, d time.Duration)
@@ -83,7 +87,9 @@ func (o *Options) trace(step string, start time.Time) {
 // Client is one SMTP client connection. Not safe for concurrent use, except
 // that Close may be called from another goroutine to abort a blocked call.
 type Client struct {
-	conn       net.Conn
+	conn       net.Conn  // the connection as dialled: deadlines and Close
+	tls        *tls.Conn // the TLS layer (implicit or after StartTLS); r and w use it; nil = plain
+	host       string    // the dialled host, for the TLS ServerName
 	r          *bufio.Reader
 	w          *bufio.Writer
 	opt        Options
@@ -110,16 +116,38 @@ func (c *Client) usable() error {
 // Dial connects to addr ("host:port") and reads the greeting. ctx bounds the
 // connect and the greeting; later commands are bounded by Options.Timeout.
 func Dial(ctx context.Context, addr string, opt Options) (*Client, error) {
+	return dialConn(ctx, addr, opt, false)
+}
+
+// DialTLS is Dial for implicit TLS (submissions, RFC 8314 §3.3): the TLS
+// handshake, under Options.TLSConfig, comes before the greeting. ctx bounds
+// both.
+func DialTLS(ctx context.Context, addr string, opt Options) (*Client, error) {
+	return dialConn(ctx, addr, opt, true)
+}
+
+func dialConn(ctx context.Context, addr string, opt Options, implicitTLS bool) (*Client, error) {
 	opt = opt.withDefaults()
 	start := time.Now()
-	d := net.Dialer{Timeout: opt.Timeout}
-	conn, err := d.DialContext(ctx, "tcp", addr)
+	host, _, _ := net.SplitHostPort(addr)
+	nd := &net.Dialer{Timeout: opt.Timeout}
+	var conn net.Conn
+	var err error
+	if implicitTLS {
+		td := tls.Dialer{NetDialer: nd, Config: tlsConfigFor(opt.TLSConfig, host)}
+		conn, err = td.DialContext(ctx, "tcp", addr) // handshake included
+	} else {
+		conn, err = nd.DialContext(ctx, "tcp", addr)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("smtpclient: dial %s: %w", addr, err)
 	}
 	opt.trace("connect", start)
 	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
 	c, err := NewClient(conn, opt)
+	if c != nil {
+		c.host = host
+	}
 	if !stop() {
 		// ctx ended while we waited for the greeting: the conn is closed.
 		return nil, fmt.Errorf("smtpclient: greeting from %s: %w", addr, ctx.Err())
@@ -136,6 +164,10 @@ func NewClient(conn net.Conn, opt Options) (*Client, error) {
 		r:    bufio.NewReaderSize(conn, maxReplyLine),
 		w:    bufio.NewWriterSize(conn, 4096),
 		opt:  opt,
+	}
+	c.tls, _ = conn.(*tls.Conn)
+	if a, ok := conn.RemoteAddr().(*net.TCPAddr); ok {
+		c.host = a.IP.String()
 	}
 	start := time.Now()
 	c.deadline()
