@@ -80,10 +80,11 @@ type command struct {
 	run             handler
 }
 
-// commands is the command table (RFC 1939 §4–§7, RFC 2449 §5). STLS (RFC
-// 2595) and AUTH (RFC 5034) slot in here as AUTHORIZATION-state rows with
-// matching lines in capabilities.
+// commands is the command table (RFC 1939 §4–§7, RFC 2449 §5, RFC 2595 §4,
+// RFC 5034 §4).
 var commands = map[string]command{
+	"STLS": {inAuth: true, run: (*session).cmdStls},
+	"AUTH": {inAuth: true, run: (*session).cmdAuth},
 	"USER": {inAuth: true, run: (*session).cmdUser},
 	"PASS": {inAuth: true, run: (*session).cmdPass},
 	"QUIT": {inAuth: true, inTrans: true, run: (*session).cmdQuit},
@@ -98,15 +99,20 @@ var commands = map[string]command{
 	"UIDL": {inTrans: true, run: (*session).cmdUidl},
 }
 
-// capabilities is the CAPA listing (RFC 2449 §6).
-var capabilities = []string{
-	"TOP",            // RFC 2449 §6.1
-	"UIDL",           // RFC 2449 §6.5
-	"USER",           // RFC 2449 §6.3
-	"RESP-CODES",     // RFC 2449 §6.4
-	"PIPELINING",     // RFC 2449 §6.6
-	"AUTH-RESP-CODE", // RFC 3206 §6
-	"IMPLEMENTATION gomta",
+// capabilities is the CAPA listing (RFC 2449 §6) for this session: USER and
+// SASL only where a clear-text password is allowed (RFC 2595 §2), STLS only
+// in AUTHORIZATION before TLS (RFC 2595 §4).
+func (s *session) capabilities() []string {
+	caps := make([]string, 0, 10)
+	caps = append(caps, "TOP", "UIDL") // RFC 2449 §6.1, §6.5
+	if s.plainAllowed() {
+		caps = append(caps, "USER", "SASL PLAIN") // RFC 2449 §6.3, RFC 5034 §5
+	}
+	caps = append(caps, "RESP-CODES", "PIPELINING", "AUTH-RESP-CODE") // RFC 2449 §6.4, §6.6, RFC 3206 §6
+	if s.srv.cfg.TLSConfig != nil && !s.tls && s.state == stateAuthorization {
+		caps = append(caps, "STLS") // RFC 2595 §4
+	}
+	return append(caps, "IMPLEMENTATION gomta")
 }
 
 // allowed reports whether the command may run in st.

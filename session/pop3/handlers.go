@@ -13,6 +13,9 @@ import (
 // cmdUser records the name for PASS (RFC 1939 §7). The reply is the same for
 // every name so that USER does not reveal which accounts exist.
 func (s *session) cmdUser(c cmd) response {
+	if !s.plainAllowed() {
+		return single(replyNeedTLS)
+	}
 	switch len(c.Args) {
 	case 0:
 		return single(replyMissingUser)
@@ -34,20 +37,7 @@ func (s *session) cmdPass(c cmd) response {
 	}
 	user := s.user
 	s.user = "" // one PASS per USER
-	if err := s.srv.be.Login(s.ctx, user, c.Arg); err != nil {
-		return single(s.backendReply("login failed", err, replyAuthFailed))
-	}
-	drop, err := s.srv.be.Open(s.ctx, user)
-	if err != nil {
-		return single(s.backendReply("open maildrop failed", err, replyAuthFailed))
-	}
-	s.drop = drop
-	s.msgs = drop.List()
-	s.deleted = make([]bool, len(s.msgs))
-	s.state = stateTransaction
-	n, size := s.count()
-	s.log.Info("login", zap.String("user", user), zap.Int("messages", n), zap.Int64("bytes", size))
-	return single(replyMaildrop(n, size))
+	return s.login(user, c.Arg)
 }
 
 // backendReply maps a Backend error to a reply: ErrAuth and ErrInUse to their
@@ -100,7 +90,7 @@ func (s *session) cmdCapa(c cmd) response {
 		return single(replyTooManyArgs)
 	}
 	return response{reply: replyCapa, body: func(w io.Writer) error {
-		for _, capa := range capabilities {
+		for _, capa := range s.capabilities() {
 			if _, err := io.WriteString(w, capa+"\r\n"); err != nil {
 				return err
 			}

@@ -61,18 +61,22 @@ func start(t *testing.T, be pop3.Backend, cfg pop3.Config) *testServer {
 	}
 	ts := &testServer{srv: pop3.NewServer(cfg, be), addr: l.Addr().String(), served: make(chan error, 1)}
 	go func() { ts.served <- ts.srv.Serve(l) }()
-	t.Cleanup(func() {
-		if ts.stopped {
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), ioWait)
-		defer cancel()
-		if err := ts.srv.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-		ts.waitServe(t)
-	})
+	t.Cleanup(func() { shutdownNow(t, ts) })
 	return ts
+}
+
+// shutdownNow shuts ts down unless done already and checks Serve returned nil.
+func shutdownNow(t *testing.T, ts *testServer) {
+	t.Helper()
+	if ts.stopped {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), ioWait)
+	defer cancel()
+	if err := ts.srv.Shutdown(ctx); err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+	ts.waitServe(t)
 }
 
 func (ts *testServer) waitServe(t *testing.T) {
@@ -98,15 +102,26 @@ type conn struct {
 // dial connects and checks the greeting.
 func dial(t *testing.T, addr string) *conn {
 	t.Helper()
-	nc, err := net.Dial("tcp", addr)
+	c := dialRaw(t, addr, "")
+	c.expect("+OK " + host + " POP3 server ready")
+	return c
+}
+
+// dialRaw connects from localIP (any loopback address; "" for the default)
+// and reads nothing.
+func dialRaw(t *testing.T, addr, localIP string) *conn {
+	t.Helper()
+	var d net.Dialer
+	if localIP != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(localIP)}
+	}
+	nc, err := d.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { nc.Close() })
 	nc.SetDeadline(time.Now().Add(ioWait))
-	c := &conn{t: t, c: nc, r: bufio.NewReader(nc)}
-	c.expect("+OK " + host + " POP3 server ready")
-	return c
+	return &conn{t: t, c: nc, r: bufio.NewReader(nc)}
 }
 
 func (c *conn) write(s string) {

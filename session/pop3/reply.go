@@ -84,6 +84,18 @@ var (
 	replyBadLines      = Reply{Text: "invalid line count"}     // TOP n m with bad m
 	replyTooManyArgs   = Reply{Text: "too many arguments"}     // RFC 1939 §3: fixed arity
 	replyNoSuchMsg     = Reply{Text: "no such message"}        // RFC 1939 §5 LIST example
+
+	replyBeginTLS      = Reply{OK: true, Text: "Begin TLS negotiation"}                                     // RFC 2595 §4 example
+	replyTLSActive     = Reply{Text: "TLS already active"}                                                  // STLS twice, RFC 2595 §4
+	replyNeedTLS       = Reply{Code: CodeAuth, Text: "plaintext authentication disallowed, use STLS first"} // RFC 2595 §2
+	replyMissingMech   = Reply{Text: "missing authentication mechanism"}                                    // AUTH without argument, RFC 5034 §4
+	replyUnknownMech   = Reply{Text: "unsupported authentication mechanism"}                                // RFC 5034 §4
+	replyAuthCancelled = Reply{Text: "authentication cancelled"}                                            // "*", RFC 5034 §4
+	replyBadBase64     = Reply{Text: "invalid base64 in authentication response"}                           // RFC 5034 §4
+	replyBadPlain      = Reply{Text: "malformed PLAIN response"}                                            // RFC 4616 §2
+	replyAuthzID       = Reply{Code: CodeAuth, Text: "authorization identity must be empty or the user"}    // RFC 4616 §2: no proxy logins
+	replyLockedOut     = Reply{Code: CodeAuth, Text: "too many failed logins, try later"}                   // limit.Limiter lock-out, then close
+	replyTooManyConns  = Reply{Code: CodeSysTemp, Text: "too many connections"}                             // limit.Limiter refusal, then close
 )
 
 // Replies with numbers in them.

@@ -3,6 +3,7 @@ package pop3
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"gomta/session/limit"
 )
 
 // Defaults for zero Config fields.
@@ -29,6 +32,18 @@ type Config struct {
 	IdleTimeout time.Duration // per command read and per reply write; 0 = DefaultIdleTimeout
 	MaxErrors   int           // -ERR replies before close; 0 = DefaultMaxErrors
 	Logger      *zap.Logger   // parent of one child per session; nil = no logging
+
+	// TLSConfig, when set, enables STLS (RFC 2595 §4) and is used by
+	// ServeTLS. It needs at least one certificate.
+	TLSConfig *tls.Config
+	// AllowPlainAuth says whether USER/PASS and AUTH PLAIN may be used by a
+	// client that is not under TLS; nil allows them everywhere. When it says
+	// no, CAPA omits USER and SASL and those commands are refused with
+	// "-ERR [AUTH] ... use STLS first" (RFC 2595 §2).
+	AllowPlainAuth func(remote net.Addr) bool
+	// Limiter, when set, limits connections and failed logins; it may be
+	// shared with other servers. nil = no limits.
+	Limiter *limit.Limiter
 }
 
 // Server accepts POP3 connections and runs one session goroutine per
@@ -128,18 +143,34 @@ func (s *Server) Serve(l net.Listener) error {
 	}
 }
 
+// ServeTLS is Serve on an implicit-TLS port (pop3s, RFC 8314 §3.3): every
+// connection on l starts with a TLS handshake using Config.TLSConfig.
+func (s *Server) ServeTLS(l net.Listener) error {
+	if s.cfg.TLSConfig == nil {
+		l.Close()
+		return errors.New("pop3: ServeTLS without Config.TLSConfig")
+	}
+	return s.Serve(tls.NewListener(l, s.cfg.TLSConfig))
+}
+
 // ServeConn runs one session on an established connection and returns when
-// it ends. The connection is closed on return.
+// it ends. The connection is closed on return. A *tls.Conn is taken for an
+// implicit-TLS session (its handshake is run here, under the idle timeout).
 func (s *Server) ServeConn(conn net.Conn) {
 	sess := s.newSession(conn)
 	if !s.track(sess) {
 		// Shutdown already began: answer like an idle session would.
-		sess.w.WriteString(replyShutdown.String() + "\r\n")
-		sess.w.Flush()
-		conn.Close()
+		sess.refuse(replyShutdown)
 		return
 	}
 	defer s.untrack(sess)
+	release, err := s.cfg.Limiter.Accept(conn.RemoteAddr())
+	if err != nil {
+		sess.log.Info("connection refused", zap.Error(err))
+		sess.refuse(replyTooManyConns)
+		return
+	}
+	defer release()
 	sess.serve()
 }
 
@@ -158,7 +189,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for sess := range s.sessions {
 		// Wake a session blocked reading its next command; a session busy in a
 		// command sees closing when it comes back to read.
-		sess.conn.SetReadDeadline(time.Now())
+		sess.raw.SetReadDeadline(time.Now())
 	}
 	s.mu.Unlock()
 
@@ -175,7 +206,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.cut()
 		s.mu.Lock()
 		for sess := range s.sessions {
-			sess.conn.Close()
+			sess.raw.Close()
 		}
 		s.mu.Unlock()
 		return ctx.Err()

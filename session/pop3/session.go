@@ -3,6 +3,7 @@ package pop3
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -17,23 +18,29 @@ import (
 // by a multi-line body (RFC 1939 §3) that body writes through a dot-stuffing
 // writer, and whether the session ends afterwards.
 type response struct {
-	reply Reply
-	body  func(w io.Writer) error // only after a positive reply; nil for single-line
-	close bool
+	reply    Reply
+	body     func(w io.Writer) error // only after a positive reply; nil for single-line
+	close    bool
+	startTLS bool // STLS: after the reply, discard buffered input and run the TLS handshake
 }
 
 func single(r Reply) response { return response{reply: r} }
 
 // session is one POP3 connection. Only its own goroutine touches it, apart
-// from Server.Shutdown setting the connection's read deadline.
+// from Server.Shutdown setting raw's read deadline and closing raw.
 type session struct {
 	srv  *Server
-	conn net.Conn
+	raw  net.Conn // the transport connection, never replaced
+	conn net.Conn // raw, or the TLS connection over it once TLS is up
 	r    *bufio.Reader
 	w    *bufio.Writer
 	log  *zap.Logger
 	ctx  context.Context // the server's base context: cancelled when Shutdown cuts
 	line []byte          // reused command line buffer
+
+	tls       bool // TLS is established (STLS done or implicit TLS)
+	implicit  bool // conn is a *tls.Conn whose handshake is still to run
+	plainAuth bool // Config.AllowPlainAuth's verdict for this client
 
 	state   state
 	user    string    // name given by USER, waiting for PASS
@@ -66,16 +73,35 @@ func (d deadlineWriter) Write(p []byte) (int, error) {
 }
 
 func (s *Server) newSession(conn net.Conn) *session {
-	return &session{
+	sess := &session{
 		srv:  s,
+		raw:  conn,
 		conn: conn,
 		r:    bufio.NewReader(conn),
 		w:    bufio.NewWriter(deadlineWriter{conn: conn, timeout: s.cfg.IdleTimeout}),
 		log: s.log.With(zap.String("session_id", newSessionID()),
 			zap.String("remote", conn.RemoteAddr().String())),
-		ctx:  s.base,
-		line: make([]byte, 0, maxLine),
+		ctx:       s.base,
+		line:      make([]byte, 0, maxLine),
+		plainAuth: s.cfg.AllowPlainAuth == nil || s.cfg.AllowPlainAuth(conn.RemoteAddr()),
 	}
+	if tc, ok := conn.(*tls.Conn); ok {
+		sess.raw = tc.NetConn()
+		sess.implicit = true
+	}
+	return sess
+}
+
+// refuseTimeout bounds the refusal of a connection that never gets a session
+// (including an implicit-TLS handshake to carry the refusal).
+const refuseTimeout = 10 * time.Second
+
+// refuse sends r to a connection that gets no session, and closes it.
+func (s *session) refuse(r Reply) {
+	s.conn.SetDeadline(time.Now().Add(min(refuseTimeout, s.srv.cfg.IdleTimeout)))
+	s.w.WriteString(r.String() + "\r\n")
+	s.w.Flush()
+	s.conn.Close()
 }
 
 // serve runs the session loop: read a line, look the verb up in the command
@@ -105,6 +131,12 @@ func (s *session) serve() {
 			zap.Int64("duration_ms", time.Since(start).Milliseconds()))
 	}()
 
+	if s.implicit {
+		if err := s.startTLS(s.conn.(*tls.Conn)); err != nil {
+			s.log.Info("tls handshake failed", zap.Error(err))
+			return
+		}
+	}
 	if err := s.send(single(replyGreeting(s.srv.cfg.Hostname))); err != nil {
 		s.log.Debug("write failed", zap.Error(err))
 		return
@@ -129,7 +161,7 @@ func (s *session) serve() {
 			s.sendFinal(replyShutdown)
 			return
 		}
-		line, err := s.readLine()
+		line, err := s.readLine(maxLine)
 		if err == errLineTooLong {
 			if !s.fail(single(replyLineTooLong)) {
 				return
@@ -167,7 +199,52 @@ func (s *session) serve() {
 			s.w.Flush()
 			return
 		}
+		if resp.startTLS {
+			if err := s.w.Flush(); err != nil {
+				s.log.Debug("write failed", zap.Error(err))
+				return
+			}
+			if n := s.r.Buffered(); n > 0 {
+				// Plaintext pipelined after STLS was sent before the
+				// protection began: it must not run (RFC 2595 §4, the
+				// STARTTLS command-injection class). The TLS connection
+				// reads raw directly, so it is dropped here.
+				s.log.Info("input pipelined after STLS discarded", zap.Int("bytes", n))
+			}
+			if err := s.startTLS(tls.Server(s.raw, s.srv.cfg.TLSConfig)); err != nil {
+				s.log.Info("tls handshake failed", zap.Error(err))
+				return
+			}
+		}
 	}
+}
+
+// startTLS runs the server side of tc's handshake under the idle timeout and
+// moves the session onto it, with empty buffers and AUTHORIZATION state
+// forgotten (RFC 2595 §4: the client starts over).
+func (s *session) startTLS(tc *tls.Conn) error {
+	if err := tc.SetDeadline(time.Now().Add(s.srv.cfg.IdleTimeout)); err != nil {
+		return err
+	}
+	// Checked after setting the deadline, as in serve: a Shutdown that woke
+	// no read yet must not be overridden.
+	if s.srv.isClosing() {
+		return errors.New("pop3: shutting down")
+	}
+	if err := tc.HandshakeContext(s.ctx); err != nil {
+		return err
+	}
+	s.conn = tc
+	s.r.Reset(tc)
+	s.w.Reset(deadlineWriter{conn: tc, timeout: s.srv.cfg.IdleTimeout})
+	s.tls = true
+	s.implicit = false
+	s.user = ""
+	st := tc.ConnectionState()
+	s.log.Info("tls established",
+		zap.String("tls_version", tls.VersionName(st.Version)),
+		zap.String("tls_cipher", tls.CipherSuiteName(st.CipherSuite)))
+	return nil
 }
 
 // dispatch parses one line and runs its handler if the state allows.
@@ -258,18 +335,18 @@ type failWriter struct{ err error }
 
 func (f failWriter) Write([]byte) (int, error) { return 0, f.err }
 
-// readLine reads one command line of at most maxLine octets including its
-// terminator. CRLF is the terminator; a bare LF is tolerated. A longer line
-// is consumed to its end and reported as errLineTooLong. The returned slice
-// is valid until the next call.
-func (s *session) readLine() ([]byte, error) {
+// readLine reads one line of at most limit octets including its terminator.
+// CRLF is the terminator; a bare LF is tolerated. A longer line is consumed to
+// its end and reported as errLineTooLong. The returned slice is valid until
+// the next call.
+func (s *session) readLine(limit int) ([]byte, error) {
 	s.line = s.line[:0]
 	tooLong := false
 	// Bounded by the read deadline: each pass consumes buffered input.
 	for {
 		frag, err := s.r.ReadSlice('\n')
 		if !tooLong {
-			if len(s.line)+len(frag) > maxLine {
+			if len(s.line)+len(frag) > limit {
 				tooLong = true
 			} else {
 				s.line = append(s.line, frag...)
@@ -290,7 +367,7 @@ func (s *session) readLine() ([]byte, error) {
 	if n := len(line); n > 0 && line[n-1] == '\r' {
 		line = line[:n-1]
 	}
-	if len(line) > maxLine-2 {
+	if len(line) > limit-2 {
 		return nil, errLineTooLong
 	}
 	return line, nil
