@@ -1,0 +1,82 @@
+// Package queue owns the durable spool of one mail host and its scheduling loop:
+// messages are written to disk as they stream in, committed (fsync'd, renamed,
+// directory fsync'd; group commit across sessions) before the SMTP 250, handed to
+// delivery over a channel, retried with backoff on temporary failure, kept across
+// restarts, and removed when every recipient is done (DESIGN.md contracts 1 and 2).
+// One goroutine (Run) owns the schedule; everything else talks to it by channel.
+//
+// On-disk layout under Options.Dir (one Queue per directory):
+//
+//	tmp/<id>          body of a draft, being written
+//	tmp/<id>.env      envelope being written (at commit, or rewritten after an attempt)
+//	msg/<id>          committed body: mode 0440, never modified, may be hard-linked
+//	                  by the mailbox store (msg/ must stay on Dir's filesystem)
+//	env/<id>          envelope (JSON, see envelope): its presence is what makes a
+//	                  message exist
+//
+// Commit: the body and tmp/<id>.env are written and fsync'd by the session;
+// then one committer renames the bodies of the whole batch into msg/ and the
+// envelopes into env/, fsyncs msg/ and env/ once for the batch, and only then
+// do the batch's Commits return. An envelope rewrite (recipients done, next
+// attempt) is tmp/<id>.env + fsync + rename + fsync of env/. A message is
+// removed by deleting env/<id> and then msg/<id>; that is not fsync'd: a
+// crash may bring the message back (at-least-once delivery, contract 1).
+//
+// Committed messages reach Run through an inbox appended to under a mutex and
+// signalled on a buffered-1 kick channel, so Commit never waits for Run (nor
+// needs it to be running: Run loads the spool when it starts). The schedule
+// itself (message id → state, a heap of due times, one timer) is touched only
+// by Run's goroutine. Attempts run in at most Workers goroutines; each one
+// persists its outcome (done recipients removed, attempt count, next attempt)
+// before handing it back to Run, so a restart keeps the schedule.
+//
+// Ids are 20 characters of lower-case base32hex: 48 bits of Unix milliseconds,
+// a 16-bit counter and 32 random bits; they sort roughly by acceptance time.
+//
+// At Run start, files in tmp/ that belong to no draft of this Queue, bodies
+// in msg/ without an envelope, and envelopes without a body (possible only
+// when a crash interrupted a Commit that had not returned) are removed.
+package queue
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"time"
+)
+
+// Message is one spooled message handed to a Handler for one delivery attempt.
+type Message struct {
+	ID       string    // msg_id, assigned at acceptance
+	From     string    // reverse-path, "" for the null sender
+	Rcpts    []string  // recipients still to be done (not yet delivered or bounced)
+	Received time.Time // time of acceptance
+	Attempt  int       // 1 for the first attempt
+	Final    bool      // the last attempt allowed: temporary failures must be treated as permanent
+	BodyPath string    // spool file holding the body (Received header included); read-only
+	Size     int64     // body size in octets
+}
+
+// Open opens the body for reading.
+func (m *Message) Open() (io.ReadCloser, error) { return os.Open(m.BodyPath) }
+
+// Result is the outcome for one recipient of a delivery attempt.
+type Result struct {
+	Rcpt string
+	// Err is nil when the recipient is done: delivered, or permanently failed
+	// and already bounced by the handler. A non-nil Err is temporary: the
+	// recipient is retried later.
+	Err error
+}
+
+// Handler delivers messages; package delivery implements it.
+type Handler interface {
+	// Deliver makes one attempt for every recipient of m and returns one Result
+	// per recipient. It is called from several worker goroutines at once.
+	Deliver(ctx context.Context, m *Message) []Result
+}
+
+// ErrFull is returned by NewMessage/Commit when the queue holds as many messages
+// as allowed (SMTP answers 452 4.3.1).
+var ErrFull = errors.New("queue: full")

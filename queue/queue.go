@@ -1,0 +1,170 @@
+package queue
+
+import (
+	"crypto/rand"
+	"encoding/base32"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Defaults for zero Options fields.
+const (
+	defaultWorkers     = 16
+	defaultMaxMessages = 100000
+)
+
+// defaultRetry is the wait before attempts 2, 3, ...: about 8 hours from
+// acceptance to the final attempt. RFC 5321 §4.5.4.1 suggests giving up only
+// after 4-5 days; deployments that want that set Options.Retry.
+func defaultRetry() []time.Duration {
+	return []time.Duration{
+		time.Second, 5 * time.Second, 30 * time.Second, 2 * time.Minute,
+		10 * time.Minute, 30 * time.Minute, time.Hour, 2 * time.Hour, 4 * time.Hour,
+	}
+}
+
+// Options configure a Queue. Zero values mean the documented defaults.
+type Options struct {
+	Dir         string          // spool directory (created if missing)
+	Host        string          // mail host name, for logs
+	Workers     int             // concurrent delivery attempts; 0 = default 16
+	MaxMessages int             // messages in the spool before ErrFull; 0 = default 100000; <0 = unlimited
+	Retry       []time.Duration // waits before attempts 2,3,...; nil = default; after the last one the next attempt is Final
+	Logger      *zap.Logger
+}
+
+// Queue is the spool of one mail host. NewMessage, Submit and Len are safe from
+// any goroutine; Run is the scheduling loop and runs at most once at a time.
+type Queue struct {
+	tmpDir, msgDir, envDir string
+
+	workers int
+	max     int64 // < 0: unlimited
+	retry   []time.Duration
+	log     *zap.Logger
+
+	count atomic.Int64  // drafts + inbox + messages owned by Run (see Len)
+	seq   atomic.Uint32 // id counter
+	inRun atomic.Bool
+
+	gc committer
+
+	// mu guards the hand-off between committing sessions and Run. It never
+	// guards the schedule, which only Run's goroutine touches.
+	mu     sync.Mutex
+	drafts map[string]struct{} // ids of drafts not yet committed or aborted
+	inbox  []*envelope         // committed, not yet taken by Run
+	kick   chan struct{}       // buffered 1: inbox is not empty
+}
+
+// Open prepares the spool directories under opt.Dir. It reads nothing yet: the
+// spool is loaded by Run.
+func Open(opt Options) (*Queue, error) {
+	if opt.Dir == "" {
+		return nil, errors.New("queue: no spool directory")
+	}
+	q := &Queue{
+		tmpDir:  filepath.Join(opt.Dir, "tmp"),
+		msgDir:  filepath.Join(opt.Dir, "msg"),
+		envDir:  filepath.Join(opt.Dir, "env"),
+		workers: opt.Workers,
+		max:     int64(opt.MaxMessages),
+		retry:   opt.Retry,
+		log:     opt.Logger,
+		drafts:  make(map[string]struct{}),
+		kick:    make(chan struct{}, 1),
+	}
+	if q.workers <= 0 {
+		q.workers = defaultWorkers
+	}
+	if q.max == 0 {
+		q.max = defaultMaxMessages
+	}
+	if q.retry == nil {
+		q.retry = defaultRetry()
+	} else {
+		q.retry = append([]time.Duration(nil), q.retry...)
+	}
+	if q.log == nil {
+		q.log = zap.NewNop()
+	}
+	q.log = q.log.With(zap.String("host", opt.Host))
+	q.gc.q = q
+	for _, d := range []string{opt.Dir, q.tmpDir, q.msgDir, q.envDir} {
+		if err := os.MkdirAll(d, 0o750); err != nil {
+			return nil, fmt.Errorf("queue: open %s: %w", d, err)
+		}
+	}
+	// The new directory entries themselves must survive a crash before the
+	// first message can be called durable.
+	for _, d := range []string{filepath.Dir(opt.Dir), opt.Dir} {
+		if err := syncDir(d); err != nil {
+			return nil, fmt.Errorf("queue: open %s: %w", d, err)
+		}
+	}
+	var s [4]byte
+	_, _ = rand.Read(s[:])
+	q.seq.Store(binary.BigEndian.Uint32(s[:]))
+	return q, nil
+}
+
+// Len reports the messages this Queue holds: drafts in progress, committed
+// messages, and (while Run is running) everything loaded from the spool. It is
+// the number compared with MaxMessages.
+func (q *Queue) Len() int { return int(q.count.Load()) }
+
+// reserve takes one place for a new draft, or reports that the queue is full.
+func (q *Queue) reserve() bool {
+	for {
+		n := q.count.Load()
+		if q.max >= 0 && n >= q.max {
+			return false
+		}
+		if q.count.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+func (q *Queue) release() { q.count.Add(-1) }
+
+// idEncoding is base32hex in lower case: its alphabet is in ASCII order, so
+// ids sort as their bytes do (time first), and it is safe in any file name.
+var idEncoding = base32.NewEncoding("0123456789abcdefghijklmnopqrstuv").WithPadding(base32.NoPadding)
+
+// idLen is the length of an id: 12 bytes in base32 (96 bits / 5, rounded up).
+const idLen = 20
+
+// newID returns a new message id: 48 bits of Unix milliseconds (so ids sort
+// roughly by acceptance time), a 16-bit per-queue counter (order within a
+// millisecond), and 32 random bits (unique across processes sharing nothing).
+func (q *Queue) newID() string {
+	var b [12]byte
+	ms := uint64(time.Now().UnixMilli())
+	binary.BigEndian.PutUint64(b[0:8], ms<<16|uint64(uint16(q.seq.Add(1))))
+	_, _ = rand.Read(b[8:12]) // crypto/rand.Read never fails (Go 1.24+)
+	return idEncoding.EncodeToString(b[:])
+}
+
+// validID reports whether name has the shape of an id (spool file names that
+// are not ids are left alone).
+func validID(name string) bool {
+	if len(name) != idLen {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if (c < '0' || c > '9') && (c < 'a' || c > 'v') {
+			return false
+		}
+	}
+	return true
+}
