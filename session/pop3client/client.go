@@ -1,6 +1,7 @@
 // Package pop3client is gomta's one POP3 client (RFC 1939, RFC 2449), used by the
-// mail agent, the load generator and tests. A server -ERR comes back as *Error
-// carrying the server's own words.
+// mail agent, the load generator and tests: plain or implicit TLS (DialTLS,
+// RFC 8314), STLS (RFC 2595), USER/PASS and AUTH PLAIN (RFC 5034, RFC 4616).
+// A server -ERR comes back as *Error carrying the server's own words.
 //
 // Every command runs under its own deadline (Options.Timeout). Multi-line
 // replies are dot-unstuffed with their CRLF line endings kept, so that a
@@ -13,6 +14,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -66,7 +69,9 @@ type MsgInfo struct {
 
 // Client is one POP3 connection. Not safe for concurrent use.
 type Client struct {
-	conn     net.Conn
+	conn     net.Conn // the TCP connection, or TLS over it
+	host     string   // server name for certificate checks when the tls.Config has none
+	tls      bool
 	r        *bufio.Reader
 	w        *bufio.Writer
 	opt      Options
@@ -77,9 +82,22 @@ type Client struct {
 // Dial connects to addr and reads the +OK greeting. ctx bounds the dial and
 // the greeting.
 func Dial(ctx context.Context, addr string, opt Options) (*Client, error) {
-	start := time.Now()
 	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", addr)
+	return dial(ctx, addr, opt, func() (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) })
+}
+
+// DialTLS connects to an implicit-TLS port (pop3s, RFC 8314 §3.3), runs the
+// handshake with cfg and reads the greeting. When cfg has no ServerName the
+// host part of addr is checked. ctx bounds the dial, handshake and greeting.
+func DialTLS(ctx context.Context, addr string, cfg *tls.Config, opt Options) (*Client, error) {
+	host, _, _ := net.SplitHostPort(addr)
+	d := tls.Dialer{Config: withServerName(cfg, host)}
+	return dial(ctx, addr, opt, func() (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) })
+}
+
+func dial(ctx context.Context, addr string, opt Options, connect func() (net.Conn, error)) (*Client, error) {
+	start := time.Now()
+	conn, err := connect()
 	if err != nil {
 		return nil, fmt.Errorf("pop3client: dial %s: %w", addr, err)
 	}
@@ -91,7 +109,24 @@ func Dial(ctx context.Context, addr string, opt Options) (*Client, error) {
 		c.Close()
 		return nil, fmt.Errorf("pop3client: greeting: %w", ctx.Err())
 	}
+	if err == nil {
+		c.host, _, _ = net.SplitHostPort(addr)
+	}
 	return c, err
+}
+
+// withServerName returns cfg, or a copy of it naming host when it names no
+// server and verifies certificates.
+func withServerName(cfg *tls.Config, host string) *tls.Config {
+	if cfg == nil {
+		cfg = &tls.Config{}
+	}
+	if cfg.ServerName != "" || cfg.InsecureSkipVerify || host == "" {
+		return cfg
+	}
+	cfg = cfg.Clone()
+	cfg.ServerName = host
+	return cfg
 }
 
 // NewClient reads the greeting on an established connection. On error the
@@ -101,6 +136,12 @@ func NewClient(conn net.Conn, opt Options) (*Client, error) {
 		opt.Timeout = DefaultTimeout
 	}
 	c := &Client{conn: conn, r: bufio.NewReader(conn), w: bufio.NewWriter(conn), opt: opt}
+	if tc, ok := conn.(*tls.Conn); ok {
+		c.tls = true
+		c.host = tc.ConnectionState().ServerName
+	} else if ra, ok := conn.RemoteAddr().(*net.TCPAddr); ok {
+		c.host = ra.IP.String()
+	}
 	start := time.Now()
 	if err := c.conn.SetDeadline(start.Add(opt.Timeout)); err != nil {
 		conn.Close()
@@ -124,6 +165,116 @@ func (o Options) trace(step string, start time.Time) {
 
 // Greeting is the text of the server's +OK greeting.
 func (c *Client) Greeting() string { return c.greeting }
+
+// TLS reports whether the connection is under TLS (DialTLS or StartTLS).
+func (c *Client) TLS() bool { return c.tls }
+
+// StartTLS sends STLS (RFC 2595 §4) and runs the TLS handshake with cfg
+// (cfg without ServerName checks the dialled host). A -ERR is returned as
+// *Error and the connection stays usable in plaintext. Anything the server
+// sent after its +OK and before the handshake is a protocol error (response
+// injection). Capabilities must be asked again afterwards.
+func (c *Client) StartTLS(cfg *tls.Config) error {
+	if c.tls {
+		return errors.New("pop3client: STLS: TLS already active")
+	}
+	if _, err := c.cmd("STLS", "STLS"); err != nil {
+		return err
+	}
+	start := time.Now()
+	defer c.opt.trace("tls", start)
+	if c.r.Buffered() > 0 {
+		return c.broken(fmt.Errorf("%w: data after +OK to STLS", ErrProtocol))
+	}
+	tc := tls.Client(c.conn, withServerName(cfg, c.host))
+	if err := tc.SetDeadline(time.Now().Add(c.opt.Timeout)); err != nil {
+		return c.broken(err)
+	}
+	if err := tc.Handshake(); err != nil {
+		return c.broken(fmt.Errorf("tls handshake: %w", err))
+	}
+	c.conn = tc
+	c.r.Reset(tc)
+	c.w.Reset(tc)
+	c.tls = true
+	return nil
+}
+
+// maxCommandLine is RFC 2449 §4's limit on a command line, CRLF included;
+// RFC 5034 §4 sends a longer initial response after a "+ " instead.
+const maxCommandLine = 255
+
+// Auth logs in with SASL PLAIN (RFC 5034, RFC 4616), authorization identity
+// empty. A rejected login is an *Error (e.g. "[AUTH] ...").
+func (c *Client) Auth(user, pass string) error {
+	start := time.Now()
+	defer c.opt.trace("AUTH", start)
+	resp := base64.StdEncoding.EncodeToString([]byte("\x00" + user + "\x00" + pass))
+	if line := "AUTH PLAIN " + resp; len(line)+2 <= maxCommandLine {
+		if err := c.send(line); err != nil {
+			return err
+		}
+		_, err := c.status()
+		return err
+	}
+	if err := c.send("AUTH PLAIN"); err != nil {
+		return err
+	}
+	line, err := c.readLine(maxStatusLine)
+	if err != nil {
+		return c.broken(err)
+	}
+	if t := string(trimEOL(line)); t != "+" && !strings.HasPrefix(t, "+ ") {
+		// No challenge: the status line says why (or is a protocol error).
+		_, err := parseStatus(t)
+		var pe *Error
+		if errors.As(err, &pe) {
+			return pe
+		}
+		if err == nil {
+			err = fmt.Errorf("%w: +OK to AUTH without credentials", ErrProtocol)
+		}
+		return c.broken(err)
+	}
+	if err := c.send(resp); err != nil {
+		return err
+	}
+	_, err = c.status()
+	return err
+}
+
+// Caps is a parsed CAPA listing (RFC 2449 §5): capability name, upper-cased,
+// to its arguments.
+type Caps map[string][]string
+
+// ParseCaps parses the lines returned by Capa.
+func ParseCaps(lines []string) Caps {
+	caps := make(Caps, len(lines))
+	for _, l := range lines {
+		f := strings.Fields(l)
+		if len(f) == 0 {
+			continue
+		}
+		caps[strings.ToUpper(f[0])] = f[1:]
+	}
+	return caps
+}
+
+// Has reports whether the capability name (case-insensitive) is listed.
+func (c Caps) Has(name string) bool {
+	_, ok := c[strings.ToUpper(name)]
+	return ok
+}
+
+// SASL reports whether the SASL capability lists mech (case-insensitive).
+func (c Caps) SASL(mech string) bool {
+	for _, m := range c["SASL"] {
+		if strings.EqualFold(m, mech) {
+			return true
+		}
+	}
+	return false
+}
 
 // Capa returns the capability lines (RFC 2449 §5).
 func (c *Client) Capa() ([]string, error) {
@@ -347,7 +498,11 @@ func (c *Client) readStatus() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	s := string(trimEOL(line))
+	return parseStatus(string(trimEOL(line)))
+}
+
+// parseStatus reads a status line without its CRLF.
+func parseStatus(s string) (string, error) {
 	switch {
 	case s == "+OK":
 		return "", nil
