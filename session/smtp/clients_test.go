@@ -141,3 +141,38 @@ func TestSwaksTLSAuth(t *testing.T) {
 		t.Errorf("message %q", m.body.String())
 	}
 }
+
+// TestPythonSmtplibStartTLSLogin: Python's smtplib with starttls() and login().
+func TestPythonSmtplibStartTLSLogin(t *testing.T) {
+	t.Parallel()
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("python3 not installed")
+	}
+	be := &fakeBackend{}
+	_, addr := startServer(t, Config{TLSConfig: serverTLS(t), Auth: testAuth}, be)
+	host, port, _ := net.SplitHostPort(addr)
+	const script = `
+import smtplib, ssl, sys
+s = smtplib.SMTP(sys.argv[1], int(sys.argv[2]), local_hostname="py.example")
+s.ehlo()
+assert not s.has_extn("auth")
+s.starttls(context=ssl._create_unverified_context())
+s.ehlo()
+try:
+    s.login("alice", "wrong")
+    raise SystemExit("wrong password accepted")
+except smtplib.SMTPAuthenticationError as e:
+    assert e.smtp_code == 535, e
+s.login("alice", "secret")
+s.sendmail("alice@example.org", ["b@example.org"], "Subject: py tls\r\n\r\nhi\r\n")
+s.quit()
+`
+	out, err := exec.Command(py, "-c", script, host, port).CombinedOutput()
+	if err != nil {
+		t.Fatalf("python3: %v\n%s", err, out)
+	}
+	if got := receivedWith(t, be.message(t, 0)); got != "ESMTPSA" {
+		t.Errorf("Received with %q, want ESMTPSA", got)
+	}
+}

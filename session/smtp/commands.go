@@ -14,12 +14,13 @@ import (
 // only before TLS, AUTH only where it may be used (RFC 4954 §4: not in the
 // clear unless AllowPlainAuth says so).
 func (s *session) extensions() []string {
-	ext := []string{
+	ext := make([]string, 0, 8)
+	ext = append(ext,
 		"PIPELINING", // RFC 2920
 		"8BITMIME",   // RFC 6152
-		"SIZE " + strconv.FormatInt(s.cfg.MaxSize, 10), // RFC 1870
-		"ENHANCEDSTATUSCODES",                          // RFC 2034
-	}
+		"SIZE "+strconv.FormatInt(s.cfg.MaxSize, 10), // RFC 1870
+		"ENHANCEDSTATUSCODES",                        // RFC 2034
+	)
 	if s.cfg.TLSConfig != nil && !s.conn.TLS {
 		ext = append(ext, "STARTTLS") // RFC 3207
 	}
