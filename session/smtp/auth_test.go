@@ -164,11 +164,13 @@ func TestAuthNotLogged(t *testing.T) {
 	cl.expect("334 ")
 	cl.send(secrets[3])
 	cl.expect("235 2.7.0 authentication successful")
+	cl.send(b64("alice") + "x") // a response out of step is no command, and not logged either
+	cl.expect("500 5.5.2 command not recognized")
 	cl.send("QUIT")
 	cl.expect("221 2.0.0 " + testHost + " closing connection")
 	cl.expectClosed()
 
-	secrets = append(secrets, "guess1", "guess2", "secret")
+	secrets = append(secrets, "guess1", "guess2", "secret", b64("alice")+"x")
 	sawTranscript := false
 	for _, e := range logs.All() {
 		text := e.Message

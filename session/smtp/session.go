@@ -249,14 +249,17 @@ func (s *session) deadline(d time.Duration) time.Time {
 }
 
 // transcript logs a command line at debug level. AUTH is cut after its
-// mechanism: an initial response carries the password (RFC 4954 §4).
-// Continuation lines of AUTH are never logged.
+// mechanism: an initial response carries the password (RFC 4954 §4). AUTH
+// continuation lines are never logged, nor lines that are no command.
 func (s *session) transcript(verb, line string) {
 	ce := s.log.Check(zap.DebugLevel, "command received")
 	if ce == nil {
 		return
 	}
-	if verb == "AUTH" {
+	if _, known := commands[verb]; !known {
+		// Perhaps an AUTH response sent out of step: it may hold a password.
+		line = "[unknown command redacted]"
+	} else if verb == "AUTH" {
 		_, arg := parseCommand(line)
 		mech, _, _ := strings.Cut(arg, " ")
 		line = "AUTH " + printable(mech) + " [redacted]"
