@@ -152,6 +152,10 @@ func (s *scheduler) load() error {
 			continue
 		}
 		q.count.Add(1)
+		// Everything found in the spool at start is due now (a restart usually
+		// follows a fix); the attempt count is kept, so the retry schedule
+		// resumes where it was.
+		env.Next = time.Time{}
 		s.add(env, now)
 	}
 	for _, env := range inbox {

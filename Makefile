@@ -1,0 +1,50 @@
+# gomta — the one entry point for building, testing and running.
+GO        ?= go
+BIN       ?= bin
+FUZZTIME  ?= 20s
+BENCHTIME ?= 1s
+PKGS      := ./...
+
+.PHONY: all build test test-short check fmt vet run fuzz bench clean
+
+all: check build test
+
+build:
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+## test: every test, race detector on, in random order; the interop tests
+## (Python smtplib/poplib, swaks, net/smtp, crash test) are Go tests that run here too.
+test:
+	$(GO) test -race -shuffle=on -timeout 15m $(PKGS)
+
+test-short:
+	$(GO) test -short $(PKGS)
+
+check: vet
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet $(PKGS)
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+## run: the daemon on its built-in default config (two mail hosts that mail each other).
+run:
+	$(GO) run ./cmd/mtad -log-format console
+
+## fuzz: every fuzz target for FUZZTIME each (default 20s).
+fuzz:
+	@set -e; for f in $$(grep -l '^func Fuzz' $$(git ls-files '*_test.go')); do \
+	  dir=./$$(dirname $$f); \
+	  for t in $$(grep -o '^func Fuzz[A-Za-z0-9_]*' $$f | sed 's/func //'); do \
+	    echo "== $$dir $$t ($(FUZZTIME))"; \
+	    $(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) $$dir; \
+	  done; \
+	done
+
+bench:
+	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) $(PKGS)
+
+clean:
+	rm -rf $(BIN) var

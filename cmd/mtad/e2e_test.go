@@ -1,0 +1,341 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/smtp"
+	"net/textproto"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// pyPOP reads a mailbox with Python's poplib and prints it as JSON. With a
+// fourth argument "dele-rset", it also checks that DELE, RSET and NOOP answer +OK.
+const pyPOP = `
+import json, poplib, sys
+host, port = sys.argv[1].rsplit(":", 1)
+p = poplib.POP3(host, int(port), timeout=10)
+out = {"greeting": p.getwelcome().decode()}
+out["user"] = p.user(sys.argv[2]).decode()
+out["pass"] = p.pass_(sys.argv[3]).decode()
+count, size = p.stat()
+out["stat"] = [count, size]
+out["msgs"] = []
+for i in range(1, count + 1):
+    resp, lines, octets = p.retr(i)
+    out["msgs"].append(b"\r\n".join(lines).decode("utf-8", "replace"))
+if len(sys.argv) > 4 and count > 0:
+    out["dele"] = p.dele(1).decode()
+    out["rset"] = p.rset().decode()
+    out["noop"] = p.noop().decode()
+out["quit"] = p.quit().decode()
+print(json.dumps(out))
+`
+
+type popResult struct {
+	Greeting, User, Pass, Dele, Rset, Noop, Quit string
+	Stat                                         [2]int
+	Msgs                                         []string
+}
+
+func popRead(t *testing.T, addr, user, pass string, extra ...string) popResult {
+	t.Helper()
+	var r popResult
+	out := python(t, pyPOP, append([]string{addr, user, pass}, extra...)...)
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("poplib output %q: %v", out, err)
+	}
+	return r
+}
+
+// waitMail polls a mailbox until it holds at least n messages and returns them.
+func waitMail(t *testing.T, addr, user, pass string, n int) []string {
+	t.Helper()
+	var r popResult
+	eventually(t, fmt.Sprintf("%d message(s) for %s", n, user), func() bool {
+		r = popRead(t, addr, user, pass)
+		return len(r.Msgs) >= n
+	})
+	return r.Msgs
+}
+
+func message(from, to, subject, body string) []byte {
+	return []byte("From: " + from + "\r\nTo: " + to + "\r\nSubject: " + subject +
+		"\r\nMessage-ID: <" + subject + "@test>\r\n\r\n" + body + "\r\n")
+}
+
+func TestCourseRelayAcrossWithNetSMTP(t *testing.T) {
+	c := newCourse(t)
+	c.start()
+	err := smtp.SendMail(c.qqSMTPAddr(), nil, "usr1@mail.sustech.edu.cn", []string{"usr@gmail.com"},
+		message("usr1@mail.sustech.edu.cn", "usr@gmail.com", "across", "hello gmail\r\n.leading dot"))
+	if err != nil {
+		t.Fatalf("net/smtp SendMail: %v", err)
+	}
+	msgs := waitMail(t, c.gmPOPAddr(), "usr@gmail.com", "pass", 1)
+	m := msgs[0]
+	if !strings.Contains(m, "Subject: across") || !strings.Contains(m, "hello gmail") || !strings.Contains(m, "\r\n.leading dot") {
+		t.Errorf("relayed message lost content:\n%s", m)
+	}
+	if n := strings.Count(m, "Received: "); n != 2 {
+		t.Errorf("want a Received header per hop (2), got %d:\n%s", n, m)
+	}
+	if !strings.Contains(m, "by exmail.qq.com") || !strings.Contains(m, "by gmail.com") {
+		t.Errorf("the Received headers do not name both hops:\n%s", m)
+	}
+}
+
+func TestCourseSameDomainWithPython(t *testing.T) {
+	c := newCourse(t)
+	c.start()
+	out := python(t, `
+import smtplib, sys
+from email.message import EmailMessage
+host, port = sys.argv[1].rsplit(":", 1)
+m = EmailMessage()
+m["From"], m["To"], m["Subject"] = "usr1@mail.sustech.edu.cn", "usr2@mail.sustech.edu.cn", "same domain"
+m.set_content("Bonjour, ça va ?\n")
+with smtplib.SMTP(host, int(port), timeout=10) as s:
+    print(s.ehlo()[0])
+    print(s.send_message(m))
+`, c.qqSMTPAddr())
+	if !strings.HasPrefix(out, "250\n{}") {
+		t.Fatalf("smtplib: %q", out)
+	}
+	waitMail(t, c.qqPOPAddr(), "usr2@mail.sustech.edu.cn", "pass2", 1)
+	r := popRead(t, c.qqPOPAddr(), "usr2@mail.sustech.edu.cn", "pass2", "dele-rset")
+	for name, v := range map[string]string{"greeting": r.Greeting, "user": r.User, "pass": r.Pass, "dele": r.Dele, "rset": r.Rset, "noop": r.Noop, "quit": r.Quit} {
+		if !strings.HasPrefix(v, "+OK") {
+			t.Errorf("%s: %q, want +OK", name, v)
+		}
+	}
+	if !strings.Contains(r.Msgs[0], "Subject: same domain") {
+		t.Errorf("RETR: %q", r.Msgs[0])
+	}
+	// RSET undid the DELE: the message is still there.
+	if r2 := popRead(t, c.qqPOPAddr(), "usr2@mail.sustech.edu.cn", "pass2"); r2.Stat[0] != 1 || r2.Stat[1] != r.Stat[1] {
+		t.Errorf("after DELE+RSET+QUIT: STAT %v, want %v", r2.Stat, r.Stat)
+	}
+}
+
+func TestCourseBounceForUnknownRemoteUser(t *testing.T) {
+	c := newCourse(t)
+	c.start()
+	err := smtp.SendMail(c.qqSMTPAddr(), nil, "usr1@mail.sustech.edu.cn", []string{"nobody@gmail.com"},
+		message("usr1@mail.sustech.edu.cn", "nobody@gmail.com", "lost", "to nobody"))
+	if err != nil {
+		t.Fatalf("submission must be accepted (the remote user is unknown only to gmail): %v", err)
+	}
+	m := waitMail(t, c.qqPOPAddr(), "usr1@mail.sustech.edu.cn", "pass1", 1)[0]
+	for _, want := range []string{"multipart/report", "report-type=delivery-status", "nobody@gmail.com", "5.1.1", "Action: failed", "Subject: lost"} {
+		if !strings.Contains(m, want) {
+			t.Errorf("bounce lacks %q:\n%s", want, m)
+		}
+	}
+}
+
+func TestCourseUnknownLocalSenderRefused(t *testing.T) {
+	c := newCourse(t)
+	c.start()
+	cl, err := smtp.Dial(c.qqSMTPAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	err = cl.Mail("nobody@mail.sustech.edu.cn")
+	var te *textproto.Error
+	if !errors.As(err, &te) || te.Code != 550 {
+		t.Fatalf("MAIL FROM unknown local sender: %v, want 550", err)
+	}
+	if err := cl.Rcpt("usr2@mail.sustech.edu.cn"); err == nil {
+		t.Errorf("RCPT after refused MAIL must be refused (503)")
+	}
+	cl.Quit()
+	if r := popRead(t, c.qqPOPAddr(), "usr2@mail.sustech.edu.cn", "pass2"); r.Stat[0] != 0 {
+		t.Errorf("a refused sender delivered something: %v", r.Stat)
+	}
+}
+
+func TestSwaks(t *testing.T) {
+	swaks := needTool(t, "swaks")
+	c := newCourse(t)
+	c.start()
+	out, err := exec.Command(swaks, "--server", "127.0.0.1", "--port", strconv.Itoa(c.qqSMTP),
+		"--from", "usr1@mail.sustech.edu.cn", "--to", "usr@gmail.com,usr2@mail.sustech.edu.cn",
+		"--header", "Subject: swaks test", "--body", "sent by swaks", "--timeout", "10").CombinedOutput()
+	if err != nil {
+		t.Fatalf("swaks: %v\n%s", err, out)
+	}
+	for _, mb := range []struct{ addr, user, pass string }{
+		{c.gmPOPAddr(), "usr@gmail.com", "pass"}, {c.qqPOPAddr(), "usr2@mail.sustech.edu.cn", "pass2"},
+	} {
+		m := waitMail(t, mb.addr, mb.user, mb.pass, 1)[0]
+		if !strings.Contains(m, "Subject: swaks test") || !strings.Contains(m, "sent by swaks") {
+			t.Errorf("%s got:\n%s", mb.user, m)
+		}
+	}
+}
+
+// writeConfig writes a two-server config in the course's schema on free ports,
+// with extra gomta settings, and returns its path and the ports.
+func writeConfig(t *testing.T, extra string) (string, []int) {
+	t.Helper()
+	p := freePorts(t, 4)
+	cfg := fmt.Sprintf(`[server]
+"exmail.qq.com" = { smtp = %d, pop = %d }
+"gmail.com" = { smtp = %d, pop = %d }
+[accounts."exmail.qq.com"]
+"usr1@mail.sustech.edu.cn" = "pass1"
+"usr2@mail.sustech.edu.cn" = "pass2"
+[accounts."gmail.com"]
+"usr@gmail.com" = "pass"
+[MX]
+"mail.sustech.edu.cn." = "mxbiz1.qq.com."
+"gmail.com." = "gmail-smtp-in.l.google.com."
+[P]
+"mxbiz1.qq.com." = "%d"
+"gmail-smtp-in.l.google.com." = "%d"
+%s`, p[0], p[1], p[2], p[3], p[0], p[2], extra)
+	path := filepath.Join(t.TempDir(), "config.toml")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path, p
+}
+
+func TestOneProcessBothServers(t *testing.T) {
+	cfg, p := writeConfig(t, "")
+	startDaemon(t, []string{"-config", cfg, "-data", t.TempDir()}, p...)
+	err := smtp.SendMail(fmt.Sprintf("127.0.0.1:%d", p[2]), nil, "usr@gmail.com", []string{"usr1@mail.sustech.edu.cn"},
+		message("usr@gmail.com", "usr1@mail.sustech.edu.cn", "reverse", "from gmail"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitMail(t, fmt.Sprintf("127.0.0.1:%d", p[1]), "usr1@mail.sustech.edu.cn", "pass1", 1)
+}
+
+func TestUntrustedClientCannotRelay(t *testing.T) {
+	cfg, p := writeConfig(t, "[gomta]\ntrusted_networks = [\"127.0.0.1/32\"]\n")
+	startDaemon(t, []string{"-config", cfg, "-data", t.TempDir()}, p...)
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}, Timeout: 5 * time.Second}
+	conn, err := d.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", p[0]))
+	if err != nil {
+		t.Skipf("cannot dial from 127.0.0.2: %v", err)
+	}
+	cl, err := smtp.NewClient(conn, "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	code := func(err error) int {
+		var te *textproto.Error
+		if errors.As(err, &te) {
+			return te.Code
+		}
+		if err != nil {
+			t.Fatalf("unexpected error: %v", err)
+		}
+		return 250
+	}
+	if got := code(cl.Mail("usr1@mail.sustech.edu.cn")); got != 553 {
+		t.Errorf("untrusted client using a local sender: %d, want 553", got)
+	}
+	if got := code(cl.Mail("stranger@example.org")); got != 250 {
+		t.Fatalf("foreign sender: %d, want 250", got)
+	}
+	if got := code(cl.Rcpt("usr@gmail.com")); got != 554 {
+		t.Errorf("relay to another domain: %d, want 554", got)
+	}
+	if got := code(cl.Rcpt("nobody@mail.sustech.edu.cn")); got != 550 {
+		t.Errorf("unknown local user: %d, want 550", got)
+	}
+	if got := code(cl.Rcpt("usr2@mail.sustech.edu.cn")); got != 250 {
+		t.Fatalf("local recipient: %d, want 250", got)
+	}
+	w, err := cl.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(message("stranger@example.org", "usr2@mail.sustech.edu.cn", "inbound", "hi"))
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cl.Quit()
+	waitMail(t, fmt.Sprintf("127.0.0.1:%d", p[1]), "usr2@mail.sustech.edu.cn", "pass2", 1)
+	if r := popRead(t, fmt.Sprintf("127.0.0.1:%d", p[3]), "usr@gmail.com", "pass"); r.Stat[0] != 0 {
+		t.Errorf("relay denied, yet gmail got %d message(s)", r.Stat[0])
+	}
+}
+
+func TestBadConfigListsEveryProblem(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bad.toml")
+	os.WriteFile(path, []byte(`[server]
+"a" = { smtp = 70000, pop = 2110 }
+"b" = { smtp = 2025, pop = 2110 }
+[accounts."a"]
+"not-an-address" = "x"
+[gomta]
+resolver = "carrier-pigeon"
+`), 0o644)
+	out, err := exec.Command(mtadBin, "-config", path).CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() == 0 {
+		t.Fatalf("bad config: exit %v, want non-zero\n%s", err, out)
+	}
+	for _, want := range []string{"70000", "not-an-address", "carrier-pigeon", "port 2110 is used twice"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output does not mention %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestPortInUse(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	port := l.Addr().(*net.TCPAddr).Port
+	pop := freePorts(t, 1)[0]
+	out, err := exec.Command(mtadBin, "-n", "gmail.com", "-s", strconv.Itoa(port), "-p", strconv.Itoa(pop),
+		"-data", t.TempDir()).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "already in use") || !strings.Contains(string(out), strconv.Itoa(port)) {
+		t.Fatalf("port in use: err=%v, output:\n%s", err, out)
+	}
+}
+
+func TestSIGTERMAnswers421AndExits0(t *testing.T) {
+	cfg, p := writeConfig(t, "")
+	d := startDaemon(t, []string{"-config", cfg, "-data", t.TempDir()}, p...)
+	conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", p[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	tc := textproto.NewConn(conn)
+	if _, _, err := tc.ReadResponse(220); err != nil {
+		t.Fatal(err)
+	}
+	if err := tc.PrintfLine("EHLO test"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := tc.ReadResponse(250); err != nil {
+		t.Fatal(err)
+	}
+	d.stop(t)
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	code, msg, err := tc.ReadResponse(0)
+	if code != 421 {
+		t.Errorf("idle session at SIGTERM: %d %q (%v), want 421", code, msg, err)
+	}
+	if d.err != nil {
+		t.Errorf("exit: %v, want 0", d.err)
+	}
+}

@@ -1,0 +1,178 @@
+// Command mtad is gomta's daemon: it loads a config in the course's schema,
+// starts every mail host of it (or the one named by -n) and runs their SMTP and
+// POP3 listeners, queues and delivery workers in one oklog/run group until
+// SIGINT or SIGTERM.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"syscall"
+
+	"github.com/oklog/run"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"gomta/mta"
+)
+
+func main() { os.Exit(realMain(os.Args[1:], os.Stderr)) }
+
+type options struct {
+	config, fdns, name, data, logFormat, logLevel string
+	smtpPort, popPort                             int
+	dataSet                                       bool
+}
+
+func parseFlags(args []string, stderr io.Writer) (*options, error) {
+	var o options
+	fs := flag.NewFlagSet("mtad", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.config, "config", "", "config `FILE` in the course's schema (default: the built-in two-host demo)")
+	fs.StringVar(&o.fdns, "fdns", "", "fake DNS `FILE` with [MX] and [P] tables (added to the config's)")
+	fs.StringVar(&o.name, "n", "", "run only the server `NAME` of [server] (default: every server)")
+	fs.IntVar(&o.smtpPort, "s", 0, "SMTP `PORT` for the server of -n (default: from [server])")
+	fs.IntVar(&o.popPort, "p", 0, "POP3 `PORT` for the server of -n (default: from [server])")
+	fs.StringVar(&o.data, "data", "", "`DIR` for spool and mailboxes (default: data_dir of [gomta], ./var)")
+	fs.StringVar(&o.logFormat, "log-format", "json", "log format: json or console")
+	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: mtad [-config FILE] [-fdns FILE] [-n NAME] [-s PORT] [-p PORT] [-data DIR] [-log-format json|console] [-log-level LEVEL]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	fs.Visit(func(f *flag.Flag) { o.dataSet = o.dataSet || f.Name == "data" })
+	return &o, nil
+}
+
+func realMain(args []string, stderr io.Writer) int {
+	o, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "mtad:", err)
+		return 2
+	}
+	log, err := newLogger(o.logFormat, o.logLevel)
+	if err != nil {
+		fmt.Fprintln(stderr, "mtad:", err)
+		return 2
+	}
+	defer log.Sync() //nolint:errcheck // nothing to do about a failed sync at exit
+
+	cfg, err := mta.Load(o.config, o.fdns)
+	if err != nil {
+		fmt.Fprintf(stderr, "mtad: bad configuration:\n%s\n", indent(err.Error()))
+		return 1
+	}
+	servers, err := selectServers(cfg, o)
+	if err != nil {
+		fmt.Fprintln(stderr, "mtad:", err)
+		return 1
+	}
+	if o.dataSet {
+		cfg.DataDir = o.data
+	}
+	raiseFileLimit(log)
+
+	var hosts []*mta.Host
+	for _, s := range servers {
+		h, err := mta.NewHost(cfg, s, mta.DataDir(cfg.DataDir, s), log)
+		if err != nil {
+			for _, h := range hosts {
+				h.Close()
+			}
+			fmt.Fprintln(stderr, "mtad:", err)
+			return 1
+		}
+		hosts = append(hosts, h)
+	}
+
+	var g run.Group
+	g.Add(run.SignalHandler(context.Background(), syscall.SIGINT, syscall.SIGTERM))
+	for _, h := range hosts {
+		for _, a := range h.Actors() {
+			g.Add(a.Execute, a.Interrupt)
+		}
+		accounts := make([]string, 0, len(h.Accounts()))
+		accounts = append(accounts, h.Accounts()...)
+		sort.Strings(accounts)
+		log.Info("mail host ready", zap.String("host", h.Name), zap.Stringer("smtp", h.SMTPAddr),
+			zap.Stringer("pop3", h.POP3Addr), zap.Strings("accounts", accounts), zap.Strings("domains", h.Domains()),
+			zap.String("data_dir", mta.DataDir(cfg.DataDir, h.Server())))
+	}
+	log.Info("mtad started", zap.Int("hosts", len(hosts)), zap.String("resolver", cfg.Resolver),
+		zap.Strings("trusted_networks", cfg.TrustedNetworks))
+	err = g.Run()
+	if err != nil && !errors.Is(err, run.ErrSignal) {
+		log.Error("mtad stopped", zap.Error(err))
+		return 1
+	}
+	log.Info("mtad stopped", zap.NamedError("reason", err))
+	return 0
+}
+
+func selectServers(cfg *mta.Config, o *options) ([]*mta.Server, error) {
+	if o.name == "" {
+		if o.smtpPort != 0 || o.popPort != 0 {
+			if len(cfg.Servers) != 1 {
+				return nil, errors.New("-s and -p need -n NAME when the config has several servers")
+			}
+		} else {
+			return cfg.Servers, nil
+		}
+		o.name = cfg.Servers[0].Name
+	}
+	s := cfg.Server(o.name)
+	if s == nil {
+		names := make([]string, len(cfg.Servers))
+		for i, s := range cfg.Servers {
+			names[i] = s.Name
+		}
+		return nil, fmt.Errorf("-n %q: no such server in [server] (have: %s)", o.name, strings.Join(names, ", "))
+	}
+	if o.smtpPort != 0 {
+		s.SMTPPort = o.smtpPort
+	}
+	if o.popPort != 0 {
+		s.POPPort = o.popPort
+	}
+	return []*mta.Server{s}, nil
+}
+
+func newLogger(format, level string) (*zap.Logger, error) {
+	lvl, err := zapcore.ParseLevel(level)
+	if err != nil {
+		return nil, fmt.Errorf("-log-level: %w", err)
+	}
+	var zc zap.Config
+	switch format {
+	case "json":
+		zc = zap.NewProductionConfig()
+		zc.EncoderConfig.TimeKey = "ts"
+		zc.EncoderConfig.EncodeTime = zapcore.RFC3339NanoTimeEncoder
+	case "console":
+		zc = zap.NewDevelopmentConfig()
+		zc.DisableStacktrace = true
+	default:
+		return nil, fmt.Errorf("-log-format %q: want json or console", format)
+	}
+	zc.Level = zap.NewAtomicLevelAt(lvl)
+	zc.Sampling = nil
+	zc.OutputPaths = []string{"stderr"}
+	return zc.Build()
+}
+
+func indent(s string) string { return "  " + strings.ReplaceAll(s, "\n", "\n  ") }

@@ -1,0 +1,5 @@
+package mta
+
+import "syscall"
+
+const syscallEADDRINUSE = syscall.EADDRINUSE

@@ -1,0 +1,199 @@
+package mta
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"gomta/delivery"
+	"gomta/delivery/mailbox"
+	"gomta/delivery/relay"
+	"gomta/queue"
+	"gomta/session/pop3"
+	"gomta/session/smtp"
+)
+
+// Host is one running mail host: its accounts, spool, mailboxes, delivery
+// worker, and SMTP and POP3 servers with their listeners.
+type Host struct {
+	Name      string
+	Queue     *queue.Queue
+	Mailboxes *mailbox.Store
+	SMTPAddr  net.Addr // where SMTP listens
+	POP3Addr  net.Addr // where POP3 listens
+
+	cfg      *Config
+	srv      *Server
+	local    map[string]bool   // final-destination domains
+	accounts map[string]string // lower-cased address → address as configured
+	log      *zap.Logger
+	worker   *delivery.Worker
+	smtp     *smtp.Server
+	pop3     *pop3.Server
+	smtpLn   net.Listener
+	pop3Ln   net.Listener
+}
+
+// Actor is one block of the caller's run group (oklog/run): Execute runs until
+// the actor stops; Interrupt makes it stop.
+type Actor struct {
+	Name      string
+	Execute   func() error
+	Interrupt func(error)
+}
+
+// ShutdownGrace is how long open sessions get to finish at shutdown.
+const ShutdownGrace = 10 * time.Second
+
+// NewHost builds the mail host s of cfg with its data under dataDir, and opens
+// its listeners (a port already in use is an error naming it).
+func NewHost(cfg *Config, s *Server, dataDir string, log *zap.Logger) (*Host, error) {
+	base := log // the queue and the POP3 server add the host field themselves
+	log = log.With(zap.String("host", s.Name))
+	h := &Host{Name: s.Name, cfg: cfg, srv: s, log: log, local: map[string]bool{}, accounts: map[string]string{}}
+	for _, d := range s.Domains {
+		h.local[d] = true
+	}
+	users := make([]string, 0, len(s.Accounts))
+	for a := range s.Accounts {
+		h.accounts[strings.ToLower(a)] = a
+		users = append(users, a)
+	}
+	var err error
+	h.Queue, err = queue.Open(queue.Options{
+		Dir: filepath.Join(dataDir, "spool"), Host: s.Name, Workers: cfg.QueueWorkers,
+		MaxMessages: cfg.MaxQueue, Retry: durations(cfg.Retry), Logger: base.With(zap.String("proto", "queue")),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("host %s: %w", s.Name, err)
+	}
+	h.Mailboxes, err = mailbox.New(mailbox.Options{Root: filepath.Join(dataDir, "mail"), Users: users, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("host %s: %w", s.Name, err)
+	}
+	res := &relay.Resolver{MX: cfg.MX, P: cfg.P, DNS: cfg.Resolver == "dns"}
+	h.worker = &delivery.Worker{
+		Host: s.Name, Local: h.isLocal, Account: h.account, Mailboxes: h.Mailboxes,
+		Relay:   relay.New(res, relay.Options{LocalName: s.Name, Logger: log.With(zap.String("proto", "relay"))}),
+		Bounces: h.Queue, Logger: log.With(zap.String("proto", "delivery")),
+	}
+	h.smtp = smtp.NewServer(smtp.Config{
+		Hostname: s.Name, MaxSize: cfg.MaxMessageSize, MaxRcpts: cfg.MaxRecipients, MaxErrors: cfg.MaxErrors,
+		CmdTimeout: time.Duration(cfg.CommandTimeout), Trusted: cfg.Trusted, Logger: log,
+	}, smtpBackend{h})
+	h.pop3 = pop3.NewServer(pop3.Config{
+		Hostname: s.Name, IdleTimeout: time.Duration(cfg.POP3Timeout), MaxErrors: cfg.MaxErrors, Logger: base,
+	}, pop3Backend{h})
+	if h.smtpLn, err = listen(cfg.Listen, s.SMTPPort, s.Name, "SMTP"); err != nil {
+		return nil, err
+	}
+	if h.pop3Ln, err = listen(cfg.Listen, s.POPPort, s.Name, "POP3"); err != nil {
+		h.smtpLn.Close()
+		return nil, err
+	}
+	h.SMTPAddr, h.POP3Addr = h.smtpLn.Addr(), h.pop3Ln.Addr()
+	return h, nil
+}
+
+func listen(ip string, port int, host, proto string) (net.Listener, error) {
+	addr := net.JoinHostPort(ip, strconv.Itoa(port))
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		if errors.Is(err, syscallEADDRINUSE) {
+			return nil, fmt.Errorf("host %s: %s port %s is already in use by another program", host, proto, addr)
+		}
+		return nil, fmt.Errorf("host %s: %s listen on %s: %w", host, proto, addr, err)
+	}
+	return l, nil
+}
+
+// Actors returns the host's run-group blocks, listeners first so that they
+// are interrupted (and drained) before the queue and the mailboxes stop.
+func (h *Host) Actors() []Actor {
+	shutdown := func(f func(context.Context) error) func(error) {
+		return func(error) {
+			ctx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
+			defer cancel()
+			if err := f(ctx); err != nil {
+				h.log.Warn("shutdown cut open sessions", zap.Error(err))
+			}
+		}
+	}
+	coreCtx, stopCore := context.WithCancel(context.Background())
+	return []Actor{
+		{Name: h.Name + " smtp", Execute: func() error { return h.smtp.Serve(h.smtpLn) }, Interrupt: shutdown(h.smtp.Shutdown)},
+		{Name: h.Name + " pop3", Execute: func() error { return h.pop3.Serve(h.pop3Ln) }, Interrupt: shutdown(h.pop3.Shutdown)},
+		{Name: h.Name + " queue", Execute: func() error { return h.runCore(coreCtx) }, Interrupt: func(error) { stopCore() }},
+	}
+}
+
+// runCore runs the mailbox actors and the queue; the mailboxes stop only after
+// the queue has finished its attempts in progress.
+func (h *Host) runCore(ctx context.Context) error {
+	mctx, stopMailboxes := context.WithCancel(context.Background())
+	mdone := make(chan error, 1)
+	go func() { mdone <- h.Mailboxes.Run(mctx) }()
+	qerr := h.Queue.Run(ctx, h.worker)
+	stopMailboxes()
+	merr := <-mdone
+	return errors.Join(qerr, merr)
+}
+
+// Close releases the listeners of a host whose actors never ran.
+func (h *Host) Close() {
+	h.smtpLn.Close()
+	h.pop3Ln.Close()
+}
+
+func (h *Host) isLocal(domain string) bool { return h.local[strings.ToLower(domain)] }
+
+// account maps an address to its account as configured; ok=false when none.
+func (h *Host) account(addr string) (string, bool) {
+	a, ok := h.accounts[strings.ToLower(addr)]
+	return a, ok
+}
+
+func durations(ds []Duration) []time.Duration {
+	out := make([]time.Duration, len(ds))
+	for i, d := range ds {
+		out[i] = time.Duration(d)
+	}
+	return out
+}
+
+// DataDir is where host s keeps its spool and mailboxes under root.
+func DataDir(root string, s *Server) string {
+	return filepath.Join(root, safeName(s.Name))
+}
+
+func safeName(n string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '/' || r == '\\' || r == 0 || r == os.PathSeparator {
+			return '_'
+		}
+		return r
+	}, n)
+}
+
+// Accounts lists the host's account addresses as configured.
+func (h *Host) Accounts() []string {
+	out := make([]string, 0, len(h.accounts))
+	for _, a := range h.accounts {
+		out = append(out, a)
+	}
+	return out
+}
+
+// Domains lists the host's final-destination domains.
+func (h *Host) Domains() []string { return h.srv.Domains }
+
+// Server is the configuration the host was built from.
+func (h *Host) Server() *Server { return h.srv }

@@ -1,0 +1,141 @@
+package mta
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"io"
+	"strings"
+
+	"gomta/delivery/mailbox"
+	"gomta/queue"
+	"gomta/session/pop3"
+	"gomta/session/smtp"
+)
+
+// Replies of the relay policy (DESIGN.md "Who may send what").
+var (
+	// RFC 5321 §4.2.2 550, RFC 3463 §3.2 X.1.0 "other address status":
+	// a sender claiming this host's domain that is no account of it.
+	replyBadLocalSender = &smtp.Reply{Code: 550, Enhanced: "5.1.0", Text: "sender address rejected: no such account here"}
+	// RFC 4954 §6 / RFC 3463 X.7.1: a local sender from an untrusted,
+	// unauthenticated client, or an authenticated one sending as another user.
+	replySenderNotOwned = &smtp.Reply{Code: 553, Enhanced: "5.7.1", Text: "sender address not owned by this client"}
+	// RFC 3463 §3.2 X.1.1 "bad destination mailbox address".
+	replyNoSuchUser = &smtp.Reply{Code: 550, Enhanced: "5.1.1", Text: "no such user here"}
+	// RFC 5321 §3.6.2, RFC 3463 X.7.1: never an open relay.
+	replyRelayDenied = &smtp.Reply{Code: 554, Enhanced: "5.7.1", Text: "relay access denied"}
+	// RFC 5321 §4.2.2 452, RFC 3463 X.3.1 "mail system full".
+	replyQueueFull = &smtp.Reply{Code: 452, Enhanced: "4.3.1", Text: "queue full, try again later"}
+)
+
+// smtpBackend is the relay policy and message sink of one host's SMTP sessions.
+type smtpBackend struct{ h *Host }
+
+// Mail implements smtp.Backend.
+func (b smtpBackend) Mail(_ context.Context, c *smtp.Conn, from string) error {
+	if from == "" {
+		return nil // the null sender: bounces, delivered locally only (see Rcpt)
+	}
+	if c.AuthUser != "" && !strings.EqualFold(c.AuthUser, from) {
+		return replySenderNotOwned
+	}
+	if !b.h.isLocal(domainOf(from)) {
+		return nil
+	}
+	if _, ok := b.h.account(from); !ok {
+		return replyBadLocalSender
+	}
+	if !c.Trusted && c.AuthUser == "" {
+		return replySenderNotOwned
+	}
+	return nil
+}
+
+// Rcpt implements smtp.Backend.
+func (b smtpBackend) Rcpt(_ context.Context, c *smtp.Conn, from, rcpt string) error {
+	if b.h.isLocal(domainOf(rcpt)) {
+		if _, ok := b.h.account(rcpt); !ok {
+			return replyNoSuchUser
+		}
+		return nil
+	}
+	if from == "" {
+		return replyRelayDenied
+	}
+	if c.AuthUser != "" {
+		return nil
+	}
+	if _, ok := b.h.account(from); ok && c.Trusted {
+		return nil
+	}
+	return replyRelayDenied
+}
+
+// NewMessage implements smtp.Backend.
+func (b smtpBackend) NewMessage(ctx context.Context, _ *smtp.Conn) (smtp.MessageWriter, error) {
+	d, err := b.h.Queue.NewMessage(ctx)
+	if errors.Is(err, queue.ErrFull) {
+		return nil, replyQueueFull
+	}
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// pop3Backend authenticates a host's accounts and opens their mailboxes.
+type pop3Backend struct{ h *Host }
+
+// Login implements pop3.Backend, comparing passwords in constant time.
+func (b pop3Backend) Login(_ context.Context, user, pass string) error {
+	acct, ok := b.h.account(user)
+	want := b.h.srv.Accounts[acct]
+	// Compare even for an unknown user so that timing does not tell users apart.
+	match := subtle.ConstantTimeCompare([]byte(pass), []byte(want)) == 1
+	if !ok || !match || want == "" {
+		return pop3.ErrAuth
+	}
+	return nil
+}
+
+// Open implements pop3.Backend.
+func (b pop3Backend) Open(ctx context.Context, user string) (pop3.Maildrop, error) {
+	acct, ok := b.h.account(user)
+	if !ok {
+		return nil, pop3.ErrAuth
+	}
+	s, err := b.h.Mailboxes.Open(ctx, acct)
+	switch {
+	case errors.Is(err, mailbox.ErrInUse):
+		return nil, pop3.ErrInUse
+	case errors.Is(err, mailbox.ErrNoUser):
+		return nil, pop3.ErrAuth
+	case err != nil:
+		return nil, err
+	}
+	return maildrop{s}, nil
+}
+
+// maildrop adapts a mailbox session to pop3.Maildrop.
+type maildrop struct{ s *mailbox.Session }
+
+func (m maildrop) List() []pop3.MsgInfo {
+	l := m.s.List()
+	out := make([]pop3.MsgInfo, len(l))
+	for i, x := range l {
+		out[i] = pop3.MsgInfo{Size: x.Size, UID: x.UID}
+	}
+	return out
+}
+
+func (m maildrop) Open(ctx context.Context, i int) (io.ReadCloser, error) { return m.s.Open(ctx, i) }
+func (m maildrop) Commit(ctx context.Context, del []int) error            { return m.s.Commit(ctx, del) }
+func (m maildrop) Close()                                                 { m.s.Close() }
+
+func domainOf(addr string) string {
+	if at := strings.LastIndexByte(addr, '@'); at >= 0 {
+		return strings.ToLower(addr[at+1:])
+	}
+	return ""
+}
