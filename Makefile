@@ -5,7 +5,7 @@ FUZZTIME  ?= 20s
 BENCHTIME ?= 1s
 PKGS      := ./...
 
-.PHONY: all build test test-short check fmt vet run fuzz bench clean
+.PHONY: all build test test-short check fmt vet run fuzz bench bench-peers clean
 
 all: check build test
 
@@ -45,6 +45,10 @@ fuzz:
 
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) $(PKGS)
+
+## bench-peers: gomta side by side with Postfix and Dovecot (installs them; root, Debian).
+bench-peers:
+	bash bench/peers.sh all
 
 clean:
 	rm -rf $(BIN) var
