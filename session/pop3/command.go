@@ -101,7 +101,8 @@ var commands = map[string]command{
 
 // capabilities is the CAPA listing (RFC 2449 §6) for this session: USER and
 // SASL only where a clear-text password is allowed (RFC 2595 §2), STLS only
-// in AUTHORIZATION before TLS (RFC 2595 §4).
+// before TLS (RFC 2595 §4). The listing is the same in both states (RFC 2449
+// §5: AUTHORIZATION capabilities are announced in both).
 func (s *session) capabilities() []string {
 	caps := make([]string, 0, 10)
 	caps = append(caps, "TOP", "UIDL") // RFC 2449 §6.1, §6.5
@@ -109,7 +110,7 @@ func (s *session) capabilities() []string {
 		caps = append(caps, "USER", "SASL PLAIN") // RFC 2449 §6.3, RFC 5034 §5
 	}
 	caps = append(caps, "RESP-CODES", "PIPELINING", "AUTH-RESP-CODE") // RFC 2449 §6.4, §6.6, RFC 3206 §6
-	if s.srv.cfg.TLSConfig != nil && !s.tls && s.state == stateAuthorization {
+	if s.srv.cfg.TLSConfig != nil && !s.tls {
 		caps = append(caps, "STLS") // RFC 2595 §4
 	}
 	return append(caps, "IMPLEMENTATION gomta")

@@ -159,7 +159,12 @@ func (s *Server) ServeTLS(l net.Listener) error {
 func (s *Server) ServeConn(conn net.Conn) {
 	sess := s.newSession(conn)
 	if !s.track(sess) {
-		// Shutdown already began: answer like an idle session would.
+		// Shutdown already began: answer like an idle session would, unless
+		// that needs a TLS handshake Shutdown would not wait for.
+		if sess.implicit {
+			conn.Close()
+			return
+		}
 		sess.refuse(replyShutdown)
 		return
 	}

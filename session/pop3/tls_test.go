@@ -2,6 +2,7 @@ package pop3_test
 
 import (
 	"bufio"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -245,4 +246,42 @@ func startTLSListener(t *testing.T, be pop3.Backend, cfg pop3.Config) *testServe
 	go func() { ts.served <- ts.srv.ServeTLS(l) }()
 	t.Cleanup(func() { shutdownNow(t, ts) })
 	return ts
+}
+
+// TestShutdownMidHandshakeAndAuth: sessions waiting for a TLS ClientHello, for
+// an AUTH continuation or for the STLS handshake do not hold Shutdown up.
+func TestShutdownMidHandshakeAndAuth(t *testing.T) {
+	t.Parallel()
+	cert := newCert(t)
+	be := newBackend()
+	plainTS := start(t, be, pop3.Config{TLSConfig: cert.server})
+	tlsTS := startTLSListener(t, be, pop3.Config{TLSConfig: cert.server})
+
+	silent := dialRaw(t, tlsTS.addr, "") // never sends a ClientHello
+	auth := dial(t, plainTS.addr)
+	auth.cmd("AUTH PLAIN", "+ ")
+	stls := dial(t, plainTS.addr)
+	stls.cmd("STLS", "+OK Begin TLS negotiation") // and no handshake
+
+	for _, ts := range []*testServer{plainTS, tlsTS} {
+		ctx, cancel := context.WithTimeout(context.Background(), ioWait)
+		if err := ts.srv.Shutdown(ctx); err != nil {
+			t.Fatalf("Shutdown: %v", err)
+		}
+		cancel()
+		ts.waitServe(t)
+	}
+	auth.expect("-ERR [SYS/TEMP] server shutting down")
+	auth.expectEOF()
+	stls.expectEOF()
+	silent.expectEOF()
+}
+
+func TestCapaInTransaction(t *testing.T) {
+	t.Parallel()
+	cert := newCert(t)
+	ts := start(t, newBackend(), pop3.Config{TLSConfig: cert.server})
+	c := dial(t, ts.addr)
+	c.loginAlice()
+	c.cmd("CAPA", capa(true, true)...) // RFC 2449 §5: the same in both states
 }
