@@ -71,7 +71,35 @@ type Settings struct {
 	// ExtraDomains adds final-destination domains to a host: server name → domains.
 	ExtraDomains map[string][]string `toml:"domains"`
 
+	// TLS. With a certificate (tls_cert + tls_key, PEM files) or
+	// tls_self_signed = true (a pair made in memory at start, for local use),
+	// SMTP offers STARTTLS, POP3 offers STLS, and the relay uses STARTTLS
+	// when the next MTA offers it.
+	TLSCert       string `toml:"tls_cert"`
+	TLSKey        string `toml:"tls_key"`
+	TLSSelfSigned bool   `toml:"tls_self_signed"`
+	// ImplicitTLS adds implicit-TLS listeners (submissions, pop3s; RFC 8314):
+	// server name → ports.
+	ImplicitTLS map[string]TLSPorts `toml:"implicit_tls"`
+	// PlaintextAuth says where SMTP AUTH and POP3 USER/PASS/AUTH are allowed
+	// without TLS: "trusted" (trusted networks only), "always" or "never".
+	PlaintextAuth string `toml:"plaintext_auth"`
+
+	// Limits; 0 switches a limit off.
+	MaxConnections      int      `toml:"max_connections"`        // per host (SMTP + POP3); 421 4.7.0 beyond
+	MaxConnectionsPerIP int      `toml:"max_connections_per_ip"` // per client IP; trusted networks exempt
+	AuthFailures        int      `toml:"auth_failures"`          // failed logins per IP and per account before lock-out
+	AuthWindow          Duration `toml:"auth_window"`            // how long failures count
+	AuthDelay           Duration `toml:"auth_delay"`             // delay after a failure, doubling
+	SessionTimeout      Duration `toml:"session_timeout"`        // whole SMTP session; 421 4.4.2 beyond
+
 	trusted []netip.Prefix
+}
+
+// TLSPorts are a server's implicit-TLS ports; 0 = none.
+type TLSPorts struct {
+	SMTP int `toml:"smtp"`
+	POP  int `toml:"pop"`
 }
 
 // Duration is a time.Duration written as "5m" in TOML.
@@ -107,6 +135,13 @@ func DefaultSettings() Settings {
 		Retry: []Duration{Duration(time.Second), Duration(5 * time.Second), Duration(30 * time.Second),
 			Duration(2 * time.Minute), Duration(10 * time.Minute), Duration(30 * time.Minute),
 			Duration(time.Hour), Duration(2 * time.Hour), Duration(4 * time.Hour)},
+		PlaintextAuth:       "trusted",
+		MaxConnections:      20000,
+		MaxConnectionsPerIP: 50,
+		AuthFailures:        10,
+		AuthWindow:          Duration(15 * time.Minute),
+		AuthDelay:           Duration(250 * time.Millisecond),
+		SessionTimeout:      Duration(30 * time.Minute),
 	}
 }
 
@@ -226,6 +261,9 @@ func (c *Config) buildServers(name string, f *fileFormat) []error {
 			if pass == "" {
 				problems = append(problems, fmt.Errorf("%s: [accounts.%q] %q has an empty password", name, sname, addr))
 			}
+			if strings.HasPrefix(pass, "$2") && !isBcrypt(pass) {
+				problems = append(problems, fmt.Errorf("%s: [accounts.%q] %q: password looks like a bcrypt hash but is not a valid one", name, sname, addr))
+			}
 			s.Accounts[addr] = pass
 			doms[strings.ToLower(addr[at+1:])] = true
 		}
@@ -321,6 +359,35 @@ func (c *Config) validate(name string) []error {
 	}
 	if c.MaxQueue == 0 || c.MaxQueue < -1 {
 		bad("[gomta] max_queue must be positive, or -1 for unlimited")
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		bad("[gomta] tls_cert and tls_key go together")
+	}
+	switch c.PlaintextAuth {
+	case "trusted", "always", "never":
+	default:
+		bad("[gomta] plaintext_auth %q: want \"trusted\", \"always\" or \"never\"", c.PlaintextAuth)
+	}
+	for name, p := range c.ImplicitTLS {
+		if c.Server(name) == nil {
+			bad("[gomta.implicit_tls] %q names no server of [server]", name)
+		}
+		for _, port := range []int{p.SMTP, p.POP} {
+			if port < 0 || port > 65535 {
+				bad("[gomta.implicit_tls.%q] port %d out of range", name, port)
+			}
+		}
+		if (p.SMTP != 0 || p.POP != 0) && c.TLSCert == "" && !c.TLSSelfSigned {
+			bad("[gomta.implicit_tls.%q] needs tls_cert/tls_key or tls_self_signed", name)
+		}
+	}
+	for _, v := range []struct {
+		name string
+		n    int
+	}{{"max_connections", c.MaxConnections}, {"max_connections_per_ip", c.MaxConnectionsPerIP}, {"auth_failures", c.AuthFailures}} {
+		if v.n < 0 {
+			bad("[gomta] %s must be 0 (off) or positive", v.name)
+		}
 	}
 	return problems
 }

@@ -2,6 +2,7 @@ package mta
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -34,12 +35,15 @@ type Host struct {
 	srv      *Server
 	local    map[string]bool   // final-destination domains
 	accounts map[string]string // lower-cased address → address as configured
+	hashed   bool              // some password is a bcrypt hash
 	log      *zap.Logger
 	worker   *delivery.Worker
 	smtp     *smtp.Server
 	pop3     *pop3.Server
 	smtpLn   net.Listener
 	pop3Ln   net.Listener
+	smtpsLn  net.Listener // implicit TLS (submissions), nil when none
+	pop3sLn  net.Listener // implicit TLS (pop3s), nil when none
 }
 
 // Actor is one block of the caller's run group (oklog/run): Execute runs until
@@ -54,8 +58,9 @@ type Actor struct {
 const ShutdownGrace = 10 * time.Second
 
 // NewHost builds the mail host s of cfg with its data under dataDir, and opens
-// its listeners (a port already in use is an error naming it).
-func NewHost(cfg *Config, s *Server, dataDir string, log *zap.Logger) (*Host, error) {
+// its listeners (a port already in use is an error naming it). tlsConf (nil:
+// no TLS) is the certificate of the process (Config.TLSConfig).
+func NewHost(cfg *Config, s *Server, dataDir string, tlsConf *tls.Config, log *zap.Logger) (*Host, error) {
 	base := log // the queue and the POP3 server add the host field themselves
 	log = log.With(zap.String("host", s.Name))
 	h := &Host{Name: s.Name, cfg: cfg, srv: s, log: log, local: map[string]bool{}, accounts: map[string]string{}}
@@ -66,6 +71,7 @@ func NewHost(cfg *Config, s *Server, dataDir string, log *zap.Logger) (*Host, er
 	for a := range s.Accounts {
 		h.accounts[strings.ToLower(a)] = a
 		users = append(users, a)
+		h.hashed = h.hashed || isBcrypt(s.Accounts[a])
 	}
 	var err error
 	h.Queue, err = queue.Open(queue.Options{
@@ -82,25 +88,59 @@ func NewHost(cfg *Config, s *Server, dataDir string, log *zap.Logger) (*Host, er
 	res := &relay.Resolver{MX: cfg.MX, P: cfg.P, DNS: cfg.Resolver == "dns"}
 	h.worker = &delivery.Worker{
 		Host: s.Name, Local: h.isLocal, Account: h.account, Mailboxes: h.Mailboxes,
-		Relay:   relay.New(res, relay.Options{LocalName: s.Name, Logger: log.With(zap.String("proto", "relay"))}),
+		Relay: relay.New(res, relay.Options{LocalName: s.Name, Logger: log.With(zap.String("proto", "relay")),
+			TLS: relayTLS(tlsConf)}),
 		Bounces: h.Queue, Logger: log.With(zap.String("proto", "delivery")),
 	}
+	lim := cfg.newLimiter()
 	h.smtp = smtp.NewServer(smtp.Config{
 		Hostname: s.Name, MaxSize: cfg.MaxMessageSize, MaxRcpts: cfg.MaxRecipients, MaxErrors: cfg.MaxErrors,
-		CmdTimeout: time.Duration(cfg.CommandTimeout), Trusted: cfg.Trusted, Logger: log,
+		CmdTimeout: time.Duration(cfg.CommandTimeout), SessionTimeout: time.Duration(cfg.SessionTimeout),
+		Trusted: cfg.Trusted, TLSConfig: tlsConf, Auth: h.smtpAuth, AllowPlainAuth: cfg.plaintextAuth,
+		Limiter: lim, Logger: log,
 	}, smtpBackend{h})
 	h.pop3 = pop3.NewServer(pop3.Config{
-		Hostname: s.Name, IdleTimeout: time.Duration(cfg.POP3Timeout), MaxErrors: cfg.MaxErrors, Logger: base,
+		Hostname: s.Name, IdleTimeout: time.Duration(cfg.POP3Timeout), MaxErrors: cfg.MaxErrors,
+		TLSConfig: tlsConf, AllowPlainAuth: cfg.plaintextAuth, Limiter: lim, Logger: base,
 	}, pop3Backend{h})
-	if h.smtpLn, err = listen(cfg.Listen, s.SMTPPort, s.Name, "SMTP"); err != nil {
-		return nil, err
-	}
-	if h.pop3Ln, err = listen(cfg.Listen, s.POPPort, s.Name, "POP3"); err != nil {
-		h.smtpLn.Close()
+	if err := h.listenAll(cfg, s); err != nil {
+		h.Close()
 		return nil, err
 	}
 	h.SMTPAddr, h.POP3Addr = h.smtpLn.Addr(), h.pop3Ln.Addr()
 	return h, nil
+}
+
+// relayTLS is the relay's opportunistic STARTTLS configuration: the next MTA's
+// certificate is not verified (RFC 7435 opportunistic security; MX names from
+// a fake DNS cannot be authenticated anyway).
+func relayTLS(server *tls.Config) *tls.Config {
+	if server == nil {
+		return nil
+	}
+	return &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12} //nolint:gosec // opportunistic TLS between MTAs
+}
+
+func (h *Host) listenAll(cfg *Config, s *Server) error {
+	var err error
+	if h.smtpLn, err = listen(cfg.Listen, s.SMTPPort, s.Name, "SMTP"); err != nil {
+		return err
+	}
+	if h.pop3Ln, err = listen(cfg.Listen, s.POPPort, s.Name, "POP3"); err != nil {
+		return err
+	}
+	tp := cfg.ImplicitTLS[s.Name]
+	if tp.SMTP != 0 {
+		if h.smtpsLn, err = listen(cfg.Listen, tp.SMTP, s.Name, "SMTP (implicit TLS)"); err != nil {
+			return err
+		}
+	}
+	if tp.POP != 0 {
+		if h.pop3sLn, err = listen(cfg.Listen, tp.POP, s.Name, "POP3 (implicit TLS)"); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func listen(ip string, port int, host, proto string) (net.Listener, error) {
@@ -128,11 +168,33 @@ func (h *Host) Actors() []Actor {
 		}
 	}
 	coreCtx, stopCore := context.WithCancel(context.Background())
-	return []Actor{
+	actors := []Actor{
 		{Name: h.Name + " smtp", Execute: func() error { return h.smtp.Serve(h.smtpLn) }, Interrupt: shutdown(h.smtp.Shutdown)},
 		{Name: h.Name + " pop3", Execute: func() error { return h.pop3.Serve(h.pop3Ln) }, Interrupt: shutdown(h.pop3.Shutdown)},
-		{Name: h.Name + " queue", Execute: func() error { return h.runCore(coreCtx) }, Interrupt: func(error) { stopCore() }},
 	}
+	// The servers serve several listeners; Shutdown (above) stops them all.
+	if h.smtpsLn != nil {
+		actors = append(actors, Actor{Name: h.Name + " smtps", Execute: func() error { return h.smtp.ServeTLS(h.smtpsLn) },
+			Interrupt: func(error) { h.smtpsLn.Close() }})
+	}
+	if h.pop3sLn != nil {
+		actors = append(actors, Actor{Name: h.Name + " pop3s", Execute: func() error { return h.pop3.ServeTLS(h.pop3sLn) },
+			Interrupt: func(error) { h.pop3sLn.Close() }})
+	}
+	return append(actors, Actor{Name: h.Name + " queue", Execute: func() error { return h.runCore(coreCtx) },
+		Interrupt: func(error) { stopCore() }})
+}
+
+// Listeners describes where the host listens, for the start-up log.
+func (h *Host) Listeners() []zap.Field {
+	f := []zap.Field{zap.Stringer("smtp", h.SMTPAddr), zap.Stringer("pop3", h.POP3Addr)}
+	if h.smtpsLn != nil {
+		f = append(f, zap.Stringer("smtps", h.smtpsLn.Addr()))
+	}
+	if h.pop3sLn != nil {
+		f = append(f, zap.Stringer("pop3s", h.pop3sLn.Addr()))
+	}
+	return f
 }
 
 // runCore runs the mailbox actors and the queue; the mailboxes stop only after
@@ -149,8 +211,11 @@ func (h *Host) runCore(ctx context.Context) error {
 
 // Close releases the listeners of a host whose actors never ran.
 func (h *Host) Close() {
-	h.smtpLn.Close()
-	h.pop3Ln.Close()
+	for _, l := range []net.Listener{h.smtpLn, h.pop3Ln, h.smtpsLn, h.pop3sLn} {
+		if l != nil {
+			l.Close()
+		}
+	}
 }
 
 func (h *Host) isLocal(domain string) bool { return h.local[strings.ToLower(domain)] }

@@ -25,9 +25,9 @@ import (
 func main() { os.Exit(realMain(os.Args[1:], os.Stderr)) }
 
 type options struct {
-	config, fdns, name, data, logFormat, logLevel string
-	smtpPort, popPort                             int
-	dataSet                                       bool
+	config, fdns, name, data, logFormat, logLevel, genCert string
+	smtpPort, popPort                                      int
+	dataSet                                                bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -42,8 +42,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.data, "data", "", "`DIR` for spool and mailboxes (default: data_dir of [gomta], ./var)")
 	fs.StringVar(&o.logFormat, "log-format", "json", "log format: json or console")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&o.genCert, "gen-cert", "", "write a self-signed certificate (cert.pem, key.pem) for the config's servers into `DIR` and exit")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: mtad [-config FILE] [-fdns FILE] [-n NAME] [-s PORT] [-p PORT] [-data DIR] [-log-format json|console] [-log-level LEVEL]")
+		fmt.Fprintln(stderr, "usage: mtad [-config FILE] [-fdns FILE] [-n NAME] [-s PORT] [-p PORT] [-data DIR] [-log-format json|console] [-log-level LEVEL] [-gen-cert DIR]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -77,6 +78,9 @@ func realMain(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "mtad: bad configuration:\n%s\n", indent(err.Error()))
 		return 1
 	}
+	if o.genCert != "" {
+		return genCert(cfg, o.genCert, stderr)
+	}
 	servers, err := selectServers(cfg, o)
 	if err != nil {
 		fmt.Fprintln(stderr, "mtad:", err)
@@ -86,10 +90,15 @@ func realMain(args []string, stderr io.Writer) int {
 		cfg.DataDir = o.data
 	}
 	raiseFileLimit(log)
+	tlsConf, err := cfg.TLSConfig(log)
+	if err != nil {
+		fmt.Fprintln(stderr, "mtad:", err)
+		return 1
+	}
 
 	var hosts []*mta.Host
 	for _, s := range servers {
-		h, err := mta.NewHost(cfg, s, mta.DataDir(cfg.DataDir, s), log)
+		h, err := mta.NewHost(cfg, s, mta.DataDir(cfg.DataDir, s), tlsConf, log)
 		if err != nil {
 			for _, h := range hosts {
 				h.Close()
@@ -109,9 +118,9 @@ func realMain(args []string, stderr io.Writer) int {
 		accounts := make([]string, 0, len(h.Accounts()))
 		accounts = append(accounts, h.Accounts()...)
 		sort.Strings(accounts)
-		log.Info("mail host ready", zap.String("host", h.Name), zap.Stringer("smtp", h.SMTPAddr),
-			zap.Stringer("pop3", h.POP3Addr), zap.Strings("accounts", accounts), zap.Strings("domains", h.Domains()),
-			zap.String("data_dir", mta.DataDir(cfg.DataDir, h.Server())))
+		fields := append([]zap.Field{zap.String("host", h.Name)}, h.Listeners()...)
+		log.Info("mail host ready", append(fields, zap.Strings("accounts", accounts), zap.Strings("domains", h.Domains()),
+			zap.Bool("tls", tlsConf != nil), zap.String("data_dir", mta.DataDir(cfg.DataDir, h.Server())))...)
 	}
 	log.Info("mtad started", zap.Int("hosts", len(hosts)), zap.String("resolver", cfg.Resolver),
 		zap.Strings("trusted_networks", cfg.TrustedNetworks))
@@ -121,6 +130,22 @@ func realMain(args []string, stderr io.Writer) int {
 		return 1
 	}
 	log.Info("mtad stopped", zap.NamedError("reason", err))
+	return 0
+}
+
+func genCert(cfg *mta.Config, dir string, stderr io.Writer) int {
+	names := make([]string, len(cfg.Servers))
+	for i, s := range cfg.Servers {
+		names[i] = s.Name
+	}
+	cert, key, err := mta.WriteSelfSigned(dir, names)
+	if err != nil {
+		fmt.Fprintln(stderr, "mtad: -gen-cert:", err)
+		return 1
+	}
+	fmt.Fprintf(stderr, "mtad: wrote a self-signed certificate for %s (and localhost, 127.0.0.1, ::1):\n  %s\n  %s\n"+
+		"Use it with tls_cert and tls_key in [gomta]; clients cannot verify it: for local use only.\n",
+		strings.Join(names, ", "), cert, key)
 	return 0
 }
 

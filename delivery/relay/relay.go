@@ -12,6 +12,7 @@ package relay
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -34,6 +35,10 @@ type Options struct {
 	LocalName string        // EHLO name; default "localhost"
 	Timeout   time.Duration // per SMTP command; default smtpclient.DefaultTimeout
 	Logger    *zap.Logger   // nil: no logs; the caller adds proto=relay and host
+	// TLS, when set, makes the relay use STARTTLS whenever the next MTA offers
+	// it (RFC 3207; opportunistic, RFC 7435: a failed handshake is a failed
+	// attempt, plaintext is used only when STARTTLS is not offered).
+	TLS *tls.Config
 }
 
 // Relay delivers messages to other MTAs. It holds no per-message state and
@@ -135,8 +140,11 @@ func (rl *Relay) attempt(ctx context.Context, log *zap.Logger, n int, t Target, 
 	stop := context.AfterFunc(ctx, func() { _ = c.Close() })
 	defer stop()
 	defer func() { _ = c.Close() }()
-	if err := c.Hello(); err != nil {
+	if err := c.HelloTLS(rl.opt.TLS); err != nil {
 		return nil, ctxErr(ctx, err)
+	}
+	if c.TLS() {
+		log = log.With(zap.Bool("tls", true))
 	}
 	body, err := open()
 	if err != nil {

@@ -47,6 +47,10 @@ type Config struct {
 	AuthFailures  int           // failed logins per IP and per account before lock-out; 0 = no lock-out
 	AuthWindow    time.Duration // how long failures are remembered / lock-out lasts; 0 = DefaultAuthWindow
 	AuthDelay     time.Duration // base delay after a failure, doubling per failure up to MaxAuthDelay; 0 = none
+	// ExemptPerIP, when set, names client addresses (e.g. trusted networks:
+	// the site's own agents, load tests) that MaxConnsPerIP does not apply to,
+	// as Postfix's smtpd_client_event_limit_exceptions. MaxConns still does.
+	ExemptPerIP func(net.Addr) bool
 }
 
 // Limiter enforces a Config. Create it with New.
@@ -98,7 +102,8 @@ func (l *Limiter) Accept(remote net.Addr) (release func(), err error) {
 	if l.cfg.MaxConns > 0 && l.total >= l.cfg.MaxConns {
 		return nil, ErrTooManyConns
 	}
-	if l.cfg.MaxConnsPerIP > 0 && l.perIP[key] >= l.cfg.MaxConnsPerIP {
+	if l.cfg.MaxConnsPerIP > 0 && l.perIP[key] >= l.cfg.MaxConnsPerIP &&
+		(l.cfg.ExemptPerIP == nil || !l.cfg.ExemptPerIP(remote)) {
 		return nil, ErrTooManyFromIP
 	}
 	l.total++

@@ -105,6 +105,28 @@ func TestAccept(t *testing.T) {
 	}
 }
 
+func TestExemptPerIP(t *testing.T) {
+	t.Parallel()
+	exempt := func(a net.Addr) bool { return a.(*net.TCPAddr).IP.Equal(net.IPv4(127, 0, 0, 1)) }
+	l := New(Config{MaxConns: 4, MaxConnsPerIP: 1, ExemptPerIP: exempt})
+	for i := range 3 {
+		if _, err := l.Accept(tcp("127.0.0.1:1")); err != nil {
+			t.Fatalf("exempt address, connection %d: %v", i+1, err)
+		}
+	}
+	if _, err := l.Accept(tcp("127.0.0.2:1")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Accept(tcp("127.0.0.2:2")); err != ErrTooManyConns {
+		t.Fatalf("the total limit applies to everyone: %v", err)
+	}
+	l2 := New(Config{MaxConnsPerIP: 1, ExemptPerIP: exempt})
+	l2.Accept(tcp("127.0.0.2:1"))
+	if _, err := l2.Accept(tcp("127.0.0.2:2")); err != ErrTooManyFromIP {
+		t.Fatalf("a non-exempt address is limited: %v", err)
+	}
+}
+
 func TestUnlimitedAndNil(t *testing.T) {
 	t.Parallel()
 	l := New(Config{})

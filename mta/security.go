@@ -1,0 +1,181 @@
+package mta
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/subtle"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/crypto/bcrypt"
+
+	"gomta/session/limit"
+)
+
+// isBcrypt tells a bcrypt hash ("$2a$", "$2b$", "$2y$") from a plaintext
+// password; the course's files hold plaintext.
+func isBcrypt(p string) bool {
+	return len(p) == 60 && (strings.HasPrefix(p, "$2a$") || strings.HasPrefix(p, "$2b$") || strings.HasPrefix(p, "$2y$"))
+}
+
+// dummyHash is compared against for unknown users of a host with bcrypt
+// passwords, so that a wrong user costs what a wrong password costs.
+var dummyHash = sync.OnceValue(func() []byte {
+	h, _ := bcrypt.GenerateFromPassword([]byte("gomta-dummy"), bcrypt.DefaultCost)
+	return h
+})
+
+// checkPassword reports whether pass is the password of the account addr,
+// in constant time for plaintext and with bcrypt for hashed passwords.
+func (h *Host) checkPassword(addr, pass string) bool {
+	acct, ok := h.account(addr)
+	if !ok {
+		if h.hashed {
+			_ = bcrypt.CompareHashAndPassword(dummyHash(), []byte(pass))
+		}
+		return false
+	}
+	want := h.srv.Accounts[acct]
+	if isBcrypt(want) {
+		return bcrypt.CompareHashAndPassword([]byte(want), []byte(pass)) == nil
+	}
+	return want != "" && subtle.ConstantTimeCompare([]byte(pass), []byte(want)) == 1
+}
+
+// smtpAuth is the SMTP server's AUTH check.
+func (h *Host) smtpAuth(_ context.Context, user, pass string) bool {
+	return h.checkPassword(user, pass)
+}
+
+// plaintextAuth says whether a client may send a password before TLS.
+func (c *Config) plaintextAuth(remote net.Addr) bool {
+	switch c.PlaintextAuth {
+	case "always":
+		return true
+	case "never":
+		return false
+	default:
+		return c.Trusted(remote)
+	}
+}
+
+// newLimiter builds a host's connection and login limits; trusted networks
+// are exempt from the per-IP connection limit.
+func (c *Config) newLimiter() *limit.Limiter {
+	return limit.New(limit.Config{
+		MaxConns: c.MaxConnections, MaxConnsPerIP: c.MaxConnectionsPerIP, AuthFailures: c.AuthFailures,
+		AuthWindow: time.Duration(c.AuthWindow), AuthDelay: time.Duration(c.AuthDelay), ExemptPerIP: c.Trusted,
+	})
+}
+
+// TLSConfig loads the certificate of the config, or makes a self-signed one
+// when tls_self_signed is set; nil when TLS is not configured. It says
+// plainly in the log when the certificate in use is self-signed.
+func (c *Config) TLSConfig(log *zap.Logger) (*tls.Config, error) {
+	var cert tls.Certificate
+	switch {
+	case c.TLSCert != "":
+		var err error
+		cert, err = tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("tls: %w", err)
+		}
+		leaf, err := x509.ParseCertificate(cert.Certificate[0])
+		if err != nil {
+			return nil, fmt.Errorf("tls: %s: %w", c.TLSCert, err)
+		}
+		if bytes.Equal(leaf.RawIssuer, leaf.RawSubject) &&
+			leaf.CheckSignature(leaf.SignatureAlgorithm, leaf.RawTBSCertificate, leaf.Signature) == nil {
+			log.Warn("TLS certificate is self-signed: clients cannot verify this server", zap.String("file", c.TLSCert))
+		} else {
+			log.Info("TLS certificate loaded", zap.String("file", c.TLSCert), zap.Strings("names", leaf.DNSNames),
+				zap.Time("not_after", leaf.NotAfter))
+		}
+	case c.TLSSelfSigned:
+		names := make([]string, 0, len(c.Servers))
+		for _, s := range c.Servers {
+			names = append(names, s.Name)
+		}
+		certPEM, keyPEM, err := SelfSigned(names)
+		if err != nil {
+			return nil, err
+		}
+		if cert, err = tls.X509KeyPair(certPEM, keyPEM); err != nil {
+			return nil, fmt.Errorf("tls: %w", err)
+		}
+		log.Warn("TLS uses a self-signed certificate made at start (tls_self_signed): for local use only", zap.Strings("names", names))
+	default:
+		return nil, nil
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}
+
+// SelfSigned makes a self-signed ECDSA P-256 certificate for names (plus
+// localhost, 127.0.0.1 and ::1), valid for a year, as PEM.
+func SelfSigned(names []string) (certPEM, keyPEM []byte, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("tls: %w", err)
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return nil, nil, fmt.Errorf("tls: %w", err)
+	}
+	cn := "gomta"
+	if len(names) > 0 {
+		cn = names[0]
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: cn, Organization: []string{"gomta self-signed"}},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(365 * 24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		DNSNames:     append(append([]string{}, names...), "localhost"),
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("tls: %w", err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("tls: %w", err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), nil
+}
+
+// WriteSelfSigned writes cert.pem and key.pem (0600) for names into dir.
+func WriteSelfSigned(dir string, names []string) (certFile, keyFile string, err error) {
+	certPEM, keyPEM, err := SelfSigned(names)
+	if err != nil {
+		return "", "", err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", "", err
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, certPEM, 0o644); err != nil {
+		return "", "", err
+	}
+	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
+		return "", "", err
+	}
+	return certFile, keyFile, nil
+}
