@@ -5,7 +5,7 @@ FUZZTIME  ?= 20s
 BENCHTIME ?= 1s
 PKGS      := ./...
 
-.PHONY: all build test test-short check fmt vet run fuzz bench bench-peers clean
+.PHONY: all build test test-short stress check fmt vet run fuzz bench bench-peers clean
 
 all: check build test
 
@@ -16,6 +16,11 @@ build:
 ## (Python smtplib/poplib, swaks, net/smtp, crash test) are Go tests that run here too.
 test:
 	$(GO) test -race -shuffle=on -timeout 15m $(PKGS)
+
+## stress: the long proofs: 100 sending sessions with five SIGKILLs (zero lost),
+## SIGTERM under 100 sessions (every client sees its reply or a 421).
+stress:
+	GOMTA_STRESS=1 $(GO) test -race -count=1 -timeout 30m -run 'Crash|Graceful|DiskFull|Leak' -v ./cmd/mtad/ ./session/...
 
 test-short:
 	$(GO) test -short $(PKGS)

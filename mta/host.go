@@ -36,6 +36,7 @@ type Host struct {
 	local    map[string]bool   // final-destination domains
 	accounts map[string]string // lower-cased address → address as configured
 	hashed   bool              // some password is a bcrypt hash
+	dataDir  string            // spool/ and mail/ live here
 	log      *zap.Logger
 	worker   *delivery.Worker
 	smtp     *smtp.Server
@@ -63,7 +64,7 @@ const ShutdownGrace = 10 * time.Second
 func NewHost(cfg *Config, s *Server, dataDir string, tlsConf *tls.Config, log *zap.Logger) (*Host, error) {
 	base := log // the queue and the POP3 server add the host field themselves
 	log = log.With(zap.String("host", s.Name))
-	h := &Host{Name: s.Name, cfg: cfg, srv: s, log: log, local: map[string]bool{}, accounts: map[string]string{}}
+	h := &Host{Name: s.Name, cfg: cfg, srv: s, log: log, dataDir: dataDir, local: map[string]bool{}, accounts: map[string]string{}}
 	for _, d := range s.Domains {
 		h.local[d] = true
 	}
