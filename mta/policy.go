@@ -6,6 +6,8 @@ import (
 	"io"
 	"strings"
 
+	"go.uber.org/zap"
+
 	"gomta/delivery/mailbox"
 	"gomta/queue"
 	"gomta/session/pop3"
@@ -80,7 +82,7 @@ func (b smtpBackend) NewMessage(ctx context.Context, _ *smtp.Conn) (smtp.Message
 	if err != nil {
 		return nil, err
 	}
-	return d, nil
+	return &tracingDraft{Draft: d, log: b.h.log.With(zap.String("proto", "smtp"))}, nil
 }
 
 // pop3Backend authenticates a host's accounts and opens their mailboxes.

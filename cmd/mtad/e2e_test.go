@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -89,6 +90,12 @@ func TestCourseRelayAcrossWithNetSMTP(t *testing.T) {
 	}
 	if !strings.Contains(m, "by exmail.qq.com") || !strings.Contains(m, "by gmail.com") {
 		t.Errorf("the Received headers do not name both hops:\n%s", m)
+	}
+	// The JSON logs follow the message across hosts: gmail.com logs the id
+	// that exmail.qq.com gave it at acceptance as upstream_msg_id.
+	up := regexp.MustCompile(`"upstream_msg_id":"([^"]+)"`).FindStringSubmatch(c.gm.log.String())
+	if up == nil || !strings.Contains(c.qq.log.String(), `"msg_id":"`+up[1]+`"`) {
+		t.Errorf("gmail.com's log does not name exmail.qq.com's msg_id as upstream_msg_id (%v)", up)
 	}
 }
 
