@@ -346,3 +346,29 @@ func TestSIGTERMAnswers421AndExits0(t *testing.T) {
 		t.Errorf("exit: %v, want 0", d.err)
 	}
 }
+
+// TestHTTPRequestClosesAtOnce: curl speaking HTTP to the SMTP and POP3 ports
+// gets the greeting and then the connection closed: no reply to the request
+// line or its headers (which would be a 500 / -ERR per header line otherwise).
+func TestHTTPRequestClosesAtOnce(t *testing.T) {
+	curl := needTool(t, "curl")
+	cfg, p := writeConfig(t, "")
+	d := startDaemon(t, []string{"-config", cfg, "-data", t.TempDir()}, p...)
+	for _, c := range []struct {
+		port     int
+		greeting string
+	}{{p[0], "220 "}, {p[1], "+OK "}} {
+		// --http0.9: take whatever comes back as the body.
+		out, err := exec.Command(curl, "-sS", "--http0.9", "--max-time", "10", "-H", "X-Probe: 1",
+			fmt.Sprintf("http://127.0.0.1:%d/", c.port)).CombinedOutput()
+		lines := strings.Split(strings.TrimRight(string(out), "\r\n"), "\r\n")
+		if len(lines) != 1 || !strings.HasPrefix(lines[0], c.greeting) {
+			t.Errorf("curl to port %d (%v): got %q, want the greeting alone", c.port, err, out)
+		}
+	}
+	// The daemon is unharmed.
+	if err := smtp.SendMail(fmt.Sprintf("127.0.0.1:%d", p[0]), nil, "usr1@mail.sustech.edu.cn", []string{"usr2@mail.sustech.edu.cn"},
+		message("usr1@mail.sustech.edu.cn", "usr2@mail.sustech.edu.cn", "after-http", "ok")); err != nil {
+		t.Fatalf("after HTTP probes: %v\n%s", err, d.log.String())
+	}
+}
