@@ -29,7 +29,8 @@ func (m discardMessage) Commit(context.Context, string, []string) error {
 }
 
 // BenchmarkSMTPLoad measures mtaload's own throughput against an in-process
-// accept-and-discard gomta SMTP server (both share the CPU):
+// accept-and-discard gomta SMTP server (both share the CPU), plain and with
+// -tls (STARTTLS; sessions resume through the shared cache) and -auth:
 //
 //	go test -run '^$' -bench SMTPLoad -benchtime 20000x ./cmd/mtaload/
 func BenchmarkSMTPLoad(b *testing.B) {
@@ -39,19 +40,35 @@ func BenchmarkSMTPLoad(b *testing.B) {
 		reuse      int
 		size       int
 		pipelining bool
+		tls, auth  bool // -tls (STARTTLS), -auth
 	}{
-		{"c8-reuse100-1k-pipelined", 8, 100, 1024, true},
-		{"c8-reuse100-1k-stepwise", 8, 100, 1024, false},
-		{"c8-reuse1-1k-pipelined", 8, 1, 1024, true},
-		{"c32-reuse100-10k-pipelined", 32, 100, 10 << 10, true},
+		{"c8-reuse100-1k-pipelined", 8, 100, 1024, true, false, false},
+		{"c8-reuse100-1k-pipelined-tls", 8, 100, 1024, true, true, false},
+		{"c8-reuse100-1k-stepwise", 8, 100, 1024, false, false, false},
+		{"c8-reuse1-1k-pipelined", 8, 1, 1024, true, false, false},
+		{"c8-reuse1-1k-pipelined-tls", 8, 1, 1024, true, true, false},
+		{"c8-reuse1-1k-pipelined-tls-auth", 8, 1, 1024, true, true, true},
+		{"c32-reuse100-10k-pipelined", 32, 100, 10 << 10, true, false, false},
+		{"c32-reuse100-10k-pipelined-tls", 32, 100, 10 << 10, true, true, false},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			be := &discardBackend{}
-			addr, _ := startSMTP(b, be)
+			var scfg smtp.Config
+			if tc.tls {
+				scfg.TLSConfig = serverTLS(b)
+				scfg.Auth = func(_ context.Context, user, pass string) bool { return user == loadUser && pass == loadPass }
+			}
+			addr, _ := startSMTPConfig(b, scfg, be)
 			cfg := &smtpConfig{
 				common: common{addr: addr, conc: tc.conc, n: int64(b.N), timeout: defaultTimeout, cmdTimeout: defaultCmdTimeout},
 				size:   tc.size, rcpts: 1, from: "bench@localhost", to: "user%d@bench.test", toN: 100,
-				reuse: tc.reuse, pipelining: tc.pipelining, helo: "bench", runID: "bench",
+				reuse: tc.reuse, pipelining: tc.pipelining, helo: "bench", runID: "bench", tls: tc.tls,
+			}
+			if tc.tls {
+				cfg.tlsConfig = loadTLSConfig()
+			}
+			if tc.auth {
+				cfg.auth, cfg.user, cfg.pass = "set", loadUser, loadPass
 			}
 			b.ReportAllocs()
 			b.ResetTimer()

@@ -103,12 +103,18 @@ func (b *sinkBackend) counts() (commits, rcpts, distinct int) {
 // startSMTP runs a real gomta SMTP server on 127.0.0.1:0.
 func startSMTP(t testing.TB, be smtp.Backend) (addr string, l *countingListener) {
 	t.Helper()
+	return startSMTPConfig(t, smtp.Config{}, be)
+}
+
+// startSMTPConfig is startSMTP with server options (TLS, AUTH).
+func startSMTPConfig(t testing.TB, cfg smtp.Config, be smtp.Backend) (addr string, l *countingListener) {
+	t.Helper()
 	nl, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	l = &countingListener{Listener: nl}
-	cfg := smtp.Config{Hostname: "mx.test"}
+	cfg.Hostname = "mx.test"
 	if tt, ok := t.(*testing.T); ok {
 		cfg.Logger = zaptest.NewLogger(tt)
 	}
@@ -130,11 +136,21 @@ func startSMTP(t testing.TB, be smtp.Backend) (addr string, l *countingListener)
 // startPOP3 runs a real gomta POP3 server on 127.0.0.1:0.
 func startPOP3(t *testing.T, be *pop3test.Backend) string {
 	t.Helper()
+	return startPOP3Config(t, pop3.Config{}, be)
+}
+
+// startPOP3Config is startPOP3 with server options (TLS, plaintext policy).
+func startPOP3Config(t testing.TB, cfg pop3.Config, be *pop3test.Backend) string {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := pop3.NewServer(pop3.Config{Hostname: "pop.test", Logger: zaptest.NewLogger(t)}, be)
+	cfg.Hostname = "pop.test"
+	if tt, ok := t.(*testing.T); ok {
+		cfg.Logger = zaptest.NewLogger(tt)
+	}
+	srv := pop3.NewServer(cfg, be)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

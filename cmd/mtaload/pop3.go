@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -91,10 +92,14 @@ type pop3Config struct {
 	accounts accountFlags
 	dele     bool
 	rate     float64
+	tls      bool
+	auth     bool
+	tlsConf  *tls.Config // with -tls
 }
 
 const pop3Synopsis = `Runs -n POP3 sessions (or for -duration) over -c concurrent connections:
-USER/PASS, STAT, LIST, RETR of every message, DELE of each with -dele, QUIT.
+[STLS with -tls,] USER/PASS (AUTH PLAIN with -auth), STAT, LIST, RETR of every
+message, DELE of each with -dele, QUIT.
 Session i logs into account i mod (number of accounts).`
 
 func runPOP3(args []string, stdout, stderr io.Writer) int {
@@ -104,11 +109,16 @@ func runPOP3(args []string, stdout, stderr io.Writer) int {
 	cfg.accounts.register(fs)
 	fs.BoolVar(&cfg.dele, "dele", false, "delete every retrieved message (committed at QUIT)")
 	fs.Float64Var(&cfg.rate, "rate", 0, "cap on sessions per second (0 = none)")
+	fs.BoolVar(&cfg.tls, "tls", false, "STLS before logging in, in every session (certificate not checked)")
+	fs.BoolVar(&cfg.auth, "auth", false, "log in with AUTH PLAIN instead of USER/PASS")
 	if code, done := parseFlags(fs, args); done {
 		return code
 	}
 	if err := cfg.check(); err != nil {
 		return usageErr(stderr, "%v", err)
+	}
+	if cfg.tls {
+		cfg.tlsConf = loadTLSConfig()
 	}
 	accts, err := cfg.accounts.load()
 	if err != nil {
@@ -205,7 +215,16 @@ func (w *pop3Worker) session(hard context.Context, addr string, opt pop3client.O
 		_ = c.Close()
 		return err
 	}
-	if err := c.Login(a.user, a.pass); err != nil {
+	if w.cfg.tls {
+		if err := c.StartTLS(w.cfg.tlsConf); err != nil {
+			return fail(err)
+		}
+	}
+	login := c.Login
+	if w.cfg.auth {
+		login = c.Auth
+	}
+	if err := login(a.user, a.pass); err != nil {
 		return fail(err)
 	}
 	if _, _, err := c.Stat(); err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -27,6 +28,8 @@ type smtpConfig struct {
 	rate       float64
 	auth       string
 	tls        bool
+	user, pass string      // from -auth
+	tlsConfig  *tls.Config // with -tls
 	acked      string
 	helo       string
 	runID      string
@@ -48,8 +51,8 @@ func (c *smtpConfig) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.reuse, "reuse", 1, "messages per connection (1 = a new connection per message)")
 	fs.BoolVar(&c.pipelining, "pipelining", false, "pipeline MAIL/RCPT/DATA when the server offers PIPELINING (RFC 2920)")
 	fs.Float64Var(&c.rate, "rate", 0, "cap on messages per second over all sessions (0 = none)")
-	fs.StringVar(&c.auth, "auth", "", "`user:pass` for SMTP AUTH (not supported yet)")
-	fs.BoolVar(&c.tls, "tls", false, "use STARTTLS (not supported yet)")
+	fs.StringVar(&c.auth, "auth", "", "authenticate every session with AUTH PLAIN (or LOGIN) as `user:pass`")
+	fs.BoolVar(&c.tls, "tls", false, "STARTTLS before MAIL in every session (certificate not checked); fails if not offered")
 	fs.StringVar(&c.acked, "acked", "", "write the acked Message-IDs per recipient to `FILE` (.json = JSON, else lines)")
 	fs.StringVar(&c.helo, "helo", "mtaload.localhost", "EHLO name")
 	fs.StringVar(&c.runID, "run-id", "", "run id used in Message-IDs (default random)")
@@ -76,6 +79,15 @@ func (c *smtpConfig) check() error {
 	}
 	if c.rcpts > c.toN {
 		errs = append(errs, fmt.Errorf("-rcpts %d needs at least as many distinct mailboxes (-to-n %d)", c.rcpts, c.toN))
+	}
+	if c.auth != "" {
+		var err error
+		if c.user, c.pass, err = parseAuth(c.auth); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.tls {
+		c.tlsConfig = loadTLSConfig()
 	}
 	if strings.ContainsAny(c.runID, "<>@ \t\r\n") {
 		errs = append(errs, errors.New("-run-id must not contain <, >, @ or spaces"))
@@ -115,12 +127,6 @@ func runSMTP(args []string, stdout, stderr io.Writer) int {
 	}
 	if err := cfg.check(); err != nil {
 		return usageErr(stderr, "%v", err)
-	}
-	if cfg.auth != "" {
-		return usageErr(stderr, "-auth: SMTP AUTH is not supported yet by gomta/session/smtpclient")
-	}
-	if cfg.tls {
-		return usageErr(stderr, "-tls: STARTTLS is not supported yet by gomta/session/smtpclient")
 	}
 	addr, err := loopbackAddr(context.Background(), cfg.addr)
 	if err != nil {
@@ -241,7 +247,7 @@ func (w *smtpWorker) run(hard, stop context.Context, t *tickets, p pacer, addr s
 func (w *smtpWorker) session(hard, stop context.Context, c *smtpclient.Client, t *tickets, p pacer, seq int64) {
 	abort := context.AfterFunc(hard, func() { _ = c.Close() })
 	defer abort()
-	if err := c.Hello(); err != nil {
+	if err := w.open(c); err != nil {
 		w.st.addErr(err)
 		w.failMessage()
 		_ = c.Close()
@@ -268,6 +274,26 @@ func (w *smtpWorker) session(hard, stop context.Context, c *smtpclient.Client, t
 	if err := c.Quit(); err != nil {
 		w.st.addErr(err)
 	}
+}
+
+// open says EHLO, then with -tls runs STARTTLS and says EHLO again, then
+// with -auth authenticates.
+func (w *smtpWorker) open(c *smtpclient.Client) error {
+	if err := c.Hello(); err != nil {
+		return err
+	}
+	if w.cfg.tls {
+		if err := c.StartTLS(w.cfg.tlsConfig); err != nil {
+			return err
+		}
+		if err := c.Hello(); err != nil {
+			return err
+		}
+	}
+	if w.cfg.auth != "" {
+		return c.Auth(w.cfg.user, w.cfg.pass)
+	}
+	return nil
 }
 
 // failMessage counts a message lost to a connection problem before MAIL.
