@@ -22,6 +22,14 @@ type mtadDaemon struct {
 // startMtad builds and starts mtad, or skips when ./cmd/mtad is not there yet.
 func startMtad(t *testing.T) *mtadDaemon {
 	t.Helper()
+	return startMtadWith(t, nil)
+}
+
+// startMtadWith is startMtad with gomta's own settings: gomta, when not nil,
+// is given the mtad binary, the config file and a scratch directory (to run
+// mtad -gen-cert, say) and returns a [gomta] table for the config.
+func startMtadWith(t *testing.T, gomta func(bin, config, dir string) string) *mtadDaemon {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("end-to-end test skipped in -short mode")
 	}
@@ -77,6 +85,12 @@ func startMtad(t *testing.T) *mtadDaemon {
 	d := &mtadDaemon{config: filepath.Join(dir, "config.toml"), log: &syncBuffer{}}
 	if err := os.WriteFile(d.config, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
+	}
+	if gomta != nil {
+		cfg += gomta(bin, d.config, dir)
+		if err := os.WriteFile(d.config, []byte(cfg), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	cmd := exec.Command(bin, "-config", d.config, "-data", filepath.Join(dir, "data"), "-log-level", "debug")
 	cmd.Stdout, cmd.Stderr = d.log, d.log
@@ -169,7 +183,7 @@ func TestE2EInteractive(t *testing.T) {
 	}
 	for _, want := range []string{
 		"[smtp|pop|exit]>>> +OK ",
-		"Logged in as " + gusr + ": 1 messages (",
+		"Logged in as " + gusr + " (no TLS, AUTH PLAIN): 1 messages (",
 		"From:    " + usr1 + "\nTo:      " + usr2 + ", " + gusr + "\n",
 		"Subject: Über the wire\n\nHello from usr1, ça va?\n",
 		"Message 1 marked for deletion",
@@ -185,7 +199,7 @@ func TestE2EInteractive(t *testing.T) {
 	}
 	// rset undid the deletion: the message is still there; now delete it.
 	out, errOut, code = d.agent(t, "pop\ndele 1\nquit\nexit\n", gusr, "pass")
-	if code != exitOK || errOut != "" || !strings.Contains(out, "Logged in as "+gusr+": 1 messages") {
+	if code != exitOK || errOut != "" || !strings.Contains(out, "Logged in as "+gusr+" (no TLS, AUTH PLAIN): 1 messages") {
 		t.Fatalf("dele: exit %d, stderr %q, stdout:\n%s", code, errOut, out)
 	}
 	out, _, code = d.agent(t, "", gusr, "pass", "pop", "stat")

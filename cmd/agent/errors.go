@@ -58,7 +58,10 @@ func sentence(err error) string {
 	var p *pop3client.Error
 	var ce *connError
 	var se *stepError
+	var cert *certError
 	switch {
+	case errors.As(err, &cert):
+		return cert.Error()
 	case errors.As(err, &se):
 		return se.Error()
 	case errors.As(err, &ce):

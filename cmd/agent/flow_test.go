@@ -52,7 +52,8 @@ func TestInteractiveFlow(t *testing.T) {
 		"nobody@example.test: refused: 550 5.1.1 <nobody@example.test>: no such user here\n",
 		"Message sent to 1 of 2 recipients.\n",
 		"+OK ", // greeting
-		"Logged in as " + alice + ": 0 messages (0 bytes).",
+		"Connected to the SMTP server " + f.smtp.Addr() + " (no TLS), not logged in: the server offers neither STARTTLS nor AUTH.\n",
+		"Logged in as " + alice + " (no TLS, AUTH PLAIN): 0 messages (0 bytes).",
 		"No messages.",
 		"-ERR ", // list 9
 	} {
@@ -79,7 +80,7 @@ func TestInteractiveFlow(t *testing.T) {
 	}
 	size := len(raw)
 	for _, want := range []string{
-		"Logged in as " + bob + ": 1 messages (",
+		"Logged in as " + bob + " (no TLS, AUTH PLAIN): 1 messages (",
 		"[pop]>>> 1 messages (" + itoa(size) + " bytes)\n",
 		"[pop]>>> 1 " + itoa(size) + "\n",
 		"From:    " + alice + "\nTo:      " + bob + ", nobody@example.test\n",
@@ -176,7 +177,7 @@ func TestInteractiveServerDown(t *testing.T) {
 		t.Fatalf("exit %d, stderr %q", code, errOut)
 	}
 	for _, want := range []string{
-		bob + ": not sent\nMessage not sent: cannot reach the SMTP server " + down + " (" + down + "): connection refused (is mtad running?).\n",
+		"Content: Message not sent: cannot reach the SMTP server " + down + " (" + down + "): connection refused (is mtad running?).\n",
 		"Cannot reach the POP3 server " + down + " (" + down + "): connection refused (is mtad running?).\n[smtp|pop|exit]>>> ",
 	} {
 		if !strings.Contains(out, want) {

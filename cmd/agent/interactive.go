@@ -3,9 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"strings"
 
 	"gomta/session/smtpclient"
@@ -114,8 +116,9 @@ func (e *env) smtpDialog(o *options, in lineReader) error {
 		fmt.Fprintf(e.stdout, "Cannot compose the message: %s.\n", sentence(err))
 		return nil
 	}
-	rcptErrs, err := e.send(o, d.To, msg)
-	e.printSendResult(e.stdout, d.To, rcptErrs, err)
+	st, rcptErrs, err := e.send(o, d.To, msg)
+	e.printStatus(e.stdout, "the SMTP server "+o.smtpHost, st, o.email)
+	e.printSendResult(e.stdout, d.To, st, rcptErrs, err)
 	return nil
 }
 
@@ -143,42 +146,116 @@ func (e *env) readContent(o *options, in lineReader) (string, error) {
 	return strings.Join(lines, "\n"), nil
 }
 
-// send submits one message to the -e account's SMTP server.
-func (e *env) send(o *options, rcpts []string, msg []byte) (rcptErrs []error, err error) {
+// send submits one message to the -e account's SMTP server: EHLO, STARTTLS
+// when offered (unless -tls=false), AUTH as -e/-p when offered, then the
+// transaction. st says how the connection was protected; it is nil when
+// the agent did not get that far.
+func (e *env) send(o *options, rcpts []string, msg []byte) (st *connState, rcptErrs []error, err error) {
 	addr, err := o.smtpAddr()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	what := fmt.Sprintf("the SMTP server %s (%s)", o.smtpHost, addr)
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	defer cancel()
-	c, err := smtpclient.Dial(ctx, addr, smtpclient.Options{Timeout: o.timeout})
+	conn, err := o.dial(ctx, addr)
+	if err != nil {
+		return nil, nil, &connError{"cannot reach " + what, err}
+	}
+	// -tls=false says the user accepts a password in the clear.
+	c, err := smtpclient.NewClient(conn, smtpclient.Options{Timeout: o.timeout, InsecureAuth: !o.tls})
 	if err != nil {
 		if refused(err) {
-			return nil, err
+			return nil, nil, err
 		}
-		return nil, &connError{"cannot reach " + what, err}
+		return nil, nil, &connError{"cannot reach " + what, err}
 	}
 	defer c.Close()
-	if err := c.Hello(); err != nil {
-		if refused(err) {
-			return nil, err
-		}
-		return nil, &connError{"lost " + what, err}
+	st, err = e.smtpSecure(o, c, what, addr, isLoopback(conn))
+	if err != nil {
+		return nil, nil, err
 	}
 	rcptErrs, err = c.Send(o.email, rcpts, bytes.NewReader(msg))
 	if err != nil && !refused(err) {
-		return rcptErrs, &connError{"lost " + what, err}
+		return st, rcptErrs, &connError{"lost " + what, err}
 	}
 	// The outcome is known before QUIT: a failing QUIT changes nothing.
 	_ = c.Quit()
-	return rcptErrs, err
+	return st, rcptErrs, err
+}
+
+// smtpSecure says EHLO, runs STARTTLS when offered and wanted, and logs in
+// when the server offers AUTH and -p was given. A refused login stops here.
+func (e *env) smtpSecure(o *options, c *smtpclient.Client, what, addr string, loopback bool) (*connState, error) {
+	st := &connState{}
+	var cfg *tls.Config
+	if o.tls {
+		host, _, _ := net.SplitHostPort(addr)
+		cfg = e.tlsConfig(o, what, host, loopback, st)
+	}
+	if err := c.HelloTLS(cfg); err != nil {
+		var ce *certError
+		switch {
+		case errors.As(err, &ce):
+			return nil, ce
+		case refused(err):
+			return nil, &stepError{"STARTTLS with " + what + " failed", err}
+		}
+		return nil, &connError{"lost " + what, err}
+	}
+	st.tls = c.TLS()
+	offered, _ := c.Extension("AUTH")
+	switch {
+	case o.password == "":
+		st.noAuth = "no -p PASSWORD was given"
+		return st, nil
+	case !offered && !st.tls && !o.tls:
+		st.noAuth = "the server offers no AUTH without TLS, and -tls=false was given"
+		return st, nil
+	case !offered && !st.tls:
+		st.noAuth = "the server offers neither STARTTLS nor AUTH"
+		return st, nil
+	case !offered:
+		st.noAuth = "the server does not offer AUTH"
+		return st, nil
+	}
+	err := c.Auth(o.email, o.password)
+	switch {
+	case err == nil:
+		st.auth = "AUTH"
+		return st, nil
+	case errors.Is(err, smtpclient.ErrNoAuth):
+		st.noAuth = "the server offers no AUTH mechanism the agent speaks (PLAIN, LOGIN)"
+		return st, nil
+	case errors.Is(err, smtpclient.ErrInsecureAuth):
+		return nil, usagef("%s offers no STARTTLS: the agent will not send your password in the clear "+
+			"(give -tls=false to send it anyway)", what)
+	case refused(err):
+		return nil, &stepError{what + " refused the login as " + o.email, err}
+	}
+	return nil, &connError{"lost " + what, err}
+}
+
+// printStatus shows how the connection was protected (interactive output).
+func (e *env) printStatus(w io.Writer, server string, st *connState, user string) {
+	if st == nil {
+		return
+	}
+	fmt.Fprintf(w, "Connected to %s %s.\n", server, st.describe(user))
+	if n := st.note(); n != "" {
+		fmt.Fprintln(w, n)
+	}
 }
 
 // printSendResult says per recipient what happened. smtpclient.Send sets
 // every entry of rcptErrs when the transaction failed as a whole, so an entry
 // equal to err is "not sent" rather than a refusal of that recipient.
-func (e *env) printSendResult(w io.Writer, rcpts []string, rcptErrs []error, err error) {
+func (e *env) printSendResult(w io.Writer, rcpts []string, st *connState, rcptErrs []error, err error) {
+	if rcptErrs == nil && err != nil {
+		// Nothing was tried (no connection, no login): one sentence.
+		fmt.Fprintf(w, "Message not sent: %s.\n", sentence(err))
+		return
+	}
 	accepted := 0
 	for i, r := range rcpts {
 		var rerr error
@@ -190,7 +267,7 @@ func (e *env) printSendResult(w io.Writer, rcpts []string, rcptErrs []error, err
 			accepted++
 			fmt.Fprintf(w, "%s: accepted\n", r)
 		case rerr != nil && rerr != err:
-			fmt.Fprintf(w, "%s: refused: %s\n", r, serverWords(rerr))
+			fmt.Fprintf(w, "%s: refused: %s%s\n", r, serverWords(rerr), st.loginHint(rerr))
 		default:
 			fmt.Fprintf(w, "%s: not sent\n", r)
 		}
@@ -199,7 +276,7 @@ func (e *env) printSendResult(w io.Writer, rcpts []string, rcptErrs []error, err
 	case errors.Is(err, smtpclient.ErrNoRecipients):
 		fmt.Fprintln(w, "Message not sent: every recipient was refused.")
 	case err != nil:
-		fmt.Fprintf(w, "Message not sent: %s.\n", sentence(err))
+		fmt.Fprintf(w, "Message not sent: %s%s.\n", sentence(err), st.loginHint(err))
 	case accepted == len(rcpts):
 		fmt.Fprintf(w, "Message sent to %s.\n", plural(accepted, "recipient"))
 	default:

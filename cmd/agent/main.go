@@ -8,6 +8,13 @@
 // through the fake DNS [P] table. It speaks SMTP and POP3 only through gomta's
 // one client implementation (session/smtpclient, session/pop3client).
 //
+// Security (secure.go): STARTTLS/STLS whenever offered (unless -tls=false),
+// the certificate checked against the system roots and -ca (-insecure skips
+// it; a loopback server whose certificate cannot be checked is used
+// unverified, and said so), then a login: SMTP AUTH when offered, POP3 AUTH
+// PLAIN when CAPA lists it, else USER/PASS. A password never goes in the
+// clear to a remote server unless -tls=false says so.
+//
 // Exit status: 0 on success, 1 when a server refused something, 2 on a usage or
 // connection error. Every failure is one line on stderr.
 package main

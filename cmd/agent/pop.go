@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"strconv"
 	"strings"
 
@@ -172,7 +173,9 @@ func popArgs(verb string, f []string, minArgs, maxArgs int) (args []int, raw boo
 	return args, raw, nil
 }
 
-// popLogin dials the POP3 server, shows the greeting on w, and logs in.
+// popLogin dials the POP3 server, shows the greeting on w, reads CAPA,
+// runs STLS when offered (unless -tls=false), and logs in: AUTH PLAIN when
+// CAPA lists SASL PLAIN, else USER/PASS.
 func (e *env) popLogin(o *options, w io.Writer) (*pop3client.Client, error) {
 	addr, err := o.popAddr()
 	if err != nil {
@@ -181,8 +184,12 @@ func (e *env) popLogin(o *options, w io.Writer) (*pop3client.Client, error) {
 	what := fmt.Sprintf("the POP3 server %s (%s)", o.popHost, addr)
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	defer cancel()
-	c, err := pop3client.Dial(ctx, addr, pop3client.Options{Timeout: o.timeout})
+	conn, err := o.dial(ctx, addr)
 	if err != nil {
+		return nil, &connError{"cannot reach " + what, err}
+	}
+	c, err := pop3client.NewClient(conn, pop3client.Options{Timeout: o.timeout})
+	if err != nil { // NewClient closed conn
 		if refused(err) {
 			return nil, err
 		}
@@ -191,19 +198,83 @@ func (e *env) popLogin(o *options, w io.Writer) (*pop3client.Client, error) {
 	if w != nil {
 		fmt.Fprintln(w, "+OK "+c.Greeting())
 	}
-	if err := c.Login(o.email, o.password); err != nil {
+	st, err := e.popSecure(o, c, what, addr, isLoopback(conn))
+	if err != nil {
 		c.Close()
-		if refused(err) {
-			return nil, &stepError{"login as " + o.email + " failed", err}
-		}
-		return nil, &connError{"lost " + what, err}
+		return nil, err
 	}
 	if w != nil {
 		if n, size, err := c.Stat(); err == nil {
-			fmt.Fprintf(w, "Logged in as %s: %d messages (%d bytes).\n", o.email, n, size)
+			fmt.Fprintf(w, "Logged in as %s %s: %d messages (%d bytes).\n", o.email, st.describeLogin(), n, size)
+		}
+		if n := st.note(); n != "" {
+			fmt.Fprintln(w, n)
 		}
 	}
 	return c, nil
+}
+
+// popSecure runs STLS when offered and wanted, then logs in.
+func (e *env) popSecure(o *options, c *pop3client.Client, what, addr string, loopback bool) (*connState, error) {
+	st := &connState{}
+	lost := func(err error) error {
+		if refused(err) {
+			return err
+		}
+		return &connError{"lost " + what, err}
+	}
+	caps, err := capa(c)
+	if err != nil {
+		return nil, lost(err)
+	}
+	if o.tls && caps.Has("STLS") {
+		host, _, _ := net.SplitHostPort(addr)
+		if err := c.StartTLS(e.tlsConfig(o, what, host, loopback, st)); err != nil {
+			var ce *certError
+			switch {
+			case errors.As(err, &ce):
+				return nil, ce
+			case refused(err):
+				return nil, &stepError{"STLS with " + what + " failed", err}
+			}
+			return nil, lost(err)
+		}
+		// RFC 2595 §4: capabilities may differ under TLS; ask again.
+		if caps, err = capa(c); err != nil {
+			return nil, lost(err)
+		}
+	}
+	st.tls = c.TLS()
+	if !st.tls && o.tls && !loopback {
+		return nil, usagef("%s offers no STLS: the agent will not send your password in the clear "+
+			"(give -tls=false to send it anyway)", what)
+	}
+	login, how := c.Login, "USER/PASS"
+	if caps.SASL("PLAIN") {
+		login, how = c.Auth, "AUTH PLAIN"
+	}
+	if err := login(o.email, o.password); err != nil {
+		if refused(err) {
+			return nil, &stepError{"login as " + o.email + " failed", err}
+		}
+		return nil, lost(err)
+	}
+	st.auth = how
+	return st, nil
+}
+
+// capa returns the server's capabilities; a server without CAPA (-ERR)
+// has none worth knowing (RFC 2449 §5).
+func capa(c *pop3client.Client) (pop3client.Caps, error) {
+	lines, err := c.Capa()
+	var pe *pop3client.Error
+	if errors.As(err, &pe) {
+		return pop3client.Caps{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return pop3client.ParseCaps(lines), nil
 }
 
 // printInfos prints LIST/UIDL lines, all or one.

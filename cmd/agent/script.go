@@ -107,7 +107,10 @@ func (e *env) scriptSend(o *options, args []string) int {
 	if err != nil {
 		return e.fail(err)
 	}
-	rcptErrs, err := e.send(o, d.To, msg)
+	st, rcptErrs, err := e.send(o, d.To, msg)
+	if rcptErrs == nil && err != nil {
+		return e.fail(err) // nothing was tried (no connection, login refused): one sentence
+	}
 	status := exitOK
 	for i, r := range d.To {
 		var rerr error
@@ -119,7 +122,7 @@ func (e *env) scriptSend(o *options, args []string) int {
 		case rerr == nil && err == nil:
 			fmt.Fprintf(e.stdout, "%s: accepted\n", r)
 		case rerr != nil && rerr != err:
-			fmt.Fprintf(e.stderr, "agent: %s: refused: %s\n", r, serverWords(rerr))
+			fmt.Fprintf(e.stderr, "agent: %s: refused: %s%s\n", r, serverWords(rerr), st.loginHint(rerr))
 			status = exitRefused
 		}
 	}
@@ -128,6 +131,9 @@ func (e *env) scriptSend(o *options, args []string) int {
 		return status
 	case errors.Is(err, smtpclient.ErrNoRecipients):
 		return exitRefused // every refusal already has its line
+	case refused(err) && st.loginHint(err) != "":
+		fmt.Fprintf(e.stderr, "agent: message not sent: %s%s\n", sentence(err), st.loginHint(err))
+		return exitRefused
 	case refused(err):
 		return e.fail(&stepError{"message not sent", err})
 	default:
