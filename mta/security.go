@@ -3,16 +3,10 @@ package mta
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/subtle"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -24,6 +18,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"gomta/session/limit"
+	"gomta/session/selfsigned"
 )
 
 // isBcrypt tells a bcrypt hash ("$2a$", "$2b$", "$2y$") from a plaintext
@@ -124,41 +119,14 @@ func (c *Config) TLSConfig(log *zap.Logger) (*tls.Config, error) {
 	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }
 
-// SelfSigned makes a self-signed ECDSA P-256 certificate for names (plus
-// localhost, 127.0.0.1 and ::1), valid for a year, as PEM.
+// SelfSigned makes a self-signed certificate for names (plus localhost,
+// 127.0.0.1 and ::1), valid for a year, as PEM.
 func SelfSigned(names []string) (certPEM, keyPEM []byte, err error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	c, err := selfsigned.New(append(append([]string{}, names...), "localhost"), []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback})
 	if err != nil {
-		return nil, nil, fmt.Errorf("tls: %w", err)
+		return nil, nil, err
 	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		return nil, nil, fmt.Errorf("tls: %w", err)
-	}
-	cn := "gomta"
-	if len(names) > 0 {
-		cn = names[0]
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: cn, Organization: []string{"gomta self-signed"}},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(365 * 24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		DNSNames:     append(append([]string{}, names...), "localhost"),
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return nil, nil, fmt.Errorf("tls: %w", err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		return nil, nil, fmt.Errorf("tls: %w", err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), nil
+	return selfsigned.PEM(c)
 }
 
 // WriteSelfSigned writes cert.pem and key.pem (0600) for names into dir.

@@ -3,13 +3,7 @@ package pop3_test
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
 	"net"
 	"sync/atomic"
 	"testing"
@@ -18,50 +12,23 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"gomta/session/pop3"
+	"gomta/session/selfsigned"
 )
 
-// testCert is a self-signed certificate for 127.0.0.1 made in the test, with
-// the server and client configurations that use it.
+// testCert holds the server and client configurations of the loopback test
+// certificate.
 type testCert struct {
 	server *tls.Config
 	client *tls.Config // verifies the server against the certificate
-	der    []byte
-	key    *ecdsa.PrivateKey
 }
 
 func newCert(t testing.TB) *testCert {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	c, err := selfsigned.Loopback()
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "127.0.0.1"},
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(leaf)
-	return &testCert{
-		server: &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}}},
-		client: &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"},
-		der:    der,
-		key:    key,
-	}
+	return &testCert{server: selfsigned.ServerConfig(c), client: selfsigned.ClientConfig(c, "127.0.0.1")}
 }
 
 // startTLS sends STLS, checks the reply and that nothing follows it in

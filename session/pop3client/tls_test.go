@@ -2,15 +2,9 @@ package pop3client_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"io"
-	"math/big"
 	"net"
 	"slices"
 	"strings"
@@ -21,39 +15,18 @@ import (
 
 	"gomta/session/pop3"
 	"gomta/session/pop3client"
+	"gomta/session/selfsigned"
 )
 
-// newCert makes a self-signed certificate for 127.0.0.1 and returns the
-// server configuration and a client one that trusts it.
+// newCert returns a server configuration with the loopback test certificate
+// and a client one that trusts it.
 func newCert(t *testing.T) (server, client *tls.Config) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	c, err := selfsigned.Loopback()
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "127.0.0.1"},
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(leaf)
-	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}}},
-		&tls.Config{RootCAs: pool} // no ServerName: the client fills in the dialled host
+	return selfsigned.ServerConfig(c), selfsigned.ClientConfig(c, "") // the client fills in the dialled host
 }
 
 // startCfg runs a pop3.Server with cfg on loopback, implicit TLS if asked.
@@ -151,7 +124,11 @@ func TestStartTLSRefused(t *testing.T) {
 func TestStartTLSWrongCertificate(t *testing.T) {
 	t.Parallel()
 	srvTLS, _ := newCert(t)
-	_, otherTLS := newCert(t)
+	other, err := selfsigned.New(nil, []net.IP{net.IPv4(127, 0, 0, 1)}) // a certificate the server does not have
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherTLS := selfsigned.ClientConfig(other, "")
 	addr := startCfg(t, newBackend(), pop3.Config{TLSConfig: srvTLS}, false)
 	c := dial(t, addr, pop3client.Options{})
 	var ce *tls.CertificateVerificationError

@@ -3,14 +3,9 @@ package smtp
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"fmt"
-	"math/big"
+	"gomta/session/selfsigned"
 	"net"
 	"strings"
 	"sync"
@@ -18,34 +13,10 @@ import (
 	"time"
 )
 
-// testCert is a self-signed certificate for 127.0.0.1 and 127.0.0.2, made
-// once per test binary.
+// testCert is a self-signed certificate for 127.0.0.1, 127.0.0.2 and
+// testHost, made once per test binary.
 var testCert = sync.OnceValues(func() (tls.Certificate, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "gomta test"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1), net.IPv4(127, 0, 0, 2)},
-		DNSNames:              []string{testHost},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, nil
+	return selfsigned.New([]string{testHost}, []net.IP{net.IPv4(127, 0, 0, 1), net.IPv4(127, 0, 0, 2)})
 })
 
 // serverTLS is the server side configuration with the test certificate.
@@ -55,7 +26,7 @@ func serverTLS(t testing.TB) *tls.Config {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	return selfsigned.ServerConfig(cert)
 }
 
 // clientTLS trusts the test certificate and checks the name 127.0.0.1.
@@ -65,9 +36,7 @@ func clientTLS(t testing.TB) *tls.Config {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert.Leaf)
-	return &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}
+	return selfsigned.ClientConfig(cert, "127.0.0.1")
 }
 
 // startTLS runs the client side of the handshake on cl's connection.
