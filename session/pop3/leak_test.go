@@ -149,6 +149,9 @@ func TestNoLeaksOnDroppedConnections(t *testing.T) {
 	if testing.Short() {
 		n = 100
 	}
+	if os.Getenv("GOMTA_STRESS") != "" { // make stress: 10,000 in all
+		n = 2500
+	}
 	baseFDs := countFDs(t)
 	beforeServer := goleak.IgnoreCurrent()
 

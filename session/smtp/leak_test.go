@@ -33,7 +33,10 @@ func TestDroppedConnectionsLeakNothing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("short")
 	}
-	const total, workers = 2000, 16
+	total, workers := 2000, 16
+	if os.Getenv("GOMTA_STRESS") != "" { // make stress: the 10,000
+		total = 10000
+	}
 	lim := limit.New(limit.Config{MaxConns: 10000, MaxConnsPerIP: 10000, AuthFailures: 1 << 20})
 	_, addr := startServer(t, Config{Auth: testAuth, AllowPlainAuth: allowAll, Limiter: lim,
 		TLSConfig: serverTLS(t), Logger: zap.NewNop()}, &fakeBackend{keep: 1})
