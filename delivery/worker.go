@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -117,10 +118,8 @@ func (w *Worker) Deliver(ctx context.Context, m *queue.Message) []queue.Result {
 			// Keep the failed recipients: they are retried, and bounced then.
 			log.Error("bounce not queued", zap.Error(err))
 			for i := range results {
-				for _, f := range failed {
-					if results[i].Rcpt == f.Rcpt {
-						results[i].Err = err
-					}
+				if slices.ContainsFunc(failed, func(f dsn.Failure) bool { return f.Rcpt == results[i].Rcpt }) {
+					results[i].Err = err
 				}
 			}
 		}
