@@ -35,8 +35,8 @@ fmt:
 	gofmt -w $$(git ls-files '*.go')
 
 ## run: the daemon on its built-in default config (two mail hosts that mail each other).
-run:
-	$(GO) run ./cmd/mtad -log-format console
+run: build
+	$(BIN)/mtad -log-format console
 
 ## fuzz: every fuzz target for FUZZTIME each (default 20s).
 fuzz:
