@@ -33,9 +33,9 @@ PF_SMTP=127.0.0.1:2525; SINK=127.0.0.1:2526; DC_POP3=1110
 G_SMTP=2625; G_POP3=2610
 DOVECOT_CONF=/etc/dovecot/gomta-peerbench.conf
 DOVECOT_PASSWD=/etc/dovecot/gomta-peerbench.passwd
-# Accounts: r1..r40 one per timed SMTP run (so that no Maildir is emptied, and no
+# Accounts: r1..r80 one per timed SMTP run (gomta and Postfix each take one) (so that no Maildir is emptied, and no
 # inode freed, during the benchmark), p1..p50 small and q1..q50 large POP3 boxes.
-USERS=$(echo r{1..40} p{1..50} q{1..50} warm)
+USERS=$(echo r{1..80} p{1..50} q{1..50} warm)
 
 log() { printf '# %s %s\n' "$(date +%T)" "$*" >&2; }
 
