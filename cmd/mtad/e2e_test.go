@@ -372,3 +372,47 @@ func TestHTTPRequestClosesAtOnce(t *testing.T) {
 		t.Fatalf("after HTTP probes: %v\n%s", err, d.log.String())
 	}
 }
+
+// TestSmugglingNeverMakesASecondMessage sends DATA with every bare end-of-data
+// variant followed by a hidden second transaction: the daemon never takes the
+// hidden one, and the mailbox gets nothing but the honest message sent after.
+func TestSmugglingNeverMakesASecondMessage(t *testing.T) {
+	cfg, p := writeConfig(t, "")
+	startDaemon(t, []string{"-config", cfg, "-data", t.TempDir()}, p...)
+	hidden := "MAIL FROM:<usr1@mail.sustech.edu.cn>\r\nRCPT TO:<usr2@mail.sustech.edu.cn>\r\nDATA\r\nSubject: smuggled\r\n\r\nsmuggled\r\n"
+	for _, end := range []string{"\n.\n", "\r.\r", "\r\n.\n", "\n.\r\n", "\r\n.\r", "\r\n\x00.\r\n", "\n.\x00\n"} {
+		conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", p[0]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		tc := textproto.NewConn(conn)
+		tc.ReadResponse(220)
+		for _, c := range []struct {
+			line string
+			code int
+		}{{"EHLO smuggler", 250}, {"MAIL FROM:<usr1@mail.sustech.edu.cn>", 250}, {"RCPT TO:<usr2@mail.sustech.edu.cn>", 250}, {"DATA", 354}} {
+			tc.PrintfLine("%s", c.line)
+			if _, _, err := tc.ReadResponse(c.code); err != nil {
+				t.Fatalf("%q: %v", c.line, err)
+			}
+		}
+		fmt.Fprintf(conn, "Subject: carrier\r\n\r\ncarrier%s%s.\r\n", end, hidden)
+		code, msg, _ := tc.ReadResponse(0)
+		if code/100 != 5 {
+			t.Errorf("end variant %q: %d %s, want the message refused (5xx)", end, code, msg)
+		}
+		tc.PrintfLine("QUIT")
+		conn.Close()
+	}
+	if err := smtp.SendMail(fmt.Sprintf("127.0.0.1:%d", p[0]), nil, "usr1@mail.sustech.edu.cn", []string{"usr2@mail.sustech.edu.cn"},
+		message("usr1@mail.sustech.edu.cn", "usr2@mail.sustech.edu.cn", "honest", "ok")); err != nil {
+		t.Fatal(err)
+	}
+	msgs := waitMail(t, fmt.Sprintf("127.0.0.1:%d", p[1]), "usr2@mail.sustech.edu.cn", "pass2", 1)
+	time.Sleep(200 * time.Millisecond)
+	msgs = popRead(t, fmt.Sprintf("127.0.0.1:%d", p[1]), "usr2@mail.sustech.edu.cn", "pass2").Msgs
+	if len(msgs) != 1 || !strings.Contains(msgs[0], "Subject: honest") {
+		t.Fatalf("mailbox holds %d message(s), want only the honest one: %q", len(msgs), msgs)
+	}
+}

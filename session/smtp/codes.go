@@ -111,6 +111,10 @@ var (
 	// server that guessed at line ends could be tricked into seeing an end of
 	// data that the client's side never meant (SMTP smuggling).
 	replyBareEOL = &Reply{Code: codeRejected, Enhanced: enhSyntax, Text: "bare CR or LF in message; use CRLF line endings (RFC 5321 section 2.3.8)"}
+	// A NUL octet is refused too: no message text may hold one (RFC 5322
+	// §2.3; RFC 6152 §3 for 8BITMIME), and an MTA further on that strips NULs
+	// would turn CRLF NUL "." CRLF into an end of data (SMTP smuggling).
+	replyNUL = &Reply{Code: codeRejected, Enhanced: enhSyntax, Text: "NUL octet in message (RFC 5322 section 2.3)"}
 	// A text line over 1000 octets (RFC 5321 §4.5.3.1.6) is refused with
 	// "500 line too long", the example reply of RFC 5321 §4.5.3.1.10, rather
 	// than cut or folded, which would change the message.

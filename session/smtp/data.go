@@ -25,6 +25,7 @@ const (
 	faultLongLine                       // text line over maxTextLine (RFC 5321 §4.5.3.1.6)
 	faultTooBig                         // body over the size limit (RFC 1870)
 	faultWrite                          // the MessageWriter failed
+	faultNUL                            // a NUL octet (RFC 5322 §2.3, RFC 6152 §3)
 )
 
 // reply is the reply for the most serious fault; nil for none. A write
@@ -33,6 +34,8 @@ func (f dataFault) reply() *Reply {
 	switch {
 	case f&faultBareEOL != 0:
 		return replyBareEOL
+	case f&faultNUL != 0:
+		return replyNUL
 	case f&faultTooBig != 0:
 		return replySizeExceeded
 	case f&faultLongLine != 0:
@@ -118,6 +121,9 @@ func (d *dataReader) scan(frag []byte, prevCR bool) (endsCRLF, lastCR bool) {
 	}
 	if prevCR && frag[0] != '\n' {
 		d.faults |= faultBareEOL
+	}
+	if bytes.IndexByte(frag, 0) >= 0 {
+		d.faults |= faultNUL
 	}
 	for i := 0; ; {
 		j := bytes.IndexByte(frag[i:], '\r')

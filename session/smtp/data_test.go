@@ -25,6 +25,9 @@ func refData(in []byte, max int64) (body []byte, consumed int, faults dataFault,
 		if bytes.ContainsAny(line, "\r\n") {
 			faults |= faultBareEOL
 		}
+		if bytes.IndexByte(line, 0) >= 0 {
+			faults |= faultNUL
+		}
 		line = bytes.TrimPrefix(line, []byte("."))
 		if len(line)+2 > maxTextLine {
 			faults |= faultLongLine
@@ -77,7 +80,7 @@ func checkData(t *testing.T, in []byte, bufSize, chunk int, maxSize int64) {
 	if d.n != int64(len(body)) {
 		t.Errorf("size %d, want %d", d.n, len(body))
 	}
-	mask := faultBareEOL | faultTooBig
+	mask := faultBareEOL | faultTooBig | faultNUL
 	if faults&faultBareEOL == 0 {
 		mask |= faultLongLine // line lengths agree only when lines end at CRLF
 	}

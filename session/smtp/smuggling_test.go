@@ -1,7 +1,6 @@
 package smtp
 
 import (
-	"strings"
 	"testing"
 )
 
@@ -11,23 +10,26 @@ import (
 // commands.
 func TestSmuggling(t *testing.T) {
 	t.Parallel()
-	const refused = "550 5.5.2 bare CR or LF in message; use CRLF line endings (RFC 5321 section 2.3.8)"
+	const (
+		bare = "550 5.5.2 bare CR or LF in message; use CRLF line endings (RFC 5321 section 2.3.8)"
+		nul  = "550 5.5.2 NUL octet in message (RFC 5322 section 2.3)"
+	)
 	tests := []struct {
 		name, marker string
-		accepted     bool // no bare CR/LF: one ordinary message
+		refused      string
 	}{
-		{"LF.LF", "\n.\n", false},
-		{"CR.CR", "\r.\r", false},
-		{"CRLF.LF", "\r\n.\n", false},
-		{"LF.CRLF", "\n.\r\n", false},
-		{"CRLF.CR", "\r\n.\r", false},
-		{"CR.CRLF", "\r.\r\n", false},
-		{"CRLF.CRCRLF", "\r\n.\r\r\n", false},
-		{"LF.LF with NUL", "\n\x00.\n", false},
-		{"CRLF.NUL.CRLF", "\r\n.\x00\r\n", true},
-		{"CRLF.NULCR LF", "\r\n.\r\x00\n", false},
-		{"NUL CRLF.CRLF", "\x00\r\n\x00.\r\n", true},
-		{"CRLF CR LF", "\r\n\r\n\n.\r\n", false},
+		{"LF.LF", "\n.\n", bare},
+		{"CR.CR", "\r.\r", bare},
+		{"CRLF.LF", "\r\n.\n", bare},
+		{"LF.CRLF", "\n.\r\n", bare},
+		{"CRLF.CR", "\r\n.\r", bare},
+		{"CR.CRLF", "\r.\r\n", bare},
+		{"CRLF.CRCRLF", "\r\n.\r\r\n", bare},
+		{"LF.LF with NUL", "\n\x00.\n", bare},
+		{"CRLF.NUL.CRLF", "\r\n.\x00\r\n", nul},
+		{"CRLF.NULCR LF", "\r\n.\r\x00\n", bare},
+		{"NUL CRLF.CRLF", "\x00\r\n\x00.\r\n", nul},
+		{"CRLF CR LF", "\r\n\r\n\n.\r\n", bare},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -44,19 +46,10 @@ func TestSmuggling(t *testing.T) {
 			cl.expectMulti("250 2.1.0 sender OK", "250 2.1.5 recipient OK", "354 end data with <CR><LF>.<CR><LF>")
 			smuggled := "MAIL FROM:<evil@example.org>\r\nRCPT TO:<victim@example.org>\r\nDATA\r\nSubject: smuggled\r\n\r\nhi\r\n"
 			cl.write("Subject: hello\r\n\r\nhello" + tc.marker + smuggled + ".\r\n")
-			if tc.accepted {
-				cl.expect("250 2.0.0 OK queued as MSG0001")
-			} else {
-				cl.expect(refused)
-			}
+			cl.expect(tc.refused)
 			cl.send("NOOP")
 			cl.expect("250 2.0.0 OK") // nothing else was answered in between
-			c, a := be.counts()
-			if tc.accepted {
-				if c != 1 || a != 0 || !strings.Contains(be.message(t, 0).body.String(), "Subject: smuggled") {
-					t.Errorf("committed %d aborted %d", c, a)
-				}
-			} else if c != 0 || a != 1 {
+			if c, a := be.counts(); c != 0 || a != 1 {
 				t.Errorf("committed %d aborted %d, want 0 1", c, a)
 			}
 		})
