@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"net/smtp"
 	"net/textproto"
 	"os"
@@ -414,5 +416,24 @@ func TestSmugglingNeverMakesASecondMessage(t *testing.T) {
 	msgs = popRead(t, fmt.Sprintf("127.0.0.1:%d", p[1]), "usr2@mail.sustech.edu.cn", "pass2").Msgs
 	if len(msgs) != 1 || !strings.Contains(msgs[0], "Subject: honest") {
 		t.Fatalf("mailbox holds %d message(s), want only the honest one: %q", len(msgs), msgs)
+	}
+}
+
+func TestPprofLoopbackOnly(t *testing.T) {
+	out, err := exec.Command(mtadBin, "-pprof", "0.0.0.0:0", "-data", t.TempDir()).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "loopback") {
+		t.Errorf("-pprof on a public address: %v %s", err, out)
+	}
+	pp := freePorts(t, 1)[0]
+	cfg, p := writeConfig(t, "")
+	startDaemon(t, []string{"-config", cfg, "-data", t.TempDir(), "-pprof", fmt.Sprintf("127.0.0.1:%d", pp)}, append(p, pp)...)
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/goroutine?debug=1", pp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || !strings.Contains(string(b), "goroutine profile") {
+		t.Errorf("pprof: %d %.200s", resp.StatusCode, b)
 	}
 }

@@ -25,9 +25,9 @@ import (
 func main() { os.Exit(realMain(os.Args[1:], os.Stderr)) }
 
 type options struct {
-	config, fdns, name, data, logFormat, logLevel, genCert string
-	smtpPort, popPort                                      int
-	dataSet                                                bool
+	config, fdns, name, data, logFormat, logLevel, genCert, pprof string
+	smtpPort, popPort                                             int
+	dataSet                                                       bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -42,9 +42,10 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.data, "data", "", "`DIR` for spool and mailboxes (default: data_dir of [gomta], ./var)")
 	fs.StringVar(&o.logFormat, "log-format", "json", "log format: json or console")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&o.pprof, "pprof", "", "serve Go profiles on `ADDR` (loopback only, e.g. 127.0.0.1:6060) for go tool pprof")
 	fs.StringVar(&o.genCert, "gen-cert", "", "write a self-signed certificate (cert.pem, key.pem) for the config's servers into `DIR` and exit")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: mtad [-config FILE] [-fdns FILE] [-n NAME] [-s PORT] [-p PORT] [-data DIR] [-log-format json|console] [-log-level LEVEL] [-gen-cert DIR]")
+		fmt.Fprintln(stderr, "usage: mtad [-config FILE] [-fdns FILE] [-n NAME] [-s PORT] [-p PORT] [-data DIR] [-log-format json|console] [-log-level LEVEL] [-pprof ADDR] [-gen-cert DIR]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -89,6 +90,13 @@ func realMain(args []string, stderr io.Writer) int {
 	if o.dataSet {
 		cfg.DataDir = o.data
 	}
+	var prof *pprofServer
+	if o.pprof != "" {
+		if prof, err = newPprof(o.pprof); err != nil {
+			fmt.Fprintln(stderr, "mtad:", err)
+			return 2
+		}
+	}
 	raiseFileLimit(log)
 	tlsConf, err := cfg.TLSConfig(log)
 	if err != nil {
@@ -111,6 +119,9 @@ func realMain(args []string, stderr io.Writer) int {
 
 	var g run.Group
 	g.Add(run.SignalHandler(context.Background(), syscall.SIGINT, syscall.SIGTERM))
+	if prof != nil {
+		g.Add(prof.execute(log), prof.interrupt)
+	}
 	for _, h := range hosts {
 		for _, a := range h.Actors() {
 			g.Add(a.Execute, a.Interrupt)
