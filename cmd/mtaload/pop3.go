@@ -94,13 +94,17 @@ type pop3Config struct {
 	rate     float64
 	tls      bool
 	auth     bool
+	bind     bool        // worker w always uses account w mod len(accounts)
 	tlsConf  *tls.Config // with -tls
 }
 
 const pop3Synopsis = `Runs -n POP3 sessions (or for -duration) over -c concurrent connections:
 [STLS with -tls,] USER/PASS (AUTH PLAIN with -auth), STAT, LIST, RETR of every
 message, DELE of each with -dele, QUIT.
-Session i logs into account i mod (number of accounts).`
+Session i logs into account i mod (number of accounts); with -bind, worker w
+(of -c) always logs into account w mod (number of accounts), so that with at
+least -c accounts no two concurrent sessions meet on one maildrop (a server
+that locks the maildrop, as RFC 1939 says, would answer -ERR [IN-USE]).`
 
 func runPOP3(args []string, stdout, stderr io.Writer) int {
 	var cfg pop3Config
@@ -111,6 +115,7 @@ func runPOP3(args []string, stdout, stderr io.Writer) int {
 	fs.Float64Var(&cfg.rate, "rate", 0, "cap on sessions per second (0 = none)")
 	fs.BoolVar(&cfg.tls, "tls", false, "STLS before logging in, in every session (certificate not checked)")
 	fs.BoolVar(&cfg.auth, "auth", false, "log in with AUTH PLAIN instead of USER/PASS")
+	fs.BoolVar(&cfg.bind, "bind", false, "bind each worker to one account (worker w: account w mod N) instead of session i to account i mod N")
 	if code, done := parseFlags(fs, args); done {
 		return code
 	}
@@ -123,6 +128,9 @@ func runPOP3(args []string, stdout, stderr io.Writer) int {
 	accts, err := cfg.accounts.load()
 	if err != nil {
 		return usageErr(stderr, "%v", err)
+	}
+	if cfg.bind && len(accts) < cfg.conc {
+		fmt.Fprintf(stderr, "mtaload: warning: -bind with %d accounts for -c %d: some workers share an account\n", len(accts), cfg.conc)
 	}
 	addr, err := loopbackAddr(context.Background(), cfg.addr)
 	if err != nil {
@@ -149,7 +157,7 @@ func loadPOP3(cfg *pop3Config, addr string, accts []account, stderr io.Writer) r
 	workers := make([]*pop3Worker, cfg.conc)
 	all := make([]*stats, cfg.conc)
 	for i := range workers {
-		workers[i] = &pop3Worker{cfg: cfg, accts: accts}
+		workers[i] = &pop3Worker{cfg: cfg, accts: accts, id: i}
 		all[i] = &workers[i].st
 	}
 	prog := startProgress(stderr, "pop3", cfg.n, cfg.progress, all)
@@ -175,6 +183,7 @@ func loadPOP3(cfg *pop3Config, addr string, accts []account, stderr io.Writer) r
 type pop3Worker struct {
 	cfg   *pop3Config
 	accts []account
+	id    int // index among the workers (-bind)
 	st    stats
 	timer *time.Timer
 }
@@ -187,7 +196,7 @@ func (w *pop3Worker) run(hard, stop context.Context, t *tickets, p pacer, addr s
 			return
 		}
 		start := time.Now()
-		err := w.session(hard, addr, opt, w.accts[seq%int64(len(w.accts))])
+		err := w.session(hard, addr, opt, w.account(seq))
 		w.st.step("session").record(time.Since(start))
 		if err != nil {
 			w.st.addErr(err)
@@ -198,6 +207,14 @@ func (w *pop3Worker) run(hard, stop context.Context, t *tickets, p pacer, addr s
 		}
 		w.st.done.Add(1)
 	}
+}
+
+// account is the login of session seq: by session, or by worker with -bind.
+func (w *pop3Worker) account(seq int64) account {
+	if w.cfg.bind {
+		return w.accts[w.id%len(w.accts)]
+	}
+	return w.accts[seq%int64(len(w.accts))]
 }
 
 // session runs one login → STAT → LIST → RETR… (→ DELE…) → QUIT.

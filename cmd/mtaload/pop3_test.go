@@ -1,11 +1,14 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"gomta/session/pop3/pop3test"
 )
@@ -158,5 +161,42 @@ func TestSMTPThenVerify(t *testing.T) {
 	code, _ = runJSON(t, &rep, "verify", "-acked", acked, "-pop", paddr, "-pass", "pw", "-allow-dup")
 	if code != exitErrors { // still one lost
 		t.Errorf("-allow-dup with a loss: exit %d", code)
+	}
+}
+
+// TestPOP3Bind checks -bind: worker w always logs into account w mod N, so
+// with N >= -c no two sessions meet on one maildrop (the test backend locks
+// it exclusively and answers -ERR [IN-USE] to a second session), and
+// accounts beyond -c are never used.
+func TestPOP3Bind(t *testing.T) {
+	t.Parallel()
+	be := pop3test.New()
+	for u := 1; u <= 3; u++ {
+		user := fmt.Sprintf("user%d@example.test", u)
+		be.AddUser(user, "pw")
+		be.Add(user, msgWithID(fmt.Sprintf("<b.%d@test>", u)))
+	}
+	var mu sync.Mutex
+	retr := map[string]int{}
+	be.OpenHook = func(_ context.Context, user string, _ int) error {
+		mu.Lock()
+		retr[user]++
+		mu.Unlock()
+		time.Sleep(time.Millisecond) // keep sessions overlapping
+		return nil
+	}
+	addr := startPOP3(t, be)
+	var rep report
+	code, stderr := runJSON(t, &rep, "pop3", "-addr", addr, "-c", "2", "-n", "60", "-bind",
+		"-user", "user%d@example.test", "-pass", "pw", "-users", "3")
+	if code != exitOK || rep.OK != 60 || rep.Failed != 0 || errCount(rep.Errors, "-ERR [IN-USE]") != 0 {
+		t.Errorf("exit %d, report %+v; %s", code, rep, stderr)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	// Two workers: user1 and user2 only, 60 sessions between them.
+	if retr["user3@example.test"] != 0 || retr["user1@example.test"]+retr["user2@example.test"] != 60 ||
+		retr["user1@example.test"] == 0 || retr["user2@example.test"] == 0 {
+		t.Errorf("RETR per account %v: want user1 and user2 only, 60 in all", retr)
 	}
 }
