@@ -15,6 +15,9 @@
 # gomta: resolver = "fdns" with empty tables). Every daemon started here is
 # stopped on exit (trap), and $BASE is removed unless KEEP=1.
 #
+# mtad is started by the runner (peerbench -mtad), and started afresh, like
+# Postfix (-peer-restart), before every W6 and W7 round.
+#
 # Usage: bash bench/peers.sh [all|install|run|stop]     (default: all = install + run)
 #   QUICK=1        one round, a tenth of the messages (for development)
 #   ROUNDS=N       rounds of A/B alternation (default 3)
@@ -147,9 +150,14 @@ config_gomta() {
 data_dir = "$GDATA"
 listen = "127.0.0.1"
 resolver = "fdns"                  # tables only (and they are empty): no DNS query
-trusted_networks = ["127.0.0.0/8"]
+trusted_networks = ["127.0.0.0/8"]  # the default (with ::1): loopback may submit without AUTH
 max_message_size = 67108864        # workload 7 sends one 50 MiB message
-max_queue = 100000
+max_queue = 100000                 # the default
+queue_workers = 16                 # the default: concurrent deliveries (Postfix: 20 per destination)
+max_connections = 20000            # the default, per host (SMTP + POP3): W6's 10,000 fit
+max_connections_per_ip = 50        # the default; trusted networks (127.0.0.0/8) are exempt
+# No tls_cert / tls_self_signed: no STARTTLS or STLS offered, plain SMTP and
+# POP3 as on the Postfix and Dovecot side (smtpd_tls_security_level empty, ssl = no).
 CONF
   } > "$BASE/gomta.toml"
   # POP3 account lists for mtaload ("user password" lines).
@@ -165,6 +173,14 @@ cleanup() {
   set +e
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
+  # mtad is peerbench's child (restarted before W6/W7 rounds); peerbench stops
+  # it on exit and on SIGINT/SIGTERM, and mtad gets SIGTERM if peerbench dies
+  # (Pdeathsig). Belt and braces: the pid it last wrote, if that is still mtad.
+  local mp; mp=$(cat "$BASE/mtad.pid" 2>/dev/null)
+  if [ -n "$mp" ] && [ "$(readlink "/proc/$mp/exe" 2>/dev/null)" = "$BASE/mtad" ]; then
+    kill "$mp" 2>/dev/null
+    local i; for i in $(seq 300); do [ -d "/proc/$mp" ] || break; sleep 0.1; done
+  fi
   postfix stop >/dev/null 2>&1
   doveadm -c "$DOVECOT_CONF" stop >/dev/null 2>&1
   if [ "${KEEP:-0}" != 1 ]; then rm -rf "$BASE"; fi
@@ -187,19 +203,22 @@ do_run() {
   log "building mtad and mtaload"
   (cd "$REPO" && go build -o "$BASE/mtad" ./cmd/mtad && go build -o "$BASE/mtaload" ./cmd/mtaload \
      && go build -o "$BASE/peerbench" ./bench/peerbench)
+  # W6 holds 10,000 sessions: the client and mtad each need that many descriptors.
+  ulimit -Hn 65536 2>/dev/null && ulimit -Sn 65536 2>/dev/null || log "open-file limit stays $(ulimit -n)"
+  log "open-file limit $(ulimit -Sn) (soft) / $(ulimit -Hn) (hard)"
   postfix start
   dovecot -c "$DOVECOT_CONF"
-  "$BASE/mtad" -config "$BASE/gomta.toml" -log-level warn 2>"$BASE/mtad.log" &
-  PIDS+=($!); local gpid=$!
-  timeout 900 smtp-sink -u nobody $SINK 1000 & PIDS+=($!)
-  wait_port 2525; wait_port $G_SMTP; wait_port $G_POP3; wait_port $DC_POP3; wait_port 2526
+  timeout 2400 smtp-sink -u nobody $SINK 1000 & PIDS+=($!)
+  wait_port 2525; wait_port $DC_POP3; wait_port 2526
   local udp0; udp0=$(awk '/^Udp:/{if(h){print $5}else{h=1}}' /proc/net/snmp)
   log "running workloads (QUICK=${QUICK:-0} ROUNDS=${ROUNDS:-3} ONLY=${ONLY:-all})"
   # The runner alternates gomta and the peer for every figure; all loops are bounded.
   timeout 2400 "$BASE/peerbench" \
     -mtaload "$BASE/mtaload" -quick="${QUICK:-0}" -rounds "${ROUNDS:-3}" -only "${ONLY:-}" \
     -out "${OUT:-$REPO/bench/results}" -cmd "bash bench/peers.sh ${1:-all}${QUICK:+ (QUICK=$QUICK)}" \
-    -gomta-smtp 127.0.0.1:$G_SMTP -gomta-pop 127.0.0.1:$G_POP3 -gomta-pid "$gpid" \
+    -mtad "$BASE/mtad" -mtad-config "$BASE/gomta.toml" -mtad-log "$BASE/mtad.log" -mtad-pidfile "$BASE/mtad.pid" \
+    -peer-restart "postfix stop >/dev/null 2>&1; postfix start >/dev/null 2>&1" \
+    -gomta-smtp 127.0.0.1:$G_SMTP -gomta-pop 127.0.0.1:$G_POP3 \
     -gomta-mail "$GDATA/mx.$DOMAIN/mail" -gomta-spool "$GDATA/mx.$DOMAIN/spool" \
     -peer-smtp $PF_SMTP -peer-pop 127.0.0.1:$DC_POP3 -sink $SINK \
     -peer-mail "$MAILBASE/$DOMAIN" -peer-spool /var/spool/postfix \

@@ -10,8 +10,10 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -24,6 +26,8 @@ type opts struct {
 	gPID                             int
 	pSMTP, pPOP, sink, pMail, pSpool string
 	accSmall, accLarge               string
+	mtad, mtadConfig, mtadLog        string
+	mtadPIDFile, peerRestart         string
 }
 
 func main() {
@@ -47,6 +51,11 @@ func main() {
 	flag.StringVar(&o.pSpool, "peer-spool", "/var/spool/postfix", "Postfix's queue")
 	flag.StringVar(&o.accSmall, "accounts-small", "", "POP3 accounts (20 x 2.4 KiB)")
 	flag.StringVar(&o.accLarge, "accounts-large", "", "POP3 accounts (10 x 100 KiB)")
+	flag.StringVar(&o.mtad, "mtad", "", "mtad `binary`: the runner starts it, and afresh before every W6 and W7 round (default: measure -gomta-pid, never restarted)")
+	flag.StringVar(&o.mtadConfig, "mtad-config", "", "mtad's config file (with -mtad)")
+	flag.StringVar(&o.mtadLog, "mtad-log", os.DevNull, "file mtad's output is appended to (with -mtad)")
+	flag.StringVar(&o.mtadPIDFile, "mtad-pidfile", "", "file the running mtad's pid is written to (with -mtad)")
+	flag.StringVar(&o.peerRestart, "peer-restart", "", "shell command restarting Postfix before every W6 and W7 round (default: none)")
 	flag.Parse()
 	if o.quick {
 		o.rounds = 1
@@ -55,8 +64,27 @@ func main() {
 		fmt.Fprintln(os.Stderr, "peerbench: -rounds must be 1..20")
 		os.Exit(2)
 	}
-	b := &bench{o: o, start: time.Now()}
+	b := &bench{o: o, start: time.Now(), g: &gomtad{bin: o.mtad, config: o.mtadConfig, logPath: o.mtadLog,
+		pidFile: o.mtadPIDFile, addrs: []string{o.gSMTP, o.gPOP}, extPID: o.gPID}}
+	if b.g.owned() {
+		if err := b.g.start(); err != nil {
+			fmt.Fprintln(os.Stderr, "peerbench:", err)
+			os.Exit(1)
+		}
+	}
+	// SIGINT/SIGTERM (peers.sh's timeout or trap): stop mtad, then exit.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		s := <-sigs
+		logf("%v: stopping mtad", s)
+		_ = b.g.stop()
+		os.Exit(1)
+	}()
 	b.run()
+	if err := b.g.stop(); err != nil {
+		logf("%v", err)
+	}
 	if err := b.write(); err != nil {
 		fmt.Fprintln(os.Stderr, "peerbench:", err)
 		os.Exit(1)

@@ -269,21 +269,23 @@ func (b *bench) markdown(sum []*stat, m machine) string {
 				fmt.Fprintf(&w, "| %s | %s | %s | %s | %s | %s |\n", c, cell(g), p99(g), cell(p), p99(p), ratio(g, p))
 			}
 		case "w6":
-			fmt.Fprintf(&w, "| system | held (greeted) | refused or not greeted within 5 s | dropped | memory before (MiB) | peak memory while held (MiB) |\n|---|---|---|---|---|---|\n")
+			fmt.Fprintf(&w, "Each round on a freshly started daemon (`fresh` = rounds restarted just before).\n\n")
+			fmt.Fprintf(&w, "| system | held (greeted) | refused or not greeted within 5 s | dropped | memory before (MiB) | peak memory while held (MiB) | growth per held session (KiB) | fresh |\n|---|---|---|---|---|---|---|---|\n")
 			for _, c := range configs(sum, "w6") {
 				for _, sys := range []string{"gomta", "postfix"} {
 					if g := find(sum, "w6", c, sys); g != nil && g.Rounds > 0 {
-						fmt.Fprintf(&w, "| %s (%s) | %s | %.0f | %.0f | %.1f | %.1f |\n", sys, c, cell(g),
-							g.Extra["refused"], g.Extra["dropped"], g.Extra["rss_before_mib"], g.Extra["rss_peak_mib"])
+						fmt.Fprintf(&w, "| %s (%s) | %s | %.0f | %.0f | %.1f | %.1f | %.1f | %s |\n", sys, c, cell(g),
+							g.Extra["refused"], g.Extra["dropped"], g.Extra["rss_before_mib"], g.Extra["rss_peak_mib"],
+							g.Extra["kib_per_session"], yes(g.Extra["fresh"]))
 					}
 				}
 			}
 		case "w7":
-			fmt.Fprintf(&w, "| system | accepted | in Maildir | seconds to Maildir | peak memory growth (MiB) |\n|---|---|---|---|---|\n")
+			fmt.Fprintf(&w, "| system | accepted | in Maildir | seconds to Maildir | memory before (MiB) | peak memory growth (MiB) | fresh |\n|---|---|---|---|---|---|---|\n")
 			for _, sys := range []string{"gomta", "postfix"} {
 				if g := find(sum, "w7", "50MiB", sys); g != nil && g.Rounds > 0 {
-					fmt.Fprintf(&w, "| %s | %s | %s | %s | %s |\n", sys, yes(g.Extra["accepted"]), yes(g.Extra["delivered"]),
-						num(g.Extra["seconds_to_maildir"]), cell(g))
+					fmt.Fprintf(&w, "| %s | %s | %s | %s | %.1f | %s | %s |\n", sys, yes(g.Extra["accepted"]), yes(g.Extra["delivered"]),
+						num(g.Extra["seconds_to_maildir"]), g.Extra["rss_before_mib"], cell(g), yes(g.Extra["fresh"]))
 				}
 			}
 		}

@@ -33,6 +33,7 @@ type bench struct {
 	samples []sample
 	user    int // next r<N> account for timed SMTP runs
 	notes   []string
+	g       *gomtad
 }
 
 // load is one mtaload report (the fields used here).
