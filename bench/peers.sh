@@ -24,6 +24,8 @@
 #   ONLY=w1,w5     run only these workloads (w1..w7)
 #   OUT=DIR        results folder (default bench/results)
 #   KEEP=1         keep $BASE (Maildirs, logs) after the run
+#   REV=<commit>   build gomta at this commit (default HEAD; git archive, not the work tree)
+#   WORKTREE=1     build the work tree as it is instead
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -200,8 +202,18 @@ do_run() {
   rm -rf "$BASE"; mkdir -p "$BASE"
   trap cleanup EXIT INT TERM
   config_postfix; config_dovecot; config_gomta
-  log "building mtad and mtaload"
-  (cd "$REPO" && go build -o "$BASE/mtad" ./cmd/mtad && go build -o "$BASE/mtaload" ./cmd/mtaload \
+  # Build what is committed (REV, default HEAD), not the shared work tree, where
+  # other packages may be half written; WORKTREE=1 builds the work tree instead.
+  local src=$REPO rev
+  if [ "${WORKTREE:-0}" != 1 ] && git -C "$REPO" rev-parse --git-dir >/dev/null 2>&1; then
+    rev=$(git -C "$REPO" rev-parse --short "${REV:-HEAD}")
+    src=$BASE/src; mkdir -p "$src"
+    git -C "$REPO" archive "$rev" | tar -x -C "$src"
+  else
+    rev="work tree$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null | sed 's/^/ on /')"
+  fi
+  log "building mtad, mtaload and peerbench from $rev"
+  (cd "$src" && go build -o "$BASE/mtad" ./cmd/mtad && go build -o "$BASE/mtaload" ./cmd/mtaload \
      && go build -o "$BASE/peerbench" ./bench/peerbench)
   # W6 holds 10,000 sessions: the client and mtad each need that many descriptors.
   ulimit -Hn 65536 2>/dev/null && ulimit -Sn 65536 2>/dev/null || log "open-file limit stays $(ulimit -n)"
@@ -215,7 +227,7 @@ do_run() {
   # The runner alternates gomta and the peer for every figure; all loops are bounded.
   timeout 2400 "$BASE/peerbench" \
     -mtaload "$BASE/mtaload" -quick="${QUICK:-0}" -rounds "${ROUNDS:-3}" -only "${ONLY:-}" \
-    -out "${OUT:-$REPO/bench/results}" -cmd "bash bench/peers.sh ${1:-all}${QUICK:+ (QUICK=$QUICK)}" \
+    -out "${OUT:-$REPO/bench/results}" -cmd "bash bench/peers.sh ${1:-all}${QUICK:+ (QUICK=$QUICK)}" -rev "$rev" \
     -mtad "$BASE/mtad" -mtad-config "$BASE/gomta.toml" -mtad-log "$BASE/mtad.log" -mtad-pidfile "$BASE/mtad.pid" \
     -peer-restart "postfix stop >/dev/null 2>&1; postfix start >/dev/null 2>&1" \
     -gomta-smtp 127.0.0.1:$G_SMTP -gomta-pop 127.0.0.1:$G_POP3 \

@@ -28,6 +28,7 @@ type opts struct {
 	accSmall, accLarge               string
 	mtad, mtadConfig, mtadLog        string
 	mtadPIDFile, peerRestart         string
+	rev                              string
 }
 
 func main() {
@@ -56,6 +57,7 @@ func main() {
 	flag.StringVar(&o.mtadLog, "mtad-log", os.DevNull, "file mtad's output is appended to (with -mtad)")
 	flag.StringVar(&o.mtadPIDFile, "mtad-pidfile", "", "file the running mtad's pid is written to (with -mtad)")
 	flag.StringVar(&o.peerRestart, "peer-restart", "", "shell command restarting Postfix before every W6 and W7 round (default: none)")
+	flag.StringVar(&o.rev, "rev", "", "gomta's commit (recorded in the results)")
 	flag.Parse()
 	if o.quick {
 		o.rounds = 1

@@ -149,7 +149,7 @@ func (b *bench) write() error {
 	m := describeMachine(loadStart)
 	doc := map[string]any{
 		"started": b.start.UTC().Format(time.RFC3339), "duration_s": time.Since(b.start).Seconds(),
-		"command": b.o.cmd, "rounds": b.o.rounds, "quick": b.o.quick, "machine": m,
+		"command": b.o.cmd, "gomta_rev": b.o.rev, "rounds": b.o.rounds, "quick": b.o.quick, "machine": m,
 		"summary": sum, "samples": b.samples,
 	}
 	js, err := json.MarshalIndent(doc, "", "  ")
@@ -237,8 +237,8 @@ var titles = map[string]string{
 
 func (b *bench) markdown(sum []*stat, m machine) string {
 	var w strings.Builder
-	fmt.Fprintf(&w, "Run %s UTC, %d round(s)%s, %.0f s; `%s`.  \n", b.start.UTC().Format("2006-01-02 15:04"),
-		b.o.rounds, map[bool]string{true: " (QUICK)", false: ""}[b.o.quick], time.Since(b.start).Seconds(), b.o.cmd)
+	fmt.Fprintf(&w, "Run %s UTC, %d round(s)%s, %.0f s; `%s`; gomta %s.  \n", b.start.UTC().Format("2006-01-02 15:04"),
+		b.o.rounds, map[bool]string{true: " (QUICK)", false: ""}[b.o.quick], time.Since(b.start).Seconds(), b.o.cmd, b.o.rev)
 	fmt.Fprintf(&w, "Machine: %s, %d cores, %.1f GiB, %s; kernel %s; %s; %s. Load average at start %s, at end %s (shared machine).\n\n",
 		m.CPU, m.Cores, m.MemGiB, m.Disk, m.Kernel, m.OS, m.Go, m.LoadAvgStart, m.LoadAvgEnd)
 	fmt.Fprintf(&w, "Cells: **median** (min–max over the rounds); p99 in ms.\n")
