@@ -8,34 +8,53 @@
 // On-disk layout under Options.Dir (one Queue per directory):
 //
 //	tmp/<id>          body of a draft, being written
-//	tmp/<id>.env      envelope being written (at commit, or rewritten after an attempt)
 //	msg/<id>          committed body: mode 0440, never modified, may be hard-linked
 //	                  by the mailbox store (msg/ must stay on Dir's filesystem)
-//	env/<id>          envelope (JSON, see envelope): its presence is what makes a
-//	                  message exist
+//	journal           append-only envelope journal (see journal.go): add
+//	                  (whole envelope), update (after an attempt) and done
+//	                  records, each length-prefixed and CRC-32C checked
+//	journal.tmp       a compaction in progress
 //
-// Commit: the body and tmp/<id>.env are written and fsync'd by the session;
-// then one committer renames the bodies of the whole batch into msg/ and the
-// envelopes into env/, fsyncs msg/ and env/ once for the batch, and only then
-// do the batch's Commits return. An envelope rewrite (recipients done, next
-// attempt) is tmp/<id>.env + fsync + rename + fsync of env/. A message is
-// removed by deleting env/<id> and then msg/<id>; that is not fsync'd: a
-// crash may bring the message back (at-least-once delivery, contract 1).
+// A message exists iff its add record is durable and not followed by a
+// done record. Envelopes live in one file rather than one file each
+// because on ext4 every freed inode slows down every later file creation.
+//
+// Commit: the body is written and fsync'd by the session; then one
+// committer renames the bodies of the whole batch into msg/, fsyncs msg/
+// once, appends one add record per message with one write(2), fdatasyncs
+// the journal once, and only then do the batch's Commits return. After an
+// attempt, an update record (done recipients removed, attempt count, next
+// attempt) is appended and synced before the outcome reaches Run; syncs of
+// attempts and commits in flight together are shared (journal.syncTo). A
+// message is removed by a done record, not synced, and then by unlinking
+// its body: a crash may bring the message back (at-least-once delivery,
+// contract 1).
+//
+// The journal is appended to by any goroutine under one mutex used for
+// appends and the in-memory map of live envelopes; Run starts a compaction
+// goroutine (at most one) when the journal is over 4 MiB and more than half
+// dead: it rewrites the live envelopes to journal.tmp while appends go on,
+// then briefly holds the mutex to add what was appended meanwhile, sync,
+// rename over the journal and fsync Dir.
 //
 // Committed messages reach Run through an inbox appended to under a mutex and
 // signalled on a buffered-1 kick channel, so Commit never waits for Run (nor
 // needs it to be running: Run loads the spool when it starts). The schedule
 // itself (message id → state, a heap of due times, one timer) is touched only
 // by Run's goroutine. Attempts run in at most Workers goroutines; each one
-// persists its outcome (done recipients removed, attempt count, next attempt)
-// before handing it back to Run, so a restart keeps the schedule.
+// persists its outcome before handing it back to Run, so a restart keeps the
+// schedule.
 //
 // Ids are 20 characters of lower-case base32hex: 48 bits of Unix milliseconds,
 // a 16-bit counter and 32 random bits; they sort roughly by acceptance time.
 //
-// At Run start, files in tmp/ that belong to no draft of this Queue, bodies
-// in msg/ without an envelope, and envelopes without a body (possible only
-// when a crash interrupted a Commit that had not returned) are removed.
+// Open replays the journal and cuts off a torn tail (a write a crash
+// interrupted) before anything is appended; an old-layout spool (env/<id>
+// envelope files) is converted into the journal and env/ removed. At Run
+// start, files in tmp/ that belong to no draft of this Queue, bodies in msg/
+// without a live envelope, and envelopes whose body is missing or short
+// (possible only when a crash interrupted a Commit that had not returned)
+// are removed; everything else is due at once, its attempt count kept.
 package queue
 
 import (

@@ -75,10 +75,11 @@ func benchCommit(b *testing.B, committers int, solo bool) {
 }
 
 // BenchmarkCommitChurn is BenchmarkCommit at steady state: every committed
-// message is removed again (as delivery does), so the spool keeps freeing and
-// allocating inodes. On ext4 without a journal a new inode is slow to
-// allocate while the group holds many recently freed ones. As local delivery
-// does, the body is hard-linked elsewhere (the "Maildir") before the removal.
+// message is removed again (as delivery does). As local delivery does, the
+// body is hard-linked elsewhere (the "Maildir") before the removal, so its
+// inode survives. On ext4 without a journal a new inode is slow to allocate
+// while the group holds many recently freed ones: with an envelope file per
+// message (before the journal) every removal freed one and every commit paid.
 //
 //	go test -run x -bench CommitChurn -benchtime 5000x ./queue/
 func BenchmarkCommitChurn(b *testing.B) {

@@ -3,6 +3,7 @@ package queue
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -111,7 +112,7 @@ func (d *Draft) discard() {
 		_ = d.f.Close()
 	}
 	q := d.q
-	for _, p := range []string{q.tmpBody(d.id), q.tmpEnv(d.id), q.envPath(d.id), q.bodyPath(d.id)} {
+	for _, p := range []string{q.tmpBody(d.id), q.bodyPath(d.id)} {
 		_ = os.Remove(p)
 	}
 	q.forget(d.id)
@@ -159,11 +160,12 @@ func (d *Draft) Commit(ctx context.Context, from string, rcpts []string) error {
 		Size:     d.size,
 		Next:     now,
 	}
-	if err := d.q.writeEnvTmp(env); err != nil {
+	data, err := json.Marshal(env)
+	if err != nil {
 		d.fail(fmt.Errorf("queue: commit %s: %w", d.id, err))
 		return d.err
 	}
-	if err := d.q.gc.commit(d.id); err != nil {
+	if err := d.q.gc.commit(d.id, data); err != nil {
 		d.fail(fmt.Errorf("queue: commit %s: %w", d.id, err))
 		return d.err
 	}
@@ -185,11 +187,9 @@ func (d *Draft) Commit(ctx context.Context, from string, rcpts []string) error {
 // committer is the group commit: whoever arrives while no batch is in
 // progress leads; everyone arriving meanwhile waits in pending; when a batch
 // is done its leader hands the lead to the first waiter, which commits all
-// the waiters in one batch. A batch costs two directory fsyncs whatever its
-// size. (The bodies and envelopes are fsync'd by each session before it
-// joins, in parallel; ext4's journal already merges those into shared
-// commits. syncfs(2) could replace them with one call per batch but would
-// also flush every other dirty file of the filesystem.)
+// the waiters in one batch. A batch costs one fsync of msg/, one write(2)
+// and one fdatasync of the journal whatever its size. (The bodies are
+// fsync'd by each session before it joins, in parallel.)
 type committer struct {
 	q       *Queue
 	mu      sync.Mutex
@@ -200,8 +200,9 @@ type committer struct {
 }
 
 type commitReq struct {
-	id string
-	ch chan verdict // buffered 1
+	id  string
+	env []byte       // JSON envelope for the add record
+	ch  chan verdict // buffered 1
 }
 
 type verdict struct {
@@ -209,10 +210,10 @@ type verdict struct {
 	err  error
 }
 
-// commit renames tmp/<id> and tmp/<id>.env into place and returns once the
-// renames are durable.
-func (c *committer) commit(id string) error {
-	r := &commitReq{id: id, ch: make(chan verdict, 1)}
+// commit renames tmp/<id> into msg/, appends the add record and returns
+// once both are durable.
+func (c *committer) commit(id string, env []byte) error {
+	r := &commitReq{id: id, env: env, ch: make(chan verdict, 1)}
 	if c.solo {
 		c.mu.Lock()
 		c.batches++
@@ -262,28 +263,37 @@ func (c *committer) run(batch []*commitReq) {
 				syncErr = fmt.Errorf("queue: panic in group commit: %v", p)
 			}
 		}()
-		ok := false
+		recs := make([]rec, 0, len(batch))
 		for i, r := range batch {
-			if err := os.Rename(q.tmpBody(r.id), q.bodyPath(r.id)); err != nil {
+			if err := rename(q.tmpBody(r.id), q.bodyPath(r.id)); err != nil {
 				errs[i] = err
 				continue
 			}
-			if err := os.Rename(q.tmpEnv(r.id), q.envPath(r.id)); err != nil {
-				errs[i] = err
-				continue
-			}
-			ok = true
+			recs = append(recs, rec{kind: recAdd, id: r.id, env: r.env})
 		}
-		if !ok {
+		if len(recs) == 0 {
 			return
 		}
-		// msg/ first. Should a crash come between the two, Run finds at
-		// worst an envelope without its body, of a Commit that never returned.
+		// Bodies first: an add record is never durable before its body.
 		if err := syncDir(q.msgDir); err != nil {
 			syncErr = err
 			return
 		}
-		syncErr = syncDir(q.envDir)
+		off, err := q.j.append(recs...)
+		if err != nil {
+			syncErr = err
+			return
+		}
+		if err := q.j.syncTo(off); err != nil {
+			syncErr = err
+			// The Commits fail and their bodies go: take the records back
+			// (best effort; at load an add without its body is dropped).
+			undo := make([]rec, len(recs))
+			for i, r := range recs {
+				undo[i] = rec{kind: recDone, id: r.id}
+			}
+			_, _ = q.j.append(undo...)
+		}
 	}()
 	for i, r := range batch {
 		err := errs[i]

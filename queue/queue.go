@@ -44,7 +44,8 @@ type Options struct {
 // Queue is the spool of one mail host. NewMessage, Submit and Len are safe from
 // any goroutine; Run is the scheduling loop and runs at most once at a time.
 type Queue struct {
-	tmpDir, msgDir, envDir string
+	tmpDir, msgDir string
+	j              *journal
 
 	workers int
 	max     int64 // < 0: unlimited
@@ -65,8 +66,9 @@ type Queue struct {
 	kick   chan struct{}       // buffered 1: inbox is not empty
 }
 
-// Open prepares the spool directories under opt.Dir. It reads nothing yet: the
-// spool is loaded by Run.
+// Open prepares the spool directories under opt.Dir and opens the journal
+// (replaying it, cutting off a torn tail, converting an old env/ spool).
+// The messages are scheduled by Run.
 func Open(opt Options) (*Queue, error) {
 	if opt.Dir == "" {
 		return nil, errors.New("queue: no spool directory")
@@ -74,7 +76,6 @@ func Open(opt Options) (*Queue, error) {
 	q := &Queue{
 		tmpDir:  filepath.Join(opt.Dir, "tmp"),
 		msgDir:  filepath.Join(opt.Dir, "msg"),
-		envDir:  filepath.Join(opt.Dir, "env"),
 		workers: opt.Workers,
 		max:     int64(opt.MaxMessages),
 		retry:   opt.Retry,
@@ -98,10 +99,21 @@ func Open(opt Options) (*Queue, error) {
 	}
 	q.log = q.log.With(zap.String("host", opt.Host))
 	q.gc.q = q
-	for _, d := range []string{opt.Dir, q.tmpDir, q.msgDir, q.envDir} {
+	for _, d := range []string{opt.Dir, q.tmpDir, q.msgDir} {
 		if err := os.MkdirAll(d, 0o750); err != nil {
 			return nil, fmt.Errorf("queue: open %s: %w", d, err)
 		}
+	}
+	j, st, err := openJournal(opt.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("queue: open journal: %w", err)
+	}
+	q.j = j
+	if st.torn > 0 {
+		q.log.Warn("journal torn tail cut off", zap.Int64("bytes", st.torn))
+	}
+	if st.skipped > 0 {
+		q.log.Warn("journal records skipped", zap.Int("count", st.skipped))
 	}
 	// The new directory entries themselves must survive a crash before the
 	// first message can be called durable.
@@ -109,6 +121,9 @@ func Open(opt Options) (*Queue, error) {
 		if err := syncDir(d); err != nil {
 			return nil, fmt.Errorf("queue: open %s: %w", d, err)
 		}
+	}
+	if err := q.migrate(opt.Dir); err != nil {
+		return nil, fmt.Errorf("queue: convert env/: %w", err)
 	}
 	var s [4]byte
 	_, _ = rand.Read(s[:])

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -152,12 +153,48 @@ func files(t *testing.T, dir, sub string) []string {
 	return names
 }
 
+// journalLive replays dir's journal as a new Queue would and returns the
+// live envelopes.
+func journalLive(t *testing.T, dir string) map[string]envelope {
+	t.Helper()
+	j, _, err := openJournal(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.f.Close()
+	m := map[string]envelope{}
+	for id, data := range j.live {
+		var env envelope
+		if err := json.Unmarshal(data, &env); err != nil {
+			t.Fatalf("journal: %s: %v", id, err)
+		}
+		m[id] = env
+	}
+	return m
+}
+
+func liveIDs(t *testing.T, dir string) []string {
+	t.Helper()
+	var ids []string
+	for id := range journalLive(t, dir) {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
 func assertEmptySpool(t *testing.T, dir string) {
 	t.Helper()
-	for _, sub := range []string{"tmp", "msg", "env"} {
+	for _, sub := range []string{"tmp", "msg"} {
 		if f := files(t, dir, sub); len(f) != 0 {
 			t.Errorf("%s/ not empty: %v", sub, f)
 		}
+	}
+	if ids := liveIDs(t, dir); len(ids) != 0 {
+		t.Errorf("journal holds %v", ids)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "env")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("env/ is there: %v", err)
 	}
 }
 
@@ -177,8 +214,11 @@ func TestCommitThenRunDelivers(t *testing.T) {
 	if err := d.Commit(context.Background(), "s@x.test", rcpts); err != nil {
 		t.Fatal(err)
 	}
-	if got := files(t, dir, "env"); !slices.Equal(got, []string{d.ID()}) {
-		t.Fatalf("env/ = %v, want [%s]", got, d.ID())
+	if got := liveIDs(t, dir); !slices.Equal(got, []string{d.ID()}) {
+		t.Fatalf("journal holds %v, want [%s]", got, d.ID())
+	}
+	if got := files(t, dir, "msg"); !slices.Equal(got, []string{d.ID()}) {
+		t.Fatalf("msg/ = %v, want [%s]", got, d.ID())
 	}
 	if q.Len() != 1 {
 		t.Fatalf("Len = %d, want 1", q.Len())
@@ -496,17 +536,18 @@ func TestCommitDiskError(t *testing.T) {
 		t.Fatal(err)
 	}
 	io.WriteString(d, "body\r\n")
-	if err := os.Remove(filepath.Join(dir, "env")); err != nil {
+	if err := os.Remove(filepath.Join(dir, "msg")); err != nil {
 		t.Fatal(err)
 	}
 	err = d.Commit(context.Background(), "", []string{"a@x.test"})
 	if !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), d.ID()) {
 		t.Fatalf("Commit: %v, want a wrapped ErrNotExist naming the message", err)
 	}
-	for _, sub := range []string{"tmp", "msg"} {
-		if f := files(t, dir, sub); len(f) != 0 {
-			t.Errorf("%s/ not empty: %v", sub, f)
-		}
+	if f := files(t, dir, "tmp"); len(f) != 0 {
+		t.Errorf("tmp/ not empty: %v", f)
+	}
+	if ids := liveIDs(t, dir); len(ids) != 0 {
+		t.Errorf("journal holds %v", ids)
 	}
 	if q.Len() != 0 {
 		t.Fatalf("Len = %d", q.Len())

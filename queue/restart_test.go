@@ -83,9 +83,10 @@ func TestRestartAfterCrash(t *testing.T) {
 	q1 := open(t, dir, nil)
 	m1 := commit(t, q1, "s@x.test", []string{"a@x.test"}, "one\r\n")
 	m2 := commit(t, q1, "", []string{"b@x.test"}, "two\r\n")
-	// Crash traces: a draft in tmp/, a draft whose envelope was being
-	// written, a body renamed into msg/ without its envelope, an envelope
-	// whose body is not there, and one whose body is short.
+	// Crash traces: a draft in tmp/, an old-layout draft whose envelope was
+	// being written, a body renamed into msg/ without its envelope, an
+	// old-layout envelope whose body is not there, and one whose body is
+	// short, and a torn record at the end of the journal.
 	d, _ := q1.NewMessage(context.Background())
 	io.WriteString(d, "half a message")
 	d.w.Flush()
@@ -93,9 +94,16 @@ func TestRestartAfterCrash(t *testing.T) {
 	mustWrite(t, filepath.Join(dir, "tmp", q1.newID()), "x")
 	mustWrite(t, filepath.Join(dir, "tmp", q1.newID()+".env"), "{")
 	mustWrite(t, filepath.Join(dir, "msg", orphanID), "orphan")
+	if err := os.Mkdir(filepath.Join(dir, "env"), 0o750); err != nil {
+		t.Fatal(err)
+	}
 	mustWrite(t, filepath.Join(dir, "env", ghostID), fmt.Sprintf(`{"id":%q,"rcpts":["g@x.test"],"size":3}`, ghostID))
 	mustWrite(t, filepath.Join(dir, "env", shortID), fmt.Sprintf(`{"id":%q,"rcpts":["g@x.test"],"size":30}`, shortID))
 	mustWrite(t, filepath.Join(dir, "msg", shortID), "short")
+	tornID := q1.newID()
+	mustWrite(t, filepath.Join(dir, "msg", tornID), "torn")
+	rec := appendRecord(nil, rec{kind: recAdd, id: tornID, env: []byte(fmt.Sprintf(`{"id":%q,"rcpts":["g@x.test"],"size":4}`, tornID))})
+	appendFile(t, filepath.Join(dir, "journal"), rec[:len(rec)-3])
 
 	q2 := open(t, dir, nil)
 	h, ch := recorder(t, nil)
@@ -115,6 +123,20 @@ func TestRestartAfterCrash(t *testing.T) {
 	}
 	assertEmptySpool(t, dir)
 	d.Abort()
+}
+
+func appendFile(t *testing.T, path string, data []byte) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func mustWrite(t *testing.T, path, data string) {

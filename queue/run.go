@@ -61,13 +61,23 @@ func (q *Queue) Run(ctx context.Context, h Handler) error {
 	}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	compacted := make(chan error, 1)
+	compacting := false
+	var compactAfter time.Time // after a failure, not again at once
 	for {
 		s.dispatch(ctx)
 		s.arm(timer)
+		if !compacting && q.j.needCompact() && time.Now().After(compactAfter) {
+			compacting = true
+			go q.compact(compacted)
+		}
 		select {
 		case <-ctx.Done():
 			for s.busy > 0 {
 				s.apply(<-s.results)
+			}
+			if compacting {
+				<-compacted
 			}
 			// The messages stay on disk; the next Run counts them again.
 			q.count.Add(-int64(len(s.entries)))
@@ -76,19 +86,43 @@ func (q *Queue) Run(ctx context.Context, h Handler) error {
 			s.takeInbox()
 		case o := <-s.results:
 			s.apply(o)
+		case err := <-compacted:
+			compacting = false
+			if err != nil {
+				compactAfter = time.Now().Add(time.Minute)
+			}
 		case <-timer.C:
 		}
 	}
+}
+
+// compact runs a journal compaction in its own goroutine (commits, attempts
+// and Run go on meanwhile) and sends its error to done when it is over.
+func (q *Queue) compact(done chan<- error) {
+	var err error
+	defer func() {
+		if p := recover(); p != nil {
+			q.log.Error("panic in journal compaction", zap.Any("error", p), zap.Stack("stack"))
+			err = fmt.Errorf("queue: panic in journal compaction: %v", p)
+		}
+		done <- err
+	}()
+	start := time.Now()
+	var live int
+	var after int64
+	live, after, err = q.j.compact()
+	if err != nil {
+		q.log.Error("journal compaction failed", zap.Error(err))
+		return
+	}
+	q.log.Info("journal compacted", zap.Int64("bytes", after), zap.Int("count", live),
+		zap.Int64("duration_ms", time.Since(start).Milliseconds()))
 }
 
 // load cleans the spool of what no Commit finished and schedules every
 // message in it, plus the ones committed since.
 func (s *scheduler) load() error {
 	q := s.q
-	envNames, err := listDir(q.envDir)
-	if err != nil {
-		return fmt.Errorf("queue: load: %w", err)
-	}
 	msgNames, err := listDir(q.msgDir)
 	if err != nil {
 		return fmt.Errorf("queue: load: %w", err)
@@ -97,15 +131,10 @@ func (s *scheduler) load() error {
 	if err != nil {
 		return fmt.Errorf("queue: load: %w", err)
 	}
-	hasEnv := make(map[string]bool, len(envNames))
-	for _, n := range envNames {
-		if validID(n) {
-			hasEnv[n] = true
-		}
-	}
 
 	// Under mu, drafts and inbox are a consistent picture of this Queue's own
-	// messages: an id leaves drafts and enters inbox in one critical section.
+	// messages: an id leaves drafts and enters inbox in one critical section,
+	// and its add record is appended while it is still a draft.
 	q.mu.Lock()
 	inbox := q.inbox
 	q.inbox = nil
@@ -116,6 +145,7 @@ func (s *scheduler) load() error {
 	for _, env := range inbox {
 		ours[env.ID] = true
 	}
+	live := q.j.snapshot()
 	var stale []string
 	for _, n := range tmpNames {
 		if !ours[idOf(n)] {
@@ -123,7 +153,7 @@ func (s *scheduler) load() error {
 		}
 	}
 	for _, n := range msgNames {
-		if validID(n) && !hasEnv[n] && !ours[n] {
+		if _, ok := live[n]; validID(n) && !ok && !ours[n] {
 			stale = append(stale, q.bodyPath(n))
 		}
 	}
@@ -134,12 +164,16 @@ func (s *scheduler) load() error {
 	}
 	q.mu.Unlock()
 
-	now := time.Now()
-	for id := range hasEnv {
-		if ours[id] {
-			continue // counted already; a draft mid-commit comes through inbox
+	ids := make([]string, 0, len(live))
+	for id := range live {
+		if !ours[id] { // counted already; a draft mid-commit comes through inbox
+			ids = append(ids, id)
 		}
-		env, err := q.readEnvelope(id)
+	}
+	slices.Sort(ids)
+	now := time.Now()
+	for _, id := range ids {
+		env, err := q.checkEnvelope(id, live[id])
 		switch {
 		case errors.Is(err, errIncomplete):
 			q.log.Warn("incomplete message removed", zap.String("msg_id", id), zap.Error(err))

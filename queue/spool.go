@@ -9,9 +9,12 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"go.uber.org/zap"
 )
 
-// envelope is the JSON content of env/<id>.
+// envelope is the JSON body of a journal add or update record (and the
+// content of an old-layout env/<id> file).
 type envelope struct {
 	ID       string            `json:"id"`
 	From     string            `json:"from"`             // reverse-path, "" for the null sender
@@ -24,28 +27,7 @@ type envelope struct {
 }
 
 func (q *Queue) tmpBody(id string) string  { return filepath.Join(q.tmpDir, id) }
-func (q *Queue) tmpEnv(id string) string   { return filepath.Join(q.tmpDir, id+".env") }
 func (q *Queue) bodyPath(id string) string { return filepath.Join(q.msgDir, id) }
-func (q *Queue) envPath(id string) string  { return filepath.Join(q.envDir, id) }
-
-// writeSynced creates path (which must not exist) with data and fsyncs it.
-func writeSynced(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		_ = os.Remove(path)
-	}
-	return err
-}
 
 // syncDir fsyncs a directory, making the entries created or renamed in it durable.
 func syncDir(dir string) error {
@@ -60,45 +42,35 @@ func syncDir(dir string) error {
 	return err
 }
 
-// writeEnvTmp writes env to tmp/<id>.env and fsyncs it, replacing a leftover.
-func (q *Queue) writeEnvTmp(env *envelope) error {
+// persist appends env as an update record and waits until it is durable
+// (group sync: attempts finishing together share one fdatasync, and with
+// the commits in flight).
+func (q *Queue) persist(env *envelope) error {
 	data, err := json.Marshal(env)
 	if err != nil {
-		return err
-	}
-	p := q.tmpEnv(env.ID)
-	if err := writeSynced(p, data); errors.Is(err, fs.ErrExist) {
-		_ = os.Remove(p)
-		return writeSynced(p, data)
-	} else {
-		return err
-	}
-}
-
-// persist atomically replaces env/<id> with env: tmp + fsync + rename + dir fsync.
-func (q *Queue) persist(env *envelope) error {
-	if err := q.writeEnvTmp(env); err != nil {
 		return fmt.Errorf("queue: persist %s: %w", env.ID, err)
 	}
-	if err := os.Rename(q.tmpEnv(env.ID), q.envPath(env.ID)); err != nil {
-		_ = os.Remove(q.tmpEnv(env.ID))
-		return fmt.Errorf("queue: persist %s: %w", env.ID, err)
+	off, err := q.j.append(rec{kind: recUpdate, id: env.ID, env: data})
+	if err == nil {
+		err = q.j.syncTo(off)
 	}
-	if err := syncDir(q.envDir); err != nil {
+	if err != nil {
 		return fmt.Errorf("queue: persist %s: %w", env.ID, err)
 	}
 	return nil
 }
 
-// remove deletes a message: envelope first (the message no longer exists),
-// then the body.
+// remove deletes a message: a done record first (the message no longer
+// exists), then the body. The done record is not synced: a crash may bring
+// the message back (at-least-once delivery, contract 1) if its body is still
+// there; a message whose body is gone is dropped at load.
 func (q *Queue) remove(id string) error {
-	err := os.Remove(q.envPath(id))
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("queue: remove %s: %w", id, err)
-	}
+	_, jerr := q.j.append(rec{kind: recDone, id: id})
 	if err := os.Remove(q.bodyPath(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("queue: remove %s: %w", id, err)
+	}
+	if jerr != nil {
+		return fmt.Errorf("queue: remove %s: %w", id, jerr)
 	}
 	return nil
 }
@@ -107,12 +79,17 @@ func (q *Queue) remove(id string) error {
 // of a Commit interrupted by a crash before it returned.
 var errIncomplete = errors.New("incomplete message")
 
-// readEnvelope loads env/<id> and checks it against its body.
+// readEnvelope returns the live envelope of id, checked against its body.
 func (q *Queue) readEnvelope(id string) (*envelope, error) {
-	data, err := os.ReadFile(q.envPath(id))
-	if err != nil {
-		return nil, err
+	data, ok := q.j.get(id)
+	if !ok {
+		return nil, fmt.Errorf("queue: envelope %s: %w", id, fs.ErrNotExist)
 	}
+	return q.checkEnvelope(id, data)
+}
+
+// checkEnvelope decodes an envelope and checks it against its body.
+func (q *Queue) checkEnvelope(id string, data []byte) (*envelope, error) {
 	env := new(envelope)
 	if err := json.Unmarshal(data, env); err != nil {
 		return nil, fmt.Errorf("queue: envelope %s: %w", id, err)
@@ -128,6 +105,68 @@ func (q *Queue) readEnvelope(id string) (*envelope, error) {
 		return nil, fmt.Errorf("queue: body %s: %w: %d octets, envelope says %d", id, errIncomplete, st.Size(), env.Size)
 	}
 	return env, nil
+}
+
+// migrate converts an old-layout spool: every envelope file in env/ whose
+// message is not in the journal yet becomes an add record (one write, one
+// sync), then the files and env/ itself are removed. An unreadable envelope
+// stays where it is (and env/ with it), reported; the next Open tries again.
+func (q *Queue) migrate(dir string) error {
+	envDir := filepath.Join(dir, "env")
+	names, err := listDir(envDir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var recs []rec
+	var done []string
+	for _, n := range names {
+		if !validID(n) {
+			continue
+		}
+		p := filepath.Join(envDir, n)
+		if _, ok := q.j.get(n); ok {
+			done = append(done, p) // migrated before a crash
+			continue
+		}
+		data, err := os.ReadFile(p)
+		if err == nil {
+			var env envelope
+			if err = json.Unmarshal(data, &env); err == nil && env.ID != n {
+				err = fmt.Errorf("holds id %q", env.ID)
+			}
+		}
+		if err != nil {
+			q.log.Error("old envelope unreadable, left in env/", zap.String("msg_id", n), zap.Error(err))
+			continue
+		}
+		recs = append(recs, rec{kind: recAdd, id: n, env: data})
+		done = append(done, p)
+	}
+	if len(recs) > 0 {
+		off, err := q.j.append(recs...)
+		if err == nil {
+			err = q.j.syncTo(off)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	for _, p := range done {
+		if err := os.Remove(p); err != nil {
+			return err
+		}
+	}
+	if err := os.Remove(envDir); err != nil {
+		q.log.Warn("old env/ not removed", zap.Error(err))
+	}
+	if err := syncDir(dir); err != nil {
+		return err
+	}
+	q.log.Info("old spool converted to the journal", zap.Int("count", len(recs)))
+	return nil
 }
 
 // listDir returns the names in dir.
