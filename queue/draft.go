@@ -179,7 +179,7 @@ func (d *Draft) Commit(ctx context.Context, from string, rcpts []string) error {
 	case q.kick <- struct{}{}:
 	default:
 	}
-	q.log.Info("message queued", zap.String("msg_id", d.id), zap.String("mail_from", from),
+	q.log.Debug("message queued", zap.String("msg_id", d.id), zap.String("mail_from", from),
 		zap.Strings("rcpt", rcpts), zap.Int64("bytes", d.size))
 	return nil
 }

@@ -216,7 +216,7 @@ func (s *Store) Deliver(ctx context.Context, user, bodyPath string) error {
 		s.log.Warn("delivery failed", zap.String("rcpt", a.user), zap.Error(err))
 		return err
 	}
-	s.log.Info("message delivered",
+	s.log.Debug("message delivered",
 		zap.String("rcpt", a.user),
 		zap.Int64("bytes", size),
 		zap.Int64("duration_ms", time.Since(start).Milliseconds()))

@@ -90,7 +90,7 @@ func mustOpen(t *testing.T, s *Store, user string) *Session {
 
 func TestDeliverLink(t *testing.T) {
 	t.Parallel()
-	core, logs := observer.New(zap.InfoLevel)
+	core, logs := observer.New(zap.DebugLevel)
 	s := startStore(t, zap.New(core), user1)
 	body := msgBody(3)
 	src := spool(t, t.TempDir(), "m1", body)

@@ -109,7 +109,7 @@ func (s *session) refuse(r Reply) {
 // errors. It never panics out and always closes the connection.
 func (s *session) serve() {
 	start := time.Now()
-	s.log.Info("session start")
+	s.log.Debug("session start")
 	defer func() {
 		if p := recover(); p != nil {
 			s.log.Error("session panic", zap.Error(fmt.Errorf("panic: %v", p)), zap.Stack("stack"))

@@ -170,7 +170,7 @@ func (s *session) run() {
 		return
 	}
 	s.conn.Trusted = s.cfg.Trusted(s.conn.Remote) // here, where a panic is recovered
-	s.log.Info("session start")
+	s.log.Debug("session start")
 	var reason error
 	if s.implicitTLS {
 		reason = s.handshake()
