@@ -157,14 +157,7 @@ func (s *session) listing(c cmd, head Reply, line func(int, MsgInfo) string, one
 
 // cmdRetr sends a whole message, streamed from the maildrop (RFC 1939 §5).
 func (s *session) cmdRetr(c cmd) response {
-	switch len(c.Args) {
-	case 0:
-		return single(replyMissingMsg)
-	case 1:
-	default:
-		return single(replyTooManyArgs)
-	}
-	i, bad := s.msgArg(c.Args[0])
+	i, bad := s.onlyMsgArg(c)
 	if bad != nil {
 		return single(*bad)
 	}
@@ -264,14 +257,7 @@ func copyTop(w io.Writer, r io.Reader, lines int) (int64, error) {
 
 // cmdDele marks a message deleted (RFC 1939 §5); QUIT removes it.
 func (s *session) cmdDele(c cmd) response {
-	switch len(c.Args) {
-	case 0:
-		return single(replyMissingMsg)
-	case 1:
-	default:
-		return single(replyTooManyArgs)
-	}
-	i, bad := s.msgArg(c.Args[0])
+	i, bad := s.onlyMsgArg(c)
 	if bad != nil {
 		return single(*bad)
 	}
@@ -300,6 +286,19 @@ func (s *session) count() (int, int64) {
 		}
 	}
 	return n, size
+}
+
+// onlyMsgArg is msgArg for a command whose one argument is a message number
+// (RETR, DELE).
+func (s *session) onlyMsgArg(c cmd) (int, *Reply) {
+	switch len(c.Args) {
+	case 0:
+		return 0, &replyMissingMsg
+	case 1:
+		return s.msgArg(c.Args[0])
+	default:
+		return 0, &replyTooManyArgs
+	}
 }
 
 // msgArg turns a message-number argument into a 0-based index of a message
