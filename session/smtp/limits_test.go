@@ -126,7 +126,7 @@ func TestSessionTimeout(t *testing.T) {
 func TestSessionTimeoutInData(t *testing.T) {
 	t.Parallel()
 	be := &fakeBackend{}
-	_, addr := startServer(t, Config{SessionTimeout: 300 * time.Millisecond}, be)
+	_, addr := startServer(t, Config{SessionTimeout: time.Second}, be) // MAIL, RCPT and DATA fit well within it
 	cl := dialReady(t, addr)
 	cl.send("MAIL FROM:<a@example.org>", "RCPT TO:<b@example.org>", "DATA")
 	cl.expectMulti("250 2.1.0 sender OK", "250 2.1.5 recipient OK", "354 end data with <CR><LF>.<CR><LF>")
