@@ -370,7 +370,7 @@ func TestHTTPRequestClosed(t *testing.T) {
 func TestIdleTimeout(t *testing.T) {
 	t.Parallel()
 	be := newBackend()
-	ts := start(t, be, pop3.Config{IdleTimeout: time.Second} // long enough for login and DELE on a loaded machine)
+	ts := start(t, be, pop3.Config{IdleTimeout: time.Second}) // long enough for login and DELE on a loaded machine
 	c := dial(t, ts.addr)
 	c.loginAlice()
 	c.cmd("DELE 1", "+OK message 1 deleted")
