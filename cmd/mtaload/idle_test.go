@@ -22,7 +22,9 @@ func TestIdleHeld(t *testing.T) {
 		if code != exitOK || rep.Held != 20 || rep.Refused != 0 || rep.Dropped != 0 || rep.Requested != 20 {
 			t.Errorf("%s: exit %d report %+v; %s", tc.proto, code, rep, stderr)
 		}
-		if rep.RSS == nil || rep.RSS.Before <= 0 || rep.RSS.Held <= 0 || rep.RSS.HWM < rep.RSS.Held || rep.RSS.PeakSample < rep.RSS.Held {
+		// VmHWM is kept lazily by the kernel and may read a little below an
+		// earlier VmRSS sample, so it is only checked to be there.
+		if rep.RSS == nil || rep.RSS.Before <= 0 || rep.RSS.Held <= 0 || rep.RSS.HWM <= 0 || rep.RSS.PeakSample < rep.RSS.Held {
 			t.Errorf("%s: rss %+v", tc.proto, rep.RSS)
 		}
 		if !containsAll(stepNames(rep.Latency), "greeting") {
