@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"sort"
 	"strings"
 	"syscall"
@@ -59,6 +60,12 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 }
 
 func realMain(args []string, stderr io.Writer) int {
+	// Catch SIGINT/SIGTERM from the very start: one that arrives while the
+	// listeners open is kept and handled as a graceful stop once the run
+	// group runs, instead of killing the process half started.
+	sigc := make(chan os.Signal, 1)
+	signal.Notify(sigc, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigc)
 	o, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -118,7 +125,7 @@ func realMain(args []string, stderr io.Writer) int {
 	}
 
 	var g run.Group
-	g.Add(run.SignalHandler(context.Background(), syscall.SIGINT, syscall.SIGTERM))
+	g.Add(signalActor(sigc))
 	if prof != nil {
 		g.Add(prof.execute(log), prof.interrupt)
 	}
@@ -136,12 +143,30 @@ func realMain(args []string, stderr io.Writer) int {
 	log.Info("mtad started", zap.Int("hosts", len(hosts)), zap.String("resolver", cfg.Resolver),
 		zap.Strings("trusted_networks", cfg.TrustedNetworks))
 	err = g.Run()
-	if err != nil && !errors.Is(err, run.ErrSignal) {
+	if err != nil && !errors.Is(err, errSignal) {
 		log.Error("mtad stopped", zap.Error(err))
 		return 1
 	}
 	log.Info("mtad stopped", zap.NamedError("reason", err))
 	return 0
+}
+
+// errSignal ends the run group when SIGINT or SIGTERM arrives.
+var errSignal = errors.New("signal")
+
+// signalActor is the run group's block that returns on a signal from sigc.
+func signalActor(sigc <-chan os.Signal) (func() error, func(error)) {
+	ctx, cancel := context.WithCancel(context.Background())
+	return func() error {
+			select {
+			case sig := <-sigc:
+				return fmt.Errorf("received %s: %w", sig, errSignal)
+			case <-ctx.Done():
+				return nil
+			}
+		}, func(error) {
+			cancel()
+		}
 }
 
 func genCert(cfg *mta.Config, dir string, stderr io.Writer) int {
