@@ -1,7 +1,9 @@
 // Package limit owns the connection and login limits shared by gomta's SMTP and
 // POP3 servers: how many connections in total and per client address, and how
 // many failed logins per client address and per account before a temporary
-// lock-out, with a growing delay after each failure.
+// lock-out, with a growing delay after each failure; and Accept, the servers'
+// accept step that rides out a failing Accept (out of descriptors) with a
+// bounded back-off instead of spinning or stopping.
 //
 // A Limiter is a shared service, safe for concurrent use (one mutex; it is not
 // actor state). Its memory is bounded: live connection counts exist only while

@@ -120,25 +120,14 @@ func (s *Server) Serve(l net.Listener) error {
 		s.mu.Unlock()
 	}()
 
-	var backoff time.Duration
 	for {
-		conn, err := l.Accept()
+		conn, err := limit.Accept(l, s.isClosing, s.log)
 		if err != nil {
 			if s.isClosing() {
 				return nil
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				// Transient (e.g. EMFILE surfaces as a timeout-like error on
-				// some systems): back off, bounded at one second.
-				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				s.log.Warn("accept failed", zap.Error(err))
-				time.Sleep(backoff)
-				continue
-			}
 			return fmt.Errorf("pop3: accept: %w", err)
 		}
-		backoff = 0
 		go s.ServeConn(conn)
 	}
 }

@@ -162,24 +162,14 @@ func (s *Server) serve(l net.Listener, implicitTLS bool) error {
 		s.mu.Unlock()
 	}()
 
-	var backoff time.Duration
 	for {
-		nc, err := l.Accept()
+		nc, err := limit.Accept(l, s.closing.Load, s.cfg.Logger)
 		if err != nil {
 			if s.closing.Load() {
 				return nil
 			}
-			if errors.Is(err, net.ErrClosed) {
-				return err
-			}
-			// Like net/http: a failing Accept (out of descriptors, ...) is
-			// retried after a growing pause instead of spinning or giving up.
-			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			s.cfg.Logger.Warn("accept failed", zap.Error(err))
-			time.Sleep(backoff)
-			continue
+			return err
 		}
-		backoff = 0
 		sess := s.newSession(nc)
 		sess.implicitTLS = implicitTLS
 		// The limiter is asked here, in the accept loop, so that the count
