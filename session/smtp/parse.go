@@ -247,8 +247,11 @@ func checkAddressLiteral(lit string) error {
 				return addrError("bad address literal")
 			}
 		}
+		// dcontent (%d33-90 / %d94-126) allows "<" and ">", but a path
+		// holding them could not be written back inside <...> unambiguously
+		// (logs, bounces, relaying): refused, as no registered tag uses them.
 		for i := 0; i < len(rest); i++ {
-			if c := rest[i]; c < 33 || c > 126 || c == '[' || c == '\\' || c == ']' {
+			if c := rest[i]; c < 33 || c > 126 || c == '[' || c == '\\' || c == ']' || c == '<' || c == '>' {
 				return addrError("bad address literal")
 			}
 		}
