@@ -1,15 +1,18 @@
 // Package queue owns the durable spool of one mail host and its scheduling loop:
-// messages are written to disk as they stream in, committed (fsync'd, renamed,
-// directory fsync'd; group commit across sessions) before the SMTP 250, handed to
+// messages are written to disk as they stream in, committed (fsync'd, directory
+// fsync'd, journalled; group commit across sessions) before the SMTP 250, handed to
 // delivery over a channel, retried with backoff on temporary failure, kept across
 // restarts, and removed when every recipient is done (DESIGN.md contracts 1 and 2).
 // One goroutine (Run) owns the schedule; everything else talks to it by channel.
 //
 // On-disk layout under Options.Dir (one Queue per directory):
 //
-//	tmp/<id>          body of a draft, being written
-//	msg/<id>          committed body: mode 0440, never modified, may be hard-linked
-//	                  by the mailbox store (msg/ must stay on Dir's filesystem)
+//	msg/<id>          body: mode 0440, written once through one descriptor while
+//	                  a draft, never modified once committed, may be hard-linked
+//	                  by the mailbox store (msg/ must stay on Dir's filesystem);
+//	                  a body without a live envelope is a draft or the trace of
+//	                  one a crash interrupted, removed at load
+//	tmp/              where drafts were written before 2026-11-26; emptied at load
 //	journal           append-only envelope journal (see journal.go): add
 //	                  (whole envelope), update (after an attempt) and done
 //	                  records, each length-prefixed and CRC-32C checked
@@ -20,8 +23,7 @@
 // because on ext4 every freed inode slows down every later file creation.
 //
 // Commit: the body is written and fsync'd by the session; then one
-// committer renames the bodies of the whole batch into msg/, fsyncs msg/
-// once, appends one add record per message with one write(2), fdatasyncs
+// committer fsyncs msg/ once for the whole batch (the bodies' names), appends one add record per message with one write(2), fdatasyncs
 // the journal once, and only then do the batch's Commits return. After an
 // attempt, an update record (done recipients removed, attempt count, next
 // attempt) is appended and synced before the outcome reaches Run; syncs of

@@ -1,7 +1,6 @@
 package queue
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -22,14 +21,15 @@ var errDraftDone = errors.New("queue: draft already committed or aborted")
 type Draft struct {
 	q    *Queue
 	id   string
-	f    *os.File
-	w    *bufio.Writer
+	f    *os.File // msg/<id>, written through: the session already writes in 32 KiB chunks
 	size int64
 	err  error // first write error; the draft is already thrown away
 	done bool
 }
 
-// NewMessage starts a draft in tmp/. It returns ErrFull when the queue holds
+// NewMessage starts a draft: its body file is created in msg/ at once (a body
+// there without an add record in the journal is a draft, or the trace of one
+// that a crash interrupted, removed at load). It returns ErrFull when the queue holds
 // MaxMessages messages (drafts included).
 func (q *Queue) NewMessage(ctx context.Context) (*Draft, error) {
 	if err := ctx.Err(); err != nil {
@@ -43,12 +43,12 @@ func (q *Queue) NewMessage(ctx context.Context) (*Draft, error) {
 	q.drafts[id] = struct{}{}
 	q.mu.Unlock()
 	// 0440: the body is never written through another descriptor than this one.
-	f, err := os.OpenFile(q.tmpBody(id), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o440)
+	f, err := os.OpenFile(q.bodyPath(id), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o440)
 	if err != nil {
 		q.forget(id)
 		return nil, fmt.Errorf("queue: new message: %w", err)
 	}
-	return &Draft{q: q, id: id, f: f, w: bufio.NewWriterSize(f, 32<<10)}, nil
+	return &Draft{q: q, id: id, f: f}, nil
 }
 
 // Submit queues a message in one call (bounces): NewMessage, copy, Commit.
@@ -87,7 +87,7 @@ func (d *Draft) Write(p []byte) (int, error) {
 	if d.done {
 		return 0, errDraftDone
 	}
-	n, err := d.w.Write(p)
+	n, err := d.f.Write(p)
 	d.size += int64(n)
 	if err != nil {
 		d.fail(fmt.Errorf("queue: write %s: %w", d.id, err))
@@ -112,9 +112,7 @@ func (d *Draft) discard() {
 		_ = d.f.Close()
 	}
 	q := d.q
-	for _, p := range []string{q.tmpBody(d.id), q.bodyPath(d.id)} {
-		_ = os.Remove(p)
-	}
+	_ = os.Remove(q.bodyPath(d.id))
 	q.forget(d.id)
 }
 
@@ -139,10 +137,7 @@ func (d *Draft) Commit(ctx context.Context, from string, rcpts []string) error {
 		d.fail(fmt.Errorf("queue: commit %s: %w", d.id, err))
 		return d.err
 	}
-	err := d.w.Flush()
-	if err == nil {
-		err = d.f.Sync()
-	}
+	err := d.f.Sync()
 	if cerr := d.f.Close(); err == nil {
 		err = cerr
 	}
@@ -210,8 +205,8 @@ type verdict struct {
 	err  error
 }
 
-// commit renames tmp/<id> into msg/, appends the add record and returns
-// once both are durable.
+// commit appends the add record of a body already fsync'd in msg/ and
+// returns once the body's directory entry and the record are durable.
 func (c *committer) commit(id string, env []byte) error {
 	r := &commitReq{id: id, env: env, ch: make(chan verdict, 1)}
 	if c.solo {
@@ -254,7 +249,6 @@ func (c *committer) commit(id string, env []byte) error {
 // run commits one batch and answers every request in it.
 func (c *committer) run(batch []*commitReq) {
 	q := c.q
-	errs := make([]error, len(batch))
 	var syncErr error
 	func() {
 		defer func() {
@@ -263,18 +257,12 @@ func (c *committer) run(batch []*commitReq) {
 				syncErr = fmt.Errorf("queue: panic in group commit: %v", p)
 			}
 		}()
-		recs := make([]rec, 0, len(batch))
+		recs := make([]rec, len(batch))
 		for i, r := range batch {
-			if err := rename(q.tmpBody(r.id), q.bodyPath(r.id)); err != nil {
-				errs[i] = err
-				continue
-			}
-			recs = append(recs, rec{kind: recAdd, id: r.id, env: r.env})
+			recs[i] = rec{kind: recAdd, id: r.id, env: r.env}
 		}
-		if len(recs) == 0 {
-			return
-		}
-		// Bodies first: an add record is never durable before its body.
+		// Bodies first: an add record is never durable before its body's
+		// directory entry.
 		if err := syncDir(q.msgDir); err != nil {
 			syncErr = err
 			return
@@ -295,11 +283,7 @@ func (c *committer) run(batch []*commitReq) {
 			_, _ = q.j.append(undo...)
 		}
 	}()
-	for i, r := range batch {
-		err := errs[i]
-		if err == nil {
-			err = syncErr
-		}
-		r.ch <- verdict{err: err}
+	for _, r := range batch {
+		r.ch <- verdict{err: syncErr}
 	}
 }

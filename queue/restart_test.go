@@ -83,13 +83,13 @@ func TestRestartAfterCrash(t *testing.T) {
 	q1 := open(t, dir, nil)
 	m1 := commit(t, q1, "s@x.test", []string{"a@x.test"}, "one\r\n")
 	m2 := commit(t, q1, "", []string{"b@x.test"}, "two\r\n")
-	// Crash traces: a draft in tmp/, an old-layout draft whose envelope was
-	// being written, a body renamed into msg/ without its envelope, an
+	// Crash traces: a draft in msg/ (a crash mid-DATA), drafts in the old
+	// tmp/, an old-layout draft whose envelope was being written, a body in
+	// msg/ without its envelope (a crash mid-commit), an
 	// old-layout envelope whose body is not there, and one whose body is
 	// short, and a torn record at the end of the journal.
 	d, _ := q1.NewMessage(context.Background())
 	io.WriteString(d, "half a message")
-	d.w.Flush()
 	orphanID, ghostID, shortID := q1.newID(), q1.newID(), q1.newID()
 	mustWrite(t, filepath.Join(dir, "tmp", q1.newID()), "x")
 	mustWrite(t, filepath.Join(dir, "tmp", q1.newID()+".env"), "{")

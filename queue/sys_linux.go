@@ -28,12 +28,3 @@ func fdatasync(f *os.File) error {
 	}
 	return nil
 }
-
-// rename is rename(2) without os.Rename's lstat of the target (one system
-// call per committed message fewer); the target is never a directory here.
-func rename(from, to string) error {
-	if err := syscall.Rename(from, to); err != nil {
-		return &os.LinkError{Op: "rename", Old: from, New: to, Err: err}
-	}
-	return nil
-}

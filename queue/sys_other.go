@@ -6,5 +6,3 @@ import "os"
 
 // fdatasync is fsync where fdatasync(2) is not available.
 func fdatasync(f *os.File) error { return f.Sync() }
-
-func rename(from, to string) error { return os.Rename(from, to) }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -23,9 +24,18 @@ type request interface {
 
 // deliverReq publishes tmp/<name> into new/.
 type deliverReq struct {
-	name  string
+	name  string // unique name in new/ (and in tmp/ when src is "")
+	src   string // committed spool file to hard-link into new/; "" = rename tmp/name
+	size  int64
 	reply chan error
 }
+
+// linkError is a delivery's hard link that failed for another reason than a
+// name taken: Deliver falls back to a copy.
+type linkError struct{ err error }
+
+func (e *linkError) Error() string { return e.err.Error() }
+func (e *linkError) Unwrap() error { return e.err }
 
 // openReq takes the POP3 lock for ss and fills ss.list.
 type openReq struct {
@@ -173,6 +183,12 @@ func (a *actor) deliver(batch []*deliverReq) {
 	errs := make([]error, len(batch))
 	published := 0
 	for i, d := range batch {
+		if d.src != "" {
+			if errs[i] = a.link(d, newDir); errs[i] == nil {
+				published++
+			}
+			continue
+		}
 		if err := os.Rename(filepath.Join(tmpDir, d.name), filepath.Join(newDir, d.name)); err != nil {
 			errs[i] = fmt.Errorf("mailbox: publish %s: %w", d.name, err)
 			os.Remove(filepath.Join(tmpDir, d.name))
@@ -195,6 +211,25 @@ func (a *actor) deliver(batch []*deliverReq) {
 	for i, d := range batch {
 		d.reply <- errs[i]
 	}
+}
+
+// link hard-links d.src into newDir under d.name, or a fresh name when that
+// one is taken (bounded). Any other failure is a *linkError.
+func (a *actor) link(d *deliverReq, newDir string) error {
+	var err error
+	for range 3 {
+		if err = a.s.link(d.src, filepath.Join(newDir, d.name)); !errors.Is(err, fs.ErrExist) {
+			break
+		}
+		d.name = a.s.newName(d.size)
+	}
+	if err != nil && !errors.Is(err, fs.ErrExist) {
+		return &linkError{err: err}
+	}
+	if err != nil {
+		return fmt.Errorf("mailbox: publish %s: %w", d.name, err)
+	}
+	return nil
 }
 
 func (a *actor) open(r *openReq) {

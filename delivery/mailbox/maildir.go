@@ -163,40 +163,27 @@ type entry struct {
 	info Info
 }
 
-// stage puts a copy of the committed spool file src into dir/tmp under a
-// fresh unique name: a hard link when possible (zero copy; the spool already
-// made the content durable), else a copy that is fsync'd. It returns the
-// unique name and the size.
-func (s *Store) stage(dir, src string) (name string, size int64, linked bool, err error) {
-	fi, err := os.Stat(src)
-	if err != nil {
-		return "", 0, false, fmt.Errorf("mailbox: stat %s: %w", src, err)
-	}
-	if !fi.Mode().IsRegular() {
-		return "", 0, false, fmt.Errorf("mailbox: %s is not a regular file", src)
-	}
-	size = fi.Size()
+// copyToTmp puts an fsync'd copy of the committed spool file src into
+// dir/tmp under a fresh unique name (the path taken when src cannot be
+// hard-linked into the mailbox) and returns the name.
+func (s *Store) copyToTmp(dir, src string, size int64) (name string, err error) {
 	// A name collision is practically impossible (counter + random), but a
 	// retry is cheap and bounded.
 	for range 3 {
-		name = uniqueName(time.Now(), s.pid, s.counter.Add(1), s.host, size)
-		tmp := filepath.Join(dir, dirTmp, name)
-		if err = s.link(src, tmp); err == nil {
-			return name, size, true, nil
-		}
-		if errors.Is(err, fs.ErrExist) {
-			continue
-		}
-		// EXDEV, EPERM (protected_hardlinks), a file system without links...:
-		// fall back to copying.
-		if err = copyFile(src, tmp); err == nil {
-			return name, size, false, nil
-		}
-		if !errors.Is(err, fs.ErrExist) {
-			return "", 0, false, err
+		name = s.newName(size)
+		if err = copyFile(src, filepath.Join(dir, dirTmp, name)); !errors.Is(err, fs.ErrExist) {
+			break
 		}
 	}
-	return "", 0, false, fmt.Errorf("mailbox: stage %s: %w", src, err)
+	if err != nil {
+		return "", fmt.Errorf("mailbox: stage %s: %w", src, err)
+	}
+	return name, nil
+}
+
+// newName is a fresh unique name for a message of size octets.
+func (s *Store) newName(size int64) string {
+	return uniqueName(time.Now(), s.pid, s.counter.Add(1), s.host, size)
 }
 
 // copyFile copies src to a new file dst (O_EXCL, 0600) and fsyncs it.

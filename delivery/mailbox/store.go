@@ -8,10 +8,11 @@
 // Invariants and decisions:
 //
 //   - Deliver returns nil only when the message is durable (DESIGN contract
-//     2): it is staged in tmp/ under a unique name (hard link to the committed
-//     spool file, or an fsync'd copy when linking fails), renamed into new/ by
-//     the actor, and new/ is fsync'd. Deliveries that queue up at the actor
-//     at once share one directory fsync (group commit).
+//     2): the actor hard-links the committed spool file into new/ under a
+//     unique name (a link is atomic and the spool made the content durable);
+//     where linking fails, an fsync'd copy is staged in tmp/ and the actor
+//     renames it into new/. Then new/ is fsync'd: deliveries that queue up at
+//     the actor at once share one directory fsync (group commit).
 //   - Messages are stored byte for byte as given — the spool's CRLF line
 //     endings included — so a message's POP3 size (RFC 1939 LIST) is its file
 //     size, recorded in the unique name as ",S=<size>" and read from there.
@@ -195,25 +196,32 @@ func (s *Store) Deliver(ctx context.Context, user, bodyPath string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	// Staging in tmp/ touches no mailbox state, so it runs here, in
-	// parallel with other deliveries; the actor only publishes into new/.
-	name, size, _, err := s.stage(a.dir, bodyPath)
+	fi, err := os.Stat(bodyPath)
+	if err == nil && !fi.Mode().IsRegular() {
+		err = fmt.Errorf("mailbox: %s is not a regular file", bodyPath)
+	}
 	if err != nil {
 		s.log.Warn("delivery failed", zap.String("rcpt", a.user), zap.Error(err))
 		return err
 	}
-	req := &deliverReq{name: name, reply: make(chan error, 1)}
-	if err := a.send(ctx, req); err != nil {
-		os.Remove(filepath.Join(a.dir, dirTmp, name))
-		return err
-	}
-	select {
-	case err = <-req.reply:
-	case <-ctx.Done():
-		return ctx.Err() // the actor finishes (or undoes) the delivery on its own
+	size := fi.Size()
+	// First choice: the actor hard-links the spool file straight into new/
+	// (zero copy; the spool made the content durable and the link is atomic).
+	err = s.publish(ctx, a, &deliverReq{name: s.newName(size), src: bodyPath, size: size})
+	var le *linkError
+	if errors.As(err, &le) {
+		// EXDEV, EPERM (protected_hardlinks), a file system without links...:
+		// an fsync'd copy staged in tmp/ (in parallel with other deliveries:
+		// it touches no mailbox state), which the actor renames into new/.
+		var name string
+		if name, err = s.copyToTmp(a.dir, bodyPath, size); err == nil {
+			err = s.publish(ctx, a, &deliverReq{name: name, size: size})
+		}
 	}
 	if err != nil {
-		s.log.Warn("delivery failed", zap.String("rcpt", a.user), zap.Error(err))
+		if ctx.Err() == nil {
+			s.log.Warn("delivery failed", zap.String("rcpt", a.user), zap.Error(err))
+		}
 		return err
 	}
 	s.log.Debug("message delivered",
@@ -221,6 +229,25 @@ func (s *Store) Deliver(ctx context.Context, user, bodyPath string) error {
 		zap.Int64("bytes", size),
 		zap.Int64("duration_ms", time.Since(start).Milliseconds()))
 	return nil
+}
+
+// publish hands one delivery to the actor and waits for its answer. When
+// ctx ends first, the actor finishes (or undoes) the delivery on its own; a
+// copy staged in tmp/ that never reached the actor is removed here.
+func (s *Store) publish(ctx context.Context, a *actor, req *deliverReq) error {
+	req.reply = make(chan error, 1)
+	if err := a.send(ctx, req); err != nil {
+		if req.src == "" {
+			os.Remove(filepath.Join(a.dir, dirTmp, req.name))
+		}
+		return err
+	}
+	select {
+	case err := <-req.reply:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Open locks user's mailbox for one POP3 session and snapshots its listing.
