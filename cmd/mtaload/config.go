@@ -10,7 +10,10 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
+	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,6 +38,8 @@ type common struct {
 	cmdTimeout time.Duration
 	json       bool
 	progress   time.Duration
+	cpuProfile string
+	procs      int
 }
 
 func (c *common) register(fs *flag.FlagSet, defAddr string) {
@@ -46,6 +51,46 @@ func (c *common) register(fs *flag.FlagSet, defAddr string) {
 	fs.DurationVar(&c.cmdTimeout, "cmd-timeout", defaultCmdTimeout, "timeout per protocol command")
 	fs.BoolVar(&c.json, "json", false, "print the report as JSON")
 	fs.DurationVar(&c.progress, "progress", defaultProgress, "interval of plain progress lines on stderr when it is not a terminal (0 = none)")
+	fs.IntVar(&c.procs, "procs", -1, "OS threads running Go code (GOMAXPROCS); 0 = one per CPU; -1 = 1 (as smtp-source: the other CPUs are left to the server under test), or one per CPU with -tls (handshakes)")
+	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write mtaload's own CPU profile to `FILE` (go tool pprof), to check that it is not the bottleneck")
+}
+
+// setProcs is runtime.GOMAXPROCS; the tests, which run many loads in one
+// process at once, record the value instead.
+var setProcs = func(n int) { runtime.GOMAXPROCS(n) }
+
+// begin applies -procs (tls: the run does TLS handshakes) and starts the
+// CPU profile of -cpuprofile, if any; it returns the function that stops it.
+//
+// One thread by default: on a small machine shared with the server under
+// test, Go's scheduler spreading 20 sessions over every CPU cost more in
+// cross-thread wake-ups than it gained (against smtp-sink on 2 CPUs, c=20:
+// 8,000–9,000 msg/s with every CPU, 9,500–9,900 with one; smtp-source,
+// one thread, 8,700–11,400).
+func (c *common) begin(tls bool) (stop func(), err error) {
+	switch {
+	case c.procs > 0:
+		setProcs(c.procs)
+	case c.procs == 0 || tls:
+		setProcs(runtime.NumCPU())
+	default:
+		setProcs(1)
+	}
+	if c.cpuProfile == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(c.cpuProfile)
+	if err != nil {
+		return nil, fmt.Errorf("-cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("-cpuprofile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
 
 // check validates the common flags and fills defaults.
@@ -56,6 +101,9 @@ func (c *common) check() error {
 	}
 	if c.n < 0 || c.duration < 0 || c.timeout <= 0 || c.cmdTimeout <= 0 {
 		errs = append(errs, errors.New("-n, -duration must not be negative; -timeout, -cmd-timeout must be positive"))
+	}
+	if c.procs < -1 {
+		errs = append(errs, errors.New("-procs must not be negative"))
 	}
 	if c.n == 0 && c.duration == 0 {
 		c.n = defaultN

@@ -19,7 +19,12 @@ import (
 	"gomta/session/smtp"
 )
 
+// lastProcs is the GOMAXPROCS the last run asked for (-procs); the tests'
+// process keeps its own.
+var lastProcs atomic.Int64
+
 func TestMain(m *testing.M) {
+	setProcs = func(n int) { lastProcs.Store(int64(n)) }
 	goleak.VerifyTestMain(m)
 }
 

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -224,3 +226,33 @@ func TestAckedRoundTrip(t *testing.T) {
 }
 
 func createTemp(t *testing.T) (*os.File, error) { return os.CreateTemp(t.TempDir(), "acked-*.txt") }
+
+// TestProcsAndCPUProfile: -procs is checked and applied, and -cpuprofile
+// leaves a profile go tool pprof reads (gzip'd protobuf).
+func TestProcsAndCPUProfile(t *testing.T) {
+	// Not parallel: lastProcs is shared, and one CPU profile runs at a time.
+	addr, _ := startSMTP(t, &sinkBackend{})
+	prof := filepath.Join(t.TempDir(), "cpu.pprof")
+	var rep report
+	code, stderr := runJSON(t, &rep, "smtp", "-addr", addr, "-c", "2", "-n", "20", "-to", "a@example.test", "-cpuprofile", prof)
+	if code != exitOK || rep.OK != 20 {
+		t.Fatalf("exit %d ok %d; %s", code, rep.OK, stderr)
+	}
+	if got := lastProcs.Load(); got != 1 {
+		t.Errorf("default -procs gave GOMAXPROCS %d, want 1", got)
+	}
+	data, err := os.ReadFile(prof)
+	if err != nil || len(data) < 2 || data[0] != 0x1f || data[1] != 0x8b {
+		t.Errorf("profile: %d bytes, %v; want gzip data", len(data), err)
+	}
+	code, _ = runJSON(t, &rep, "smtp", "-addr", addr, "-n", "2", "-to", "a@example.test", "-procs", "0")
+	if code != exitOK || lastProcs.Load() != int64(runtime.NumCPU()) {
+		t.Errorf("-procs 0: exit %d, GOMAXPROCS %d, want %d", code, lastProcs.Load(), runtime.NumCPU())
+	}
+	if code, stderr = runJSON(t, &rep, "smtp", "-addr", addr, "-procs", "-2"); code != exitUsage || !strings.Contains(stderr, "-procs") {
+		t.Errorf("-procs -2: exit %d, %q", code, stderr)
+	}
+	if code, stderr = runJSON(t, &rep, "smtp", "-addr", addr, "-to", "a@example.test", "-cpuprofile", filepath.Join(t.TempDir(), "no", "such")); code != exitUsage || !strings.Contains(stderr, "-cpuprofile") {
+		t.Errorf("bad -cpuprofile: exit %d, %q", code, stderr)
+	}
+}

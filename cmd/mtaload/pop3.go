@@ -136,7 +136,12 @@ func runPOP3(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return usageErr(stderr, "%v", err)
 	}
+	stopProfile, err := cfg.begin(cfg.tls)
+	if err != nil {
+		return usageErr(stderr, "%v", err)
+	}
 	rep := loadPOP3(&cfg, addr, accts, stderr)
+	stopProfile()
 	if err := printReport(stdout, &rep, cfg.json); err != nil {
 		fmt.Fprintf(stderr, "mtaload: %v\n", err)
 		return exitErrors

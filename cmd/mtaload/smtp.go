@@ -135,7 +135,12 @@ func runSMTP(args []string, stdout, stderr io.Writer) int {
 	if cfg.runID == "" {
 		cfg.runID = newRunID()
 	}
+	stopProfile, err := cfg.begin(cfg.tls)
+	if err != nil {
+		return usageErr(stderr, "%v", err)
+	}
 	res := loadSMTP(&cfg, addr, stderr)
+	stopProfile()
 	rep := res.report()
 	if cfg.acked != "" {
 		if err := writeAcked(cfg.acked, res.acked()); err != nil {
