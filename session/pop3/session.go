@@ -8,10 +8,11 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/textproto"
 	"time"
 
 	"go.uber.org/zap"
+
+	"gomta/session/dotstuff"
 )
 
 // response is what a handler wants sent: a status line, optionally followed
@@ -305,29 +306,11 @@ func (s *session) send(resp response) error {
 	if resp.body == nil || !resp.reply.OK {
 		return nil
 	}
-	dw := textproto.NewWriter(s.w).DotWriter()
-	cw := &countWriter{w: dw}
-	if err := resp.body(cw); err != nil {
-		return err
-	}
-	if cw.n == 0 {
-		// DotWriter.Close would add an empty line before the ".".
-		_, err := s.w.WriteString(".\r\n")
+	dw := dotstuff.NewWriter(s.w)
+	if err := resp.body(dw); err != nil {
 		return err
 	}
 	return dw.Close()
-}
-
-// countWriter counts the octets written through it.
-type countWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
 }
 
 // failWriter fails every write with err.

@@ -1,11 +1,12 @@
 package smtpclient
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"sync"
 	"time"
+
+	"gomta/session/dotstuff"
 )
 
 // bodyChunk is how much of the body is read at a time. Buffers are pooled so
@@ -26,15 +27,14 @@ func (c *Client) writeBody(body io.Reader) error {
 	bp := chunkPool.Get().(*[]byte)
 	defer chunkPool.Put(bp)
 	buf := *bp
-	s := stuffer{w: c.w, lineStart: true}
+	s := dotstuff.NewWriter(c.w)
 	empty := 0 // consecutive (0, nil) reads; io.Reader discourages them, bufio gives up after 100
 	for {
 		n, rerr := body.Read(buf)
 		if n > 0 {
 			empty = 0
 			_ = c.conn.SetWriteDeadline(time.Now().Add(c.opt.Timeout))
-			s.write(buf[:n])
-			if err := s.err(); err != nil {
+			if _, err := s.Write(buf[:n]); err != nil {
 				return c.fail(err)
 			}
 		}
@@ -52,88 +52,8 @@ func (c *Client) writeBody(body io.Reader) error {
 		}
 		break
 	}
-	s.finish()
-	if err := s.err(); err != nil {
+	if err := s.Close(); err != nil {
 		return c.fail(err)
 	}
 	return nil
-}
-
-// byteWriter is what the stuffer writes to (a *bufio.Writer).
-type byteWriter interface {
-	io.Writer
-	io.StringWriter
-	io.ByteWriter
-}
-
-// stuffer carries the line state of dot-stuffing across chunks.
-type stuffer struct {
-	w         byteWriter
-	lineStart bool  // next byte starts a line
-	pendingCR bool  // last chunk ended in CR: CRLF or a bare CR, decided by the next byte
-	werr      error // first write error
-}
-
-func (s *stuffer) write(p []byte) {
-	for len(p) > 0 {
-		if s.pendingCR {
-			s.pendingCR = false
-			s.str("\r\n")
-			s.lineStart = true
-			if p[0] == '\n' {
-				p = p[1:]
-				continue
-			}
-		}
-		if s.lineStart && p[0] == '.' {
-			s.byte('.')
-		}
-		s.lineStart = false
-		i := bytes.IndexAny(p, "\r\n")
-		if i < 0 {
-			s.bytes(p)
-			return
-		}
-		s.bytes(p[:i])
-		if p[i] == '\n' {
-			s.str("\r\n")
-			s.lineStart = true
-		} else {
-			s.pendingCR = true
-		}
-		p = p[i+1:]
-	}
-}
-
-// finish ends the last line and writes the end-of-data marker.
-func (s *stuffer) finish() {
-	if s.pendingCR {
-		s.pendingCR = false
-		s.str("\r\n")
-		s.lineStart = true
-	}
-	if !s.lineStart {
-		s.str("\r\n")
-	}
-	s.str(".\r\n")
-}
-
-func (s *stuffer) err() error { return s.werr }
-
-func (s *stuffer) bytes(p []byte) {
-	if s.werr == nil && len(p) > 0 {
-		_, s.werr = s.w.Write(p)
-	}
-}
-
-func (s *stuffer) str(v string) {
-	if s.werr == nil {
-		_, s.werr = s.w.WriteString(v)
-	}
-}
-
-func (s *stuffer) byte(b byte) {
-	if s.werr == nil {
-		s.werr = s.w.WriteByte(b)
-	}
 }

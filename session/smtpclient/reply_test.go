@@ -81,43 +81,6 @@ func TestReadReplyErrorKinds(t *testing.T) {
 	}
 }
 
-func TestStuffer(t *testing.T) {
-	t.Parallel()
-	tests := []struct{ name, in, out string }{
-		{"empty", "", ".\r\n"},
-		{"one line no EOL", "hello", "hello\r\n.\r\n"},
-		{"crlf", "a\r\nb\r\n", "a\r\nb\r\n.\r\n"},
-		{"bare LF", "a\nb\n", "a\r\nb\r\n.\r\n"},
-		{"bare CR", "a\rb", "a\r\nb\r\n.\r\n"},
-		{"trailing CR", "a\r", "a\r\n.\r\n"},
-		{"leading dot", ".hidden\r\n", "..hidden\r\n.\r\n"},
-		{"dots", "a\r\n.\r\n..\r\n.x\n", "a\r\n..\r\n...\r\n..x\r\n.\r\n"},
-		{"dot not at line start", "a.b\r\n", "a.b\r\n.\r\n"},
-		{"smuggling LF", "a\n.\nMAIL FROM:<x>\n", "a\r\n..\r\nMAIL FROM:<x>\r\n.\r\n"},
-		{"smuggling CR", "a\r.\rb", "a\r\n..\r\nb\r\n.\r\n"},
-		{"blank lines", "\r\n\n\r\n", "\r\n\r\n\r\n.\r\n"},
-	}
-	for _, tt := range tests {
-		for _, chunk := range []int{1, 2, 3, 1 << 10} {
-			var out bytes.Buffer
-			w := bufio.NewWriter(&out)
-			s := stuffer{w: w, lineStart: true}
-			for in := tt.in; len(in) > 0; {
-				n := min(chunk, len(in))
-				s.write([]byte(in[:n]))
-				in = in[n:]
-			}
-			s.finish()
-			if err := w.Flush(); err != nil {
-				t.Fatal(err)
-			}
-			if out.String() != tt.out {
-				t.Errorf("%s (chunk %d): got %q, want %q", tt.name, chunk, out.String(), tt.out)
-			}
-		}
-	}
-}
-
 func FuzzReadReply(f *testing.F) {
 	for _, s := range []string{"250 ok\r\n", "550-5.1.1 a\r\n550 5.1.1 b\r\n", "250\r\n", "2", "250-\n250 \n", "421 4.7.0 x\r\n"} {
 		f.Add([]byte(s))
@@ -133,60 +96,6 @@ func FuzzReadReply(f *testing.F) {
 		}
 		if r := rb.reply(); r.Enhanced != "" && int(r.Enhanced[0]-'0') != r.Code/100 {
 			t.Fatalf("enhanced %q does not match code %d", r.Enhanced, r.Code)
-		}
-	})
-}
-
-// FuzzStuffer checks that undoing the dot-stuffing gives back the input with
-// line endings made CRLF, and that the end marker appears only at the end.
-func FuzzStuffer(f *testing.F) {
-	for _, s := range []string{"", ".", "a\n.\nb", "\r\n.\r\n", "a\r\r\n..\n", "x\r"} {
-		f.Add([]byte(s), uint8(3))
-	}
-	f.Fuzz(func(t *testing.T, in []byte, chunk uint8) {
-		var out bytes.Buffer
-		w := bufio.NewWriter(&out)
-		s := stuffer{w: w, lineStart: true}
-		step := int(chunk) + 1
-		for p := in; len(p) > 0; {
-			n := min(step, len(p))
-			s.write(p[:n])
-			p = p[n:]
-		}
-		s.finish()
-		if err := w.Flush(); err != nil {
-			t.Fatal(err)
-		}
-		got := out.Bytes()
-		if !bytes.HasSuffix(got, []byte(".\r\n")) || (len(got) > 3 && !bytes.HasSuffix(got, []byte("\r\n.\r\n"))) {
-			t.Fatalf("bad end: %q", got)
-		}
-		content := got[:len(got)-3]
-		if bytes.Contains(content, []byte("\r\n.\r\n")) || bytes.HasPrefix(content, []byte(".\r\n")) {
-			t.Fatalf("end marker inside content: %q", got)
-		}
-		// Every CR is followed by LF and every LF preceded by CR.
-		for i, b := range content {
-			if b == '\r' && (i+1 >= len(content) || content[i+1] != '\n') {
-				t.Fatalf("bare CR at %d: %q", i, got)
-			}
-			if b == '\n' && (i == 0 || content[i-1] != '\r') {
-				t.Fatalf("bare LF at %d: %q", i, got)
-			}
-		}
-		// Unstuff and compare with the normalised input.
-		var un []byte
-		for line := range bytes.SplitAfterSeq(content, []byte("\r\n")) {
-			un = append(un, bytes.TrimPrefix(line, []byte("."))...)
-		}
-		norm := bytes.ReplaceAll(in, []byte("\r\n"), []byte("\n"))
-		norm = bytes.ReplaceAll(norm, []byte("\r"), []byte("\n"))
-		norm = bytes.ReplaceAll(norm, []byte("\n"), []byte("\r\n"))
-		if len(norm) > 0 && !bytes.HasSuffix(norm, []byte("\r\n")) {
-			norm = append(norm, '\r', '\n')
-		}
-		if !bytes.Equal(un, norm) {
-			t.Fatalf("unstuffed %q, want %q", un, norm)
 		}
 	})
 }
