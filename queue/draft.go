@@ -43,7 +43,7 @@ func (q *Queue) NewMessage(ctx context.Context) (*Draft, error) {
 	q.drafts[id] = struct{}{}
 	q.mu.Unlock()
 	// 0440: the body is never written through another descriptor than this one.
-	f, err := os.OpenFile(q.bodyPath(id), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o440)
+	f, err := openFile(q.bodyPath(id), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o440)
 	if err != nil {
 		q.forget(id)
 		return nil, fmt.Errorf("queue: new message: %w", err)

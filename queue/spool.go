@@ -31,7 +31,7 @@ func (q *Queue) bodyPath(id string) string { return filepath.Join(q.msgDir, id) 
 
 // syncDir fsyncs a directory, making the entries created or renamed in it durable.
 func syncDir(dir string) error {
-	d, err := os.Open(dir)
+	d, err := openFile(dir, os.O_RDONLY, 0)
 	if err != nil {
 		return err
 	}

@@ -95,7 +95,11 @@ func TestCourseRelayAcrossWithNetSMTP(t *testing.T) {
 	}
 	// The JSON logs follow the message across hosts: gmail.com logs the id
 	// that exmail.qq.com gave it at acceptance as upstream_msg_id.
+	c.gm.waitLog(`"upstream_msg_id"`)
 	up := regexp.MustCompile(`"upstream_msg_id":"([^"]+)"`).FindStringSubmatch(c.gm.log.String())
+	if up != nil {
+		c.qq.waitLog(`"msg_id":"` + up[1] + `"`)
+	}
 	if up == nil || !strings.Contains(c.qq.log.String(), `"msg_id":"`+up[1]+`"`) {
 		t.Errorf("gmail.com's log does not name exmail.qq.com's msg_id as upstream_msg_id (%v)", up)
 	}

@@ -125,6 +125,19 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 }
 func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
+// waitLog waits (at most 5 s) until the daemon's output contains s: log lines
+// are written in batches, at most 0.2 s late.
+func (d *daemon) waitLog(s string) bool {
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if strings.Contains(d.log.String(), s) {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+}
+
 // startDaemon runs mtad with args and waits (at most 5 s; the contract is 1 s)
 // until every port in wait accepts connections.
 func startDaemon(t *testing.T, args []string, wait ...int) *daemon {

@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/oklog/run"
 	"go.uber.org/zap"
@@ -74,12 +75,12 @@ func realMain(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "mtad:", err)
 		return 2
 	}
-	log, err := newLogger(o.logFormat, o.logLevel)
+	log, stopLog, err := newLogger(o.logFormat, o.logLevel)
 	if err != nil {
 		fmt.Fprintln(stderr, "mtad:", err)
 		return 2
 	}
-	defer log.Sync() //nolint:errcheck // nothing to do about a failed sync at exit
+	defer stopLog()
 
 	cfg, err := mta.Load(o.config, o.fdns)
 	if err != nil {
@@ -213,31 +214,46 @@ func selectServers(cfg *mta.Config, o *options) ([]*mta.Server, error) {
 	return []*mta.Server{s}, nil
 }
 
-func newLogger(format, level string) (*zap.Logger, error) {
+// Log lines are written in batches: at most logFlush late, or as soon as
+// logBuffer octets are waiting. One write(2) per line was four system calls
+// per message, and with the log on a file a third of the daemon's speed
+// (1,300 against 1,900 msg/s, mtaload c=20). A kill -9 can lose the last
+// logFlush of lines, never mail; a clean stop writes them all, and a line at
+// DPanic or above is written at once (zap syncs for those).
+const (
+	logBuffer = 64 << 10
+	logFlush  = 200 * time.Millisecond
+)
+
+// newLogger builds the daemon's logger on stderr and returns the function
+// that writes out what is buffered and stops the flusher.
+func newLogger(format, level string) (*zap.Logger, func(), error) {
 	lvl, err := zapcore.ParseLevel(level)
 	if err != nil {
-		return nil, fmt.Errorf("-log-level: %w", err)
+		return nil, nil, fmt.Errorf("-log-level: %w", err)
 	}
-	var zc zap.Config
+	var enc zapcore.Encoder
+	var opts []zap.Option
 	switch format {
 	case "json":
-		zc = zap.NewProductionConfig()
-		zc.EncoderConfig.TimeKey = "ts"
-		zc.EncoderConfig.EncodeTime = zapcore.RFC3339NanoTimeEncoder
+		ec := zap.NewProductionEncoderConfig()
+		ec.TimeKey = "ts"
+		ec.EncodeTime = zapcore.RFC3339NanoTimeEncoder
 		// No "caller": the constant message and the component's fields say
 		// where a line comes from, and runtime.Callers on every line cost
 		// ~3 % of the daemon's CPU under load (pprof, issue 4).
-		zc.DisableCaller = true
+		enc = zapcore.NewJSONEncoder(ec)
+		opts = append(opts, zap.AddStacktrace(zapcore.ErrorLevel))
 	case "console":
-		zc = zap.NewDevelopmentConfig()
-		zc.DisableStacktrace = true
+		enc = zapcore.NewConsoleEncoder(zap.NewDevelopmentEncoderConfig())
+		opts = append(opts, zap.AddCaller())
 	default:
-		return nil, fmt.Errorf("-log-format %q: want json or console", format)
+		return nil, nil, fmt.Errorf("-log-format %q: want json or console", format)
 	}
-	zc.Level = zap.NewAtomicLevelAt(lvl)
-	zc.Sampling = nil
-	zc.OutputPaths = []string{"stderr"}
-	return zc.Build()
+	ws := &zapcore.BufferedWriteSyncer{WS: zapcore.AddSync(os.Stderr), Size: logBuffer, FlushInterval: logFlush}
+	opts = append(opts, zap.ErrorOutput(zapcore.Lock(os.Stderr)))
+	log := zap.New(zapcore.NewCore(enc, ws, zap.NewAtomicLevelAt(lvl)), opts...)
+	return log, func() { _ = ws.Stop() }, nil
 }
 
 func indent(s string) string { return "  " + strings.ReplaceAll(s, "\n", "\n  ") }

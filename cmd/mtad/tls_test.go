@@ -197,7 +197,7 @@ func TestGenCert(t *testing.T) {
 	}
 	cfg, p := writeConfig(t, fmt.Sprintf("[gomta]\ntls_cert = %q\ntls_key = %q\n", filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")))
 	d := startDaemon(t, []string{"-config", cfg, "-data", t.TempDir()}, p...)
-	if !strings.Contains(d.log.String(), "self-signed") {
+	if !d.waitLog("self-signed") {
 		t.Errorf("the log must say plainly that the certificate is self-signed:\n%s", d.log.String())
 	}
 }

@@ -215,22 +215,6 @@ func copyFile(src, dst string) (err error) {
 	return nil
 }
 
-// syncDir fsyncs a directory so that renames and unlinks in it are durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("mailbox: open dir %s: %w", dir, err)
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("mailbox: fsync dir %s: %w", dir, err)
-	}
-	return nil
-}
-
 // snapshot moves every message of new/ into cur/ with info ":2," (as Dovecot
 // does when a POP3 or IMAP client first sees it) and lists cur/, oldest
 // delivery first. moved reports whether any rename happened.
