@@ -226,7 +226,7 @@ do_run() {
   log "running workloads (QUICK=${QUICK:-0} ROUNDS=${ROUNDS:-3} ONLY=${ONLY:-all})"
   # The runner alternates gomta and the peer for every figure; all loops are bounded.
   timeout 2400 "$BASE/peerbench" \
-    -mtaload "$BASE/mtaload" -quick="${QUICK:-0}" -rounds "${ROUNDS:-3}" -only "${ONLY:-}" \
+    -mtaload "$BASE/mtaload" -smtp-source "$(command -v smtp-source || echo /usr/sbin/smtp-source)" -quick="${QUICK:-0}" -rounds "${ROUNDS:-3}" -only "${ONLY:-}" \
     -out "${OUT:-$REPO/bench/results}" -cmd "bash bench/peers.sh ${1:-all}${QUICK:+ (QUICK=$QUICK)}" -rev "$rev" \
     -mtad "$BASE/mtad" -mtad-config "$BASE/gomta.toml" -mtad-log "$BASE/mtad.log" -mtad-pidfile "$BASE/mtad.pid" \
     -peer-restart "postfix stop >/dev/null 2>&1; postfix start >/dev/null 2>&1" \

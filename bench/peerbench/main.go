@@ -20,6 +20,7 @@ import (
 // opts are the command line: where the servers are and what to run.
 type opts struct {
 	mtaload, out, only, cmd, domain  string
+	smtpSource                       string
 	quick                            bool
 	rounds                           int
 	gSMTP, gPOP, gMail, gSpool       string
@@ -35,6 +36,7 @@ func main() {
 	var o opts
 	flag.StringVar(&o.mtaload, "mtaload", "mtaload", "mtaload binary")
 	flag.StringVar(&o.out, "out", "bench/results", "results `DIR`")
+	flag.StringVar(&o.smtpSource, "smtp-source", "smtp-source", "Postfix's smtp-source `binary` (W4: is mtaload as fast a client?)")
 	flag.StringVar(&o.only, "only", "", "comma-separated workloads to run (w1..w7; default all)")
 	flag.StringVar(&o.cmd, "cmd", "bash bench/peers.sh all", "command line recorded in the results")
 	flag.StringVar(&o.domain, "domain", "bench.test", "mail domain of both servers")

@@ -257,10 +257,11 @@ func (b *bench) markdown(sum []*stat, m machine) string {
 				fmt.Fprintf(&w, "| %s | %s | %s | %s | %s | %s |\n", c, cell(g), p99(g), cell(p), p99(p), ratio(g, p))
 			}
 		case "w4":
-			fmt.Fprintf(&w, "| sessions | smtp-sink msg/s | gomta (W1) / sink | Postfix (W1) / sink |\n|---|---|---|---|\n")
+			fmt.Fprintf(&w, "| sessions | smtp-sink msg/s (mtaload) | smtp-sink msg/s (smtp-source) | mtaload / smtp-source | gomta (W1) / sink | Postfix (W1) / sink |\n|---|---|---|---|---|---|\n")
 			for _, c := range configs(sum, "w4") {
-				k := find(sum, "w4", c, "smtp-sink")
-				fmt.Fprintf(&w, "| %s | %s | %s | %s |\n", c, cell(k), ratio(find(sum, "w1", c, "gomta"), k), ratio(find(sum, "w1", c, "postfix"), k))
+				k, src := find(sum, "w4", c, "smtp-sink"), find(sum, "w4", c, "smtp-source")
+				fmt.Fprintf(&w, "| %s | %s | %s | %s | %s | %s |\n", c, cell(k), cell(src), ratio(k, src),
+					ratio(find(sum, "w1", c, "gomta"), k), ratio(find(sum, "w1", c, "postfix"), k))
 			}
 		case "w5":
 			fmt.Fprintf(&w, "| mailboxes, sessions | gomta sessions/s | p99 | Dovecot sessions/s | p99 | gomta / Dovecot |\n|---|---|---|---|---|---|\n")

@@ -173,6 +173,25 @@ func (b *bench) smtpRun(wl, cfg, system, addr string, round, conc, n, size, reus
 	b.add(s)
 }
 
+// sourceRun sends n messages of size octets to addr with Postfix's
+// smtp-source (one message per connection, as mtaload's -reuse 1), to
+// compare mtaload with it as a client against smtp-sink.
+func (b *bench) sourceRun(cfg, addr string, round, conc, n, size int) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, b.o.smtpSource, "-s", strconv.Itoa(conc), "-m", strconv.Itoa(n),
+		"-l", strconv.Itoa(size), "-f", "bench@client.test", "-t", "sink@"+b.o.domain, addr)
+	t0 := time.Now()
+	out, err := cmd.CombinedOutput()
+	elapsed := time.Since(t0)
+	if err != nil {
+		b.fail("w4", cfg, "smtp-source", round, fmt.Errorf("smtp-source: %v: %s", err, bytes.TrimSpace(out)))
+		return
+	}
+	b.add(sample{Workload: "w4", Config: cfg, System: "smtp-source", Round: round, Unit: "msg/s",
+		Value: float64(n) / elapsed.Seconds()})
+}
+
 func (b *bench) fail(wl, cfg, system string, round int, err error) {
 	logf("%s %s %s round %d: %v", wl, cfg, system, round, err)
 	b.add(sample{Workload: wl, Config: cfg, System: system, Round: round, Errors: -1, Note: err.Error()})

@@ -50,6 +50,7 @@ func (b *bench) run() {
 		for _, c := range conc {
 			for r := 1; r <= o.rounds; r++ {
 				b.smtpRun("w4", fmt.Sprintf("c=%d", c), "smtp-sink", o.sink, r, c, n1(c, 10000), 1024, 1)
+				b.sourceRun(fmt.Sprintf("c=%d", c), o.sink, r, c, n1(c, 10000), 1024)
 			}
 		}
 	}
