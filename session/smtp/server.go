@@ -1,6 +1,7 @@
 package smtp
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -96,9 +97,10 @@ func (c Config) withDefaults() Config {
 
 // Server accepts SMTP connections and runs one session goroutine for each.
 type Server struct {
-	cfg    Config
-	be     Backend
-	chunks sync.Pool // *[chunkSize]byte, the DATA streaming buffers
+	cfg     Config
+	be      Backend
+	chunks  sync.Pool // *[chunkSize]byte, the DATA streaming buffers
+	writers sync.Pool // *bufio.Writer, held by a session only from its first reply line to the flush
 
 	// ctx is given to the backend; it is cancelled when Shutdown gives up
 	// waiting and cuts the remaining connections.
@@ -127,6 +129,7 @@ func NewServer(cfg Config, be Backend) *Server {
 		drained:   make(chan struct{}),
 	}
 	s.chunks.New = func() any { return new([chunkSize]byte) }
+	s.writers.New = func() any { return bufio.NewWriterSize(nil, 4096) }
 	return s
 }
 

@@ -94,7 +94,8 @@ type session struct {
 	nc    net.Conn  // the TCP connection: deadlines and Close, also under TLS
 	tc    *tls.Conn // the TLS layer over nc once TLS is on; br and bw then use it
 	br    *bufio.Reader
-	bw    *bufio.Writer
+	bw    *bufio.Writer // pending replies; nil when none (taken from srv.writers, see out)
+	wc    io.Writer     // what bw writes to: nc, or tc once TLS is on
 	log   *zap.Logger
 	ctx   context.Context
 	start time.Time
@@ -126,7 +127,7 @@ func (srv *Server) newSession(nc net.Conn) *session {
 		cfg:   cfg,
 		nc:    nc,
 		br:    bufio.NewReader(nc),
-		bw:    bufio.NewWriter(nc),
+		wc:    nc,
 		ctx:   srv.ctx,
 		start: time.Now(),
 		end:   time.Now().Add(cfg.SessionTimeout),
@@ -415,20 +416,21 @@ func isTimeout(err error) bool {
 func (s *session) reply(r *Reply) error {
 	lines := strings.Split(r.Text, "\n")
 	code := strconv.Itoa(r.Code)
+	bw := s.out()
 	for i, l := range lines {
-		s.bw.WriteString(code)
+		bw.WriteString(code)
 		rest := strings.TrimRight(l, "\r")
 		if r.Enhanced != "" {
 			rest = strings.TrimSpace(r.Enhanced + " " + rest)
 		}
 		switch {
 		case i < len(lines)-1:
-			s.bw.WriteByte('-')
+			bw.WriteByte('-')
 		case rest != "", r.Code == codeAuthContinue: // RFC 4954 §4: "334 " even when empty
-			s.bw.WriteByte(' ')
+			bw.WriteByte(' ')
 		}
-		s.bw.WriteString(rest)
-		if _, err := s.bw.WriteString("\r\n"); err != nil {
+		bw.WriteString(rest)
+		if _, err := bw.WriteString("\r\n"); err != nil {
 			return err
 		}
 	}
@@ -444,15 +446,33 @@ func (s *session) flushIfIdle() error {
 	return s.flush()
 }
 
-// flush sends buffered replies, within CmdTimeout.
+// out returns the reply buffer, taking one from the server's pool if the
+// session holds none. A session holds it only until the next flush, so an
+// idle session (W6: 10,000 of them) keeps no write buffer.
+func (s *session) out() *bufio.Writer {
+	if s.bw == nil {
+		s.bw = s.srv.writers.Get().(*bufio.Writer)
+		s.bw.Reset(s.wc)
+	}
+	return s.bw
+}
+
+// flush sends buffered replies, within CmdTimeout, and gives the buffer back.
 func (s *session) flush() error {
-	if s.bw.Buffered() == 0 {
+	if s.bw == nil {
 		return nil
 	}
-	t := s.deadline(s.cfg.CmdTimeout)
-	if least := time.Now().Add(closeLinger); t.Before(least) {
-		t = least // the last reply (421) after the session's time is up
+	var err error
+	if s.bw.Buffered() > 0 {
+		t := s.deadline(s.cfg.CmdTimeout)
+		if least := time.Now().Add(closeLinger); t.Before(least) {
+			t = least // the last reply (421) after the session's time is up
+		}
+		s.nc.SetWriteDeadline(t)
+		err = s.bw.Flush()
 	}
-	s.nc.SetWriteDeadline(t)
-	return s.bw.Flush()
+	s.bw.Reset(nil)
+	s.srv.writers.Put(s.bw)
+	s.bw = nil
+	return err
 }

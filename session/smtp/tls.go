@@ -56,7 +56,10 @@ func (s *session) handshake() error {
 	}
 	s.tc = tc
 	s.br.Reset(tc)
-	s.bw.Reset(tc)
+	s.wc = tc
+	if s.bw != nil {
+		s.bw.Reset(tc)
+	}
 	s.conn.TLS = true
 	s.log.Info("TLS started")
 	return nil
