@@ -134,7 +134,7 @@ func (srv *Server) newSession(nc net.Conn) *session {
 		line:  make([]byte, 0, maxCmdLine+1),
 		conn:  Conn{Remote: nc.RemoteAddr()},
 	}
-	s.log = cfg.Logger.With(zap.String("proto", "smtp"), zap.String("session_id", sessionID()),
+	s.log = cfg.Logger.WithLazy(zap.String("proto", "smtp"), zap.String("session_id", sessionID()),
 		zap.String("remote", addrString(nc.RemoteAddr())))
 	return s
 }
