@@ -81,6 +81,8 @@ func realMain(args []string, stderr io.Writer) int {
 		return 2
 	}
 	defer stopLog()
+	// From here on, an error sentence comes after the log lines before it.
+	stderr = logFirst{log: log, w: stderr}
 
 	cfg, err := mta.Load(o.config, o.fdns)
 	if err != nil {
@@ -224,6 +226,17 @@ const (
 	logBuffer = 64 << 10
 	logFlush  = 200 * time.Millisecond
 )
+
+// logFirst writes out the logger's buffered lines before each write to w.
+type logFirst struct {
+	log *zap.Logger
+	w   io.Writer
+}
+
+func (l logFirst) Write(p []byte) (int, error) {
+	_ = l.log.Sync()
+	return l.w.Write(p)
+}
 
 // newLogger builds the daemon's logger on stderr and returns the function
 // that writes out what is buffered and stops the flusher.
