@@ -7,6 +7,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -224,6 +226,7 @@ type smtpWorker struct {
 	rerrs []error  // per-recipient results of the stepwise path, reused
 	acks  []ack
 	timer *time.Timer
+	raddr *net.TCPAddr // the server, parsed once
 }
 
 // run takes message tickets until the run is over, opening a connection
@@ -235,7 +238,7 @@ func (w *smtpWorker) run(hard, stop context.Context, t *tickets, p pacer, addr s
 		if !ok || !p.wait(stop.Done(), &w.timer, seq) {
 			return
 		}
-		c, err := smtpclient.Dial(hard, addr, opt)
+		c, err := w.dial(hard, addr, opt)
 		if err != nil {
 			w.st.sessionsFail++
 			w.st.addErr(err)
@@ -246,6 +249,30 @@ func (w *smtpWorker) run(hard, stop context.Context, t *tickets, p pacer, addr s
 		w.st.sessions++
 		w.session(hard, stop, c, t, p, seq)
 	}
+}
+
+// dial connects to addr (an IP literal: loopbackAddr resolved it) with
+// net.DialTCP, which skips the Dialer's address parsing and dial racing
+// (5 % of mtaload's CPU at c=20), and reads the greeting. The hard context
+// bounds the greeting through the session's own AfterFunc; the connect to a
+// loopback address is refused or done at once.
+func (w *smtpWorker) dial(hard context.Context, addr string, opt smtpclient.Options) (*smtpclient.Client, error) {
+	if w.raddr == nil {
+		ap, err := netip.ParseAddrPort(addr)
+		if err != nil {
+			return smtpclient.Dial(hard, addr, opt)
+		}
+		w.raddr = net.TCPAddrFromAddrPort(ap)
+	}
+	start := time.Now()
+	conn, err := net.DialTCP("tcp", nil, w.raddr)
+	if err != nil {
+		return nil, fmt.Errorf("smtpclient: dial %s: %w", addr, err)
+	}
+	w.st.trace("connect", time.Since(start))
+	stop := context.AfterFunc(hard, func() { _ = conn.Close() })
+	defer stop()
+	return smtpclient.NewClient(conn, opt)
 }
 
 // session sends up to -reuse messages on c, the first being seq, then QUIT.
