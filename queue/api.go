@@ -23,8 +23,9 @@
 // because on ext4 every freed inode slows down every later file creation.
 //
 // Commit: the body is written and fsync'd by the session; then one
-// committer fsyncs msg/ once for the whole batch (the bodies' names), appends one add record per message with one write(2), fdatasyncs
-// the journal once, and only then do the batch's Commits return. After an
+// committer fsyncs msg/ once for the whole batch (the bodies' names),
+// appends one add record per message with one write(2), fdatasyncs the
+// journal once, and only then do the batch's Commits return. After an
 // attempt, an update record (done recipients removed, attempt count, next
 // attempt) is appended and synced before the outcome reaches Run; syncs of
 // attempts and commits in flight together are shared (journal.syncTo). A

@@ -27,10 +27,10 @@ type Draft struct {
 	done bool
 }
 
-// NewMessage starts a draft: its body file is created in msg/ at once (a body
-// there without an add record in the journal is a draft, or the trace of one
-// that a crash interrupted, removed at load). It returns ErrFull when the queue holds
-// MaxMessages messages (drafts included).
+// NewMessage starts a draft: its body file is created in msg/ at once (a
+// body there without an add record in the journal is a draft, or the trace
+// of one that a crash interrupted, removed at load). It returns ErrFull when
+// the queue holds MaxMessages messages (drafts included).
 func (q *Queue) NewMessage(ctx context.Context) (*Draft, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err

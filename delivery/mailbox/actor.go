@@ -22,7 +22,8 @@ type request interface {
 	fail(err error)
 }
 
-// deliverReq publishes tmp/<name> into new/.
+// deliverReq publishes a message into new/: a hard link of src, or tmp/<name>
+// renamed when src is "" (the copy path).
 type deliverReq struct {
 	name  string // unique name in new/ (and in tmp/ when src is "")
 	src   string // committed spool file to hard-link into new/; "" = rename tmp/name
@@ -223,13 +224,14 @@ func (a *actor) link(d *deliverReq, newDir string) error {
 		}
 		d.name = a.s.newName(d.size)
 	}
-	if err != nil && !errors.Is(err, fs.ErrExist) {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, fs.ErrExist): // three names taken: give up, the queue retries
+		return fmt.Errorf("mailbox: publish %s: %w", d.name, err)
+	default:
 		return &linkError{err: err}
 	}
-	if err != nil {
-		return fmt.Errorf("mailbox: publish %s: %w", d.name, err)
-	}
-	return nil
 }
 
 func (a *actor) open(r *openReq) {
