@@ -322,9 +322,26 @@ func (c *Config) validate(name string) []error {
 			domainOwner[d] = s.Name
 		}
 	}
-	for k, v := range c.P {
-		if _, err := splitHostPort(v); err != nil {
-			bad("[P] %q = %q: %v", k, v, err)
+	for _, k := range sortedKeys(c.P) {
+		if _, err := splitHostPort(c.P[k]); err != nil {
+			bad("[P] %q = %q: %v", k, c.P[k], err)
+		}
+	}
+	// With the fake DNS only, a mail exchanger without a port record would
+	// bounce every message for its domain; the agent finds its servers
+	// through [P] too (or takes a literal host:port).
+	if c.Resolver == "fdns" {
+		for _, d := range sortedKeys(c.MX) {
+			if _, ok := c.P[c.MX[d]]; !ok {
+				bad("[MX] %q = %q: the mail exchanger has no [P] entry", d, c.MX[d])
+			}
+		}
+	}
+	for _, d := range sortedKeys(c.Agents) {
+		for _, h := range []struct{ proto, host string }{{"smtp", c.Agents[d].SMTP}, {"pop", c.Agents[d].POP}} {
+			if _, ok := c.P[h.host]; !ok && h.host != "" && !isHostPort(h.host) {
+				bad("[agent] %q %s = %q has no [P] entry", d, h.proto, h.host)
+			}
 		}
 	}
 	if c.DataDir == "" {
@@ -444,6 +461,25 @@ func splitHostPort(v string) (string, error) {
 		return "", fmt.Errorf("want a port or host:port")
 	}
 	return v, nil
+}
+
+// isHostPort reports whether v is a literal "host:port".
+func isHostPort(v string) bool {
+	h, p, err := net.SplitHostPort(v)
+	if err != nil || h == "" {
+		return false
+	}
+	_, err = parsePort(p)
+	return err == nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 func parsePort(s string) (int, error) {
