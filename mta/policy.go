@@ -36,7 +36,7 @@ type smtpBackend struct{ h *Host }
 // Mail implements smtp.Backend.
 func (b smtpBackend) Mail(_ context.Context, c *smtp.Conn, from string) error {
 	if from == "" {
-		return nil // the null sender: bounces, delivered locally only (see Rcpt)
+		return nil // the null sender: local recipients only, unless authenticated (see Rcpt)
 	}
 	if c.AuthUser != "" && !strings.EqualFold(c.AuthUser, from) {
 		return replySenderNotOwned
@@ -61,11 +61,11 @@ func (b smtpBackend) Rcpt(_ context.Context, c *smtp.Conn, from, rcpt string) er
 		}
 		return nil
 	}
-	if from == "" {
-		return replyRelayDenied
-	}
 	if c.AuthUser != "" {
-		return nil
+		return nil // any sender the session may use, the null one too (auto-replies, receipts)
+	}
+	if from == "" {
+		return replyRelayDenied // an unauthenticated bounce goes to local recipients only
 	}
 	if _, ok := b.h.account(from); ok && c.Trusted {
 		return nil
