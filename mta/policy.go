@@ -55,8 +55,8 @@ func (b smtpBackend) Mail(_ context.Context, c *smtp.Conn, from string) error {
 
 // Rcpt implements smtp.Backend.
 func (b smtpBackend) Rcpt(_ context.Context, c *smtp.Conn, from, rcpt string) error {
-	if b.h.isLocal(domainOf(rcpt)) {
-		if _, ok := b.h.account(rcpt); !ok {
+	if _, local, ok := b.h.canonicalRcpt(rcpt); local {
+		if !ok {
 			return replyNoSuchUser
 		}
 		return nil
@@ -73,6 +73,47 @@ func (b smtpBackend) Rcpt(_ context.Context, c *smtp.Conn, from, rcpt string) er
 	return replyRelayDenied
 }
 
+// canonicalRcpt is the one canonical form of a recipient: the relay policy
+// decides on it and the envelope is de-duplicated by it, so that a mailbox
+// gets one copy however its address was written.
+//   - A local address is its account as configured, found as the account
+//     lookup finds it (case-folded).
+//   - A remote address keeps its local part as given (RFC 5321 §2.4: only
+//     the host that owns it may fold its case) and lower-cases its domain.
+//
+// local says whether the address is this host's; ok=false is a local address
+// that names no account.
+func (h *Host) canonicalRcpt(addr string) (canon string, local, ok bool) {
+	at := strings.LastIndexByte(addr, '@')
+	if at < 0 { // the session's parser lets only <Postmaster> through without a domain
+		return addr, true, false
+	}
+	domain := strings.ToLower(addr[at+1:])
+	if !h.isLocal(domain) {
+		return addr[:at+1] + domain, false, true
+	}
+	if a, ok := h.account(addr); ok {
+		return a, true, true
+	}
+	return addr, true, false
+}
+
+// envelope is the recipient list that is committed to the queue: each
+// accepted recipient in its canonical form, repeats dropped, in the order
+// they were first given.
+func (h *Host) envelope(rcpts []string) []string {
+	out := make([]string, 0, len(rcpts))
+	seen := make(map[string]bool, len(rcpts))
+	for _, r := range rcpts {
+		c, _, _ := h.canonicalRcpt(r)
+		if !seen[c] {
+			seen[c] = true
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
 // NewMessage implements smtp.Backend.
 func (b smtpBackend) NewMessage(ctx context.Context, _ *smtp.Conn) (smtp.MessageWriter, error) {
 	d, err := b.h.Queue.NewMessage(ctx)
@@ -82,7 +123,7 @@ func (b smtpBackend) NewMessage(ctx context.Context, _ *smtp.Conn) (smtp.Message
 	if err != nil {
 		return nil, err
 	}
-	return &tracingDraft{Draft: d, log: b.h.log.With(zap.String("proto", "smtp"))}, nil
+	return &tracingDraft{Draft: d, envelope: b.h.envelope, log: b.h.log.With(zap.String("proto", "smtp"))}, nil
 }
 
 // pop3Backend authenticates a host's accounts and opens their mailboxes.
