@@ -73,11 +73,17 @@ func (b smtpBackend) Rcpt(_ context.Context, c *smtp.Conn, from, rcpt string) er
 	return replyRelayDenied
 }
 
+// postmaster is the local part that RFC 5321 §4.5.1 reserves: <Postmaster>
+// (any case, no domain) and postmaster@ each local domain MUST be accepted.
+const postmaster = "postmaster"
+
 // canonicalRcpt is the one canonical form of a recipient: the relay policy
 // decides on it and the envelope is de-duplicated by it, so that a mailbox
 // gets one copy however its address was written.
 //   - A local address is its account as configured, found as the account
 //     lookup finds it (case-folded).
+//   - <Postmaster> without a domain, and postmaster@ a local domain that has
+//     no account of that name, are the host's postmaster account.
 //   - A remote address keeps its local part as given (RFC 5321 §2.4: only
 //     the host that owns it may fold its case) and lower-cases its domain.
 //
@@ -86,6 +92,9 @@ func (b smtpBackend) Rcpt(_ context.Context, c *smtp.Conn, from, rcpt string) er
 func (h *Host) canonicalRcpt(addr string) (canon string, local, ok bool) {
 	at := strings.LastIndexByte(addr, '@')
 	if at < 0 { // the session's parser lets only <Postmaster> through without a domain
+		if strings.EqualFold(addr, postmaster) && h.srv.Postmaster != "" {
+			return h.srv.Postmaster, true, true
+		}
 		return addr, true, false
 	}
 	domain := strings.ToLower(addr[at+1:])
@@ -94,6 +103,9 @@ func (h *Host) canonicalRcpt(addr string) (canon string, local, ok bool) {
 	}
 	if a, ok := h.account(addr); ok {
 		return a, true, true
+	}
+	if strings.EqualFold(addr[:at], postmaster) && h.srv.Postmaster != "" {
+		return h.srv.Postmaster, true, true
 	}
 	return addr, true, false
 }

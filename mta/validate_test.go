@@ -60,3 +60,21 @@ func TestDNSResolverAllowsMXWithoutP(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+func TestPostmasterAccount(t *testing.T) {
+	t.Parallel()
+	base := "[server]\n\"a\" = { smtp = 2025, pop = 2110 }\n[accounts.\"a\"]\n"
+	for _, c := range []struct{ name, conf, want string }{
+		{"first account in file order", `"zed@a.test" = "p"` + "\n" + `"amy@a.test" = "p"` + "\n", "zed@a.test"},
+		{"account named postmaster", `"zed@a.test" = "p"` + "\n" + `"PostMaster@a.test" = "p"` + "\n", "PostMaster@a.test"},
+		{"setting, any case", `"zed@a.test" = "p"` + "\n" + `"amy@a.test" = "p"` + "\n" +
+			"[gomta.postmaster]\n\"a\" = \"AMY@A.test\"\n", "amy@a.test"},
+	} {
+		cfg, err := Parse(c.name, []byte(base+c.conf), "", nil)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if got := cfg.Server("a").Postmaster; got != c.want {
+			t.Errorf("%s: postmaster %q, want %q", c.name, got, c.want)
+		}
+	}
+}
