@@ -109,6 +109,11 @@ func NewHost(cfg *Config, s *Server, dataDir string, tlsConf *tls.Config, log *z
 		return nil, err
 	}
 	h.SMTPAddr, h.POP3Addr = h.smtpLn.Addr(), h.pop3Ln.Addr()
+	if s.Postmaster != "" {
+		log.Info("postmaster account", zap.String("rcpt", s.Postmaster))
+	} else {
+		log.Warn("no postmaster account: the host has no account")
+	}
 	return h, nil
 }
 
