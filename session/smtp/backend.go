@@ -1,7 +1,9 @@
 // Package smtp owns the server side of SMTP (RFC 5321): the per-connection state
 // machine, the command parser, the DATA reader that accepts only CRLF.CRLF as the
-// end of a message, STARTTLS (RFC 3207) and implicit TLS (RFC 8314), AUTH PLAIN
-// and LOGIN (RFC 4954, RFC 4616), the session limits, and the reply values.
+// end of a message and counts the Received fields of its header as they stream
+// by (mail loops, RFC 5321 §6.3), STARTTLS (RFC 3207) and implicit TLS (RFC 8314),
+// AUTH PLAIN and LOGIN (RFC 4954, RFC 4616), the session limits, and the reply
+// values.
 // Policy (who may send what) and storage are asked through the small Backend
 // interface, passwords through Config.Auth, connection and login limits through
 // a shared *limit.Limiter; this package imports neither the queue nor delivery.

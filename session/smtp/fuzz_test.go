@@ -83,6 +83,7 @@ func FuzzDataReader(f *testing.F) {
 		"\x00\r\n\x00.\r\n.\r\n",
 		strings.Repeat("x", 1001) + "\r\n.\r\n",
 		"no end\r\n",
+		"Received: a\r\nreceived : b\r\n\tReceived: c\r\nRECEIVED: d\r\n\r\nReceived: e\r\n.\r\n",
 	} {
 		f.Add([]byte(s), uint8(0), uint8(0))
 		f.Add([]byte(s), uint8(1), uint8(6))
