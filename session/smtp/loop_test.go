@@ -12,7 +12,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 )
 
-// received returns n Received fields, each folded over two lines whose
+// receivedFields returns n Received fields, each folded over two lines whose
 // continuation also says "Received:" (it must not count) and long enough
 // that the header section spans many reads of the session's reader.
 func receivedFields(n int, name string) string {
