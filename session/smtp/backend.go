@@ -8,7 +8,9 @@
 // interface, passwords through Config.Auth, connection and login limits through
 // a shared *limit.Limiter; this package imports neither the queue nor delivery.
 //
-// Invariants: nothing read in plain text is acted on after STARTTLS; AUTH
+// Invariants: nothing read in plain text is acted on after STARTTLS; input
+// pipelined after a command that must end a group (RFC 2920 §3.1: HELO, EHLO,
+// NOOP, VRFY, EXPN, a refused DATA) is never run (554 5.5.0, close); AUTH
 // payloads and passwords are never logged; every read and write has a deadline
 // no later than the end of the session (Config.SessionTimeout).
 package smtp

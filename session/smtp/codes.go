@@ -129,7 +129,7 @@ var (
 	// Input pipelined after a command that must end a group (RFC 2920 §3.1),
 	// as Postfix's smtpd_forbid_unauth_pipelining and Exim's
 	// smtp_enforce_sync answer it; the session is closed after it.
-	replyPipelining = &Reply{Code: codeTxFailed, Enhanced: enhProtocol, Text: "protocol synchronization error: input sent before the reply to a command that ends a pipelined group (RFC 2920 section 3.1)"}
+	replyPipelining = &Reply{Code: codeTxFailed, Enhanced: enhProtocol, Text: "protocol synchronization error: input sent before the reply (RFC 2920 section 3.1)"}
 )
 
 func replyGreeting(host string) *Reply {

@@ -29,6 +29,7 @@ func (s *session) data(arg string) (*Reply, error) {
 	}()
 	id := mw.ID()
 	s.reply(replyStartData)
+	s.inData = true
 	if err := s.flush(); err != nil {
 		return nil, err
 	}
