@@ -135,8 +135,9 @@ func realMain(args []string, stderr io.Writer) int {
 	if prof != nil {
 		g.Add(prof.execute(log), prof.interrupt)
 	}
+	stop := mta.NewStop(mta.ShutdownGrace) // one deadline for every host's drain
 	for _, h := range hosts {
-		for _, a := range h.Actors() {
+		for _, a := range h.Actors(stop) {
 			g.Add(a.Execute, a.Interrupt)
 		}
 		accounts := make([]string, 0, len(h.Accounts()))
