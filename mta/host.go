@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -55,8 +56,29 @@ type Actor struct {
 	Interrupt func(error)
 }
 
-// ShutdownGrace is how long open sessions get to finish at shutdown.
+// ShutdownGrace is how long open sessions get to finish at shutdown: one
+// deadline for the whole process, from the first interrupt (see Stop).
 const ShutdownGrace = 10 * time.Second
+
+// Stop is the one shutdown deadline of a process, shared by all its hosts.
+// The first interrupt of any host's actor starts it; every host then drains
+// its sessions at the same time, until they end or the grace has passed, so
+// that n hosts stop within one grace period and not n.
+type Stop struct {
+	grace  time.Duration
+	once   sync.Once
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// NewStop returns a Stop whose deadline is grace after it begins.
+func NewStop(grace time.Duration) *Stop { return &Stop{grace: grace} }
+
+// begin starts the deadline (the first call does) and returns its context.
+func (s *Stop) begin() context.Context {
+	s.once.Do(func() { s.ctx, s.cancel = context.WithTimeout(context.Background(), s.grace) })
+	return s.ctx
+}
 
 // NewHost builds the mail host s of cfg with its data under dataDir, and opens
 // its listeners (a port already in use is an error naming it). tlsConf (nil:
@@ -165,34 +187,52 @@ func listen(ip string, port int, host, proto string) (net.Listener, error) {
 	return l, nil
 }
 
-// Actors returns the host's run-group blocks, listeners first so that they
-// are interrupted (and drained) before the queue and the mailboxes stop.
-func (h *Host) Actors() []Actor {
-	shutdown := func(f func(context.Context) error) func(error) {
-		return func(error) {
-			ctx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
-			defer cancel()
-			if err := f(ctx); err != nil {
-				h.log.Warn("shutdown cut open sessions", zap.Error(err))
-			}
-		}
+// Actors returns the host's run-group blocks. Interrupting any of them only
+// begins the host's stop: both servers' Shutdown start at once (listeners
+// closed, idle sessions woken) and the interrupt returns, so that the run
+// group's interrupts, called one after another, do not wait for each other;
+// the sessions drain under stop's deadline. The queue and the mailboxes stop
+// only once the servers have drained, so that a DATA in progress still gets
+// its message queued.
+func (h *Host) Actors(stop *Stop) []Actor {
+	drained := make(chan struct{})
+	var once sync.Once
+	begin := func(error) {
+		once.Do(func() {
+			ctx := stop.begin()
+			go func() {
+				defer close(drained)
+				var wg sync.WaitGroup
+				for proto, f := range map[string]func(context.Context) error{"smtp": h.smtp.Shutdown, "pop3": h.pop3.Shutdown} {
+					wg.Go(func() {
+						if err := f(ctx); err != nil {
+							h.log.Warn("shutdown cut open sessions", zap.String("proto", proto), zap.Error(err))
+						}
+					})
+				}
+				wg.Wait()
+			}()
+		})
 	}
 	coreCtx, stopCore := context.WithCancel(context.Background())
+	// Each server serves several listeners; its Shutdown stops them all.
 	actors := []Actor{
-		{Name: h.Name + " smtp", Execute: func() error { return h.smtp.Serve(h.smtpLn) }, Interrupt: shutdown(h.smtp.Shutdown)},
-		{Name: h.Name + " pop3", Execute: func() error { return h.pop3.Serve(h.pop3Ln) }, Interrupt: shutdown(h.pop3.Shutdown)},
+		{Name: h.Name + " smtp", Execute: func() error { return h.smtp.Serve(h.smtpLn) }, Interrupt: begin},
+		{Name: h.Name + " pop3", Execute: func() error { return h.pop3.Serve(h.pop3Ln) }, Interrupt: begin},
 	}
-	// The servers serve several listeners; Shutdown (above) stops them all.
 	if h.smtpsLn != nil {
 		actors = append(actors, Actor{Name: h.Name + " smtps", Execute: func() error { return h.smtp.ServeTLS(h.smtpsLn) },
-			Interrupt: func(error) { h.smtpsLn.Close() }})
+			Interrupt: begin})
 	}
 	if h.pop3sLn != nil {
 		actors = append(actors, Actor{Name: h.Name + " pop3s", Execute: func() error { return h.pop3.ServeTLS(h.pop3sLn) },
-			Interrupt: func(error) { h.pop3sLn.Close() }})
+			Interrupt: begin})
 	}
 	return append(actors, Actor{Name: h.Name + " queue", Execute: func() error { return h.runCore(coreCtx) },
-		Interrupt: func(error) { stopCore() }})
+		Interrupt: func(err error) {
+			begin(err)
+			go func() { <-drained; stopCore() }()
+		}})
 }
 
 // Listeners describes where the host listens, for the start-up log.

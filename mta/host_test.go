@@ -10,7 +10,12 @@ import (
 	"path/filepath"
 	"testing"
 
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
+
+	"gomta/mta/mtatest"
+	"gomta/queue"
 )
 
 // testHost builds exmail.qq.com of the default config on free ports with
@@ -60,8 +65,73 @@ func TestQueueFullIs452(t *testing.T) {
 	if n := h.Queue.Len(); n != 2 {
 		t.Errorf("queue holds %d, want 2", n)
 	}
-	tmp, _ := os.ReadDir(filepath.Join(h.dataDir, "spool", "tmp"))
-	if len(tmp) != 0 {
-		t.Errorf("refused message left %d file(s) in the spool's tmp", len(tmp))
+	// Drafts are written in spool/msg: the refused message left no body there.
+	bodies, err := os.ReadDir(filepath.Join(h.dataDir, "spool", "msg"))
+	if err != nil || len(bodies) != 2 {
+		t.Errorf("spool/msg holds %d bodies (%v), want the 2 queued ones", len(bodies), err)
 	}
+}
+
+// TestDeliveredMessageLeavesNothingQueued runs the host's queue: once a
+// message is in the Maildir, its body leaves spool/msg, and a queue reopened
+// on the spool (as after a restart) loads no live envelope from the journal.
+func TestDeliveredMessageLeavesNothingQueued(t *testing.T) {
+	h := testHost(t, "")
+	ctx, cancel := context.WithCancel(context.Background())
+	core := make(chan error, 1)
+	go func() { core <- h.runCore(ctx) }()
+	if err := send(h.SMTPAddr.String(), 1); err != nil {
+		t.Fatal(err)
+	}
+	inbox := filepath.Join(h.dataDir, "mail", "usr2@mail.sustech.edu.cn", "new")
+	mtatest.Eventually(t, "the message in usr2's Maildir", func() bool {
+		ents, err := os.ReadDir(inbox)
+		return err == nil && len(ents) == 1
+	})
+	spool := filepath.Join(h.dataDir, "spool")
+	mtatest.Eventually(t, "spool/msg empty after the delivery", func() bool {
+		ents, err := os.ReadDir(filepath.Join(spool, "msg"))
+		return err == nil && len(ents) == 0
+	})
+	cancel()
+	if err := <-core; err != nil {
+		t.Fatalf("queue: %v", err)
+	}
+
+	obs, logs := observer.New(zap.InfoLevel)
+	q, err := queue.Open(queue.Options{Dir: spool, Host: h.Name, Logger: zap.New(obs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	qctx, qcancel := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- q.Run(qctx, noHandler{t}) }()
+	mtatest.Eventually(t, "the reopened queue's spool loaded line", func() bool {
+		return logs.FilterMessage("spool loaded").Len() > 0
+	})
+	qcancel()
+	if err := <-ran; err != nil {
+		t.Fatalf("reopened queue: %v", err)
+	}
+	// A live envelope shows as a loaded message, or as a line about it (its
+	// body is gone: "incomplete message removed"), logged before "spool loaded".
+	line := logs.FilterMessage("spool loaded").All()[0]
+	if n := line.ContextMap()["count"]; n != int64(0) {
+		t.Errorf("the journal still holds %v live envelope(s) after delivery", n)
+	}
+	for _, e := range logs.FilterFieldKey("msg_id").All() {
+		t.Errorf("the journal still holds an envelope after delivery: %q %v", e.Message, e.ContextMap())
+	}
+}
+
+// noHandler fails the test if the queue hands it a message.
+type noHandler struct{ t *testing.T }
+
+func (h noHandler) Deliver(_ context.Context, m *queue.Message) []queue.Result {
+	h.t.Errorf("reopened queue delivers %s again", m.ID)
+	res := make([]queue.Result, len(m.Rcpts))
+	for i, r := range m.Rcpts {
+		res[i].Rcpt = r
+	}
+	return res
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"go.uber.org/zap/zaptest"
 
+	"gomta/mta/mtatest"
 	"gomta/session/pop3"
 	"gomta/session/pop3/pop3test"
 	"gomta/session/smtpclient/smtpclienttest"
@@ -35,17 +37,17 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// waitFor polls until the output holds want n times; it fails the test after
-// 10 s (a hang guard, not a speed assertion).
+// waitFor waits until the output holds want n times.
 func (s *syncBuffer) waitFor(t *testing.T, want string, n int) {
 	t.Helper()
-	for range 1000 {
-		if strings.Count(s.String(), want) >= n {
-			return
+	defer func() {
+		if t.Failed() {
+			t.Logf("output:\n%s", s.String())
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("output never showed %q %d times; output:\n%s", want, n, s.String())
+	}()
+	mtatest.Eventually(t, fmt.Sprintf("%q %d times in the output", want, n), func() bool {
+		return strings.Count(s.String(), want) >= n
+	})
 }
 
 // fakeMTA is an SMTP fake that drops accepted mail for local users into a

@@ -195,7 +195,14 @@ func TestDecodeDeepNesting(t *testing.T) {
 	}
 	b.WriteString("deep\r\n")
 	s := decodeMessage([]byte(b.String())) // must return, bounded
-	_ = s.String()
+	// maxDepth levels are taken apart; the multipart below them is listed
+	// as an attachment, not walked.
+	if len(s.Attachments) != 1 || s.Attachments[0].Type != "multipart/mixed" {
+		t.Errorf("attachments = %+v, want the one multipart/mixed below the depth limit", s.Attachments)
+	}
+	if out := s.String(); !strings.Contains(out, "multipart/mixed") {
+		t.Errorf("String() does not list the undecoded part: %q", out)
+	}
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"gomta/mta/mtatest"
 )
 
 // pyMessageIDs prints the Message-ID of every message in a mailbox, one a line.
@@ -83,7 +85,7 @@ func TestCrashLosesNothingAcked(t *testing.T) {
 
 	startDaemon(t, args, p...)
 	got := map[string]map[string]int{}
-	eventually(t, "every acked message delivered after restart", func() bool {
+	mtatest.Eventually(t, "every acked message delivered after restart", func() bool {
 		for _, mb := range []struct{ rcpt, addr, pass string }{
 			{"usr2@mail.sustech.edu.cn", fmt.Sprintf("127.0.0.1:%d", p[1]), "pass2"},
 			{"usr@gmail.com", fmt.Sprintf("127.0.0.1:%d", p[3]), "pass"},

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"gomta/mta/mtatest"
 )
 
 // tinyDisk mounts a tmpfs of size at a temporary folder (root only; the test
@@ -28,7 +30,7 @@ func tinyDisk(t *testing.T, size string) string {
 }
 
 // TestDiskFull fills the data disk: messages are refused with a 4xx (never
-// a 250 that is not durable, never a dropped connection), no partial file is
+// a 250 that is not durable, never a dropped connection), no partial body is
 // left in the spool, and mail flows again once space returns.
 func TestDiskFull(t *testing.T) {
 	disk := tinyDisk(t, "3m")
@@ -55,13 +57,15 @@ func TestDiskFull(t *testing.T) {
 		t.Fatalf("the disk never filled (%d accepted)", accepted)
 	}
 	t.Logf("%d messages accepted before the disk was full", accepted)
-	tmp := filepath.Join(disk, "exmail.qq.com", "spool", "tmp")
-	eventually(t, "no partial file in the spool", func() bool {
-		entries, err := os.ReadDir(tmp)
-		return err == nil && len(entries) == 0
-	})
 	// Every accepted message reaches the mailbox; deleting them frees the space.
 	waitMail(t, fmt.Sprintf("127.0.0.1:%d", p[1]), "usr2@mail.sustech.edu.cn", "pass2", accepted)
+	// Drafts are written in spool/msg: once every accepted message is
+	// delivered, a file left there is a refused message's partial body.
+	msgDir := filepath.Join(disk, "exmail.qq.com", "spool", "msg")
+	mtatest.Eventually(t, "no body left in spool/msg (delivered or refused)", func() bool {
+		entries, err := os.ReadDir(msgDir)
+		return err == nil && len(entries) == 0
+	})
 	out := python(t, `
 import poplib, sys
 host, port = sys.argv[1].rsplit(":", 1)

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"gomta/mta/mtatest"
 )
 
 // pyPOP reads a mailbox with Python's poplib and prints it as JSON. With a
@@ -62,7 +64,7 @@ func popRead(t *testing.T, addr, user, pass string, extra ...string) popResult {
 func waitMail(t *testing.T, addr, user, pass string, n int) []string {
 	t.Helper()
 	var r popResult
-	eventually(t, fmt.Sprintf("%d message(s) for %s", n, user), func() bool {
+	mtatest.Eventually(t, fmt.Sprintf("%d message(s) for %s", n, user), func() bool {
 		r = popRead(t, addr, user, pass)
 		return len(r.Msgs) >= n
 	})
@@ -236,7 +238,7 @@ func TestOneProcessBothServers(t *testing.T) {
 
 func TestUntrustedClientCannotRelay(t *testing.T) {
 	cfg, p := writeConfig(t, "[gomta]\ntrusted_networks = [\"127.0.0.1/32\"]\n")
-	startDaemon(t, []string{"-config", cfg, "-data", t.TempDir()}, p...)
+	mtad := startDaemon(t, []string{"-config", cfg, "-data", t.TempDir()}, p...)
 	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}, Timeout: 5 * time.Second}
 	conn, err := d.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", p[0]))
 	if err != nil {
@@ -281,7 +283,11 @@ func TestUntrustedClientCannotRelay(t *testing.T) {
 		t.Fatal(err)
 	}
 	cl.Quit()
-	waitMail(t, fmt.Sprintf("127.0.0.1:%d", p[1]), "usr2@mail.sustech.edu.cn", "pass2", 1)
+	msgs := waitMail(t, fmt.Sprintf("127.0.0.1:%d", p[1]), "usr2@mail.sustech.edu.cn", "pass2", 1)
+	// Had the relay been taken, the message would still be on its way to
+	// gmail.com: wait until every message accepted is done, then look.
+	id := receivedID(t, msgs[0])
+	mtatest.Eventually(t, "every accepted message processed to the end", func() bool { return mtad.settled(id) })
 	if r := popRead(t, fmt.Sprintf("127.0.0.1:%d", p[3]), "usr@gmail.com", "pass"); r.Stat[0] != 0 {
 		t.Errorf("relay denied, yet gmail got %d message(s)", r.Stat[0])
 	}
@@ -384,7 +390,7 @@ func TestHTTPRequestClosesAtOnce(t *testing.T) {
 // hidden one, and the mailbox gets nothing but the honest message sent after.
 func TestSmugglingNeverMakesASecondMessage(t *testing.T) {
 	cfg, p := writeConfig(t, "")
-	startDaemon(t, []string{"-config", cfg, "-data", t.TempDir()}, p...)
+	d := startDaemon(t, []string{"-config", cfg, "-data", t.TempDir()}, p...)
 	hidden := "MAIL FROM:<usr1@mail.sustech.edu.cn>\r\nRCPT TO:<usr2@mail.sustech.edu.cn>\r\nDATA\r\nSubject: smuggled\r\n\r\nsmuggled\r\n"
 	for _, end := range []string{"\n.\n", "\r.\r", "\r\n.\n", "\n.\r\n", "\r\n.\r", "\r\n\x00.\r\n", "\n.\x00\n"} {
 		conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", p[0]))
@@ -408,7 +414,16 @@ func TestSmugglingNeverMakesASecondMessage(t *testing.T) {
 		if code/100 != 5 {
 			t.Errorf("end variant %q: %d %s, want the message refused (5xx)", end, code, msg)
 		}
+		// Read to the end of the session, so that whatever the server made
+		// of the hidden lines happened before the honest message is sent.
 		tc.PrintfLine("QUIT")
+		for range 20 {
+			code, msg, err := tc.ReadResponse(0)
+			if code == 0 || code == 221 {
+				break
+			}
+			t.Errorf("end variant %q: %d %s (%v) after the refusal: the hidden lines ran as commands", end, code, msg, err)
+		}
 		conn.Close()
 	}
 	if err := smtp.SendMail(fmt.Sprintf("127.0.0.1:%d", p[0]), nil, "usr1@mail.sustech.edu.cn", []string{"usr2@mail.sustech.edu.cn"},
@@ -416,7 +431,18 @@ func TestSmugglingNeverMakesASecondMessage(t *testing.T) {
 		t.Fatal(err)
 	}
 	msgs := waitMail(t, fmt.Sprintf("127.0.0.1:%d", p[1]), "usr2@mail.sustech.edu.cn", "pass2", 1)
-	time.Sleep(200 * time.Millisecond)
+	// Positive signal: the honest message and every message accepted before
+	// it (a smuggled one, had any been taken) are done.
+	var honest string
+	for _, m := range msgs {
+		if strings.Contains(m, "Subject: honest") {
+			honest = receivedID(t, m)
+		}
+	}
+	if honest == "" {
+		t.Fatalf("the honest message is not among %d delivered: %q", len(msgs), msgs)
+	}
+	mtatest.Eventually(t, "every accepted message processed to the end", func() bool { return d.settled(honest) })
 	msgs = popRead(t, fmt.Sprintf("127.0.0.1:%d", p[1]), "usr2@mail.sustech.edu.cn", "pass2").Msgs
 	if len(msgs) != 1 || !strings.Contains(msgs[0], "Subject: honest") {
 		t.Fatalf("mailbox holds %d message(s), want only the honest one: %q", len(msgs), msgs)

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"gomta/mta/mtatest"
 )
 
 // TestGracefulStopUnderLoad sends SIGTERM while clients stream messages over
@@ -108,7 +110,7 @@ func TestGracefulStopUnderLoad(t *testing.T) {
 	t.Logf("%d sessions, %d saw 421, %d messages acked before SIGTERM", sessions, got421.Load(), len(acked))
 
 	startDaemon(t, args, p...)
-	eventually(t, "every acked message delivered", func() bool {
+	mtatest.Eventually(t, "every acked message delivered", func() bool {
 		out := python(t, pyMessageIDs, fmt.Sprintf("127.0.0.1:%d", p[1]), "usr2@mail.sustech.edu.cn", "pass2")
 		have := map[string]bool{}
 		for _, l := range strings.Fields(out) {

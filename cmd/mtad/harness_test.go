@@ -2,11 +2,13 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -202,17 +204,47 @@ func (d *daemon) kill() {
 	<-d.done
 }
 
-// eventually polls f every 50 ms for at most 30 s (the race detector and a
-// busy CI machine make everything slower; nothing here measures speed).
-func eventually(t *testing.T, what string, f func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !f() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+// settled reports whether the log shows "message done" for id and for every
+// message accepted so far: every message the daemon took (on either host)
+// has been processed to the end. Lines are written in order, so once id's
+// "message done" is in, so is the acceptance of every message taken before
+// id was.
+func (d *daemon) settled(id string) bool {
+	accepted, done := map[string]bool{}, map[string]bool{}
+	for _, l := range strings.Split(d.log.String(), "\n") {
+		var rec struct {
+			Msg   string `json:"msg"`
+			MsgID string `json:"msg_id"`
 		}
-		time.Sleep(50 * time.Millisecond)
+		if json.Unmarshal([]byte(l), &rec) != nil || rec.MsgID == "" {
+			continue
+		}
+		switch rec.Msg {
+		case "message accepted":
+			accepted[rec.MsgID] = true
+		case "message done":
+			done[rec.MsgID] = true
+		}
 	}
+	if !done[id] {
+		return false
+	}
+	for a := range accepted {
+		if !done[a] {
+			return false
+		}
+	}
+	return true
+}
+
+// receivedID is the msg_id that the last hop's Received header gives msg.
+func receivedID(t *testing.T, msg string) string {
+	t.Helper()
+	m := regexp.MustCompile(`\(gomta\) with \S+ id (\S+?);?\s`).FindStringSubmatch(msg)
+	if m == nil {
+		t.Fatalf("no gomta Received header in:\n%s", msg)
+	}
+	return m[1]
 }
 
 func needTool(t *testing.T, name string) string {

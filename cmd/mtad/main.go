@@ -1,7 +1,8 @@
 // Command mtad is gomta's daemon: it loads a config in the course's schema,
 // starts every mail host of it (or the one named by -n) and runs their SMTP and
 // POP3 listeners, queues and delivery workers in one oklog/run group until
-// SIGINT or SIGTERM.
+// SIGINT or SIGTERM. SIGHUP (reload, not implemented yet) is logged and
+// ignored: it never stops the daemon.
 package main
 
 import (
@@ -63,9 +64,11 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 func realMain(args []string, stderr io.Writer) int {
 	// Catch SIGINT/SIGTERM from the very start: one that arrives while the
 	// listeners open is kept and handled as a graceful stop once the run
-	// group runs, instead of killing the process half started.
-	sigc := make(chan os.Signal, 1)
-	signal.Notify(sigc, syscall.SIGINT, syscall.SIGTERM)
+	// group runs, instead of killing the process half started. SIGHUP is
+	// caught too, so that Go's default action (exit) never applies; room for
+	// a few signals keeps a SIGTERM that follows a SIGHUP.
+	sigc := make(chan os.Signal, 4)
+	signal.Notify(sigc, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigc)
 	o, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
@@ -128,12 +131,13 @@ func realMain(args []string, stderr io.Writer) int {
 	}
 
 	var g run.Group
-	g.Add(signalActor(sigc))
+	g.Add(signalActor(sigc, log))
 	if prof != nil {
 		g.Add(prof.execute(log), prof.interrupt)
 	}
+	stop := mta.NewStop(mta.ShutdownGrace) // one deadline for every host's drain
 	for _, h := range hosts {
-		for _, a := range h.Actors() {
+		for _, a := range h.Actors(stop) {
 			g.Add(a.Execute, a.Interrupt)
 		}
 		accounts := make([]string, 0, len(h.Accounts()))
@@ -157,15 +161,22 @@ func realMain(args []string, stderr io.Writer) int {
 // errSignal ends the run group when SIGINT or SIGTERM arrives.
 var errSignal = errors.New("signal")
 
-// signalActor is the run group's block that returns on a signal from sigc.
-func signalActor(sigc <-chan os.Signal) (func() error, func(error)) {
+// signalActor is the run group's block that returns on SIGINT or SIGTERM
+// from sigc. SIGHUP is logged and ignored until reload exists.
+func signalActor(sigc <-chan os.Signal, log *zap.Logger) (func() error, func(error)) {
 	ctx, cancel := context.WithCancel(context.Background())
 	return func() error {
-			select {
-			case sig := <-sigc:
-				return fmt.Errorf("received %s: %w", sig, errSignal)
-			case <-ctx.Done():
-				return nil
+			for {
+				select {
+				case sig := <-sigc:
+					if sig == syscall.SIGHUP {
+						log.Warn("reload not supported yet, SIGHUP ignored")
+						continue
+					}
+					return fmt.Errorf("received %s: %w", sig, errSignal)
+				case <-ctx.Done():
+					return nil
+				}
 			}
 		}, func(error) {
 			cancel()

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"gomta/mta/mtatest"
 	"gomta/session/pop3/pop3test"
 )
 
@@ -178,12 +180,34 @@ func TestPOP3Bind(t *testing.T) {
 	}
 	var mu sync.Mutex
 	retr := map[string]int{}
-	be.OpenHook = func(_ context.Context, user string, _ int) error {
+	// A barrier makes the overlap certain: the first RETR of each of two
+	// accounts waits, its maildrop locked, until the other account's first
+	// RETR has come too. Two workers on one account would meet
+	// -ERR [IN-USE] here, every time.
+	first := map[string]bool{}
+	met := make(chan struct{})
+	be.OpenHook = func(ctx context.Context, user string, _ int) error {
 		mu.Lock()
 		retr[user]++
+		wait := !first[user] && len(first) < 2
+		if wait {
+			first[user] = true
+			if len(first) == 2 {
+				close(met)
+			}
+		}
 		mu.Unlock()
-		time.Sleep(time.Millisecond) // keep sessions overlapping
-		return nil
+		if !wait {
+			return nil
+		}
+		select {
+		case <-met:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(mtatest.Deadline):
+			return errors.New("no other account was open at the same time")
+		}
 	}
 	addr := startPOP3(t, be)
 	var rep report
@@ -191,6 +215,11 @@ func TestPOP3Bind(t *testing.T) {
 		"-user", "user%d@example.test", "-pass", "pw", "-users", "3")
 	if code != exitOK || rep.OK != 60 || rep.Failed != 0 || errCount(rep.Errors, "-ERR [IN-USE]") != 0 {
 		t.Errorf("exit %d, report %+v; %s", code, rep, stderr)
+	}
+	select {
+	case <-met:
+	default:
+		t.Error("the two workers never held their maildrops at the same time")
 	}
 	mu.Lock()
 	defer mu.Unlock()

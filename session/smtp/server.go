@@ -192,6 +192,11 @@ func (s *Server) serve(l net.Listener, implicitTLS bool) error {
 			sess.refused = err
 		}
 		if !s.track(sess) {
+			// Shutdown began between the accept and here: the session never
+			// runs, so its slot is given back now (the session does it otherwise).
+			if sess.release != nil {
+				sess.release()
+			}
 			nc.Close()
 			return nil
 		}
