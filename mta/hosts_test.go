@@ -42,8 +42,9 @@ func runHosts(t *testing.T, gomta string) map[string]*Host {
 		}
 	}
 	var actors []Actor
+	stop := NewStop(ShutdownGrace)
 	for _, h := range hosts {
-		actors = append(actors, h.Actors()...)
+		actors = append(actors, h.Actors(stop)...)
 	}
 	done := make(chan error, len(actors))
 	for _, a := range actors {
