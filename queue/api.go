@@ -86,17 +86,35 @@ func (m *Message) Open() (io.ReadCloser, error) { return os.Open(m.BodyPath) }
 // Result is the outcome for one recipient of a delivery attempt.
 type Result struct {
 	Rcpt string
-	// Err is nil when the recipient is done: delivered, or permanently failed
-	// and already bounced by the handler. A non-nil Err is temporary: the
-	// recipient is retried later.
-	Err error
+	// Err is nil when the recipient is delivered (done). Otherwise the
+	// recipient failed: for good when Permanent is set or the attempt was
+	// Final, and then the queue bounces it with Failure; else it is retried.
+	Err       error
+	Permanent bool
+	Failure   Failure // what a bounce reports of a failed recipient
 }
 
-// Handler delivers messages; package delivery implements it.
+// Failure is what a bounce (RFC 3464 DSN) reports of one failed recipient.
+// It is kept in the envelope until the bounce is durable.
+type Failure struct {
+	Rcpt     string `json:"rcpt"`
+	Code     int    `json:"code,omitempty"`     // remote SMTP reply code, 0 when none
+	Enhanced string `json:"enhanced,omitempty"` // RFC 3463 status
+	Text     string `json:"text"`               // reply text or local error
+	Remote   string `json:"remote,omitempty"`   // mail exchanger that answered
+}
+
+// Handler delivers messages and writes their bounces; package delivery
+// implements it. The queue owns bounces: it asks WriteBounce for the text,
+// queues it itself (with room kept for bounces beyond MaxMessages), and
+// keeps the original until the bounce is durable (DESIGN.md contract 7).
 type Handler interface {
 	// Deliver makes one attempt for every recipient of m and returns one Result
 	// per recipient. It is called from several worker goroutines at once.
 	Deliver(ctx context.Context, m *Message) []Result
+	// WriteBounce writes the whole bounce message (header and body) to
+	// m.From about the failed recipients of m. m.From is never empty.
+	WriteBounce(w io.Writer, m *Message, failed []Failure) error
 }
 
 // ErrFull is returned by NewMessage/Commit when the queue holds as many messages
