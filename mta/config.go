@@ -3,7 +3,9 @@
 // every problem at once) and the wiring that turns a config into running mail
 // hosts: listeners, queue, delivery workers and mailbox actors, handed to the
 // caller's run group as actors. It also holds the relay policy (who may send
-// what, DESIGN.md) that the SMTP sessions ask through their Backend.
+// what, DESIGN.md; postmaster mail, RFC 5321 §4.5.1) that the SMTP sessions
+// ask through their Backend, and the canonical form in which recipients are
+// queued, once per mailbox.
 package mta
 
 import (
@@ -12,6 +14,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -52,6 +55,12 @@ type Server struct {
 	// Domains are the mail domains this host is final destination for: the
 	// domains of its accounts, plus [gomta.domains."<server>"].
 	Domains []string
+	// Postmaster is the account (as configured) that receives mail for
+	// <Postmaster> and postmaster@ each local domain (RFC 5321 §4.5.1):
+	// [gomta.postmaster."<server>"], by default the host's account whose
+	// local part is "postmaster", else its first account in file order;
+	// "" when the host has no account.
+	Postmaster string
 }
 
 // Settings are gomta's own options ([gomta] table); field comments document them.
@@ -70,6 +79,10 @@ type Settings struct {
 	Retry           []Duration `toml:"retry"`            // waits before attempts 2, 3, ...
 	// ExtraDomains adds final-destination domains to a host: server name → domains.
 	ExtraDomains map[string][]string `toml:"domains"`
+	// Postmasters names the account that receives a host's postmaster mail
+	// (RFC 5321 §4.5.1): server name → one of its accounts. Default: the
+	// account named postmaster@..., else the host's first account.
+	Postmasters map[string]string `toml:"postmaster"`
 
 	// TLS. With a certificate (tls_cert + tls_key, PEM files) or
 	// tls_self_signed = true (a pair made in memory at start, for local use),
@@ -232,7 +245,7 @@ func Parse(name string, data []byte, fdnsName string, fdns []byte) (*Config, err
 	for dom, h := range f.Agent {
 		cfg.Agents[strings.ToLower(dom)] = AgentHosts{SMTP: normHost(h.SMTP), POP: normHost(h.POP)}
 	}
-	problems = append(problems, cfg.buildServers(name, &f)...)
+	problems = append(problems, cfg.buildServers(name, &f, accountOrder(md))...)
 	problems = append(problems, cfg.validate(name)...)
 	if len(problems) > 0 {
 		return nil, errors.Join(problems...)
@@ -240,7 +253,19 @@ func Parse(name string, data []byte, fdnsName string, fdns []byte) (*Config, err
 	return cfg, nil
 }
 
-func (c *Config) buildServers(name string, f *fileFormat) []error {
+// accountOrder lists each server's account addresses in file order (a TOML
+// table decodes into an unordered map).
+func accountOrder(md toml.MetaData) map[string][]string {
+	order := map[string][]string{}
+	for _, k := range md.Keys() {
+		if len(k) == 3 && k[0] == "accounts" {
+			order[k[1]] = append(order[k[1]], k[2])
+		}
+	}
+	return order
+}
+
+func (c *Config) buildServers(name string, f *fileFormat, order map[string][]string) []error {
 	var problems []error
 	for sname, e := range f.Server {
 		s := &Server{Name: sname, Accounts: map[string]string{}}
@@ -274,6 +299,9 @@ func (c *Config) buildServers(name string, f *fileFormat) []error {
 			s.Domains = append(s.Domains, d)
 		}
 		sort.Strings(s.Domains)
+		if err := c.setPostmaster(s, order[sname]); err != nil {
+			problems = append(problems, fmt.Errorf("%s: %w", name, err))
+		}
 		c.Servers = append(c.Servers, s)
 	}
 	for sname := range f.Accounts {
@@ -286,8 +314,49 @@ func (c *Config) buildServers(name string, f *fileFormat) []error {
 			problems = append(problems, fmt.Errorf("%s: [gomta.domains] %q names no server of [server]", name, sname))
 		}
 	}
+	for sname := range c.Postmasters {
+		if _, ok := f.Server[sname]; !ok {
+			problems = append(problems, fmt.Errorf("%s: [gomta.postmaster] %q names no server of [server]", name, sname))
+		}
+	}
 	sort.Slice(c.Servers, func(i, j int) bool { return c.Servers[i].Name < c.Servers[j].Name })
 	return problems
+}
+
+// setPostmaster chooses s.Postmaster: the configured account, or the account
+// whose local part is "postmaster", or the first account in file order
+// (order, then any account it missed, sorted).
+func (c *Config) setPostmaster(s *Server, order []string) error {
+	if want, ok := c.Postmasters[s.Name]; ok {
+		for a := range s.Accounts {
+			if strings.EqualFold(a, want) {
+				s.Postmaster = a
+				return nil
+			}
+		}
+		return fmt.Errorf("[gomta.postmaster] %q = %q is not an account of that server", s.Name, want)
+	}
+	rest := make([]string, 0, len(s.Accounts))
+	for a := range s.Accounts {
+		if !slices.Contains(order, a) {
+			rest = append(rest, a)
+		}
+	}
+	sort.Strings(rest)
+	all := append(slices.Clip(order), rest...)
+	for _, a := range all {
+		if _, ok := s.Accounts[a]; ok && strings.EqualFold(a[:strings.LastIndexByte(a, '@')], "postmaster") {
+			s.Postmaster = a
+			return nil
+		}
+	}
+	for _, a := range all {
+		if _, ok := s.Accounts[a]; ok {
+			s.Postmaster = a
+			return nil
+		}
+	}
+	return nil
 }
 
 func (c *Config) validate(name string) []error {
@@ -322,9 +391,26 @@ func (c *Config) validate(name string) []error {
 			domainOwner[d] = s.Name
 		}
 	}
-	for k, v := range c.P {
-		if _, err := splitHostPort(v); err != nil {
-			bad("[P] %q = %q: %v", k, v, err)
+	for _, k := range sortedKeys(c.P) {
+		if _, err := splitHostPort(c.P[k]); err != nil {
+			bad("[P] %q = %q: %v", k, c.P[k], err)
+		}
+	}
+	// With the fake DNS only, a mail exchanger without a port record would
+	// bounce every message for its domain; the agent finds its servers
+	// through [P] too (or takes a literal host:port).
+	if c.Resolver == "fdns" {
+		for _, d := range sortedKeys(c.MX) {
+			if _, ok := c.P[c.MX[d]]; !ok {
+				bad("[MX] %q = %q: the mail exchanger has no [P] entry", d, c.MX[d])
+			}
+		}
+	}
+	for _, d := range sortedKeys(c.Agents) {
+		for _, h := range []struct{ proto, host string }{{"smtp", c.Agents[d].SMTP}, {"pop", c.Agents[d].POP}} {
+			if _, ok := c.P[h.host]; !ok && h.host != "" && !isHostPort(h.host) {
+				bad("[agent] %q %s = %q has no [P] entry", d, h.proto, h.host)
+			}
 		}
 	}
 	if c.DataDir == "" {
@@ -444,6 +530,25 @@ func splitHostPort(v string) (string, error) {
 		return "", fmt.Errorf("want a port or host:port")
 	}
 	return v, nil
+}
+
+// isHostPort reports whether v is a literal "host:port".
+func isHostPort(v string) bool {
+	h, p, err := net.SplitHostPort(v)
+	if err != nil || h == "" {
+		return false
+	}
+	_, err = parsePort(p)
+	return err == nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 func parsePort(s string) (int, error) {

@@ -34,7 +34,7 @@ type Host struct {
 	cfg      *Config
 	srv      *Server
 	local    map[string]bool   // final-destination domains
-	accounts map[string]string // lower-cased address → address as configured
+	accounts map[string]string // canonicalAccount(address) → address as configured
 	hashed   bool              // some password is a bcrypt hash
 	dataDir  string            // spool/ and mail/ live here
 	log      *zap.Logger
@@ -70,7 +70,7 @@ func NewHost(cfg *Config, s *Server, dataDir string, tlsConf *tls.Config, log *z
 	}
 	users := make([]string, 0, len(s.Accounts))
 	for a := range s.Accounts {
-		h.accounts[strings.ToLower(a)] = a
+		h.accounts[canonicalAccount(a)] = a
 		users = append(users, a)
 		h.hashed = h.hashed || isBcrypt(s.Accounts[a])
 	}
@@ -108,6 +108,11 @@ func NewHost(cfg *Config, s *Server, dataDir string, tlsConf *tls.Config, log *z
 		Relay: relay.New(res, relay.Options{LocalName: s.Name, Logger: log.With(zap.String("proto", "relay")),
 			TLS: relayTLS(tlsConf), Self: selfAddrs([]net.Listener{h.smtpLn, h.smtpsLn})}),
 		Logger: log.With(zap.String("proto", "delivery")),
+	}
+	if s.Postmaster != "" {
+		log.Info("postmaster account", zap.String("rcpt", s.Postmaster))
+	} else {
+		log.Warn("no postmaster account: the host has no account")
 	}
 	return h, nil
 }
@@ -227,9 +232,13 @@ func (h *Host) isLocal(domain string) bool { return h.local[strings.ToLower(doma
 
 // account maps an address to its account as configured; ok=false when none.
 func (h *Host) account(addr string) (string, bool) {
-	a, ok := h.accounts[strings.ToLower(addr)]
+	a, ok := h.accounts[canonicalAccount(addr)]
 	return a, ok
 }
+
+// canonicalAccount is the one folding of an account name, under which the
+// host looks accounts up and the Limiter counts failed logins.
+func canonicalAccount(addr string) string { return strings.ToLower(addr) }
 
 func durations(ds []Duration) []time.Duration {
 	out := make([]time.Duration, len(ds))

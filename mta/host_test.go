@@ -22,7 +22,7 @@ func testHost(t *testing.T, gomta string) *Host {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := Parse("test", append(b, []byte("\n[gomta]\n"+gomta)...), "", nil)
+	cfg, err := Parse("test", append(b, []byte("\n[gomta]\n"+gomta)...), "fdns", mustRead(t, "../configs/cs305-fdns.toml"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -36,7 +36,7 @@ type smtpBackend struct{ h *Host }
 // Mail implements smtp.Backend.
 func (b smtpBackend) Mail(_ context.Context, c *smtp.Conn, from string) error {
 	if from == "" {
-		return nil // the null sender: bounces, delivered locally only (see Rcpt)
+		return nil // the null sender: local recipients only, unless authenticated (see Rcpt)
 	}
 	if c.AuthUser != "" && !strings.EqualFold(c.AuthUser, from) {
 		return replySenderNotOwned
@@ -55,22 +55,75 @@ func (b smtpBackend) Mail(_ context.Context, c *smtp.Conn, from string) error {
 
 // Rcpt implements smtp.Backend.
 func (b smtpBackend) Rcpt(_ context.Context, c *smtp.Conn, from, rcpt string) error {
-	if b.h.isLocal(domainOf(rcpt)) {
-		if _, ok := b.h.account(rcpt); !ok {
+	if _, local, ok := b.h.canonicalRcpt(rcpt); local {
+		if !ok {
 			return replyNoSuchUser
 		}
 		return nil
 	}
-	if from == "" {
-		return replyRelayDenied
-	}
 	if c.AuthUser != "" {
-		return nil
+		return nil // any sender the session may use, the null one too (auto-replies, receipts)
+	}
+	if from == "" {
+		return replyRelayDenied // an unauthenticated bounce goes to local recipients only
 	}
 	if _, ok := b.h.account(from); ok && c.Trusted {
 		return nil
 	}
 	return replyRelayDenied
+}
+
+// postmaster is the local part that RFC 5321 §4.5.1 reserves: <Postmaster>
+// (any case, no domain) and postmaster@ each local domain MUST be accepted.
+const postmaster = "postmaster"
+
+// canonicalRcpt is the one canonical form of a recipient: the relay policy
+// decides on it and the envelope is de-duplicated by it, so that a mailbox
+// gets one copy however its address was written.
+//   - A local address is its account as configured, found as the account
+//     lookup finds it (case-folded).
+//   - <Postmaster> without a domain, and postmaster@ a local domain that has
+//     no account of that name, are the host's postmaster account.
+//   - A remote address keeps its local part as given (RFC 5321 §2.4: only
+//     the host that owns it may fold its case) and lower-cases its domain.
+//
+// local says whether the address is this host's; ok=false is a local address
+// that names no account.
+func (h *Host) canonicalRcpt(addr string) (canon string, local, ok bool) {
+	at := strings.LastIndexByte(addr, '@')
+	if at < 0 { // the session's parser lets only <Postmaster> through without a domain
+		if strings.EqualFold(addr, postmaster) && h.srv.Postmaster != "" {
+			return h.srv.Postmaster, true, true
+		}
+		return addr, true, false
+	}
+	domain := strings.ToLower(addr[at+1:])
+	if !h.isLocal(domain) {
+		return addr[:at+1] + domain, false, true
+	}
+	if a, ok := h.account(addr); ok {
+		return a, true, true
+	}
+	if strings.EqualFold(addr[:at], postmaster) && h.srv.Postmaster != "" {
+		return h.srv.Postmaster, true, true
+	}
+	return addr, true, false
+}
+
+// envelope is the recipient list that is committed to the queue: each
+// accepted recipient in its canonical form, repeats dropped, in the order
+// they were first given.
+func (h *Host) envelope(rcpts []string) []string {
+	out := make([]string, 0, len(rcpts))
+	seen := make(map[string]bool, len(rcpts))
+	for _, r := range rcpts {
+		c, _, _ := h.canonicalRcpt(r)
+		if !seen[c] {
+			seen[c] = true
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // NewMessage implements smtp.Backend.
@@ -82,7 +135,7 @@ func (b smtpBackend) NewMessage(ctx context.Context, _ *smtp.Conn) (smtp.Message
 	if err != nil {
 		return nil, err
 	}
-	return &tracingDraft{Draft: d, log: b.h.log.With(zap.String("proto", "smtp"))}, nil
+	return &tracingDraft{Draft: d, envelope: b.h.envelope, log: b.h.log.With(zap.String("proto", "smtp"))}, nil
 }
 
 // pop3Backend authenticates a host's accounts and opens their mailboxes.

@@ -97,6 +97,7 @@ func TestRelayPolicy(t *testing.T) {
 		{"null sender to local", untrusted, "", local, 250},
 		{"null sender to remote", trusted, "", remote, 554},
 		{"authenticated to remote", authed, local, remote, 250},
+		{"authenticated null sender to remote", authed, "", remote, 250},
 	}
 	for _, c := range rcpt {
 		if got := code(b.Rcpt(context.Background(), c.c, c.from, c.to)); got != c.want {

@@ -69,11 +69,14 @@ func (c *Config) plaintextAuth(remote net.Addr) bool {
 }
 
 // newLimiter builds a host's connection and login limits; trusted networks
-// are exempt from the per-IP connection limit.
+// are exempt from the per-IP connection limit. Failed logins count against
+// the account as the account lookup folds its name (canonicalAccount), on
+// SMTP and POP3 alike: they share the one Limiter.
 func (c *Config) newLimiter() *limit.Limiter {
 	return limit.New(limit.Config{
 		MaxConns: c.MaxConnections, MaxConnsPerIP: c.MaxConnectionsPerIP, AuthFailures: c.AuthFailures,
 		AuthWindow: time.Duration(c.AuthWindow), AuthDelay: time.Duration(c.AuthDelay), ExemptPerIP: c.Trusted,
+		Account: canonicalAccount,
 	})
 }
 

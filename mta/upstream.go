@@ -16,11 +16,13 @@ const headSize = 4096
 // tracingDraft is a queue draft that remembers the start of the message, so
 // that at commit the host can log the upstream_msg_id that the previous hop
 // put in its Received header ("... by host (gomta) with ESMTP id X ..."):
-// one message can then be followed across hosts by its ids.
+// one message can then be followed across hosts by its ids. At commit it
+// also puts the recipients in their canonical form, once each (envelope).
 type tracingDraft struct {
 	*queue.Draft
-	log  *zap.Logger
-	head []byte
+	envelope func(rcpts []string) []string
+	log      *zap.Logger
+	head     []byte
 }
 
 func (d *tracingDraft) Write(p []byte) (int, error) {
@@ -31,7 +33,7 @@ func (d *tracingDraft) Write(p []byte) (int, error) {
 }
 
 func (d *tracingDraft) Commit(ctx context.Context, from string, rcpts []string) error {
-	if err := d.Draft.Commit(ctx, from, rcpts); err != nil {
+	if err := d.Draft.Commit(ctx, from, d.envelope(rcpts)); err != nil {
 		return err
 	}
 	if up := upstreamID(d.head); up != "" {

@@ -5,6 +5,14 @@
 // accept step that rides out a failing Accept (out of descriptors) with a
 // bounded back-off instead of spinning or stopping.
 //
+// Failures are counted per client address and per account, the account
+// under its canonical name (Config.Account: the folding of the servers'
+// account lookup), so that no spelling of an address escapes its count. A
+// login attempt takes its place in the count before its password is checked
+// (BeginAuth) and gives it back only if the password was right or was never
+// checked (Attempt), so that concurrent attempts never check more passwords
+// than Config.AuthFailures allows.
+//
 // A Limiter is a shared service, safe for concurrent use (one mutex; it is not
 // actor state). Its memory is bounded: live connection counts exist only while
 // connections are open, and failure records expire after Config.AuthWindow and
@@ -53,6 +61,11 @@ type Config struct {
 	// the site's own agents, load tests) that MaxConnsPerIP does not apply to,
 	// as Postfix's smtpd_client_event_limit_exceptions. MaxConns still does.
 	ExemptPerIP func(net.Addr) bool
+	// Account, when set, maps a login name to the canonical account it
+	// counts against: the same folding as the servers' account lookup, so
+	// that "USER@Example.org" and "user@example.org" share one count. nil
+	// counts each name as given.
+	Account func(user string) string
 }
 
 // Limiter enforces a Config. Create it with New.
@@ -123,49 +136,81 @@ func (l *Limiter) release(key string) {
 	}
 }
 
-// AuthAllowed is asked before a password is checked. ok is false while the
-// client address or the account is locked out (Config.AuthFailures failures
-// within Config.AuthWindow); otherwise the server waits delay (honouring its
-// context) before checking. user may be empty when not known.
-func (l *Limiter) AuthAllowed(remote net.Addr, user string) (delay time.Duration, ok bool) {
-	if l == nil {
-		return 0, true
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := l.now()
-	l.expire(now)
-	n := l.count(ipKey(remote))
-	if user != "" {
-		n = max(n, l.count(userKey(user)))
-	}
-	if l.cfg.AuthFailures > 0 && n >= l.cfg.AuthFailures {
-		return 0, false
-	}
-	return backoff(l.cfg.AuthDelay, n), true
+// Attempt is one login attempt's place in the failure counts, taken by
+// BeginAuth before the password is checked. Exactly one of Failed,
+// Succeeded and Cancel settles it; later calls do nothing, so a deferred
+// Cancel gives the place back on every path that did not settle it. A nil
+// *Attempt (from a nil Limiter) does nothing.
+type Attempt struct {
+	l        *Limiter
+	ip, user *failure // the records the place was taken in; user nil without an account
+	settled  bool
 }
 
-// AuthResult records the outcome of a password check. A failure counts
-// against the address and the account; a success clears the account's
-// failures (the address's expire on their own, so that a valid login cannot
-// reset an address that is guessing other accounts' passwords).
-func (l *Limiter) AuthResult(remote net.Addr, user string, success bool) {
+// BeginAuth is asked before a password is checked. ok is false while the
+// client address or the account is locked out: Config.AuthFailures failures,
+// or attempts still being checked, within Config.AuthWindow. Otherwise the
+// attempt is counted as a failure at once, so that concurrent attempts see
+// it, and the server waits delay (honouring its context) before checking,
+// then settles a. user may be empty when not known.
+func (l *Limiter) BeginAuth(remote net.Addr, user string) (a *Attempt, delay time.Duration, ok bool) {
 	if l == nil {
-		return
+		return nil, 0, true
 	}
+	ipk, uk := ipKey(remote), l.userKey(user)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
 	l.expire(now)
-	if success {
-		if user != "" {
-			l.forget(userKey(user))
+	n := l.count(ipk)
+	if uk != "" {
+		n = max(n, l.count(uk))
+	}
+	if l.cfg.AuthFailures > 0 && n >= l.cfg.AuthFailures {
+		return nil, 0, false
+	}
+	a = &Attempt{l: l, ip: l.fail(ipk, now)}
+	if uk != "" {
+		a.user = l.fail(uk, now)
+	}
+	return a, backoff(l.cfg.AuthDelay, n), true
+}
+
+// Failed settles a as a failed login: its place stays counted against the
+// address and the account.
+func (a *Attempt) Failed() { a.settle(func() {}) }
+
+// Succeeded settles a as a successful login: its place is given back to
+// the address, and the account's failures are cleared (the address's
+// expire on their own, so that a valid login cannot reset an address that
+// is guessing other accounts' passwords).
+func (a *Attempt) Succeeded() {
+	a.settle(func() {
+		a.l.unfail(a.ip)
+		if a.user != nil {
+			a.l.forget(a.user.key)
 		}
+	})
+}
+
+// Cancel settles a as a login whose password was not checked (the backend
+// could not, the session ended during the delay): its place is given back.
+func (a *Attempt) Cancel() {
+	a.settle(func() {
+		a.l.unfail(a.ip)
+		a.l.unfail(a.user)
+	})
+}
+
+func (a *Attempt) settle(f func()) {
+	if a == nil {
 		return
 	}
-	l.fail(ipKey(remote), now)
-	if user != "" {
-		l.fail(userKey(user), now)
+	a.l.mu.Lock()
+	defer a.l.mu.Unlock()
+	if !a.settled {
+		a.settled = true
+		f()
 	}
 }
 
@@ -190,18 +235,37 @@ func (l *Limiter) count(key string) int {
 }
 
 // fail adds one failure to key, making it the most recently touched record
-// and evicting the least recently touched beyond the cap.
-func (l *Limiter) fail(key string, now time.Time) {
+// and evicting the least recently touched beyond the cap. It returns the
+// record counted in.
+func (l *Limiter) fail(key string, now time.Time) *failure {
 	if e, ok := l.fails[key]; ok {
 		f := e.Value.(*failure)
 		f.count++
 		f.last = now
 		l.order.MoveToBack(e)
-		return
+		return f
 	}
-	l.fails[key] = l.order.PushBack(&failure{key: key, count: 1, last: now})
+	f := &failure{key: key, count: 1, last: now}
+	l.fails[key] = l.order.PushBack(f)
 	for l.order.Len() > l.cap { // bounded: at most one over
 		l.forget(l.order.Front().Value.(*failure).key)
+	}
+	return f
+}
+
+// unfail takes back one failure counted in f, unless f has expired or been
+// evicted meanwhile (a new record under the same key holds other
+// failures). A record left with none is dropped.
+func (l *Limiter) unfail(f *failure) {
+	if f == nil {
+		return
+	}
+	e, ok := l.fails[f.key]
+	if !ok || e.Value.(*failure) != f {
+		return
+	}
+	if f.count--; f.count <= 0 {
+		l.forget(f.key)
 	}
 }
 
@@ -252,8 +316,15 @@ func ipKey(a net.Addr) string {
 	return "ip:" + ip.String()
 }
 
-// userKey is the account a failure is counted under, bounded in length.
-func userKey(user string) string {
+// userKey is the account a failure is counted under: its canonical name
+// (Config.Account), bounded in length; "" when user is empty.
+func (l *Limiter) userKey(user string) string {
+	if user == "" {
+		return ""
+	}
+	if l.cfg.Account != nil {
+		user = l.cfg.Account(user)
+	}
 	if len(user) > maxUserKey {
 		user = user[:maxUserKey]
 	}

@@ -3,6 +3,8 @@ package limit
 import (
 	"fmt"
 	"net"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -134,10 +136,11 @@ func TestUnlimitedAndNil(t *testing.T) {
 		if _, err := l.Accept(tcp("127.0.0.1:1")); err != nil {
 			t.Fatal(err)
 		}
-		l.AuthResult(tcp("127.0.0.1:1"), "u", false)
-		if d, ok := l.AuthAllowed(tcp("127.0.0.1:1"), "u"); !ok || d != 0 {
-			t.Fatalf("failure %d: AuthAllowed = %v, %v; want 0, true", i, d, ok)
+		a, d, ok := l.BeginAuth(tcp("127.0.0.1:1"), "u")
+		if !ok || d != 0 {
+			t.Fatalf("failure %d: BeginAuth = %v, %v; want 0, true", i, d, ok)
 		}
+		a.Failed()
 	}
 	var nl *Limiter
 	rel, err := nl.Accept(nil)
@@ -145,10 +148,13 @@ func TestUnlimitedAndNil(t *testing.T) {
 		t.Fatal(err)
 	}
 	rel()
-	nl.AuthResult(nil, "u", false)
-	if d, ok := nl.AuthAllowed(nil, "u"); !ok || d != 0 {
-		t.Fatalf("nil Limiter: %v %v", d, ok)
+	a, d, ok := nl.BeginAuth(nil, "u")
+	if !ok || d != 0 || a != nil {
+		t.Fatalf("nil Limiter: %v %v %v", a, d, ok)
 	}
+	a.Failed()
+	a.Succeeded()
+	a.Cancel()
 }
 
 // clock is a settable time source.
@@ -163,73 +169,157 @@ func newTest(cfg Config) (*Limiter, *clock) {
 	return l, c
 }
 
+// fail records one failed login of user from ip; it must be allowed.
+func fail(t *testing.T, l *Limiter, ip, user string) {
+	t.Helper()
+	a, _, ok := l.BeginAuth(tcp(ip), user)
+	if !ok {
+		t.Fatalf("%s %s: locked out, want a failure recorded", ip, user)
+	}
+	a.Failed()
+}
+
+// allowed asks BeginAuth and gives the place back.
+func allowed(l *Limiter, ip, user string) (time.Duration, bool) {
+	a, d, ok := l.BeginAuth(tcp(ip), user)
+	a.Cancel()
+	return d, ok
+}
+
 func TestAuthLockout(t *testing.T) {
 	t.Parallel()
 	type step struct {
 		advance time.Duration
 		ip      string
 		user    string
-		result  string // "fail", "ok", or "" to only ask
-		allowed bool
+		result  string // how the attempt is settled: "fail", "ok", or "" (cancelled)
+		allowed bool   // BeginAuth's verdict, before settling
 		delay   time.Duration
 	}
-	ip1, ip2, ip3 := "127.0.0.1:1", "127.0.0.2:1", "127.0.0.3:1"
+	ip1, ip2, ip3, ip4 := "127.0.0.1:1", "127.0.0.2:1", "127.0.0.3:1", "127.0.0.4:1"
 	for _, tc := range []struct {
-		name  string
-		steps []step
+		name    string
+		account func(string) string
+		steps   []step
 	}{
-		{"per IP, other accounts", []step{
+		{"per IP, other accounts", nil, []step{
 			{ip: ip1, user: "a", allowed: true},
-			{ip: ip1, user: "a", result: "fail", allowed: true, delay: time.Second},
-			{ip: ip1, user: "b", result: "fail", allowed: true, delay: 2 * time.Second},
-			{ip: ip1, user: "c", result: "fail", allowed: false},
+			{ip: ip1, user: "a", result: "fail", allowed: true},
+			{ip: ip1, user: "b", result: "fail", allowed: true, delay: time.Second},
+			{ip: ip1, user: "c", result: "fail", allowed: true, delay: 2 * time.Second},
 			{ip: ip1, user: "d", allowed: false},
 			{ip: ip2, user: "d", allowed: true},
 		}},
-		{"per account, other IPs", []step{
-			{ip: ip1, user: "a", result: "fail", allowed: true, delay: time.Second},
-			{ip: ip2, user: "a", result: "fail", allowed: true, delay: 2 * time.Second},
-			{ip: ip3, user: "a", result: "fail", allowed: false},
-			{ip: "127.0.0.4:1", user: "b", allowed: true},
-			{ip: "127.0.0.4:1", user: "a", allowed: false},
+		{"per account, other IPs", nil, []step{
+			{ip: ip1, user: "a", result: "fail", allowed: true},
+			{ip: ip2, user: "a", result: "fail", allowed: true, delay: time.Second},
+			{ip: ip3, user: "a", result: "fail", allowed: true, delay: 2 * time.Second},
+			{ip: ip4, user: "b", allowed: true},
+			{ip: ip4, user: "a", allowed: false},
 		}},
-		{"lock-out ends after the window", []step{
+		{"lock-out ends after the window", nil, []step{
+			{ip: ip1, user: "a", result: "fail", allowed: true},
 			{ip: ip1, user: "a", result: "fail", allowed: true, delay: time.Second},
 			{ip: ip1, user: "a", result: "fail", allowed: true, delay: 2 * time.Second},
-			{ip: ip1, user: "a", result: "fail", allowed: false},
 			{advance: 14 * time.Minute, ip: ip2, user: "a", allowed: false},
 			{advance: time.Minute, ip: ip1, user: "a", allowed: true},
 		}},
-		{"success clears the account, not the IP", []step{
+		{"success clears the account, not the IP", nil, []step{
+			{ip: ip1, user: "a", result: "fail", allowed: true},
 			{ip: ip1, user: "a", result: "fail", allowed: true, delay: time.Second},
-			{ip: ip1, user: "a", result: "fail", allowed: true, delay: 2 * time.Second},
 			{ip: ip1, user: "a", result: "ok", allowed: true, delay: 2 * time.Second},
 			{ip: ip2, user: "a", allowed: true},
-			{ip: ip1, user: "b", result: "fail", allowed: false},
+			{ip: ip1, user: "b", result: "fail", allowed: true, delay: 2 * time.Second},
+			{ip: ip1, user: "b", allowed: false},
 		}},
-		{"unknown user counts the IP only", []step{
-			{ip: ip1, result: "fail", allowed: true, delay: time.Second},
+		{"unknown user counts the IP only", nil, []step{
+			{ip: ip1, result: "fail", allowed: true},
 			{ip: ip2, user: "", allowed: true},
+			{ip: ip1, result: "fail", allowed: true, delay: time.Second},
 			{ip: ip1, result: "fail", allowed: true, delay: 2 * time.Second},
-			{ip: ip1, result: "fail", allowed: false},
+			{ip: ip1, allowed: false},
+		}},
+		{"an attempt not checked costs nothing", nil, []step{
+			{ip: ip1, user: "a", result: "fail", allowed: true},
+			{ip: ip1, user: "a", allowed: true, delay: time.Second},
+			{ip: ip1, user: "a", allowed: true, delay: time.Second},
+			{ip: ip1, user: "a", result: "fail", allowed: true, delay: time.Second},
+			{ip: ip1, user: "a", result: "fail", allowed: true, delay: 2 * time.Second},
+			{ip: ip1, user: "a", allowed: false},
+		}},
+		{"the account's canonical name", strings.ToLower, []step{
+			{ip: ip1, user: "a@X.test", result: "fail", allowed: true},
+			{ip: ip2, user: "A@x.test", result: "fail", allowed: true, delay: time.Second},
+			{ip: ip3, user: "a@x.TEST", result: "fail", allowed: true, delay: 2 * time.Second},
+			{ip: ip4, user: "a@x.test", allowed: false},
+			{ip: ip4, user: "b@x.test", allowed: true},
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			l, c := newTest(Config{AuthFailures: 3, AuthDelay: time.Second})
+			l, c := newTest(Config{AuthFailures: 3, AuthDelay: time.Second, Account: tc.account})
 			for i, s := range tc.steps {
 				c.t = c.t.Add(s.advance)
-				d, ok := l.AuthAllowed(tcp(s.ip), s.user)
-				if s.result != "" {
-					// The verdict asked for is the one after recording.
-					l.AuthResult(tcp(s.ip), s.user, s.result == "ok")
-					d, ok = l.AuthAllowed(tcp(s.ip), s.user)
-				}
+				a, d, ok := l.BeginAuth(tcp(s.ip), s.user)
 				if ok != s.allowed || d != s.delay {
-					t.Fatalf("step %d (%+v): AuthAllowed = %v, %v; want %v, %v", i, s, d, ok, s.delay, s.allowed)
+					t.Fatalf("step %d (%+v): BeginAuth = %v, %v; want %v, %v", i, s, d, ok, s.delay, s.allowed)
+				}
+				switch s.result {
+				case "fail":
+					a.Failed()
+				case "ok":
+					a.Succeeded()
+				default:
+					a.Cancel()
 				}
 			}
 		})
+	}
+}
+
+// TestAuthPlaceTaken: an attempt counts from BeginAuth, so attempts in
+// progress together never exceed AuthFailures; each settles once.
+func TestAuthPlaceTaken(t *testing.T) {
+	t.Parallel()
+	l, _ := newTest(Config{AuthFailures: 3})
+	ip := "127.0.0.1:1"
+	var pending []*Attempt
+	for i := range 3 {
+		a, _, ok := l.BeginAuth(tcp(ip), "u"+strconv.Itoa(i))
+		if !ok {
+			t.Fatalf("attempt %d refused", i+1)
+		}
+		pending = append(pending, a)
+	}
+	if _, ok := allowed(l, ip, "v"); ok {
+		t.Fatal("a fourth attempt while three are being checked was allowed")
+	}
+	pending[0].Cancel()
+	pending[0].Failed() // settled already: does nothing
+	a, _, ok := l.BeginAuth(tcp(ip), "v")
+	if !ok {
+		t.Fatal("a cancelled attempt did not give its place back")
+	}
+	a.Failed()
+	pending[1].Succeeded() // gives the address's place back
+	if _, ok := allowed(l, ip, "w"); !ok {
+		t.Fatal("a successful attempt did not give its place back")
+	}
+	pending[2].Failed()
+	pending[2].Cancel() // settled already: does nothing
+	fail(t, l, ip, "x") // the third failure: v, u2, x
+	if _, ok := allowed(l, ip, "w"); ok {
+		t.Fatal("three failures: want locked out")
+	}
+	// A place whose record expired meanwhile is not taken from a new one.
+	l2, c := newTest(Config{AuthFailures: 2})
+	old, _, _ := l2.BeginAuth(tcp(ip), "")
+	c.t = c.t.Add(DefaultAuthWindow)
+	fail(t, l2, ip, "")
+	old.Cancel()
+	fail(t, l2, ip, "")
+	if _, ok := allowed(l2, ip, ""); ok {
+		t.Fatal("cancelling an expired attempt took a place from a newer failure")
 	}
 }
 
@@ -239,7 +329,7 @@ func TestAuthRecordsBounded(t *testing.T) {
 	l.cap = 100
 	for i := range 1000 {
 		c.t = c.t.Add(time.Millisecond)
-		l.AuthResult(tcp(fmt.Sprintf("10.0.%d.%d:1", i/256, i%256)), fmt.Sprintf("user%d", i), false)
+		fail(t, l, fmt.Sprintf("10.0.%d.%d:1", i/256, i%256), fmt.Sprintf("user%d", i))
 	}
 	l.mu.Lock()
 	n, m := l.order.Len(), len(l.fails)
@@ -248,17 +338,17 @@ func TestAuthRecordsBounded(t *testing.T) {
 		t.Fatalf("%d records in list, %d in map; want the cap, 100", n, m)
 	}
 	// The newest survive, the oldest were evicted.
-	l.AuthResult(tcp("10.0.3.231:1"), "", false) // i = 999 again
-	if _, ok := l.AuthAllowed(tcp("10.0.3.231:1"), ""); ok {
+	fail(t, l, "10.0.3.231:1", "") // i = 999 again
+	if _, ok := allowed(l, "10.0.3.231:1", ""); ok {
 		t.Error("newest address not locked after its second failure")
 	}
-	l.AuthResult(tcp("10.0.0.0:1"), "", false)
-	if _, ok := l.AuthAllowed(tcp("10.0.0.0:1"), ""); !ok {
+	fail(t, l, "10.0.0.0:1", "")
+	if _, ok := allowed(l, "10.0.0.0:1", ""); !ok {
 		t.Error("oldest address still remembered past the cap")
 	}
 	// Everything expires after the window.
 	c.t = c.t.Add(DefaultAuthWindow)
-	l.AuthAllowed(tcp("10.0.0.1:1"), "")
+	allowed(l, "10.0.0.1:1", "")
 	l.mu.Lock()
 	n = l.order.Len()
 	l.mu.Unlock()
@@ -267,7 +357,7 @@ func TestAuthRecordsBounded(t *testing.T) {
 	}
 	// A very long account name is kept bounded.
 	long := string(make([]byte, 1<<20))
-	l.AuthResult(tcp("10.0.0.1:1"), long, false)
+	fail(t, l, "10.0.0.1:1", long)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for k := range l.fails {
@@ -294,8 +384,15 @@ func TestConcurrent(t *testing.T) {
 					defer rel()
 				}
 				user := fmt.Sprintf("u%d", i%10)
-				if _, ok := l.AuthAllowed(a, user); ok {
-					l.AuthResult(a, user, i%7 == 0)
+				if at, _, ok := l.BeginAuth(a, user); ok {
+					switch i % 7 {
+					case 0:
+						at.Succeeded()
+					case 1:
+						at.Cancel()
+					default:
+						at.Failed()
+					}
 				}
 				if err == nil && i%2 == 0 {
 					rel()

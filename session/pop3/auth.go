@@ -126,14 +126,18 @@ func parsePlain(b []byte) (authz, user, pass string, ok bool) {
 }
 
 // login checks user's password under the Limiter and, on success, locks the
-// maildrop and enters TRANSACTION. Shared by PASS and AUTH PLAIN.
+// maildrop and enters TRANSACTION. Shared by PASS and AUTH PLAIN. The
+// attempt takes its place in the Limiter's failure counts before the
+// password is checked, so that concurrent attempts never check more
+// passwords than the limit allows; a backend that could not check gives the
+// place back.
 func (s *session) login(user, pass string) response {
-	lim, remote := s.srv.cfg.Limiter, s.raw.RemoteAddr()
-	delay, allowed := lim.AuthAllowed(remote, user)
+	a, delay, allowed := s.srv.cfg.Limiter.BeginAuth(s.raw.RemoteAddr(), user)
 	if !allowed {
 		s.log.Info("login refused, too many failures", zap.String("user", user))
 		return response{reply: replyLockedOut, close: true}
 	}
+	defer a.Cancel() // gives the place back unless settled below
 	if delay > 0 {
 		t := time.NewTimer(delay)
 		select {
@@ -146,11 +150,11 @@ func (s *session) login(user, pass string) response {
 	err := s.srv.be.Login(s.ctx, user, pass)
 	if err != nil {
 		if isAuthFailure(err) {
-			lim.AuthResult(remote, user, false)
+			a.Failed()
 		}
 		return single(s.backendReply("login failed", err, replyAuthFailed))
 	}
-	lim.AuthResult(remote, user, true)
+	a.Succeeded()
 	drop, err := s.srv.be.Open(s.ctx, user)
 	if err != nil {
 		return single(s.backendReply("open maildrop failed", err, replyAuthFailed))

@@ -57,26 +57,27 @@ func (s *session) auth(arg string) (*Reply, error) {
 	return s.checkPassword(user, pass)
 }
 
-// checkPassword asks the limiter, waits its delay, asks the backend and
-// reports the result to the limiter.
+// checkPassword takes the attempt's place in the limiter's failure counts,
+// waits its delay, asks the backend and settles the place with the result:
+// concurrent attempts never check more passwords than the limit allows.
 func (s *session) checkPassword(user, pass string) (*Reply, error) {
-	lim := s.cfg.Limiter
-	delay, ok := lim.AuthAllowed(s.conn.Remote, user)
+	a, delay, ok := s.cfg.Limiter.BeginAuth(s.conn.Remote, user)
 	if !ok {
 		s.log.Warn("login locked out")
 		return nil, s.closeWith(replyLockedOut, errAuthClosed)
 	}
+	defer a.Cancel() // gives the place back unless settled below
 	if delay > 0 {
 		if err := s.sleep(delay); err != nil {
 			return nil, err
 		}
 	}
 	if !s.cfg.Auth(s.ctx, user, pass) {
-		lim.AuthResult(s.conn.Remote, user, false)
+		a.Failed()
 		s.log.Info("authentication failed")
 		return replyAuthFailed, nil
 	}
-	lim.AuthResult(s.conn.Remote, user, true)
+	a.Succeeded()
 	s.conn.AuthUser = user
 	s.log.Info("authenticated") // the account name is no field of the log vocabulary
 	return replyAuthOK, nil

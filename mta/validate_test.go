@@ -1,0 +1,80 @@
+package mta
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestDanglingNamesAllReported: with resolver = "fdns" a mail exchanger
+// without a [P] entry bounces all mail for its domain, and an [agent] host
+// without one cannot be reached; both are config problems, listed with every
+// other problem in one error.
+func TestDanglingNamesAllReported(t *testing.T) {
+	t.Parallel()
+	bad := `
+[agent]
+"a.test" = { smtp = "smtp.a.test", pop = "pop.nowhere.test" }
+"b.test" = { smtp = "127.0.0.1:2525", pop = "pop.b.test" }
+[server]
+"a" = { smtp = 2025, pop = 2110 }
+[accounts."a"]
+"x@a.test" = "p"
+[MX]
+"a.test." = "mx.a.test."
+"c.test." = "mx.nowhere.test."
+[P]
+"mx.a.test." = "2025"
+"smtp.a.test." = "2025"
+"pop.b.test." = "2110"
+[gomta]
+max_errors = 0
+`
+	_, err := Parse("bad.toml", []byte(bad), "fdns.toml", []byte("[MX]\n\"d.test.\" = \"mx.d.test.\"\n"))
+	if err == nil {
+		t.Fatal("config with dangling names accepted")
+	}
+	for _, want := range []string{
+		`[MX] "c.test" = "mx.nowhere.test": the mail exchanger has no [P] entry`,
+		`[MX] "d.test" = "mx.d.test": the mail exchanger has no [P] entry`,
+		`[agent] "a.test" pop = "pop.nowhere.test" has no [P] entry`,
+		"max_errors",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not mention %q:\n%v", want, err)
+		}
+	}
+	for _, fine := range []string{`"mx.a.test" has`, `smtp.a.test" has`, "127.0.0.1:2525", `pop.b.test" has`} {
+		if strings.Contains(err.Error(), fine) {
+			t.Errorf("error mentions %q, which resolves:\n%v", fine, err)
+		}
+	}
+}
+
+// TestDNSResolverAllowsMXWithoutP: with real DNS as the fallback, an MX host
+// without [P] entry is dialled on port 25, so it is no problem.
+func TestDNSResolverAllowsMXWithoutP(t *testing.T) {
+	t.Parallel()
+	cfg := "[server]\n\"a\" = { smtp = 2025, pop = 2110 }\n[accounts.\"a\"]\n\"x@a.test\" = \"p\"\n" +
+		"[MX]\n\"c.test.\" = \"mx.c.test.\"\n[gomta]\nresolver = \"dns\"\n"
+	if _, err := Parse("dns.toml", []byte(cfg), "", nil); err != nil {
+		t.Fatal(err)
+	}
+}
+func TestPostmasterAccount(t *testing.T) {
+	t.Parallel()
+	base := "[server]\n\"a\" = { smtp = 2025, pop = 2110 }\n[accounts.\"a\"]\n"
+	for _, c := range []struct{ name, conf, want string }{
+		{"first account in file order", `"zed@a.test" = "p"` + "\n" + `"amy@a.test" = "p"` + "\n", "zed@a.test"},
+		{"account named postmaster", `"zed@a.test" = "p"` + "\n" + `"PostMaster@a.test" = "p"` + "\n", "PostMaster@a.test"},
+		{"setting, any case", `"zed@a.test" = "p"` + "\n" + `"amy@a.test" = "p"` + "\n" +
+			"[gomta.postmaster]\n\"a\" = \"AMY@A.test\"\n", "amy@a.test"},
+	} {
+		cfg, err := Parse(c.name, []byte(base+c.conf), "", nil)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if got := cfg.Server("a").Postmaster; got != c.want {
+			t.Errorf("%s: postmaster %q, want %q", c.name, got, c.want)
+		}
+	}
+}
