@@ -107,7 +107,7 @@ func NewHost(cfg *Config, s *Server, dataDir string, tlsConf *tls.Config, log *z
 		Host: s.Name, Local: h.isLocal, Account: h.account, Mailboxes: h.Mailboxes,
 		Relay: relay.New(res, relay.Options{LocalName: s.Name, Logger: log.With(zap.String("proto", "relay")),
 			TLS: relayTLS(tlsConf), Self: selfAddrs([]net.Listener{h.smtpLn, h.smtpsLn})}),
-		Logger: log.With(zap.String("proto", "delivery")),
+		MaxRelay: cfg.MaxRelayConnections, Logger: log.With(zap.String("proto", "delivery")),
 	}
 	if s.Postmaster != "" {
 		log.Info("postmaster account", zap.String("rcpt", s.Postmaster))
