@@ -1,12 +1,16 @@
 // Package smtp owns the server side of SMTP (RFC 5321): the per-connection state
 // machine, the command parser, the DATA reader that accepts only CRLF.CRLF as the
-// end of a message, STARTTLS (RFC 3207) and implicit TLS (RFC 8314), AUTH PLAIN
-// and LOGIN (RFC 4954, RFC 4616), the session limits, and the reply values.
+// end of a message and counts the Received fields of its header as they stream
+// by (mail loops, RFC 5321 §6.3), STARTTLS (RFC 3207) and implicit TLS (RFC 8314),
+// AUTH PLAIN and LOGIN (RFC 4954, RFC 4616), the session limits, and the reply
+// values.
 // Policy (who may send what) and storage are asked through the small Backend
 // interface, passwords through Config.Auth, connection and login limits through
 // a shared *limit.Limiter; this package imports neither the queue nor delivery.
 //
-// Invariants: nothing read in plain text is acted on after STARTTLS; AUTH
+// Invariants: nothing read in plain text is acted on after STARTTLS; input
+// pipelined after a command that must end a group (RFC 2920 §3.1: HELO, EHLO,
+// NOOP, VRFY, EXPN, a refused DATA) is never run (554 5.5.0, close); AUTH
 // payloads and passwords are never logged; every read and write has a deadline
 // no later than the end of the session (Config.SessionTimeout).
 package smtp

@@ -26,6 +26,7 @@ const (
 	codeEncryptReq   = 538 // RFC 4954 §6: encryption required for requested authentication mechanism
 	codeRejected     = 550 // RFC 5321 §4.2.2: requested action not taken (policy)
 	codeTooBig       = 552 // RFC 5321 §4.2.2, §4.5.3.1.10: exceeded storage allocation ("too much mail data")
+	codeTxFailed     = 554 // RFC 5321 §4.2.2: transaction failed
 	codeBadParams    = 555 // RFC 5321 §4.1.1.11: MAIL FROM/RCPT TO parameters not recognized or not implemented
 )
 
@@ -44,6 +45,8 @@ const (
 	enhNotAccepting  = "4.3.2"  // RFC 3463 §3.4 X.3.2: system not accepting network messages
 	enhTooBig        = "5.3.4"  // RFC 3463 §3.4 X.3.4: message too big for system
 	enhTimeout       = "4.4.2"  // RFC 3463 §3.5 X.4.2: bad connection (idle or DATA timeout)
+	enhLoop          = "5.4.6"  // RFC 3463 §3.5 X.4.6: routing loop detected
+	enhProtocol      = "5.5.0"  // RFC 3463 §3.6 X.5.0: other or undefined protocol status
 	enhInvalidCmd    = "5.5.1"  // RFC 3463 §3.6 X.5.1: invalid command (wrong order, not implemented)
 	enhSyntax        = "5.5.2"  // RFC 3463 §3.6 X.5.2: syntax error
 	enhBadArgs       = "5.5.4"  // RFC 3463 §3.6 X.5.4: invalid command arguments
@@ -119,6 +122,14 @@ var (
 	// "500 line too long", the example reply of RFC 5321 §4.5.3.1.10, rather
 	// than cut or folded, which would change the message.
 	replyDataLineTooLong = &Reply{Code: codeSyntax, Enhanced: enhSyntax, Text: "message line too long (at most 1000 octets including CRLF)"}
+	// More Received fields than Config.MaxReceived: the message is going
+	// round in a loop (RFC 5321 §6.3).
+	replyLoop = &Reply{Code: codeTxFailed, Enhanced: enhLoop, Text: "too many Received header fields: mail loop detected"}
+
+	// Input pipelined after a command that must end a group (RFC 2920 §3.1),
+	// as Postfix's smtpd_forbid_unauth_pipelining and Exim's
+	// smtp_enforce_sync answer it; the session is closed after it.
+	replyPipelining = &Reply{Code: codeTxFailed, Enhanced: enhProtocol, Text: "protocol synchronization error: input sent before the reply (RFC 2920 section 3.1)"}
 )
 
 func replyGreeting(host string) *Reply {

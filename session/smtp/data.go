@@ -26,6 +26,7 @@ const (
 	faultTooBig                         // body over the size limit (RFC 1870)
 	faultWrite                          // the MessageWriter failed
 	faultNUL                            // a NUL octet (RFC 5322 §2.3, RFC 6152 §3)
+	faultLoop                           // too many Received fields (RFC 5321 §6.3)
 )
 
 // reply is the reply for the most serious fault; nil for none. A write
@@ -40,6 +41,8 @@ func (f dataFault) reply() *Reply {
 		return replySizeExceeded
 	case f&faultLongLine != 0:
 		return replyDataLineTooLong
+	case f&faultLoop != 0:
+		return replyLoop
 	}
 	return nil
 }
@@ -50,6 +53,7 @@ func (f dataFault) reply() *Reply {
 // (§4.5.2) and hands the body to sink while no fault is set. Only the exact
 // octets CR LF "." CR LF end the body: a bare CR or LF is never part of an end
 // marker, whatever follows it, and makes the message refused (SMTP smuggling).
+// It counts the Received fields of the header section on the way (hopCounter).
 type dataReader struct {
 	br     *bufio.Reader
 	max    int64     // size limit of the body in octets
@@ -57,6 +61,11 @@ type dataReader struct {
 	n      int64     // body octets seen, after unstuffing
 	faults dataFault
 	werr   error // first error of sink
+
+	// hops counts the Received fields of the header section; more than
+	// maxHops of them is faultLoop. maxHops 0: no limit.
+	hops    hopCounter
+	maxHops int
 }
 
 // read consumes the body and its end marker. It returns nil once the end marker
@@ -82,6 +91,12 @@ func (d *dataReader) read() error {
 			}
 			var endsCRLF bool
 			endsCRLF, prevCR = d.scan(frag, prevCR)
+			if d.hops.state != hopBody {
+				d.hops.scan(frag)
+				if d.maxHops > 0 && d.hops.n > d.maxHops {
+					d.faults |= faultLoop
+				}
+			}
 			lineLen += len(frag)
 			if lineLen > maxTextLine {
 				d.faults |= faultLongLine
@@ -149,6 +164,100 @@ func (d *dataReader) scan(frag []byte, prevCR bool) (endsCRLF, lastCR bool) {
 	}
 	return endsCRLF, lastCR
 }
+
+// hopState is where a hopCounter stands in the header section.
+type hopState uint8
+
+const (
+	hopLineStart hopState = iota // at the start of a line of the header section
+	hopName                      // in a field name
+	hopWSP                       // in white space between a field name and its colon
+	hopSkip                      // in a line already classified: skip to its LF
+	hopBody                      // the header section is over
+)
+
+// received is the field name counted by hopCounter, lower-cased.
+const received = "received"
+
+// hopCounter counts the "Received:" fields of a message's header section
+// (RFC 5322 §2.2, §3.6.7) as the message streams through it, fragment by
+// fragment, keeping no more than its state. Field names are compared without
+// regard to case, "Received :" counts too (RFC 5322 §4.5.3, obsolete white
+// space before the colon), and a folded continuation line (starting with SP
+// or HTAB) belongs to its field. The header section ends at the first empty
+// line, or at the first line that is neither a field nor a continuation (as
+// Postfix's cleanup does): what follows is the body, never counted.
+type hopCounter struct {
+	state hopState
+	match int // octets of a field name that matched "received" so far; -1: another name
+	n     int // Received fields seen
+}
+
+// scan reads the next octets of the message.
+func (h *hopCounter) scan(p []byte) {
+	for i := 0; i < len(p) && h.state != hopBody; i++ {
+		c := p[i]
+		switch h.state {
+		case hopSkip:
+			j := bytes.IndexByte(p[i:], '\n')
+			if j < 0 {
+				return
+			}
+			i += j
+			h.state = hopLineStart
+		case hopLineStart:
+			switch {
+			case c == ' ' || c == '\t':
+				h.state = hopSkip // a folded continuation line
+			case isFtext(c):
+				h.state, h.match = hopName, 0
+				h.nameOctet(c)
+			default:
+				h.state = hopBody // the empty line (CR LF), or no field at all
+			}
+		case hopName:
+			switch {
+			case isFtext(c):
+				h.nameOctet(c)
+			case c == ':':
+				h.colon()
+			case c == ' ' || c == '\t':
+				h.state = hopWSP
+			default:
+				h.state = hopBody
+			}
+		case hopWSP:
+			switch c {
+			case ' ', '\t':
+			case ':':
+				h.colon()
+			default:
+				h.state = hopBody
+			}
+		}
+	}
+}
+
+// nameOctet matches one more octet of a field name against "received".
+func (h *hopCounter) nameOctet(c byte) {
+	if h.match >= 0 && h.match < len(received) && c|0x20 == received[h.match] {
+		h.match++
+	} else {
+		h.match = -1
+	}
+}
+
+// colon ends a field name.
+func (h *hopCounter) colon() {
+	if h.match == len(received) {
+		h.n++
+	}
+	h.state = hopSkip
+}
+
+// isFtext tells an octet that may be part of a field name: printable US-ASCII
+// but the colon (RFC 5322 §3.6.8).
+func isFtext(c byte) bool { return c >= 33 && c <= 126 && c != ':' }
 
 // chunkWriter gathers small writes into one fixed buffer and passes it on to w
 // when full, so that w sees writes of at most cap(buf) octets.

@@ -5,9 +5,37 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"regexp"
 	"strings"
 	"testing"
 )
+
+// refMaxHops is the Received limit checkData gives the reader.
+const refMaxHops = 2
+
+// refField is a header field's first line (RFC 5322 §3.6.8, with the
+// obsolete white space before the colon of §4.5.3).
+var refField = regexp.MustCompile(`^([\x21-\x39\x3b-\x7e]+)[ \t]*:`)
+
+// refHops counts the Received fields of a message given as lines without
+// their CRLF: the header section is the leading run of fields and of their
+// continuation lines (starting with SP or HTAB).
+func refHops(lines [][]byte) int {
+	n := 0
+	for _, l := range lines {
+		if len(l) > 0 && (l[0] == ' ' || l[0] == '\t') {
+			continue
+		}
+		m := refField.FindSubmatch(l)
+		if m == nil {
+			break
+		}
+		if strings.EqualFold(string(m[1]), "received") {
+			n++
+		}
+	}
+	return n
+}
 
 // refData is a plain reference of the DATA rules, on a whole input: the body
 // ends at the first CRLF.CRLF (the start counting as after a CRLF), lines are
@@ -19,6 +47,7 @@ func refData(in []byte, max int64) (body []byte, consumed int, faults dataFault,
 		return nil, 0, 0, false
 	}
 	raw := s[2 : i+2]
+	var lines [][]byte
 	for len(raw) > 0 {
 		line, rest, _ := bytes.Cut(raw, []byte("\r\n"))
 		raw = rest
@@ -29,6 +58,7 @@ func refData(in []byte, max int64) (body []byte, consumed int, faults dataFault,
 			faults |= faultNUL
 		}
 		line = bytes.TrimPrefix(line, []byte("."))
+		lines = append(lines, line)
 		if len(line)+2 > maxTextLine {
 			faults |= faultLongLine
 		}
@@ -36,6 +66,9 @@ func refData(in []byte, max int64) (body []byte, consumed int, faults dataFault,
 	}
 	if int64(len(body)) > max {
 		faults |= faultTooBig
+	}
+	if refHops(lines) > refMaxHops {
+		faults |= faultLoop
 	}
 	return body, i + 3, faults, true
 }
@@ -59,7 +92,7 @@ func checkData(t *testing.T, in []byte, bufSize, chunk int, maxSize int64) {
 	br := bufio.NewReaderSize(src, bufSize)
 	rec := &recorder{}
 	cw := &chunkWriter{w: rec, buf: make([]byte, 0, chunk)}
-	d := &dataReader{br: br, max: maxSize, sink: cw}
+	d := &dataReader{br: br, max: maxSize, sink: cw, maxHops: refMaxHops}
 	err := d.read()
 	if err == nil {
 		cw.Flush()
@@ -82,7 +115,7 @@ func checkData(t *testing.T, in []byte, bufSize, chunk int, maxSize int64) {
 	}
 	mask := faultBareEOL | faultTooBig | faultNUL
 	if faults&faultBareEOL == 0 {
-		mask |= faultLongLine // line lengths agree only when lines end at CRLF
+		mask |= faultLongLine | faultLoop // lines agree only when they end at CRLF
 	}
 	if d.faults&mask != faults&mask {
 		t.Fatalf("faults %b, want %b, for %q", d.faults, faults, in)
@@ -125,6 +158,15 @@ func TestDataReader(t *testing.T) {
 		"unterminated\r\n.\r",
 		"",
 		strings.Repeat("line of text\r\n", 200) + ".\r\n",
+		"Received: a\r\nreceived: b\r\n.\r\n",
+		"Received: a\r\nreceived: b\r\nRECEIVED : c\r\n.\r\n",
+		"Received: a\r\n\tReceived: b\r\n Received: c\r\nX: y\r\n.\r\n",
+		"Subject: s\r\n\r\nReceived: a\r\nReceived: b\r\nReceived: c\r\n.\r\n",
+		"not a field\r\nReceived: a\r\nReceived: b\r\nReceived: c\r\n.\r\n",
+		"Received-SPF: a\r\nX-Received: b\r\nReceive: c\r\nReceivedd: d\r\n.\r\n",
+		"Received\t\t :a\r\nReceived:b\r\n" + strings.Repeat("x", 30) + "Received: c\r\n.\r\n",
+		"Received: " + strings.Repeat("r", 40) + "\r\nReceived: b\r\n..Received: c\r\nReceived: d\r\n.\r\n",
+		"Received: a\r\nReceived: b\r\nReceived\r\nReceived: c\r\n.\r\n",
 	}
 	for _, in := range inputs {
 		for _, bufSize := range []int{16, 17, 4096} {

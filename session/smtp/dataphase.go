@@ -29,6 +29,7 @@ func (s *session) data(arg string) (*Reply, error) {
 	}()
 	id := mw.ID()
 	s.reply(replyStartData)
+	s.inData = true
 	if err := s.flush(); err != nil {
 		return nil, err
 	}
@@ -38,7 +39,10 @@ func (s *session) data(arg string) (*Reply, error) {
 	defer s.srv.chunks.Put(buf)
 	cw := &chunkWriter{w: mw, buf: buf[:0]}
 	hdr := s.receivedHeader(id, start)
-	dr := &dataReader{br: s.br, max: s.cfg.MaxSize, sink: cw}
+	dr := &dataReader{br: s.br, max: s.cfg.MaxSize, sink: cw, maxHops: s.cfg.MaxReceived}
+	// The Received field prepended here counts, as Postfix's cleanup counts
+	// the one its smtpd adds: the message as queued has at most MaxReceived.
+	dr.hops.n = 1
 	if _, err := io.WriteString(cw, hdr); err != nil {
 		dr.faults, dr.werr = faultWrite, err
 	}
@@ -49,6 +53,9 @@ func (s *session) data(arg string) (*Reply, error) {
 		dr.faults, dr.werr = faultWrite, err
 	}
 	if r := dr.faults.reply(); r != nil {
+		if r == replyLoop {
+			s.log.Warn("mail loop detected", zap.String("msg_id", id), zap.Int("count", dr.hops.n))
+		}
 		return r, nil // logged as a refusal by the session loop
 	}
 	if dr.faults&faultWrite != 0 {

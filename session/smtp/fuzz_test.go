@@ -83,6 +83,7 @@ func FuzzDataReader(f *testing.F) {
 		"\x00\r\n\x00.\r\n.\r\n",
 		strings.Repeat("x", 1001) + "\r\n.\r\n",
 		"no end\r\n",
+		"Received: a\r\nreceived : b\r\n\tReceived: c\r\nRECEIVED: d\r\n\r\nReceived: e\r\n.\r\n",
 	} {
 		f.Add([]byte(s), uint8(0), uint8(0))
 		f.Add([]byte(s), uint8(1), uint8(6))
@@ -108,9 +109,12 @@ func (c *eofConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// FuzzSession feeds arbitrary bytes to a whole session over net.Pipe. The
-// session must not panic (it would be recovered: the log tells), must end,
-// and must answer only well-formed reply lines.
+// FuzzSession feeds arbitrary bytes to a whole session over net.Pipe, in one
+// write or, when byLine, one line per write (a net.Pipe read never joins two
+// writes, so the session sees no input pipelined after a command that ends a
+// group, RFC 2920 §3.1, and runs the rest). The session must not panic (it
+// would be recovered: the log tells), must end, and must answer only
+// well-formed reply lines.
 func FuzzSession(f *testing.F) {
 	for _, s := range []string{
 		"EHLO x\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<d@e.f>\r\nDATA\r\nhi\r\n.\r\nQUIT\r\n",
@@ -130,11 +134,12 @@ func FuzzSession(f *testing.F) {
 		"STARTTLS\r\nAUTH PLAIN\r\n" + strings.Repeat("QQ", 7000) + "\r\n",
 		"EHLO x\r\nSTARTTLS\r\n\x16\x03\x01\x00\x05hello",
 	} {
-		f.Add([]byte(s))
+		f.Add([]byte(s), false)
+		f.Add([]byte(s), true)
 	}
 	replyLine := regexp.MustCompile(`^[2-5][0-9][0-9]([ -].*)?$`)
 	tlsCfg := serverTLS(f)
-	f.Fuzz(func(t *testing.T, in []byte) {
+	f.Fuzz(func(t *testing.T, in []byte, byLine bool) {
 		core, logs := observer.New(zap.DebugLevel)
 		cfg := Config{MaxSize: 4096, MaxRcpts: 3, MaxErrors: 5, CmdTimeout: 5 * time.Second,
 			DataTimeout: 5 * time.Second, Logger: zap.New(core),
@@ -144,7 +149,20 @@ func FuzzSession(f *testing.F) {
 		defer cc.Close()
 		go func() {
 			defer func() { recover() }()
-			cc.Write(in) // fails if the server closed first: fine
+			if !byLine {
+				cc.Write(in) // fails if the server closed first: fine
+				return
+			}
+			for rest := in; len(rest) > 0; {
+				n := bytes.IndexByte(rest, '\n') + 1
+				if n == 0 {
+					n = len(rest)
+				}
+				if _, err := cc.Write(rest[:n]); err != nil {
+					return
+				}
+				rest = rest[n:]
+			}
 		}()
 		out, _ := io.ReadAll(cc)
 		select {

@@ -2,6 +2,7 @@ package smtp
 
 import (
 	"bufio"
+	"errors"
 	"net"
 	"os"
 	"strings"
@@ -56,10 +57,10 @@ func TestDroppedConnectionsLeakNothing(t *testing.T) {
 		send  string
 		until string // read up to this reply line before dropping ("" = do not read)
 	}{
-		{"mid-command", "EHLO x\r\nMAIL FROM:<a@b.c", ""},
-		{"mid-DATA", "EHLO x\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<d@e.f>\r\nDATA\r\nSubject: x\r\n\r\npartial bo", "354 end data with <CR><LF>.<CR><LF>"},
-		{"mid-AUTH", "EHLO x\r\nAUTH PLAIN\r\n", "334 "},
-		{"mid-STARTTLS", "EHLO x\r\nSTARTTLS\r\n\x16\x03\x01", "220 2.0.0 Ready to start TLS"},
+		{"mid-command", "MAIL FROM:<a@b.c", ""},
+		{"mid-DATA", "MAIL FROM:<a@b.c>\r\nRCPT TO:<d@e.f>\r\nDATA\r\nSubject: x\r\n\r\npartial bo", "354 end data with <CR><LF>.<CR><LF>"},
+		{"mid-AUTH", "AUTH PLAIN\r\n", "334 "},
+		{"mid-STARTTLS", "STARTTLS\r\n\x16\x03\x01", "220 2.0.0 Ready to start TLS"},
 	}
 	var wg sync.WaitGroup
 	errs := make(chan error, workers)
@@ -100,8 +101,9 @@ func TestDroppedConnectionsLeakNothing(t *testing.T) {
 	t.Logf("descriptors: baseline %d, after %d connections %d", baseFDs, total, fds)
 }
 
-// dropOne connects, sends in, reads until the reply line until (when set)
-// and closes the connection.
+// dropOne connects, sends EHLO and waits for its reply (RFC 2920 §3.1: EHLO
+// ends a pipelined group), sends in, reads until the reply line until (when
+// set) and closes the connection.
 func dropOne(addr, in, until string) error {
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -109,14 +111,29 @@ func dropOne(addr, in, until string) error {
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(30 * time.Second))
+	br := bufio.NewReader(c)
+	if _, err := c.Write([]byte("EHLO x\r\n")); err != nil {
+		return err
+	}
+	for i := 0; ; i++ { // greeting and EHLO lines: bounded
+		line, err := br.ReadString('\n')
+		if err != nil {
+			return err
+		}
+		if strings.HasPrefix(line, "250 ") {
+			break
+		}
+		if i == 20 {
+			return errors.New("no end of the EHLO reply")
+		}
+	}
 	if _, err := c.Write([]byte(in)); err != nil {
 		return err
 	}
 	if until == "" {
 		return nil
 	}
-	br := bufio.NewReader(c)
-	for range 20 { // greeting, EHLO lines, replies: bounded
+	for range 20 { // replies: bounded
 		line, err := br.ReadString('\n')
 		if err != nil {
 			return err

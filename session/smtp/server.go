@@ -28,6 +28,10 @@ const (
 	// defaultSessionTimeout bounds a whole session, so that a client that
 	// trickles commands just inside CmdTimeout cannot hold a slot for ever.
 	defaultSessionTimeout = 30 * time.Minute
+	// defaultMaxReceived is the number of Received header fields beyond which a
+	// message is refused as looping: RFC 5321 §6.3 asks for a threshold of
+	// "normally at least 100".
+	defaultMaxReceived = 100
 )
 
 // Config is the configuration of one SMTP server (one mail host's listener).
@@ -56,6 +60,10 @@ type Config struct {
 	// Limiter bounds connections in total and per client address, and failed
 	// logins; nil = no limits.
 	Limiter *limit.Limiter
+	// MaxReceived is the most Received header fields a message may have,
+	// counting the one this server adds; 0 = default 100 (RFC 5321 §6.3).
+	// Beyond: 554 5.4.6 at the end of DATA (mail loop).
+	MaxReceived int
 }
 
 func (c Config) withDefaults() Config {
@@ -82,6 +90,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.SessionTimeout <= 0 {
 		c.SessionTimeout = defaultSessionTimeout
+	}
+	if c.MaxReceived <= 0 {
+		c.MaxReceived = defaultMaxReceived
 	}
 	if c.AllowPlainAuth == nil {
 		c.AllowPlainAuth = func(net.Addr) bool { return false }

@@ -51,28 +51,37 @@ var anyState = states(stateGreeted, stateReady, stateMail, stateRcpt)
 
 // command is one entry of the command table: the states it is allowed in, the
 // reply when it comes in another (after HELO/EHLO; before it, replyNeedHelo),
-// and its handler. A handler returns the reply to send, or an error when the
-// connection failed and the session must end.
+// whether it must end a pipelined group, and its handler. A handler returns
+// the reply to send, or an error when the connection failed and the session
+// must end.
 type command struct {
 	allowed  stateSet
 	outOfSeq *Reply
+	last     bool
 	handle   func(s *session, arg string) (*Reply, error)
 }
 
 // commands is the command table. A handler that answered on its own (STARTTLS
 // after its handshake) returns a nil reply.
+//
+// last marks the commands that RFC 2920 §3.1 allows only at the end of a
+// pipelined group, because the client must see their reply before it goes on
+// (as Postfix's smtpd_forbid_unauth_pipelining and Exim's smtp_enforce_sync
+// enforce it: 554 5.5.0 and close when more input waits). DATA is one
+// too, but only when it is refused: after a 354 the message text follows at
+// once (see loop). QUIT is not marked: the session ends after it anyway.
 var commands = map[string]command{
-	"HELO":     {allowed: anyState, handle: (*session).helo},
-	"EHLO":     {allowed: anyState, handle: (*session).ehlo},
+	"HELO":     {allowed: anyState, last: true, handle: (*session).helo},
+	"EHLO":     {allowed: anyState, last: true, handle: (*session).ehlo},
 	"STARTTLS": {allowed: states(stateReady), outOfSeq: replyTLSInTx, handle: (*session).starttls},
 	"AUTH":     {allowed: states(stateReady), outOfSeq: replyAuthInTx, handle: (*session).auth},
 	"MAIL":     {allowed: states(stateReady), outOfSeq: replyNestedMail, handle: (*session).mail},
 	"RCPT":     {allowed: states(stateMail, stateRcpt), outOfSeq: replyNeedMail, handle: (*session).rcpt},
 	"DATA":     {allowed: states(stateRcpt), outOfSeq: replyNeedRcpt, handle: (*session).data},
 	"RSET":     {allowed: anyState, handle: (*session).rset},
-	"NOOP":     {allowed: anyState, handle: (*session).noop},
-	"VRFY":     {allowed: anyState, handle: (*session).vrfy},
-	"EXPN":     {allowed: anyState, handle: (*session).notImplemented},
+	"NOOP":     {allowed: anyState, last: true, handle: (*session).noop},
+	"VRFY":     {allowed: anyState, last: true, handle: (*session).vrfy},
+	"EXPN":     {allowed: anyState, last: true, handle: (*session).notImplemented},
 	"HELP":     {allowed: anyState, handle: (*session).help},
 	"QUIT":     {allowed: anyState, handle: (*session).quit},
 }
@@ -112,6 +121,7 @@ type session struct {
 	conn   Conn // what the backend sees
 	errors int  // permanent negative replies so far
 	line   []byte
+	inData bool // the current DATA command was answered 354 (its text follows)
 
 	// The mail transaction (RFC 5321 §3.3); cleared by resetTx.
 	from     string
@@ -211,6 +221,7 @@ func (s *session) loop() error {
 			return errHTTP // close at once, without a reply
 		}
 		s.transcript(verb, line)
+		s.inData = false
 		r, err := s.dispatch(verb, arg)
 		if err != nil {
 			if isTimeout(err) {
@@ -228,7 +239,31 @@ func (s *session) loop() error {
 			s.closeGracefully()
 			return nil
 		}
+		if s.endsGroup(verb) && s.br.Buffered() > 0 {
+			return s.pipeliningViolation(verb)
+		}
 	}
+}
+
+// endsGroup reports whether the command just answered must be the last of a
+// pipelined group (RFC 2920 §3.1): one marked last in the command table, or a
+// DATA that was refused, after which anything pipelined would be the message
+// text run as commands.
+func (s *session) endsGroup(verb string) bool {
+	if verb == "DATA" {
+		return !s.inData
+	}
+	return commands[verb].last
+}
+
+// pipeliningViolation ends a session whose client sent more input before the
+// reply to a command that must end a group (RFC 2920 §3.1): 554 5.5.0, as
+// Postfix (smtpd_forbid_unauth_pipelining) and Exim (smtp_enforce_sync) do,
+// rather than run what may be a message text as commands. The input is not
+// logged: it may be a message body.
+func (s *session) pipeliningViolation(verb string) error {
+	s.log.Warn("pipelining violation", zap.String("command", verb), zap.Int("bytes", s.br.Buffered()))
+	return s.closeWith(replyPipelining, errPipelining)
 }
 
 // timeoutReply is the 421 for a read that timed out: the session's time is
@@ -272,6 +307,7 @@ var (
 	errShutdown      = errors.New("server shutting down")
 	errHTTP          = errors.New("HTTP request on SMTP port")
 	errTooManyErrors = errors.New("too many errors")
+	errPipelining    = errors.New("input pipelined after a command that ends a group")
 )
 
 // dispatch looks the verb up in the command table, checks the order and calls
