@@ -1,10 +1,6 @@
 package delivery
 
 import (
-	"bufio"
-	"bytes"
-	"io"
-
 	"gomta/queue"
 	"gomta/session/smtp"
 )
@@ -14,7 +10,8 @@ import (
 const MaxReceived = 100
 
 // maxHeaderScan bounds how much of a message is read to count its Received:
-// fields; a header section longer than this is not scanned further.
+// fields (smtp.CountReceived); a header section longer than this is not
+// scanned further.
 const maxHeaderScan = 1 << 20
 
 // errLooping is the permanent failure of a looping message's remote
@@ -30,30 +27,8 @@ func checkLoop(m *queue.Message) error {
 		return nil
 	}
 	defer body.Close()
-	if countReceived(body) > MaxReceived {
+	if n, _ := smtp.CountReceived(body, maxHeaderScan); n > MaxReceived {
 		return errLooping
 	}
 	return nil
-}
-
-// countReceived counts the Received: fields of a message's header section
-// (up to the empty line that ends it, at most maxHeaderScan octets).
-func countReceived(r io.Reader) int {
-	br := bufio.NewReaderSize(io.LimitReader(r, maxHeaderScan), 32<<10)
-	n := 0
-	for {
-		line, err := br.ReadSlice('\n')
-		if len(bytes.TrimRight(line, "\r\n")) == 0 && (err == nil || len(line) > 0) {
-			return n // end of the header section
-		}
-		if len(line) >= 9 && bytes.EqualFold(line[:9], []byte("received:")) {
-			n++
-		}
-		for err == bufio.ErrBufferFull { // a long line: skip its rest
-			_, err = br.ReadSlice('\n')
-		}
-		if err != nil {
-			return n
-		}
-	}
 }

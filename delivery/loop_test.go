@@ -61,23 +61,6 @@ func TestHundredReceivedStillRelayed(t *testing.T) {
 	}
 }
 
-func TestCountReceived(t *testing.T) {
-	for _, c := range []struct {
-		in   string
-		want int
-	}{
-		{"", 0},
-		{"Subject: x\r\n\r\nReceived: no\r\n", 0},
-		{"received: a\r\nRECEIVED: b\r\n c\r\nX-Received: d\r\n\r\nReceived: no\r\n", 2},
-		{"Received: a\nReceived: b\n\nReceived: no\n", 2},
-		{"Received: " + strings.Repeat("x", 100<<10) + "\r\nReceived: b\r\n\r\n", 2},
-	} {
-		if got := countReceived(strings.NewReader(c.in)); got != c.want {
-			t.Errorf("countReceived(%.40q) = %d, want %d", c.in, got, c.want)
-		}
-	}
-}
-
 // slowRelay holds every call until released, counting how many run at once.
 type slowRelay struct {
 	cur, peak atomic.Int32
