@@ -68,3 +68,34 @@ func TestBounceQueuedWhenTheQueueIsFull(t *testing.T) {
 	})
 	mtatest.Eventually(t, "exmail.qq.com's queue empty", func() bool { return qq.Queue.Len() == 0 })
 }
+
+func TestSelfAddrs(t *testing.T) {
+	lnAny, err := net.Listen("tcp", "0.0.0.0:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lnAny.Close()
+	lnLo, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lnLo.Close()
+	anyPort := strconv.Itoa(lnAny.Addr().(*net.TCPAddr).Port)
+	loPort := strconv.Itoa(lnLo.Addr().(*net.TCPAddr).Port)
+	self := selfAddrs([]net.Listener{lnAny, lnLo, nil})
+	for addr, want := range map[string]bool{
+		"127.0.0.1:" + loPort:  true,
+		"localhost:" + loPort:  true,
+		"127.0.0.2:" + loPort:  false, // another loopback address: not this listener
+		"127.0.0.1:" + anyPort: true,  // a wildcard listener is reached on loopback
+		"127.0.0.9:" + anyPort: true,
+		"192.0.2.1:" + anyPort: false, // not an address of this machine
+		"mx.example:" + loPort: false, // names are not looked up
+		"127.0.0.1:1":          false,
+		"no port":              false,
+	} {
+		if got := self(addr); got != want {
+			t.Errorf("self(%q) = %v, want %v", addr, got, want)
+		}
+	}
+}
