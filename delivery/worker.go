@@ -1,18 +1,19 @@
 // Package delivery owns what happens to a spooled message: a Worker (the queue's
 // Handler) splits its recipients by domain once, hands local recipients to their
 // mailbox actors (delivery/mailbox) and other domains to the relay worker
-// (delivery/relay), reports one result per recipient, and turns permanent
-// failures into RFC 3464 bounces (delivery/dsn) queued back to the sender.
-// Temporary versus permanent is a property of the error (relay.Temporary).
+// (delivery/relay), at most MaxRelay relay transactions at once per host, and
+// reports one result per recipient: done, temporary or permanent (a property
+// of the error, relay.Temporary), with what a bounce must say. The queue owns
+// bounces; the Worker writes their text (RFC 3464, delivery/dsn). A message
+// that has looped (more than MaxReceived Received: fields, RFC 5321 §6.3) is
+// never relayed: its remote recipients fail with 554 5.4.6.
 package delivery
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -36,11 +37,6 @@ type Relayer interface {
 	Deliver(ctx context.Context, msgID, domain, from string, rcpts []string, open func() (io.ReadCloser, error)) relay.Outcome
 }
 
-// Submitter queues a new message; used for bounces (queue.Queue).
-type Submitter interface {
-	Submit(ctx context.Context, from string, rcpts []string, body io.Reader) (string, error)
-}
-
 // Worker delivers the messages of one mail host. It is safe for concurrent use.
 type Worker struct {
 	Host string // mail host name, Reporting-MTA of bounces
@@ -51,9 +47,18 @@ type Worker struct {
 	Account   func(addr string) (string, bool)
 	Mailboxes Mailboxes
 	Relay     Relayer
-	Bounces   Submitter
-	Logger    *zap.Logger
+	// MaxRelay bounds the relay transactions in progress at once for this
+	// host, across all attempts (0: DefaultMaxRelay).
+	MaxRelay int
+	Logger   *zap.Logger
+
+	semOnce sync.Once
+	sem     chan struct{} // relay slots
 }
+
+// DefaultMaxRelay is the default bound on a host's concurrent relay
+// transactions (outbound SMTP connections).
+const DefaultMaxRelay = 100
 
 // errNoMailbox is the permanent failure for a local recipient whose account
 // disappeared between acceptance and delivery.
@@ -68,6 +73,7 @@ func (w *Worker) Deliver(ctx context.Context, m *queue.Message) []queue.Result {
 	set := func(rcpt, mx string, err error) { mu.Lock(); errs[rcpt], mxs[rcpt] = err, mx; mu.Unlock() }
 
 	var wg sync.WaitGroup
+	loopChecked, looped := false, error(nil)
 	for domain, rcpts := range splitByDomain(m.Rcpts) {
 		if w.Local(domain) {
 			for _, r := range rcpts {
@@ -75,9 +81,25 @@ func (w *Worker) Deliver(ctx context.Context, m *queue.Message) []queue.Result {
 			}
 			continue
 		}
+		if !loopChecked {
+			loopChecked, looped = true, checkLoop(m)
+		}
+		if looped != nil {
+			for _, r := range rcpts {
+				set(r, "", looped)
+			}
+			continue
+		}
+		if err := w.acquire(ctx); err != nil {
+			for _, r := range rcpts {
+				set(r, "", err)
+			}
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer w.release()
 			defer func() {
 				if p := recover(); p != nil {
 					log.Error("relay panic", zap.String("domain", domain), zap.Any("panic", p), zap.Stack("stack"))
@@ -99,33 +121,38 @@ func (w *Worker) Deliver(ctx context.Context, m *queue.Message) []queue.Result {
 	wg.Wait()
 
 	results := make([]queue.Result, 0, len(m.Rcpts))
-	var failed []dsn.Failure
 	for _, r := range m.Rcpts {
 		err := errs[r]
 		if err == nil {
 			results = append(results, queue.Result{Rcpt: r})
 			continue
 		}
-		if relay.Temporary(err) && !m.Final {
-			results = append(results, queue.Result{Rcpt: r, Err: err})
-			continue
-		}
-		failed = append(failed, relay.Failure(r, mxs[r], err))
-		results = append(results, queue.Result{Rcpt: r}) // done once the bounce is queued
-	}
-	if len(failed) > 0 {
-		if err := w.bounce(ctx, log, m, failed); err != nil {
-			// Keep the failed recipients: they are retried, and bounced then.
-			log.Error("bounce not queued", zap.Error(err))
-			for i := range results {
-				if slices.ContainsFunc(failed, func(f dsn.Failure) bool { return f.Rcpt == results[i].Rcpt }) {
-					results[i].Err = err
-				}
-			}
-		}
+		f := relay.Failure(r, mxs[r], err)
+		results = append(results, queue.Result{Rcpt: r, Err: err, Permanent: !relay.Temporary(err),
+			Failure: queue.Failure{Rcpt: r, Code: f.Code, Enhanced: f.Enhanced, Text: f.Text, Remote: f.RemoteMTA}})
 	}
 	return results
 }
+
+// acquire takes a relay slot, waiting while MaxRelay transactions are in
+// progress; the error (temporary) is the context's.
+func (w *Worker) acquire(ctx context.Context) error {
+	w.semOnce.Do(func() {
+		n := w.MaxRelay
+		if n <= 0 {
+			n = DefaultMaxRelay
+		}
+		w.sem = make(chan struct{}, n)
+	})
+	select {
+	case w.sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("relay: waiting for a relay slot: %w", ctx.Err())
+	}
+}
+
+func (w *Worker) release() { <-w.sem }
 
 func (w *Worker) deliverLocal(ctx context.Context, log *zap.Logger, m *queue.Message, rcpt string) error {
 	user, ok := w.Account(rcpt)
@@ -142,35 +169,25 @@ func (w *Worker) deliverLocal(ctx context.Context, log *zap.Logger, m *queue.Mes
 	return nil
 }
 
-// bounce queues one DSN for every failed recipient of m. A message from the
-// null sender is never bounced (DESIGN.md contract 3): the failure is logged.
-func (w *Worker) bounce(ctx context.Context, log *zap.Logger, m *queue.Message, failed []dsn.Failure) error {
-	for _, f := range failed {
-		log.Info("recipient failed permanently", zap.String("rcpt", f.Rcpt), zap.Int("smtp_code", f.Code),
-			zap.String("enhanced", f.Enhanced), zap.String("error", f.Text))
-	}
-	if m.From == "" {
-		log.Warn("bounce not sent for a message from the null sender", zap.Int("rcpts", len(failed)))
-		return nil
-	}
+// WriteBounce implements queue.Handler: the RFC 3464 report to m.From about
+// the failed recipients of m, with the original's header section.
+func (w *Worker) WriteBounce(out io.Writer, m *queue.Message, failed []queue.Failure) error {
 	body, err := m.Open()
 	if err != nil {
 		return fmt.Errorf("open original: %w", err)
 	}
 	defer body.Close()
-	var buf bytes.Buffer
-	err = dsn.Write(&buf, dsn.Report{
+	fs := make([]dsn.Failure, len(failed))
+	for i, f := range failed {
+		fs[i] = dsn.Failure{Rcpt: f.Rcpt, Code: f.Code, Enhanced: f.Enhanced, Text: f.Text, RemoteMTA: f.Remote}
+	}
+	err = dsn.Write(out, dsn.Report{
 		ReportingMTA: w.Host, From: m.From, MsgID: m.ID, Arrival: m.Received,
-		Failures: failed, Original: body,
+		Failures: fs, Original: body,
 	})
 	if err != nil {
 		return fmt.Errorf("write DSN: %w", err)
 	}
-	id, err := w.Bounces.Submit(ctx, "", []string{m.From}, &buf)
-	if err != nil {
-		return fmt.Errorf("queue DSN: %w", err)
-	}
-	log.Info("bounce queued", zap.String("rcpt", m.From), zap.String("bounce_msg_id", id))
 	return nil
 }
 

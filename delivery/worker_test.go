@@ -62,38 +62,15 @@ func (f *fakeRelay) Deliver(_ context.Context, _, domain, _ string, rcpts []stri
 	return out
 }
 
-type bounce struct {
-	from  string
-	rcpts []string
-	body  string
-}
-
-type fakeSubmitter struct {
-	mu   sync.Mutex
-	got  []bounce
-	fail error
-}
-
-func (f *fakeSubmitter) Submit(_ context.Context, from string, rcpts []string, body io.Reader) (string, error) {
-	if f.fail != nil {
-		return "", f.fail
-	}
-	b, _ := io.ReadAll(body)
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.got = append(f.got, bounce{from, rcpts, string(b)})
-	return "BOUNCE1", nil
-}
-
-func newWorker(t *testing.T) (*Worker, *fakeMailboxes, *fakeRelay, *fakeSubmitter) {
-	mb, rl, sub := &fakeMailboxes{}, &fakeRelay{answers: map[string]error{}}, &fakeSubmitter{}
+func newWorker(t *testing.T) (*Worker, *fakeMailboxes, *fakeRelay) {
+	mb, rl := &fakeMailboxes{}, &fakeRelay{answers: map[string]error{}}
 	accounts := map[string]string{"a@local.test": "a@local.test", "b@local.test": "b@local.test"}
 	return &Worker{
 		Host:      "mx.local.test",
 		Local:     func(d string) bool { return d == "local.test" },
 		Account:   func(a string) (string, bool) { v, ok := accounts[strings.ToLower(a)]; return v, ok },
-		Mailboxes: mb, Relay: rl, Bounces: sub, Logger: zaptest.NewLogger(t),
-	}, mb, rl, sub
+		Mailboxes: mb, Relay: rl, Logger: zaptest.NewLogger(t),
+	}, mb, rl
 }
 
 func message(t *testing.T, from string, rcpts ...string) *queue.Message {
@@ -110,13 +87,21 @@ func results(rs []queue.Result) map[string]error {
 	return out
 }
 
+func byRcpt(rs []queue.Result) map[string]queue.Result {
+	out := map[string]queue.Result{}
+	for _, r := range rs {
+		out[r.Rcpt] = r
+	}
+	return out
+}
+
 var (
 	reply550 = &smtp.Reply{Code: 550, Enhanced: "5.1.1", Text: "no such user"}
 	reply451 = &smtp.Reply{Code: 451, Enhanced: "4.3.0", Text: "try later"}
 )
 
 func TestSplitsByDomainOnceAndDeliversLocally(t *testing.T) {
-	w, mb, rl, sub := newWorker(t)
+	w, mb, rl := newWorker(t)
 	m := message(t, "s@local.test", "A@local.test", "x@far.test", "b@local.test", "y@Far.Test", "z@other.test")
 	res := results(w.Deliver(context.Background(), m))
 	if len(res) != 5 {
@@ -133,30 +118,32 @@ func TestSplitsByDomainOnceAndDeliversLocally(t *testing.T) {
 	if !slices.Equal(rl.calls["far.test"], []string{"x@far.test", "y@Far.Test"}) || len(rl.calls) != 2 {
 		t.Errorf("relay calls: %v", rl.calls)
 	}
-	if len(sub.got) != 0 {
-		t.Errorf("no failure, yet a bounce: %v", sub.got)
-	}
 }
 
-func TestPermanentFailureBouncesOnce(t *testing.T) {
-	w, _, rl, sub := newWorker(t)
+func TestPermanentFailureReportedForTheBounce(t *testing.T) {
+	w, _, rl := newWorker(t)
 	rl.answers["x@far.test"] = reply550
 	rl.answers["y@far.test"] = reply550
 	m := message(t, "s@local.test", "x@far.test", "y@far.test", "ghost@local.test", "a@local.test")
-	res := results(w.Deliver(context.Background(), m))
-	for r, err := range res {
-		if err != nil {
-			t.Errorf("%s: %v; a bounced recipient is done", r, err)
+	res := byRcpt(w.Deliver(context.Background(), m))
+	var failed []queue.Failure
+	for _, r := range []string{"x@far.test", "y@far.test", "ghost@local.test"} {
+		if res[r].Err == nil || !res[r].Permanent {
+			t.Errorf("%s: %+v, want a permanent failure", r, res[r])
 		}
+		failed = append(failed, res[r].Failure)
 	}
-	if len(sub.got) != 1 {
-		t.Fatalf("want one bounce for the three failures, got %d", len(sub.got))
+	if res["a@local.test"].Err != nil {
+		t.Errorf("a@local.test: %v", res["a@local.test"].Err)
 	}
-	b := sub.got[0]
-	if b.from != "" || !slices.Equal(b.rcpts, []string{"s@local.test"}) {
-		t.Errorf("bounce envelope: from %q to %v, want <> to the sender", b.from, b.rcpts)
+	if f := res["x@far.test"].Failure; f.Code != 550 || f.Enhanced != "5.1.1" || f.Remote != "mx.far.test" {
+		t.Errorf("failure of x@far.test: %+v", f)
 	}
-	msg, err := mail.ReadMessage(strings.NewReader(b.body))
+	var out strings.Builder
+	if err := w.WriteBounce(&out, m, failed); err != nil {
+		t.Fatal(err)
+	}
+	msg, err := mail.ReadMessage(strings.NewReader(out.String()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,59 +173,30 @@ func TestPermanentFailureBouncesOnce(t *testing.T) {
 	}
 }
 
-func TestTemporaryFailureRetriedThenBouncedOnFinal(t *testing.T) {
-	w, _, rl, sub := newWorker(t)
+func TestTemporaryFailureKeepsTheReply(t *testing.T) {
+	w, _, rl := newWorker(t)
 	rl.answers["x@far.test"] = reply451
 	m := message(t, "s@local.test", "x@far.test")
-	if res := results(w.Deliver(context.Background(), m)); !errors.Is(res["x@far.test"], reply451) {
-		t.Fatalf("4xx: %v, want the reply kept for a retry", res)
-	}
-	if len(sub.got) != 0 {
-		t.Fatal("a temporary failure bounced")
-	}
-	rl.calls = nil
-	m.Final, m.Attempt = true, 9
-	if res := results(w.Deliver(context.Background(), m)); res["x@far.test"] != nil {
-		t.Fatalf("final attempt: %v, want done (bounced)", res)
-	}
-	if len(sub.got) != 1 || !strings.Contains(sub.got[0].body, "4.3.0") {
-		t.Fatalf("final attempt must bounce with the last reply: %+v", sub.got)
+	r := byRcpt(w.Deliver(context.Background(), m))["x@far.test"]
+	if !errors.Is(r.Err, reply451) || r.Permanent || r.Failure.Enhanced != "4.3.0" {
+		t.Fatalf("4xx: %+v, want a temporary failure with the reply kept", r)
 	}
 }
 
 func TestLocalDiskErrorIsTemporary(t *testing.T) {
-	w, mb, _, sub := newWorker(t)
+	w, mb, _ := newWorker(t)
 	mb.fail = errors.New("no space left on device")
-	res := results(w.Deliver(context.Background(), message(t, "s@far.test", "a@local.test")))
-	if res["a@local.test"] == nil || !relay.Temporary(res["a@local.test"]) || len(sub.got) != 0 {
-		t.Fatalf("a mailbox write error must be retried, not bounced: %v %v", res, sub.got)
-	}
-}
-
-func TestNullSenderNeverBounced(t *testing.T) {
-	w, _, rl, sub := newWorker(t)
-	rl.answers["x@far.test"] = reply550
-	res := results(w.Deliver(context.Background(), message(t, "", "x@far.test")))
-	if res["x@far.test"] != nil || len(sub.got) != 0 {
-		t.Fatalf("a failed bounce is dropped (logged), never bounced: %v %v", res, sub.got)
-	}
-}
-
-func TestBounceNotQueuedKeepsRecipient(t *testing.T) {
-	w, _, rl, sub := newWorker(t)
-	rl.answers["x@far.test"] = reply550
-	sub.fail = errors.New("queue: full")
-	res := results(w.Deliver(context.Background(), message(t, "s@local.test", "x@far.test", "y@far.test")))
-	if res["x@far.test"] == nil || res["y@far.test"] != nil {
-		t.Fatalf("when the bounce cannot be queued the failed recipient stays (retried): %v", res)
+	r := byRcpt(w.Deliver(context.Background(), message(t, "s@far.test", "a@local.test")))["a@local.test"]
+	if r.Err == nil || r.Permanent {
+		t.Fatalf("a mailbox write error must be retried, not bounced: %+v", r)
 	}
 }
 
 func TestRelayPanicIsTemporary(t *testing.T) {
-	w, _, rl, _ := newWorker(t)
+	w, _, rl := newWorker(t)
 	rl.calls = map[string][]string{"far.test": nil} // makes the fake panic
-	res := results(w.Deliver(context.Background(), message(t, "s@local.test", "x@far.test")))
-	if res["x@far.test"] == nil || !relay.Temporary(res["x@far.test"]) {
-		t.Fatalf("a relay panic must be a temporary failure: %v", res)
+	r := byRcpt(w.Deliver(context.Background(), message(t, "s@local.test", "x@far.test")))["x@far.test"]
+	if r.Err == nil || r.Permanent {
+		t.Fatalf("a relay panic must be a temporary failure: %+v", r)
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"gomta/configs"
+	"gomta/delivery"
 )
 
 // Config is the effective configuration of a gomta process.
@@ -77,6 +78,9 @@ type Settings struct {
 	QueueWorkers    int        `toml:"queue_workers"`    // concurrent delivery attempts per host
 	MaxQueue        int        `toml:"max_queue"`        // spooled messages per host; 452 4.3.1 beyond; -1 unlimited
 	Retry           []Duration `toml:"retry"`            // waits before attempts 2, 3, ...
+	// MaxRelayConnections bounds a host's outbound SMTP transactions in
+	// progress at once, across all its delivery attempts.
+	MaxRelayConnections int `toml:"max_relay_connections"`
 	// ExtraDomains adds final-destination domains to a host: server name → domains.
 	ExtraDomains map[string][]string `toml:"domains"`
 	// Postmasters names the account that receives a host's postmaster mail
@@ -134,17 +138,18 @@ func (d *Duration) UnmarshalText(b []byte) error {
 // DefaultSettings are the values used for anything the file does not set.
 func DefaultSettings() Settings {
 	return Settings{
-		DataDir:         "./var",
-		Listen:          "127.0.0.1",
-		Resolver:        "fdns",
-		TrustedNetworks: []string{"127.0.0.0/8", "::1/128"},
-		MaxMessageSize:  32 << 20,
-		MaxRecipients:   100,
-		MaxErrors:       10,
-		CommandTimeout:  Duration(5 * time.Minute),
-		POP3Timeout:     Duration(10 * time.Minute),
-		QueueWorkers:    16,
-		MaxQueue:        100000,
+		DataDir:             "./var",
+		Listen:              "127.0.0.1",
+		Resolver:            "fdns",
+		TrustedNetworks:     []string{"127.0.0.0/8", "::1/128"},
+		MaxMessageSize:      32 << 20,
+		MaxRecipients:       100,
+		MaxErrors:           10,
+		CommandTimeout:      Duration(5 * time.Minute),
+		POP3Timeout:         Duration(10 * time.Minute),
+		QueueWorkers:        16,
+		MaxQueue:            100000,
+		MaxRelayConnections: delivery.DefaultMaxRelay,
 		Retry: []Duration{Duration(time.Second), Duration(5 * time.Second), Duration(30 * time.Second),
 			Duration(2 * time.Minute), Duration(10 * time.Minute), Duration(30 * time.Minute),
 			Duration(time.Hour), Duration(2 * time.Hour), Duration(4 * time.Hour)},
@@ -442,6 +447,9 @@ func (c *Config) validate(name string) []error {
 	}
 	if c.QueueWorkers <= 0 {
 		bad("[gomta] queue_workers must be positive")
+	}
+	if c.MaxRelayConnections <= 0 {
+		bad("[gomta] max_relay_connections must be positive")
 	}
 	if c.MaxQueue == 0 || c.MaxQueue < -1 {
 		bad("[gomta] max_queue must be positive, or -1 for unlimited")

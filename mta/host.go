@@ -108,13 +108,6 @@ func NewHost(cfg *Config, s *Server, dataDir string, tlsConf *tls.Config, log *z
 	if err != nil {
 		return nil, fmt.Errorf("host %s: %w", s.Name, err)
 	}
-	res := &relay.Resolver{MX: cfg.MX, P: cfg.P, DNS: cfg.Resolver == "dns"}
-	h.worker = &delivery.Worker{
-		Host: s.Name, Local: h.isLocal, Account: h.account, Mailboxes: h.Mailboxes,
-		Relay: relay.New(res, relay.Options{LocalName: s.Name, Logger: log.With(zap.String("proto", "relay")),
-			TLS: relayTLS(tlsConf)}),
-		Bounces: h.Queue, Logger: log.With(zap.String("proto", "delivery")),
-	}
 	lim := cfg.newLimiter()
 	h.smtp = smtp.NewServer(smtp.Config{
 		Hostname: s.Name, MaxSize: cfg.MaxMessageSize, MaxRcpts: cfg.MaxRecipients, MaxErrors: cfg.MaxErrors,
@@ -131,6 +124,13 @@ func NewHost(cfg *Config, s *Server, dataDir string, tlsConf *tls.Config, log *z
 		return nil, err
 	}
 	h.SMTPAddr, h.POP3Addr = h.smtpLn.Addr(), h.pop3Ln.Addr()
+	res := &relay.Resolver{MX: cfg.MX, P: cfg.P, DNS: cfg.Resolver == "dns"}
+	h.worker = &delivery.Worker{
+		Host: s.Name, Local: h.isLocal, Account: h.account, Mailboxes: h.Mailboxes,
+		Relay: relay.New(res, relay.Options{LocalName: s.Name, Logger: log.With(zap.String("proto", "relay")),
+			TLS: relayTLS(tlsConf), Self: selfAddrs([]net.Listener{h.smtpLn, h.smtpsLn})}),
+		MaxRelay: cfg.MaxRelayConnections, Logger: log.With(zap.String("proto", "delivery")),
+	}
 	if s.Postmaster != "" {
 		log.Info("postmaster account", zap.String("rcpt", s.Postmaster))
 	} else {

@@ -19,6 +19,13 @@ import (
 // [P] records are pointed at the ports the hosts got.
 func runHosts(t *testing.T, gomta string) map[string]*Host {
 	t.Helper()
+	return runHostsWith(t, gomta, nil)
+}
+
+// runHostsWith is runHosts with a last change to the configuration (its fake
+// DNS tables, say) made once the hosts have their ports, before any actor runs.
+func runHostsWith(t *testing.T, gomta string, fix func(cfg *Config, hosts map[string]*Host)) map[string]*Host {
+	t.Helper()
 	conf := append(mustRead(t, "../configs/cs305-config.toml"), []byte("\n[gomta]\n"+gomta)...)
 	cfg, err := Parse("test", conf, "fdns", mustRead(t, "../configs/cs305-fdns.toml"))
 	if err != nil {
@@ -40,6 +47,9 @@ func runHosts(t *testing.T, gomta string) map[string]*Host {
 				cfg.P[mx] = strconv.Itoa(h.SMTPAddr.(*net.TCPAddr).Port)
 			}
 		}
+	}
+	if fix != nil {
+		fix(cfg, hosts)
 	}
 	var actors []Actor
 	stop := NewStop(ShutdownGrace)

@@ -2,16 +2,25 @@
 // messages are written to disk as they stream in, committed (fsync'd, directory
 // fsync'd, journalled; group commit across sessions) before the SMTP 250, handed to
 // delivery over a channel, retried with backoff on temporary failure, kept across
-// restarts, and removed when every recipient is done (DESIGN.md contracts 1 and 2).
-// One goroutine (Run) owns the schedule; everything else talks to it by channel.
+// restarts, bounced by the queue itself when they fail for good, and removed
+// when every recipient is done: delivered, or bounced with the bounce durable
+// (DESIGN.md contracts 1, 2, 3 and 7). Damage is contained: a damaged journal
+// record costs at most that record, and a body whose envelope is lost is
+// recovered from the envelope copy on the body file or moved to corrupt/,
+// never deleted (recover.go). One goroutine (Run) owns the schedule;
+// everything else talks to it by channel.
 //
 // On-disk layout under Options.Dir (one Queue per directory):
 //
-//	msg/<id>          body: mode 0440, written once through one descriptor while
-//	                  a draft, never modified once committed, may be hard-linked
-//	                  by the mailbox store (msg/ must stay on Dir's filesystem);
-//	                  a body without a live envelope is a draft or the trace of
-//	                  one a crash interrupted, removed at load
+//	msg/<id>          body: written once through one descriptor while a draft
+//	                  (mode 0400), made 0440 with a copy of its envelope in the
+//	                  extended attribute user.gomta.envelope at Commit, before
+//	                  its fsync; never modified once committed, may be
+//	                  hard-linked by the mailbox store (msg/ must stay on Dir's
+//	                  filesystem)
+//	corrupt/          bodies whose envelope is lost with no readable copy,
+//	                  bodies of the wrong size, damaged journals: set aside
+//	                  for the operator, reported at every start (Corrupt)
 //	tmp/              where drafts were written before 2026-11-26; emptied at load
 //	journal           append-only envelope journal (see journal.go): add
 //	                  (whole envelope), update (after an attempt) and done
@@ -51,13 +60,22 @@
 // Ids are 20 characters of lower-case base32hex: 48 bits of Unix milliseconds,
 // a 16-bit counter and 32 random bits; they sort roughly by acceptance time.
 //
-// Open replays the journal and cuts off a torn tail (a write a crash
-// interrupted) before anything is appended; an old-layout spool (env/<id>
-// envelope files) is converted into the journal and env/ removed. At Run
-// start, files in tmp/ that belong to no draft of this Queue, bodies in msg/
-// without a live envelope, and envelopes whose body is missing or short
-// (possible only when a crash interrupted a Commit that had not returned)
-// are removed; everything else is due at once, its attempt count kept.
+// Open replays the journal, skipping damaged records and cutting off a torn
+// tail (a write a crash interrupted) before anything is appended; a journal
+// with damage is kept in corrupt/ and rewritten. An old-layout spool
+// (env/<id> envelope files) is converted into the journal and env/ removed.
+// At Run start, files in tmp/ that belong to no draft of this Queue, drafts
+// (mode 0400) and bodies a done record removed are deleted; other bodies
+// without a live envelope are recovered or set aside (recover.go); an
+// envelope whose body is gone is dropped; everything else is due at once,
+// its attempt count kept.
+//
+// Bounces: a recipient that fails for good (or on the final attempt) moves
+// to the envelope's failed list; the queue asks the Handler for the bounce
+// text and commits it as a new message from <> with room of its own beyond
+// MaxMessages; only then does the recipient leave the envelope. A bounce
+// that cannot be queued (disk full) keeps the message, across restarts,
+// retried every minute at most.
 package queue
 
 import (
@@ -86,17 +104,35 @@ func (m *Message) Open() (io.ReadCloser, error) { return os.Open(m.BodyPath) }
 // Result is the outcome for one recipient of a delivery attempt.
 type Result struct {
 	Rcpt string
-	// Err is nil when the recipient is done: delivered, or permanently failed
-	// and already bounced by the handler. A non-nil Err is temporary: the
-	// recipient is retried later.
-	Err error
+	// Err is nil when the recipient is delivered (done). Otherwise the
+	// recipient failed: for good when Permanent is set or the attempt was
+	// Final, and then the queue bounces it with Failure; else it is retried.
+	Err       error
+	Permanent bool
+	Failure   Failure // what a bounce reports of a failed recipient
 }
 
-// Handler delivers messages; package delivery implements it.
+// Failure is what a bounce (RFC 3464 DSN) reports of one failed recipient.
+// It is kept in the envelope until the bounce is durable.
+type Failure struct {
+	Rcpt     string `json:"rcpt"`
+	Code     int    `json:"code,omitempty"`     // remote SMTP reply code, 0 when none
+	Enhanced string `json:"enhanced,omitempty"` // RFC 3463 status
+	Text     string `json:"text"`               // reply text or local error
+	Remote   string `json:"remote,omitempty"`   // mail exchanger that answered
+}
+
+// Handler delivers messages and writes their bounces; package delivery
+// implements it. The queue owns bounces: it asks WriteBounce for the text,
+// queues it itself (with room kept for bounces beyond MaxMessages), and
+// keeps the original until the bounce is durable (DESIGN.md contract 7).
 type Handler interface {
 	// Deliver makes one attempt for every recipient of m and returns one Result
 	// per recipient. It is called from several worker goroutines at once.
 	Deliver(ctx context.Context, m *Message) []Result
+	// WriteBounce writes the whole bounce message (header and body) to
+	// m.From about the failed recipients of m. m.From is never empty.
+	WriteBounce(w io.Writer, m *Message, failed []Failure) error
 }
 
 // ErrFull is returned by NewMessage/Commit when the queue holds as many messages

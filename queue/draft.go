@@ -32,18 +32,24 @@ type Draft struct {
 // of one that a crash interrupted, removed at load). It returns ErrFull when
 // the queue holds MaxMessages messages (drafts included).
 func (q *Queue) NewMessage(ctx context.Context) (*Draft, error) {
+	return q.newDraft(ctx, false)
+}
+
+// newDraft is NewMessage; bounce drafts have room beyond MaxMessages.
+func (q *Queue) newDraft(ctx context.Context, bounce bool) (*Draft, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if !q.reserve() {
+	if !q.reserve(bounce) {
 		return nil, ErrFull
 	}
 	id := q.newID()
 	q.mu.Lock()
 	q.drafts[id] = struct{}{}
 	q.mu.Unlock()
-	// 0440: the body is never written through another descriptor than this one.
-	f, err := openFile(q.bodyPath(id), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o440)
+	// Read-only: the body is never written through another descriptor than
+	// this one. 0400 marks a draft; Commit makes it 0440 (recover.go).
+	f, err := openFile(q.bodyPath(id), os.O_WRONLY|os.O_CREATE|os.O_EXCL, modeDraft)
 	if err != nil {
 		q.forget(id)
 		return nil, fmt.Errorf("queue: new message: %w", err)
@@ -137,15 +143,6 @@ func (d *Draft) Commit(ctx context.Context, from string, rcpts []string) error {
 		d.fail(fmt.Errorf("queue: commit %s: %w", d.id, err))
 		return d.err
 	}
-	err := d.f.Sync()
-	if cerr := d.f.Close(); err == nil {
-		err = cerr
-	}
-	d.f = nil
-	if err != nil {
-		d.fail(fmt.Errorf("queue: commit %s: %w", d.id, err))
-		return d.err
-	}
 	now := time.Now()
 	env := &envelope{
 		ID:       d.id,
@@ -156,6 +153,19 @@ func (d *Draft) Commit(ctx context.Context, from string, rcpts []string) error {
 		Next:     now,
 	}
 	data, err := json.Marshal(env)
+	if err != nil {
+		d.fail(fmt.Errorf("queue: commit %s: %w", d.id, err))
+		return d.err
+	}
+	// The envelope copy and the committed mark go with the body's fsync.
+	err = d.q.markCommitted(d.f, data)
+	if err == nil {
+		err = d.f.Sync()
+	}
+	if cerr := d.f.Close(); err == nil {
+		err = cerr
+	}
+	d.f = nil
 	if err != nil {
 		d.fail(fmt.Errorf("queue: commit %s: %w", d.id, err))
 		return d.err

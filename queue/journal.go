@@ -23,10 +23,18 @@ import (
 //	...        add, update: the envelope as JSON; done: nothing
 //
 // An add or update record holds the whole envelope: replay keeps the last
-// one per id, and a done record forgets the id. A record that is short or
-// fails its checksum ends the journal: it is the torn tail of a write a
-// crash interrupted, cut off when the journal is opened (before anything is
-// appended after it).
+// one per id, and a done record forgets the id.
+//
+// Every record checks itself (length, checksum, kind, id). A record that is
+// short or fails its checks is damage: replay resynchronises at the next
+// offset where a whole valid record starts, so one damaged record costs that
+// record and nothing after it. Damage with no valid record after it is the
+// torn tail of a write a crash interrupted (only ever the last record), cut
+// off when the journal is opened, before anything is appended after it.
+// Damage in the middle is reported; the damaged journal is kept in
+// corrupt/ for the operator and rewritten from what was read (queue.Open).
+// The messages whose records were lost are found again from their bodies
+// (load: the envelope copy on the body file, else moved to corrupt/).
 const (
 	recAdd    byte = 'A'
 	recUpdate byte = 'U'
@@ -65,7 +73,8 @@ func appendRecord(b []byte, r rec) []byte {
 }
 
 // nextRecord parses the record at the start of b. ok is false when b does
-// not start with a whole record whose checksum matches (a torn tail).
+// not start with a whole record whose checksum matches (damage, or a torn
+// tail).
 func nextRecord(b []byte) (r rec, n int, ok bool) {
 	if len(b) < recHeader {
 		return rec{}, 0, false
@@ -79,6 +88,26 @@ func nextRecord(b []byte) (r rec, n int, ok bool) {
 		return rec{}, 0, false
 	}
 	return rec{kind: p[0], id: string(p[1 : 1+idLen]), env: p[1+idLen:]}, recHeader + int(l), true
+}
+
+// resync returns the offset in b of the first whole valid record after the
+// damaged one at b[0], or -1 when there is none (the damage is a torn tail).
+// A position is tried only when its kind and id make sense, so the checksum
+// is computed at few positions even in a large damaged region.
+func resync(b []byte) int {
+	for i := 1; i+recHeader+1+idLen <= len(b); i++ {
+		k := b[i+recHeader]
+		if k != recAdd && k != recUpdate && k != recDone {
+			continue
+		}
+		if !validID(string(b[i+recHeader+1 : i+recHeader+1+idLen])) {
+			continue
+		}
+		if _, _, ok := nextRecord(b[i:]); ok {
+			return i
+		}
+	}
+	return -1
 }
 
 // journal is the append-only envelope log. Any goroutine may append (the
@@ -113,9 +142,14 @@ type journal struct {
 // loadStats is what opening the journal found.
 type loadStats struct {
 	records int
-	skipped int   // whole records that made no sense (bad id or kind)
-	torn    int64 // octets of torn tail cut off
+	skipped int             // whole records that made no sense (bad id or kind)
+	torn    int64           // octets of torn tail cut off
+	damaged []span          // damaged regions followed by valid records (skipped)
+	done    map[string]bool // ids a done record removed: their bodies may go
 }
+
+// span is a damaged region of the journal.
+type span struct{ off, n int64 }
 
 // openJournal replays Dir/journal (creating it if missing), cuts off a torn
 // tail, and opens it for appending. A leftover journal.tmp of an interrupted
@@ -136,16 +170,28 @@ func openJournal(dir string) (*journal, loadStats, error) {
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, st, err
 	}
+	st.done = make(map[string]bool)
 	off := 0
 	for off < len(data) {
 		r, n, ok := nextRecord(data[off:])
 		if !ok {
-			break
+			next := resync(data[off:])
+			if next < 0 {
+				break // torn tail
+			}
+			st.damaged = append(st.damaged, span{int64(off), int64(next)})
+			off += next
+			continue
 		}
 		off += n
 		st.records++
 		if !j.apply(r, true) {
 			st.skipped++
+		}
+		if r.kind == recDone {
+			st.done[r.id] = true
+		} else {
+			delete(st.done, r.id)
 		}
 	}
 	st.torn = int64(len(data) - off)

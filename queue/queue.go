@@ -19,6 +19,9 @@ import (
 const (
 	defaultWorkers     = 16
 	defaultMaxMessages = 100000
+	// minBounceRoom is the least room bounces have beyond MaxMessages
+	// (otherwise a tenth of it).
+	minBounceRoom = 100
 )
 
 // defaultRetry is the wait before attempts 2, 3, ...: about 8 hours from
@@ -45,7 +48,11 @@ type Options struct {
 // any goroutine; Run is the scheduling loop and runs at most once at a time.
 type Queue struct {
 	tmpDir, msgDir string
+	corruptDir     string // bodies and journals set aside for the operator
 	j              *journal
+	xattr          atomic.Bool     // the spool's file system keeps the envelope copy on bodies
+	doneIDs        map[string]bool // from the journal replay: bodies that may go (load only)
+	corrupt        atomic.Int64    // files in corrupt/ (Corrupt)
 
 	workers int
 	max     int64 // < 0: unlimited
@@ -74,14 +81,15 @@ func Open(opt Options) (*Queue, error) {
 		return nil, errors.New("queue: no spool directory")
 	}
 	q := &Queue{
-		tmpDir:  filepath.Join(opt.Dir, "tmp"),
-		msgDir:  filepath.Join(opt.Dir, "msg"),
-		workers: opt.Workers,
-		max:     int64(opt.MaxMessages),
-		retry:   opt.Retry,
-		log:     opt.Logger,
-		drafts:  make(map[string]struct{}),
-		kick:    make(chan struct{}, 1),
+		tmpDir:     filepath.Join(opt.Dir, "tmp"),
+		msgDir:     filepath.Join(opt.Dir, "msg"),
+		corruptDir: filepath.Join(opt.Dir, "corrupt"),
+		workers:    opt.Workers,
+		max:        int64(opt.MaxMessages),
+		retry:      opt.Retry,
+		log:        opt.Logger,
+		drafts:     make(map[string]struct{}),
+		kick:       make(chan struct{}, 1),
 	}
 	if q.workers <= 0 {
 		q.workers = defaultWorkers
@@ -99,7 +107,7 @@ func Open(opt Options) (*Queue, error) {
 	}
 	q.log = q.log.With(zap.String("host", opt.Host))
 	q.gc.q = q
-	for _, d := range []string{opt.Dir, q.tmpDir, q.msgDir} {
+	for _, d := range []string{opt.Dir, q.tmpDir, q.msgDir, q.corruptDir} {
 		if err := os.MkdirAll(d, 0o750); err != nil {
 			return nil, fmt.Errorf("queue: open %s: %w", d, err)
 		}
@@ -108,13 +116,20 @@ func Open(opt Options) (*Queue, error) {
 	if err != nil {
 		return nil, fmt.Errorf("queue: open journal: %w", err)
 	}
-	q.j = j
+	q.j, q.doneIDs = j, st.done
 	if st.torn > 0 {
 		q.log.Warn("journal torn tail cut off", zap.Int64("bytes", st.torn))
 	}
 	if st.skipped > 0 {
 		q.log.Warn("journal records skipped", zap.Int("count", st.skipped))
 	}
+	if len(st.damaged) > 0 {
+		if err := q.setJournalAside(st.damaged); err != nil {
+			j.f.Close()
+			return nil, fmt.Errorf("queue: damaged journal: %w", err)
+		}
+	}
+	q.probeXattr()
 	// The new directory entries themselves must survive a crash before the
 	// first message can be called durable.
 	for _, d := range []string{filepath.Dir(opt.Dir), opt.Dir} {
@@ -136,11 +151,17 @@ func Open(opt Options) (*Queue, error) {
 // the number compared with MaxMessages.
 func (q *Queue) Len() int { return int(q.count.Load()) }
 
-// reserve takes one place for a new draft, or reports that the queue is full.
-func (q *Queue) reserve() bool {
+// reserve takes one place for a new draft, or reports that the queue is
+// full. Bounces have room of their own beyond MaxMessages (bounceRoom), so
+// that a full queue never blocks the bounce that lets a message go.
+func (q *Queue) reserve(bounce bool) bool {
+	limit := q.max
+	if bounce && limit >= 0 {
+		limit += max(q.max/10, minBounceRoom)
+	}
 	for {
 		n := q.count.Load()
-		if q.max >= 0 && n >= q.max {
+		if limit >= 0 && n >= limit {
 			return false
 		}
 		if q.count.CompareAndSwap(n, n+1) {

@@ -32,6 +32,17 @@ type handlerFunc func(ctx context.Context, m *Message) []Result
 
 func (f handlerFunc) Deliver(ctx context.Context, m *Message) []Result { return f(ctx, m) }
 
+// WriteBounce writes a short bounce naming the original and the failures.
+func (f handlerFunc) WriteBounce(w io.Writer, m *Message, failed []Failure) error {
+	_, err := fmt.Fprintf(w, "Subject: bounce of %s\r\n\r\n", m.ID)
+	for _, x := range failed {
+		if err == nil {
+			_, err = fmt.Fprintf(w, "%s %d %s %s\r\n", x.Rcpt, x.Code, x.Enhanced, x.Text)
+		}
+	}
+	return err
+}
+
 // seen is one attempt as the handler saw it.
 type seen struct {
 	Message
@@ -304,8 +315,13 @@ func TestFinalAfterScheduleExhausted(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	q := open(t, dir, func(o *Options) { o.Retry = []time.Duration{time.Millisecond, time.Millisecond} })
-	h, ch := recorder(t, allTemp)
-	commit(t, q, "s@x.test", []string{"a@x.test", "b@x.test"}, "x\r\n")
+	h, ch := recorder(t, func(m *Message) []Result {
+		if m.From == "" {
+			return allDone(m) // the bounce
+		}
+		return allTemp(m)
+	})
+	id := commit(t, q, "s@x.test", []string{"a@x.test", "b@x.test"}, "x\r\n")
 	stop := run(t, q, h)
 	for want := 1; want <= 3; want++ {
 		s := next(t, ch)
@@ -313,7 +329,13 @@ func TestFinalAfterScheduleExhausted(t *testing.T) {
 			t.Fatalf("attempt %d: got %+v", want, s.Message)
 		}
 	}
-	waitFor(t, "message dropped", func() bool { return q.Len() == 0 })
+	// The final attempt's temporary failures are bounced by the queue.
+	b := next(t, ch)
+	if b.From != "" || !slices.Equal(b.Rcpts, []string{"s@x.test"}) || !strings.Contains(b.Body, "bounce of "+id) ||
+		!strings.Contains(b.Body, "a@x.test") || !strings.Contains(b.Body, "451 try later") {
+		t.Fatalf("bounce: %+v", b)
+	}
+	waitFor(t, "message and bounce done", func() bool { return q.Len() == 0 })
 	stop()
 	if len(ch) != 0 {
 		t.Fatalf("%d attempts after the final one", len(ch))

@@ -119,7 +119,8 @@ func (q *Queue) compact(done chan<- error) {
 		zap.Int64("duration_ms", time.Since(start).Milliseconds()))
 }
 
-// load cleans the spool of what no Commit finished and schedules every
+// load cleans the spool of what no Commit finished, recovers or sets aside
+// the bodies whose envelope is lost (recover.go), and schedules every
 // message in it, plus the ones committed since.
 func (s *scheduler) load() error {
 	q := s.q
@@ -146,7 +147,7 @@ func (s *scheduler) load() error {
 		ours[env.ID] = true
 	}
 	live := q.j.snapshot()
-	var stale []string
+	var stale, orphans []string
 	for _, n := range tmpNames {
 		if !ours[idOf(n)] {
 			stale = append(stale, q.tmpBody(n))
@@ -154,15 +155,15 @@ func (s *scheduler) load() error {
 	}
 	for _, n := range msgNames {
 		if _, ok := live[n]; validID(n) && !ok && !ours[n] {
-			stale = append(stale, q.bodyPath(n))
+			orphans = append(orphans, n)
 		}
 	}
+	q.mu.Unlock()
 	for _, p := range stale {
 		if err := os.Remove(p); err != nil {
 			q.log.Warn("stale spool file not removed", zap.String("path", p), zap.Error(err))
 		}
 	}
-	q.mu.Unlock()
 
 	ids := make([]string, 0, len(live))
 	for id := range live {
@@ -171,32 +172,74 @@ func (s *scheduler) load() error {
 		}
 	}
 	slices.Sort(ids)
-	now := time.Now()
+	var st loadCounts
+	st.stale = len(stale)
 	for _, id := range ids {
 		env, err := q.checkEnvelope(id, live[id])
 		switch {
-		case errors.Is(err, errIncomplete):
-			q.log.Warn("incomplete message removed", zap.String("msg_id", id), zap.Error(err))
+		case errors.Is(err, errNoBody):
+			q.log.Warn("envelope without a body dropped", zap.String("msg_id", id), zap.Error(err))
 			if err := q.remove(id); err != nil {
-				q.log.Error("incomplete message not removed", zap.String("msg_id", id), zap.Error(err))
+				q.log.Error("envelope without a body not dropped", zap.String("msg_id", id), zap.Error(err))
 			}
 			continue
 		case err != nil:
-			q.log.Error("envelope unreadable, message left in the spool", zap.String("msg_id", id), zap.Error(err))
+			// Damaged: the body is never deleted. The record goes; the body
+			// is then recovered from its own copy or set aside.
+			q.log.Error("envelope unusable", zap.String("msg_id", id), zap.Error(err))
+			if _, err := q.j.append(rec{kind: recDone, id: id}); err != nil {
+				q.log.Error("unusable envelope not dropped", zap.String("msg_id", id), zap.Error(err))
+				continue
+			}
+			if errors.Is(err, errBadBody) {
+				if err := q.setAside(id, "body size differs from its envelope"); err != nil {
+					q.log.Error("spool file not set aside", zap.String("msg_id", id), zap.Error(err))
+				}
+				st.corrupt++
+				continue
+			}
+			orphans = append(orphans, id)
 			continue
 		}
-		q.count.Add(1)
-		// Everything found in the spool at start is due now (a restart usually
-		// follows a fix); the attempt count is kept, so the retry schedule
-		// resumes where it was.
-		env.Next = time.Time{}
-		s.add(env, now)
+		s.schedule(env, time.Now())
+	}
+	for _, id := range orphans {
+		what, err := q.orphan(id)
+		if err != nil {
+			q.log.Error("spool file without envelope left in place", zap.String("msg_id", id), zap.Error(err))
+			continue
+		}
+		switch what {
+		case "removed":
+			st.stale++
+		case "corrupt":
+			st.corrupt++
+		case "recovered":
+			st.recovered++
+			data, _ := q.j.get(id)
+			if env, err := q.checkEnvelope(id, data); err == nil {
+				s.schedule(env, time.Now())
+			}
+		}
 	}
 	for _, env := range inbox {
-		s.add(env, now)
+		s.add(env, time.Now())
 	}
-	q.log.Info("spool loaded", zap.Int("count", len(s.entries)), zap.Int("stale_files", len(stale)))
+	q.log.Info("spool loaded", zap.Int("count", len(s.entries)), zap.Int("stale_files", st.stale),
+		zap.Int("recovered", st.recovered), zap.Int("corrupt", st.corrupt))
 	return nil
+}
+
+// loadCounts is what load found, for its log line.
+type loadCounts struct{ stale, recovered, corrupt int }
+
+// schedule takes a message found in the spool at start: it is counted, and
+// due at once (a restart usually follows a fix); the attempt count is kept,
+// so the retry schedule resumes where it was.
+func (s *scheduler) schedule(env *envelope, now time.Time) {
+	s.q.count.Add(1)
+	env.Next = time.Time{}
+	s.add(env, now)
 }
 
 // takeInbox schedules the messages committed since the last look.
@@ -299,21 +342,16 @@ func (q *Queue) attempt(ctx context.Context, h Handler, env envelope, results ch
 		}
 		results <- out
 	}()
-	n := env.Attempts + 1
-	m := &Message{
-		ID:       env.ID,
-		From:     env.From,
-		Rcpts:    slices.Clone(env.Rcpts),
-		Received: env.Received,
-		Attempt:  n,
-		Final:    n > len(q.retry),
-		BodyPath: q.bodyPath(env.ID),
-		Size:     env.Size,
+	if len(env.Rcpts) == 0 {
+		// Only a bounce is left to queue (it failed before).
+		out.env = q.settle(ctx, h, &env, q.message(&env, env.Attempts), nil)
+		return
 	}
-	q.log.Debug("delivery attempt", zap.String("msg_id", env.ID), zap.Int("attempt", n),
+	m := q.message(&env, env.Attempts+1)
+	q.log.Debug("delivery attempt", zap.String("msg_id", env.ID), zap.Int("attempt", m.Attempt),
 		zap.Strings("rcpt", env.Rcpts), zap.Bool("final", m.Final))
 	res := q.deliver(ctx, h, m, env.Rcpts)
-	out.env = q.settle(&env, m, res)
+	out.env = q.settle(ctx, h, &env, m, res)
 }
 
 // deliver calls h, turning a panic into a temporary failure of every recipient.
@@ -344,39 +382,49 @@ func (q *Queue) wait(n int) time.Duration {
 	}
 }
 
-// settle applies the results of attempt m to env and persists them: done
-// recipients leave the envelope before anything else happens; the message
-// is removed when none is left (or after the final attempt); otherwise the
-// next attempt is scheduled. It returns nil when the message is gone.
-func (q *Queue) settle(env *envelope, m *Message, res []Result) *envelope {
-	got := make(map[string]error, len(res))
+// settle applies the results of attempt m to env and persists them:
+// delivered recipients leave the envelope; failed ones (permanently, or on
+// the final attempt) are bounced by the queue (bounce.go), and kept in the
+// envelope until their bounce is durable; the others wait for the next
+// attempt. The message is removed when nothing is left. It returns nil when
+// the message is gone.
+func (q *Queue) settle(ctx context.Context, h Handler, env *envelope, m *Message, res []Result) *envelope {
+	got := make(map[string]Result, len(res))
 	for _, r := range res {
 		if _, dup := got[r.Rcpt]; !dup {
-			got[r.Rcpt] = r.Err
+			got[r.Rcpt] = r
 		}
 	}
+	log := q.log.With(zap.String("msg_id", env.ID))
 	var left []string
 	errs := make(map[string]string)
 	for _, rcpt := range env.Rcpts {
-		err, ok := got[rcpt]
-		if ok && err == nil {
-			continue
-		}
+		r, ok := got[rcpt]
 		if !ok {
-			err = errNoResult
+			r = Result{Rcpt: rcpt, Err: errNoResult}
 		}
-		left = append(left, rcpt)
-		errs[rcpt] = err.Error()
+		switch {
+		case r.Err == nil:
+		case r.Permanent || m.Final:
+			f := r.Failure
+			f.Rcpt = rcpt
+			if f.Text == "" {
+				f.Text = r.Err.Error()
+			}
+			log.Info("recipient failed permanently", zap.String("rcpt", rcpt), zap.Int("smtp_code", f.Code),
+				zap.String("enhanced", f.Enhanced), zap.String("error", f.Text), zap.Int("attempt", m.Attempt))
+			env.Failed = append(env.Failed, f)
+		default:
+			left = append(left, rcpt)
+			errs[rcpt] = r.Err.Error()
+		}
 	}
 	env.Attempts = m.Attempt
-	log := q.log.With(zap.String("msg_id", env.ID))
-	if len(left) == 0 || m.Final {
-		for _, rcpt := range left {
-			// The handler was told this was the last attempt and should
-			// have bounced; it did not, so this recipient is lost.
-			log.Error("temporary failure on the final attempt, recipient dropped",
-				zap.String("rcpt", rcpt), zap.Int("attempt", m.Attempt), zap.String("error", errs[rcpt]))
-		}
+	env.Rcpts, env.Errors = left, errs
+	if err := q.bounce(ctx, h, env, log); err != nil {
+		log.Error("bounce not queued, message kept until it is", zap.Error(err))
+	}
+	if len(left) == 0 && len(env.Failed) == 0 {
 		if err := q.remove(env.ID); err != nil {
 			log.Error("message not removed from the spool", zap.Error(err))
 		}
@@ -384,14 +432,21 @@ func (q *Queue) settle(env *envelope, m *Message, res []Result) *envelope {
 			zap.Int64("duration_ms", time.Since(env.Received).Milliseconds()))
 		return nil
 	}
-	env.Rcpts, env.Errors = left, errs
-	env.Next = time.Now().Add(q.wait(m.Attempt))
+	if len(left) > 0 {
+		env.Next = time.Now().Add(q.wait(m.Attempt))
+	} else {
+		env.Next = time.Now().Add(min(q.wait(1), bounceRetry))
+	}
 	if err := q.persist(env); err != nil {
 		// Kept in memory; after a restart the last saved state is retried.
 		log.Error("envelope not saved", zap.Error(err))
 	}
-	log.Info("retry scheduled", zap.Int("attempt", m.Attempt), zap.Time("next_attempt", env.Next),
-		zap.Strings("rcpt", left), zap.String("error", errs[left[0]]))
+	if len(left) > 0 {
+		log.Info("retry scheduled", zap.Int("attempt", m.Attempt), zap.Time("next_attempt", env.Next),
+			zap.Strings("rcpt", left), zap.String("error", errs[left[0]]))
+	} else {
+		log.Info("bounce retry scheduled", zap.Time("next_attempt", env.Next))
+	}
 	return env
 }
 

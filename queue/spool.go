@@ -24,6 +24,7 @@ type envelope struct {
 	Attempts int               `json:"attempts"`         // attempts made so far
 	Next     time.Time         `json:"next_attempt"`     // when the next attempt is due
 	Errors   map[string]string `json:"errors,omitempty"` // last temporary error per pending rcpt
+	Failed   []Failure         `json:"failed,omitempty"` // failed rcpts whose bounce is not queued yet
 }
 
 func (q *Queue) tmpBody(id string) string  { return filepath.Join(q.tmpDir, id) }
@@ -75,10 +76,6 @@ func (q *Queue) remove(id string) error {
 	return nil
 }
 
-// errIncomplete marks an envelope whose body is missing or short: the trace
-// of a Commit interrupted by a crash before it returned.
-var errIncomplete = errors.New("incomplete message")
-
 // readEnvelope returns the live envelope of id, checked against its body.
 func (q *Queue) readEnvelope(id string) (*envelope, error) {
 	data, ok := q.j.get(id)
@@ -88,7 +85,8 @@ func (q *Queue) readEnvelope(id string) (*envelope, error) {
 	return q.checkEnvelope(id, data)
 }
 
-// checkEnvelope decodes an envelope and checks it against its body.
+// checkEnvelope decodes an envelope and checks it against its body: the
+// error wraps errNoBody or errBadBody when the body does not match.
 func (q *Queue) checkEnvelope(id string, data []byte) (*envelope, error) {
 	env := new(envelope)
 	if err := json.Unmarshal(data, env); err != nil {
@@ -98,11 +96,14 @@ func (q *Queue) checkEnvelope(id string, data []byte) (*envelope, error) {
 		return nil, fmt.Errorf("queue: envelope %s: holds id %q", id, env.ID)
 	}
 	st, err := os.Stat(q.bodyPath(id))
+	if isNotExist(err) {
+		return nil, fmt.Errorf("queue: body %s: %w", id, errNoBody)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("queue: body %s: %w: %w", id, errIncomplete, err)
+		return nil, fmt.Errorf("queue: body %s: %w", id, err)
 	}
 	if st.Size() != env.Size {
-		return nil, fmt.Errorf("queue: body %s: %w: %d octets, envelope says %d", id, errIncomplete, st.Size(), env.Size)
+		return nil, fmt.Errorf("queue: body %s: %w: %d octets, envelope says %d", id, errBadBody, st.Size(), env.Size)
 	}
 	return env, nil
 }

@@ -3,6 +3,8 @@ package queue
 import (
 	"os"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // fdatasync flushes f's data and the metadata needed to read it back (its
@@ -45,4 +47,47 @@ func openFile(name string, flag int, perm os.FileMode) (*os.File, error) {
 		}
 		return os.NewFile(uintptr(fd), name), nil
 	}
+}
+
+// setXattr sets an extended attribute on an open file (fsetxattr(2)).
+func setXattr(f *os.File, name string, value []byte) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		for {
+			serr = unix.Fsetxattr(int(fd), name, value, 0)
+			if serr != unix.EINTR {
+				return
+			}
+		}
+	}); err != nil {
+		return err
+	}
+	if serr != nil {
+		return &os.PathError{Op: "fsetxattr", Path: f.Name(), Err: serr}
+	}
+	return nil
+}
+
+// getXattr reads an extended attribute of a file (getxattr(2)).
+func getXattr(path, name string) ([]byte, error) {
+	for range 3 { // the value may grow between the size query and the read
+		n, err := unix.Getxattr(path, name, nil)
+		if err != nil {
+			return nil, &os.PathError{Op: "getxattr", Path: path, Err: err}
+		}
+		buf := make([]byte, n)
+		m, err := unix.Getxattr(path, name, buf)
+		if err == unix.ERANGE {
+			continue
+		}
+		if err != nil {
+			return nil, &os.PathError{Op: "getxattr", Path: path, Err: err}
+		}
+		return buf[:m], nil
+	}
+	return nil, &os.PathError{Op: "getxattr", Path: path, Err: unix.ERANGE}
 }

@@ -39,6 +39,18 @@ type Options struct {
 	// it (RFC 3207; opportunistic, RFC 7435: a failed handshake is a failed
 	// attempt, plaintext is used only when STARTTLS is not offered).
 	TLS *tls.Config
+	// Self reports whether a target address (host:port) is one of this
+	// host's own SMTP listeners: such a target and every one after it are
+	// never tried (mail for the domain would come straight back); when it is
+	// the first, the recipients fail with 554 5.4.6 (errLoopsBack).
+	Self func(addr string) bool
+}
+
+// errLoopsBack is the permanent failure of a domain whose best mail
+// exchanger is this host itself (RFC 5321 §5.1: an MTA that finds itself
+// in the MX list uses only the better ones; RFC 3463 X.4.6 routing loop).
+func errLoopsBack(domain string) error {
+	return &smtp.Reply{Code: 554, Enhanced: "5.4.6", Text: "mail for " + domain + " loops back to myself"}
 }
 
 // Relay delivers messages to other MTAs. It holds no per-message state and
@@ -95,8 +107,27 @@ func (rl *Relay) Deliver(ctx context.Context, msgID, domain, from string, rcpts 
 		fill(out.Errs, err, true)
 		return out
 	}
+	targets = rl.better(targets)
+	if len(targets) == 0 {
+		log.Error("mail loops back to myself", zap.Strings("rcpt", rcpts))
+		fill(out.Errs, errLoopsBack(domain), true)
+		return out
+	}
 	rl.tryTargets(ctx, log, targets, from, rcpts, open, &out)
 	return out
+}
+
+// better cuts targets at the first one that is this host itself.
+func (rl *Relay) better(targets []Target) []Target {
+	if rl.opt.Self == nil {
+		return targets
+	}
+	for i, t := range targets {
+		if rl.opt.Self(t.Addr) {
+			return targets[:i]
+		}
+	}
+	return targets
 }
 
 // tryTargets tries each target in order until one gives results that stand.

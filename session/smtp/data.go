@@ -238,6 +238,27 @@ func (h *hopCounter) scan(p []byte) {
 	}
 }
 
+// CountReceived counts the Received: fields of the header section of the
+// message read from r, as the DATA reader does, reading no further than the
+// end of the header section or limit octets. The delivery worker uses it for
+// messages already queued (RFC 5321 §6.3).
+func CountReceived(r io.Reader, limit int64) (int, error) {
+	var h hopCounter
+	buf := make([]byte, 32<<10)
+	lr := io.LimitReader(r, limit)
+	for h.state != hopBody {
+		n, err := lr.Read(buf)
+		h.scan(buf[:n])
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return h.n, err
+		}
+	}
+	return h.n, nil
+}
+
 // nameOctet matches one more octet of a field name against "received".
 func (h *hopCounter) nameOctet(c byte) {
 	if h.match >= 0 && h.match < len(received) && c|0x20 == received[h.match] {
