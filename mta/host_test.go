@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/smtp"
 	"net/textproto"
 	"os"
@@ -114,7 +115,7 @@ func TestDeliveredMessageLeavesNothingQueued(t *testing.T) {
 		t.Fatalf("reopened queue: %v", err)
 	}
 	// A live envelope shows as a loaded message, or as a line about it (its
-	// body is gone: "incomplete message removed"), logged before "spool loaded".
+	// body is gone: "envelope without a body dropped"), logged before "spool loaded".
 	line := logs.FilterMessage("spool loaded").All()[0]
 	if n := line.ContextMap()["count"]; n != int64(0) {
 		t.Errorf("the journal still holds %v live envelope(s) after delivery", n)
@@ -134,4 +135,9 @@ func (h noHandler) Deliver(_ context.Context, m *queue.Message) []queue.Result {
 		res[i].Rcpt = r
 	}
 	return res
+}
+
+func (h noHandler) WriteBounce(_ io.Writer, m *queue.Message, _ []queue.Failure) error {
+	h.t.Errorf("reopened queue bounces %s", m.ID)
+	return nil
 }
