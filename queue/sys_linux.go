@@ -10,6 +10,12 @@ import (
 // fdatasync flushes f's data and the metadata needed to read it back (its
 // size), not its timestamps: one write to disk fewer than fsync.
 func fdatasync(f *os.File) error {
+	return fdCall(f, "fdatasync", func(fd int) error { return syscall.Fdatasync(fd) })
+}
+
+// fdCall runs call on f's descriptor, again while it is interrupted
+// (EINTR), and reports its error as a *os.PathError for op.
+func fdCall(f *os.File, op string, call func(fd int) error) error {
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return err
@@ -17,7 +23,7 @@ func fdatasync(f *os.File) error {
 	var serr error
 	if err := rc.Control(func(fd uintptr) {
 		for {
-			serr = syscall.Fdatasync(int(fd))
+			serr = call(int(fd))
 			if serr != syscall.EINTR {
 				return
 			}
@@ -26,7 +32,7 @@ func fdatasync(f *os.File) error {
 		return err
 	}
 	if serr != nil {
-		return &os.PathError{Op: "fdatasync", Path: f.Name(), Err: serr}
+		return &os.PathError{Op: op, Path: f.Name(), Err: serr}
 	}
 	return nil
 }
@@ -51,25 +57,7 @@ func openFile(name string, flag int, perm os.FileMode) (*os.File, error) {
 
 // setXattr sets an extended attribute on an open file (fsetxattr(2)).
 func setXattr(f *os.File, name string, value []byte) error {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var serr error
-	if err := rc.Control(func(fd uintptr) {
-		for {
-			serr = unix.Fsetxattr(int(fd), name, value, 0)
-			if serr != unix.EINTR {
-				return
-			}
-		}
-	}); err != nil {
-		return err
-	}
-	if serr != nil {
-		return &os.PathError{Op: "fsetxattr", Path: f.Name(), Err: serr}
-	}
-	return nil
+	return fdCall(f, "fsetxattr", func(fd int) error { return unix.Fsetxattr(fd, name, value, 0) })
 }
 
 // getXattr reads an extended attribute of a file (getxattr(2)).
