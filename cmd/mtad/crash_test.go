@@ -110,4 +110,13 @@ func TestCrashLosesNothingAcked(t *testing.T) {
 		}
 	}
 	t.Logf("lost 0 of %d acked messages; %d duplicate deliveries (at-least-once)", len(acked), dups)
+	// A crash is no damage: drafts a kill interrupted are removed, and
+	// nothing is ever set aside in corrupt/ (queue/recover.go).
+	aside, err := filepath.Glob(filepath.Join(data, "*", "spool", "corrupt", "*"))
+	if err != nil || len(aside) != 0 {
+		t.Errorf("files set aside after SIGKILLs: %v %v", aside, err)
+	}
+	if dirs, _ := filepath.Glob(filepath.Join(data, "*", "spool", "corrupt")); len(dirs) != 2 {
+		t.Errorf("corrupt/ dirs %v: the test looks in the wrong place", dirs)
+	}
 }
