@@ -239,7 +239,7 @@ func (s *session) loop() error {
 			s.closeGracefully()
 			return nil
 		}
-		if s.endsGroup(verb) && s.br.Buffered() > 0 {
+		if s.endsGroup(verb) && s.inputPending() {
 			return s.pipeliningViolation(verb)
 		}
 	}
@@ -254,6 +254,15 @@ func (s *session) endsGroup(verb string) bool {
 		return !s.inData
 	}
 	return commands[verb].last
+}
+
+// inputPending reports whether the client sent more input before the reply
+// to the command just read (the reply is not sent yet): input already in the
+// reader's buffer, or still in the kernel's (a group that ends exactly at the
+// reader's buffer size). Plaintext that the TLS layer has decrypted but not
+// handed on is not seen (crypto/tls does not tell).
+func (s *session) inputPending() bool {
+	return s.br.Buffered() > 0 || kernelPending(s.nc)
 }
 
 // pipeliningViolation ends a session whose client sent more input before the

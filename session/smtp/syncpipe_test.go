@@ -3,6 +3,7 @@ package smtp
 import (
 	"net"
 	"os/exec"
+	"strings"
 	"testing"
 
 	"go.uber.org/zap"
@@ -148,5 +149,43 @@ s.quit()
 	}
 	if c, _ := be.counts(); c != 1 {
 		t.Errorf("%d messages committed, want 1", c)
+	}
+}
+
+// TestRefusedDataAtReaderBoundary: the pipelined group ends with its refused
+// DATA exactly at the end of the session reader's first fill (4096 octets),
+// so the reader holds nothing more while the rest of the same write waits in
+// the kernel. The check must see that input too.
+func TestRefusedDataAtReaderBoundary(t *testing.T) {
+	t.Parallel()
+	be, addr, logs := syncServer(t)
+	cl := dialReady(t, addr)
+	group := []string{}
+	for range 672 { // 672 × len("RSET\r\n") = 4032
+		group = append(group, "RSET")
+	}
+	group = append(group, "MAIL FROM:<a@example.org>", "RCPT TO:<"+unknownRcpt+">", "DATA") // 27 + 31 + 6
+	n := 0
+	for _, l := range group {
+		n += len(l) + 2
+	}
+	if n != 4096 {
+		t.Fatalf("group is %d octets, want 4096", n)
+	}
+	cl.send(append(group, "MAIL FROM:<evil@example.org>", "RCPT TO:<victim@example.org>", "DATA",
+		"Subject: smuggled", "", "body", ".", "QUIT")...)
+	for range 672 {
+		if line, err := cl.readLine(); err != nil || !strings.HasPrefix(line, "250 ") {
+			t.Fatalf("RSET reply %q %v", line, err)
+		}
+	}
+	cl.expectMulti("250 2.1.0 sender OK", replyUnknown, replyNoRcpt, replySync)
+	cl.expectClosed()
+	waitSessionEnd(t, logs)
+	if c, _ := be.counts(); c != 0 {
+		t.Errorf("%d messages committed from input sent after a refused DATA", c)
+	}
+	if logs.FilterMessage("pipelining violation").Len() != 1 {
+		t.Errorf("no violation logged: %v", logs.All())
 	}
 }
