@@ -170,20 +170,24 @@ func (w *Worker) deliverLocal(ctx context.Context, log *zap.Logger, m *queue.Mes
 }
 
 // WriteBounce implements queue.Handler: the RFC 3464 report to m.From about
-// the failed recipients of m, with the original's header section.
+// the failed recipients of m, with the original's header section. An
+// original that cannot be read any more still gets its bounce, without the
+// headers: the sender must hear of the failure.
 func (w *Worker) WriteBounce(out io.Writer, m *queue.Message, failed []queue.Failure) error {
-	body, err := m.Open()
-	if err != nil {
-		return fmt.Errorf("open original: %w", err)
+	var orig io.Reader
+	if body, err := m.Open(); err != nil {
+		w.Logger.Warn("bounce without the original's headers", zap.String("msg_id", m.ID), zap.Error(err))
+	} else {
+		defer body.Close()
+		orig = body
 	}
-	defer body.Close()
 	fs := make([]dsn.Failure, len(failed))
 	for i, f := range failed {
 		fs[i] = dsn.Failure{Rcpt: f.Rcpt, Code: f.Code, Enhanced: f.Enhanced, Text: f.Text, RemoteMTA: f.Remote}
 	}
-	err = dsn.Write(out, dsn.Report{
+	err := dsn.Write(out, dsn.Report{
 		ReportingMTA: w.Host, From: m.From, MsgID: m.ID, Arrival: m.Received,
-		Failures: fs, Original: body,
+		Failures: fs, Original: orig,
 	})
 	if err != nil {
 		return fmt.Errorf("write DSN: %w", err)

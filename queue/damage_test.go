@@ -108,6 +108,9 @@ func TestDamagedJournalRecordCostsNothing(t *testing.T) {
 	if l := logs.FilterMessage("spool loaded").All(); len(l) != 1 || l[0].ContextMap()["recovered"] != int64(1) || l[0].ContextMap()["count"] != int64(8) {
 		t.Errorf("spool loaded: %v", l)
 	}
+	if err := os.Remove(filepath.Join(dir, "corrupt", files(t, dir, "corrupt")[0])); err != nil {
+		t.Fatal(err)
+	}
 	assertEmptySpool(t, dir)
 
 	// The journal was rewritten: the next start meets no damage.

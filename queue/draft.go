@@ -158,7 +158,7 @@ func (d *Draft) Commit(ctx context.Context, from string, rcpts []string) error {
 		return d.err
 	}
 	// The envelope copy and the committed mark go with the body's fsync.
-	err = d.q.markCommitted(d.f, data)
+	err = d.q.markCommitted(d.f, d.id, data)
 	if err == nil {
 		err = d.f.Sync()
 	}

@@ -185,6 +185,11 @@ func openJournal(dir string) (*journal, loadStats, error) {
 		}
 		off += n
 		st.records++
+		if _, ok := j.live[r.id]; r.kind == recUpdate && !ok && !st.done[r.id] {
+			// Its add record was damaged: an update holds the whole
+			// envelope, more recent than the copy on the body.
+			r.kind = recAdd
+		}
 		if !j.apply(r, true) {
 			st.skipped++
 		}

@@ -196,7 +196,7 @@ func liveIDs(t *testing.T, dir string) []string {
 
 func assertEmptySpool(t *testing.T, dir string) {
 	t.Helper()
-	for _, sub := range []string{"tmp", "msg"} {
+	for _, sub := range []string{"tmp", "msg", "corrupt"} {
 		if f := files(t, dir, sub); len(f) != 0 {
 			t.Errorf("%s/ not empty: %v", sub, f)
 		}

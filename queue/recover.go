@@ -35,7 +35,8 @@ import (
 // envXattr is the extended attribute holding the envelope copy. It is in the
 // user namespace (any file system that has extended attributes allows it to
 // the file's owner). Bodies hard-linked into a Maildir share the inode and
-// so carry it too; only the daemon's user can read it.
+// so carry it too, readable by whoever may read the file, until the message
+// is done with and the copy removed (dropCopy).
 const envXattr = "user.gomta.envelope"
 
 // Modes of a body: a draft is readable by its owner only; Commit adds group
@@ -76,18 +77,33 @@ func (q *Queue) probeXattr() {
 	}
 }
 
-// markCommitted turns a draft's body into a committed one: mode 0440 and the
-// envelope copy. Called before the body's fsync, which makes both durable.
-func (q *Queue) markCommitted(f *os.File, env []byte) error {
+// markCommitted turns a draft's body into a committed one: mode 0440 and,
+// best effort, the envelope copy. Called before the body's fsync, which
+// makes both durable. A copy the file system will not take (too large for
+// one extended attribute, about 4 KiB on ext4: an envelope of a hundred long
+// recipients) is left out and said in a line: that message alone is set
+// aside rather than recovered should its journal record be damaged.
+func (q *Queue) markCommitted(f *os.File, id string, env []byte) error {
 	if err := f.Chmod(modeCommitted); err != nil {
 		return err
 	}
-	if q.xattr.Load() {
-		if err := setXattr(f, envXattr, env); err != nil {
-			return err
-		}
+	if !q.xattr.Load() {
+		return nil
+	}
+	if err := setXattr(f, envXattr, env); err != nil {
+		q.log.Info("envelope copy not kept on the body", zap.String("msg_id", id),
+			zap.Int("bytes", len(env)), zap.Error(err))
 	}
 	return nil
+}
+
+// dropCopy removes the envelope copy from a body that is done with, before
+// its spool name goes: the inode lives on in the Maildirs it is linked into,
+// which should not carry the envelope (its Bcc recipients) for ever.
+func (q *Queue) dropCopy(id string) {
+	if q.xattr.Load() {
+		_ = removeXattr(q.bodyPath(id), envXattr)
+	}
 }
 
 // setJournalAside keeps a damaged journal in corrupt/ for the operator and
@@ -115,47 +131,111 @@ func (q *Queue) setJournalAside(damaged []span) error {
 	return nil
 }
 
+// loadCounts is what load found, for its log line.
+type loadCounts struct{ stale, recovered, corrupt int }
+
+// damaged handles a live envelope that does not fit its body at load. A
+// missing body leaves nothing to deliver: the record is dropped. Otherwise
+// the body is secured first (recovered from its copy, or set aside: a body
+// of the wrong size always is), and only then is the record dropped, so a
+// crash in between never leaves a done record for a body that got a 250.
+// It returns the envelope to schedule, if any.
+func (q *Queue) damaged(id string, err error, st *loadCounts) *envelope {
+	log := q.log.With(zap.String("msg_id", id))
+	if errors.Is(err, errNoBody) {
+		log.Warn("envelope without a body dropped", zap.Error(err))
+		if err := q.remove(id); err != nil {
+			log.Error("envelope without a body not dropped", zap.Error(err))
+		}
+		return nil
+	}
+	log.Error("envelope unusable", zap.Error(err))
+	var env *envelope
+	if errors.Is(err, errBadBody) {
+		err = q.setAside(id, "body size differs from its envelope")
+	} else {
+		env, err = q.salvage(id)
+	}
+	switch {
+	case err != nil:
+		log.Error("spool file left in place with its unusable envelope", zap.Error(err))
+		return nil
+	case env != nil:
+		st.recovered++ // the new add record replaced the unusable one
+		return env
+	}
+	st.corrupt++
+	if _, err := q.j.append(rec{kind: recDone, id: id}); err != nil {
+		log.Error("unusable envelope not dropped", zap.Error(err))
+	}
+	return nil
+}
+
 // orphan decides the fate of a body in msg/ that has no live envelope and is
-// no draft of this process. It reports what it did: "removed", "recovered"
-// or "corrupt".
-func (q *Queue) orphan(id string) (string, error) {
+// no draft of this process: removed when a done record removed it or it is a
+// draft a crash interrupted (mode 0400); else recovered or set aside. It
+// returns the envelope to schedule, if any.
+func (q *Queue) orphan(id string, st *loadCounts) *envelope {
 	p := q.bodyPath(id)
-	if q.doneIDs[id] {
-		return "removed", os.Remove(p)
+	fi, err := os.Lstat(p)
+	if err == nil && fi.Mode().IsRegular() && (q.doneIDs[id] || fi.Mode().Perm() == modeDraft) {
+		err = os.Remove(p)
+		if err == nil {
+			st.stale++
+			return nil
+		}
 	}
-	st, err := os.Lstat(p)
+	var env *envelope
+	if err == nil {
+		env, err = q.salvage(id)
+	}
+	switch {
+	case err != nil:
+		q.log.Error("spool file without envelope left in place", zap.String("msg_id", id), zap.Error(err))
+	case env != nil:
+		st.recovered++
+	default:
+		st.corrupt++
+	}
+	return env
+}
+
+// salvage secures a committed body whose envelope is lost or unusable: its
+// envelope is rebuilt from the copy on the body and appended as a new add
+// record, synced (the message is delivered again, at least once), or, with
+// no usable copy, the body is moved to corrupt/. It returns the rebuilt
+// envelope, or nil when the body was set aside.
+func (q *Queue) salvage(id string) (*envelope, error) {
+	p := q.bodyPath(id)
+	fi, err := os.Lstat(p)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	if !st.Mode().IsRegular() {
-		return "corrupt", q.setAside(id, "not a regular file")
-	}
-	if st.Mode().Perm() == modeDraft {
-		return "removed", os.Remove(p)
+	if !fi.Mode().IsRegular() {
+		return nil, q.setAside(id, "not a regular file")
 	}
 	data, err := getXattr(p, envXattr)
 	if err != nil {
-		return "corrupt", q.setAside(id, "envelope lost and no copy on the body: "+err.Error())
+		return nil, q.setAside(id, "envelope lost and no copy on the body: "+err.Error())
 	}
 	env := new(envelope)
-	if err := json.Unmarshal(data, env); err != nil || env.ID != id || len(env.Rcpts) == 0 || env.Size != st.Size() {
-		return "corrupt", q.setAside(id, "envelope lost and its copy on the body does not match")
+	if err := json.Unmarshal(data, env); err != nil || env.ID != id || len(env.Rcpts) == 0 || env.Size != fi.Size() {
+		return nil, q.setAside(id, "envelope lost and its copy on the body does not match")
 	}
 	env.Attempts, env.Next, env.Errors, env.Failed = 0, time.Time{}, nil, nil
-	data, err = json.Marshal(env)
-	if err != nil {
-		return "", err
+	if data, err = json.Marshal(env); err != nil {
+		return nil, err
 	}
 	off, err := q.j.append(rec{kind: recAdd, id: id, env: data})
 	if err == nil {
 		err = q.j.syncTo(off)
 	}
 	if err != nil {
-		return "", fmt.Errorf("queue: recover %s: %w", id, err)
+		return nil, fmt.Errorf("queue: recover %s: %w", id, err)
 	}
 	q.log.Warn("message recovered from its spool file", zap.String("msg_id", id),
 		zap.String("mail_from", env.From), zap.Strings("rcpt", env.Rcpts))
-	return "recovered", nil
+	return env, nil
 }
 
 // setAside moves a body to corrupt/ and says so: it is never deleted.

@@ -176,50 +176,16 @@ func (s *scheduler) load() error {
 	st.stale = len(stale)
 	for _, id := range ids {
 		env, err := q.checkEnvelope(id, live[id])
-		switch {
-		case errors.Is(err, errNoBody):
-			q.log.Warn("envelope without a body dropped", zap.String("msg_id", id), zap.Error(err))
-			if err := q.remove(id); err != nil {
-				q.log.Error("envelope without a body not dropped", zap.String("msg_id", id), zap.Error(err))
-			}
-			continue
-		case err != nil:
-			// Damaged: the body is never deleted. The record goes; the body
-			// is then recovered from its own copy or set aside.
-			q.log.Error("envelope unusable", zap.String("msg_id", id), zap.Error(err))
-			if _, err := q.j.append(rec{kind: recDone, id: id}); err != nil {
-				q.log.Error("unusable envelope not dropped", zap.String("msg_id", id), zap.Error(err))
-				continue
-			}
-			if errors.Is(err, errBadBody) {
-				if err := q.setAside(id, "body size differs from its envelope"); err != nil {
-					q.log.Error("spool file not set aside", zap.String("msg_id", id), zap.Error(err))
-				}
-				st.corrupt++
-				continue
-			}
-			orphans = append(orphans, id)
-			continue
+		if err != nil {
+			env = q.damaged(id, err, &st)
 		}
-		s.schedule(env, time.Now())
+		if env != nil {
+			s.schedule(env, time.Now())
+		}
 	}
 	for _, id := range orphans {
-		what, err := q.orphan(id)
-		if err != nil {
-			q.log.Error("spool file without envelope left in place", zap.String("msg_id", id), zap.Error(err))
-			continue
-		}
-		switch what {
-		case "removed":
-			st.stale++
-		case "corrupt":
-			st.corrupt++
-		case "recovered":
-			st.recovered++
-			data, _ := q.j.get(id)
-			if env, err := q.checkEnvelope(id, data); err == nil {
-				s.schedule(env, time.Now())
-			}
+		if env := q.orphan(id, &st); env != nil {
+			s.schedule(env, time.Now())
 		}
 	}
 	for _, env := range inbox {
@@ -229,9 +195,6 @@ func (s *scheduler) load() error {
 		zap.Int("recovered", st.recovered), zap.Int("corrupt", st.corrupt))
 	return nil
 }
-
-// loadCounts is what load found, for its log line.
-type loadCounts struct{ stale, recovered, corrupt int }
 
 // schedule takes a message found in the spool at start: it is counted, and
 // due at once (a restart usually follows a fix); the attempt count is kept,
@@ -396,6 +359,10 @@ func (q *Queue) settle(ctx context.Context, h Handler, env *envelope, m *Message
 		}
 	}
 	log := q.log.With(zap.String("msg_id", env.ID))
+	// A stop that cut the final attempt short proves nothing of the
+	// recipients it left failed: they are not bounced, and that attempt is
+	// made again at the next start.
+	cut := m.Final && ctx.Err() != nil
 	var left []string
 	errs := make(map[string]string)
 	for _, rcpt := range env.Rcpts {
@@ -405,7 +372,7 @@ func (q *Queue) settle(ctx context.Context, h Handler, env *envelope, m *Message
 		}
 		switch {
 		case r.Err == nil:
-		case r.Permanent || m.Final:
+		case r.Permanent || m.Final && !cut:
 			f := r.Failure
 			f.Rcpt = rcpt
 			if f.Text == "" {
@@ -420,6 +387,9 @@ func (q *Queue) settle(ctx context.Context, h Handler, env *envelope, m *Message
 		}
 	}
 	env.Attempts = m.Attempt
+	if cut && len(left) > 0 {
+		env.Attempts = m.Attempt - 1
+	}
 	env.Rcpts, env.Errors = left, errs
 	if err := q.bounce(ctx, h, env, log); err != nil {
 		log.Error("bounce not queued, message kept until it is", zap.Error(err))

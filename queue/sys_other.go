@@ -21,3 +21,5 @@ var errNoXattr = errors.New("extended attributes not supported here")
 func setXattr(*os.File, string, []byte) error { return errNoXattr }
 
 func getXattr(string, string) ([]byte, error) { return nil, errNoXattr }
+
+func removeXattr(string, string) error { return errNoXattr }

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -42,8 +43,21 @@ type Options struct {
 	// Self reports whether a target address (host:port) is one of this
 	// host's own SMTP listeners: such a target and every one after it are
 	// never tried (mail for the domain would come straight back); when it is
-	// the first, the recipients fail with 554 5.4.6 (errLoopsBack).
+	// the first, the recipients fail with 554 5.4.6 (errLoopsBack). A target
+	// named by a host name is checked by the address its connection reached,
+	// and closed before any transaction when it is this host.
 	Self func(addr string) bool
+}
+
+// errSelf: the connection reached this host itself.
+var errSelf = errors.New("relay: the mail exchanger is this host")
+
+// domain is the domain of the recipients of one relay transaction.
+func domain(rcpts []string) string {
+	if len(rcpts) == 0 {
+		return ""
+	}
+	return rcpts[0][strings.LastIndexByte(rcpts[0], '@')+1:]
 }
 
 // errLoopsBack is the permanent failure of a domain whose best mail
@@ -144,6 +158,13 @@ func (rl *Relay) tryTargets(ctx context.Context, log *zap.Logger, targets []Targ
 			out.Errs = errs
 			return
 		}
+		if errors.Is(err, errSelf) {
+			if i == 0 {
+				log.Error("mail loops back to myself", zap.String("mx", t.Host), zap.Strings("rcpt", rcpts))
+				last = errLoopsBack(domain(rcpts))
+			}
+			break // the targets from here on are no better than this host
+		}
 		last = err
 	}
 	fill(out.Errs, last, true)
@@ -167,6 +188,10 @@ func (rl *Relay) attempt(ctx context.Context, log *zap.Logger, n int, t Target, 
 	c, err := smtpclient.Dial(ctx, t.Addr, smtpclient.Options{LocalName: rl.opt.LocalName, Timeout: rl.opt.Timeout})
 	if err != nil {
 		return nil, err
+	}
+	if rl.opt.Self != nil && rl.opt.Self(c.RemoteAddr().String()) {
+		_ = c.Close()
+		return nil, errSelf
 	}
 	stop := context.AfterFunc(ctx, func() { _ = c.Close() })
 	defer stop()

@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -44,5 +45,25 @@ func TestOnlyBetterTargetsThanSelf(t *testing.T) {
 	rl.opt.Self = nil
 	if got := rl.better([]Target{{"a", "x:1"}, {"b", "x:2"}}); len(got) != 2 {
 		t.Fatalf("without Self: %v", got)
+	}
+}
+
+// TestSelfByNameIsClosedBeforeAnyTransaction: a target named by a host name
+// is checked by the address its connection reached: when that is this host,
+// no transaction is made and the recipients fail with 554 5.4.6.
+func TestSelfByNameIsClosedBeforeAnyTransaction(t *testing.T) {
+	t.Parallel()
+	self := smtpclienttest.Start(t, smtpclienttest.Config{Ext: []string{}})
+	_, port, _ := strings.Cut(self.Addr(), ":")
+	r := NewResolver(map[string]string{"loop.test": "mx.loop.test"}, map[string]string{"mx.loop.test": "localhost:" + port}, false)
+	rl, _ := newRelay(t, r)
+	rl.opt.Self = func(addr string) bool { return addr == self.Addr() } // the resolved address only
+	errs := rl.Send(context.Background(), "m1", "loop.test", "me@a.test", []string{"x@loop.test"}, opener(new(atomic.Int32)))
+	var rep *smtp.Reply
+	if !errors.As(errs[0], &rep) || rep.Code != 554 || rep.Enhanced != "5.4.6" {
+		t.Fatalf("got %v, want a permanent 554 5.4.6", errs[0])
+	}
+	if len(self.Messages()) != 0 {
+		t.Fatal("the relay delivered to itself")
 	}
 }

@@ -184,6 +184,9 @@ func NewClient(conn net.Conn, opt Options) (*Client, error) {
 	return c, nil
 }
 
+// RemoteAddr is the address the connection reached.
+func (c *Client) RemoteAddr() net.Addr { return c.conn.RemoteAddr() }
+
 // Greeting is the server's 220 text.
 func (c *Client) Greeting() string { return c.greeting }
 
