@@ -91,7 +91,7 @@ func Write(w io.Writer, r Report) error {
 	lw.line("From: Mail Delivery System <MAILER-DAEMON@" + mta + ">")
 	lw.line("To: <" + clean(r.From) + ">")
 	lw.line("Subject: Undelivered Mail Returned to Sender")
-	lw.line("Message-ID: <" + id + "." + token0(r.MsgID) + "@" + mta + ">")
+	lw.line("Message-ID: <" + id + "." + messageIDPart(r.MsgID) + "@" + mta + ">")
 	lw.line("Auto-Submitted: auto-replied")
 	lw.line("MIME-Version: 1.0")
 	lw.line(`Content-Type: multipart/report; report-type=delivery-status; boundary="` + boundary + `"`)
@@ -99,7 +99,20 @@ func Write(w io.Writer, r Report) error {
 	lw.line("This is a MIME-encapsulated message.")
 	lw.line("")
 
-	// Part 1: for people.
+	writeNotification(lw, boundary, mta, r)
+	writeStatus(lw, boundary, mta, r)
+	if err := writeOriginal(lw, boundary, r.Original); err != nil {
+		return err
+	}
+	lw.line("--" + boundary + "--")
+	if lw.err != nil {
+		return lw.err
+	}
+	return bw.Flush()
+}
+
+// writeNotification writes part 1, the explanation for people.
+func writeNotification(lw *lineWriter, boundary, mta string, r Report) {
 	text := humanText(mta, r)
 	lw.line("--" + boundary)
 	lw.line("Content-Description: Notification")
@@ -112,8 +125,11 @@ func Write(w io.Writer, r Report) error {
 	lw.line("")
 	lw.text(text)
 	lw.line("") // the CRLF before a boundary belongs to the boundary (RFC 2046 §5.1.1)
+}
 
-	// Part 2: for programs (RFC 3464 §2).
+// writeStatus writes part 2, the message/delivery-status for programs
+// (RFC 3464 §2): the per-message fields, then one block per recipient.
+func writeStatus(lw *lineWriter, boundary, mta string, r Report) {
 	lw.line("--" + boundary)
 	lw.line("Content-Description: Delivery report")
 	lw.line("Content-Type: message/delivery-status")
@@ -136,23 +152,22 @@ func Write(w io.Writer, r Report) error {
 		lw.line("Diagnostic-Code: " + diagnostic(f))
 	}
 	lw.line("")
+}
 
-	// Part 3: the original header section (RFC 6522 §4 text/rfc822-headers).
+// writeOriginal writes part 3, the original header section (RFC 6522 §4
+// text/rfc822-headers); original may be nil.
+func writeOriginal(lw *lineWriter, boundary string, original io.Reader) error {
 	lw.line("--" + boundary)
 	lw.line("Content-Description: Undelivered Message Headers")
 	lw.line("Content-Type: text/rfc822-headers")
 	lw.line("")
-	if r.Original != nil {
-		if err := copyHeaders(lw, r.Original); err != nil {
+	if original != nil {
+		if err := copyHeaders(lw, original); err != nil {
 			return fmt.Errorf("dsn: read original: %w", err)
 		}
 	}
 	lw.line("")
-	lw.line("--" + boundary + "--")
-	if lw.err != nil {
-		return lw.err
-	}
-	return bw.Flush()
+	return nil
 }
 
 // Status is the RFC 3463 status for a failure: its enhanced code when it
@@ -308,8 +323,9 @@ func token(n int) (string, error) {
 	return hex.EncodeToString(b), nil
 }
 
-// token0 keeps the msg_id's characters that are safe in a Message-ID left part.
-func token0(s string) string {
+// messageIDPart is the msg_id reduced to characters safe in the left part
+// of a Message-ID (RFC 5322 §3.6.4 dot-atom-text), "bounce" when none is.
+func messageIDPart(s string) string {
 	var b bytes.Buffer
 	for _, r := range s {
 		if r < 0x80 && (r == '-' || r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
