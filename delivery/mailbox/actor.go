@@ -130,7 +130,7 @@ func (a *actor) serve(r request) {
 	case *deliverReq:
 		batch := []*deliverReq{r}
 	drain:
-		for len(batch) < a.s.maxBatch {
+		for len(batch) < maxBatch {
 			select {
 			case r2 := <-a.reqs:
 				if d, ok := r2.(*deliverReq); ok {
@@ -198,7 +198,6 @@ func (a *actor) deliver(batch []*deliverReq) {
 		published++
 	}
 	if published > 0 {
-		a.s.syncs.Add(1)
 		if err := syncDir(newDir); err != nil {
 			// The messages are in new/ but maybe not durable: report the
 			// failure so the queue retries (at-least-once).

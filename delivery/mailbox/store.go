@@ -75,15 +75,12 @@ type Store struct {
 
 	// link is os.Link; tests replace it to force the copy path.
 	link func(oldname, newname string) error
-	// maxBatch bounds a group commit (deliveries per new/ fsync).
-	maxBatch int
-	// syncs counts new/ fsyncs (group commits), for the benchmark.
-	syncs atomic.Int64
 }
 
-// defaultBatch is the most deliveries one new/ fsync covers. A batch only
-// holds requests already waiting, so this bounds latency, not throughput.
-const defaultBatch = 128
+// maxBatch is the most deliveries one new/ fsync covers (group commit). A
+// batch only holds requests already waiting, so this bounds latency, not
+// throughput.
+const maxBatch = 128
 
 // New validates the users, creates their Maildirs (0700) and one actor each.
 // Every bad user name is reported at once.
@@ -101,14 +98,13 @@ func New(opt Options) (*Store, error) {
 	}
 	host, _ := os.Hostname()
 	s := &Store{
-		log:      log,
-		root:     root,
-		actors:   make(map[string]*actor, len(opt.Users)),
-		host:     escapeHost(host),
-		pid:      os.Getpid(),
-		done:     make(chan struct{}),
-		link:     os.Link,
-		maxBatch: defaultBatch,
+		log:    log,
+		root:   root,
+		actors: make(map[string]*actor, len(opt.Users)),
+		host:   escapeHost(host),
+		pid:    os.Getpid(),
+		done:   make(chan struct{}),
+		link:   os.Link,
 	}
 	var errs []error
 	for _, u := range opt.Users {
@@ -168,12 +164,6 @@ func (s *Store) Run(ctx context.Context) error {
 		<-stopped
 	}
 	return nil
-}
-
-// Has reports whether user (any case) has a mailbox here.
-func (s *Store) Has(user string) bool {
-	_, ok := s.actors[strings.ToLower(user)]
-	return ok
 }
 
 func (s *Store) actor(user string) (*actor, error) {

@@ -459,12 +459,15 @@ func TestNewLayout(t *testing.T) {
 		}
 	}
 	for _, u := range []string{user1, "USR1@MAIL.SUSTECH.EDU.CN"} {
-		if !s.Has(u) {
-			t.Errorf("Has(%q) = false", u)
+		if _, err := s.actor(u); err != nil {
+			t.Errorf("actor(%q): %v", u, err)
 		}
 	}
-	if s.Has("usr2@mail.sustech.edu.cn") || s.Has("") {
-		t.Error("Has reports an unknown user")
+	if _, err := s.actor("usr2@mail.sustech.edu.cn"); !errors.Is(err, ErrNoUser) {
+		t.Error("an unknown user has a mailbox")
+	}
+	if _, err := s.actor(""); !errors.Is(err, ErrNoUser) {
+		t.Error("an unknown user has a mailbox")
 	}
 }
 
