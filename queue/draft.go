@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -170,7 +169,7 @@ func (d *Draft) Commit(ctx context.Context, from string, rcpts []string) error {
 		d.fail(fmt.Errorf("queue: commit %s: %w", d.id, err))
 		return d.err
 	}
-	if err := d.q.gc.commit(d.id, data); err != nil {
+	if err := d.q.committer.commit(rec{kind: recAdd, id: d.id, env: data}); err != nil {
 		d.fail(fmt.Errorf("queue: commit %s: %w", d.id, err))
 		return d.err
 	}
@@ -187,113 +186,4 @@ func (d *Draft) Commit(ctx context.Context, from string, rcpts []string) error {
 	q.log.Debug("message queued", zap.String("msg_id", d.id), zap.String("mail_from", from),
 		zap.Strings("rcpt", rcpts), zap.Int64("bytes", d.size))
 	return nil
-}
-
-// committer is the group commit: whoever arrives while no batch is in
-// progress leads; everyone arriving meanwhile waits in pending; when a batch
-// is done its leader hands the lead to the first waiter, which commits all
-// the waiters in one batch. A batch costs one fsync of msg/, one write(2)
-// and one fdatasync of the journal whatever its size. (The bodies are
-// fsync'd by each session before it joins, in parallel.)
-type committer struct {
-	q       *Queue
-	mu      sync.Mutex
-	pending []*commitReq
-	busy    bool
-	batches int64 // batches run, under mu (measured by the benchmark)
-	solo    bool  // no grouping: every commit is its own batch (benchmark baseline)
-}
-
-type commitReq struct {
-	id  string
-	env []byte       // JSON envelope for the add record
-	ch  chan verdict // buffered 1
-}
-
-type verdict struct {
-	lead bool // take the lead instead of a result
-	err  error
-}
-
-// commit appends the add record of a body already fsync'd in msg/ and
-// returns once the body's directory entry and the record are durable.
-func (c *committer) commit(id string, env []byte) error {
-	r := &commitReq{id: id, env: env, ch: make(chan verdict, 1)}
-	if c.solo {
-		c.mu.Lock()
-		c.batches++
-		c.mu.Unlock()
-		c.run([]*commitReq{r})
-		return (<-r.ch).err
-	}
-	c.mu.Lock()
-	c.pending = append(c.pending, r)
-	lead := !c.busy
-	c.busy = true
-	c.mu.Unlock()
-	if !lead {
-		if v := <-r.ch; !v.lead {
-			return v.err
-		}
-	}
-	c.mu.Lock()
-	batch := c.pending
-	c.pending = nil
-	c.batches++
-	c.mu.Unlock()
-
-	c.run(batch) // answers r too
-
-	c.mu.Lock()
-	if len(c.pending) > 0 {
-		next := c.pending[0]
-		c.mu.Unlock()
-		next.ch <- verdict{lead: true}
-	} else {
-		c.busy = false
-		c.mu.Unlock()
-	}
-	return (<-r.ch).err
-}
-
-// run commits one batch and answers every request in it.
-func (c *committer) run(batch []*commitReq) {
-	q := c.q
-	var syncErr error
-	func() {
-		defer func() {
-			if p := recover(); p != nil {
-				q.log.Error("panic in group commit", zap.Any("error", p), zap.Stack("stack"))
-				syncErr = fmt.Errorf("queue: panic in group commit: %v", p)
-			}
-		}()
-		recs := make([]rec, len(batch))
-		for i, r := range batch {
-			recs[i] = rec{kind: recAdd, id: r.id, env: r.env}
-		}
-		// Bodies first: an add record is never durable before its body's
-		// directory entry.
-		if err := syncDir(q.msgDir); err != nil {
-			syncErr = err
-			return
-		}
-		off, err := q.j.append(recs...)
-		if err != nil {
-			syncErr = err
-			return
-		}
-		if err := q.j.syncTo(off); err != nil {
-			syncErr = err
-			// The Commits fail and their bodies go: take the records back
-			// (best effort; at load an add without its body is dropped).
-			undo := make([]rec, len(recs))
-			for i, r := range recs {
-				undo[i] = rec{kind: recDone, id: r.id}
-			}
-			_, _ = q.j.append(undo...)
-		}
-	}()
-	for _, r := range batch {
-		r.ch <- verdict{err: syncErr}
-	}
 }

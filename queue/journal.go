@@ -1,7 +1,6 @@
 package queue
 
 import (
-	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 )
 
@@ -337,105 +335,22 @@ func (j *journal) snapshot() map[string][]byte {
 	return m
 }
 
-// needCompact reports whether the journal is large and mostly dead.
-func (j *journal) needCompact() bool {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	return !j.compacting && j.broken == nil && j.size >= j.compactMin && j.size > 2*j.liveBytes
+// appendSync appends recs and returns once they are durable.
+func (j *journal) appendSync(recs ...rec) error {
+	off, err := j.append(recs...)
+	if err == nil {
+		err = j.syncTo(off)
+	}
+	return err
 }
 
-// compact rewrites the journal as one add record per live message. The
-// snapshot is written to journal.tmp while appends go on (and are also kept
-// in tail); then, holding mu and smu (appends and syncs wait, briefly), the
-// tail is added, journal.tmp fsync'd and renamed over the journal, and the
-// directory fsync'd. It returns the live messages written and the new size.
-func (j *journal) compact() (live int, after int64, err error) {
-	j.mu.Lock()
-	if j.compacting || j.broken != nil {
-		j.mu.Unlock()
-		return 0, 0, nil
-	}
-	j.compacting, j.tail = true, nil
-	snap := make([]rec, 0, len(j.live))
-	for id, env := range j.live {
-		snap = append(snap, rec{kind: recAdd, id: id, env: env})
-	}
-	live = len(snap)
-	j.mu.Unlock()
+// linkTo gives the journal file a second name (a copy set aside for the
+// operator costs no copying).
+func (j *journal) linkTo(path string) error { return os.Link(j.path, path) }
 
-	tmp := j.path + ".tmp"
-	swapped := false
-	defer func() {
-		if !swapped {
-			j.mu.Lock()
-			j.compacting, j.tail = false, nil
-			j.mu.Unlock()
-			_ = os.Remove(tmp)
-		}
-	}()
-	slices.SortFunc(snap, func(a, b rec) int { return strings.Compare(a.id, b.id) })
-	tf, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o640)
-	if err != nil {
-		return live, 0, err
-	}
-	defer func() {
-		if !swapped {
-			tf.Close()
-		}
-	}()
-	bw := bufio.NewWriterSize(tf, 256<<10)
-	var scratch []byte
-	for _, r := range snap {
-		scratch = appendRecord(scratch[:0], r)
-		after += int64(len(scratch))
-		if _, err := bw.Write(scratch); err != nil {
-			return live, 0, err
-		}
-	}
-	if err := bw.Flush(); err != nil {
-		return live, 0, err
-	}
-	if err := tf.Sync(); err != nil {
-		return live, 0, err
-	}
-
-	j.smu.Lock()
-	defer func() {
-		j.swap = false
-		j.scond.Broadcast()
-		j.smu.Unlock()
-	}()
-	j.swap = true
-	for j.syncing { // an fdatasync of the old file would prove nothing of the new one
-		j.scond.Wait()
-	}
+// close closes the journal file; nothing may be appended after it.
+func (j *journal) close() error {
 	j.mu.Lock()
-	if _, err := tf.Write(j.tail); err != nil {
-		j.mu.Unlock()
-		return live, 0, err
-	}
-	after += int64(len(j.tail))
-	if err := fdatasync(tf); err != nil {
-		j.mu.Unlock()
-		return live, 0, err
-	}
-	if err := os.Rename(tmp, j.path); err != nil {
-		j.mu.Unlock()
-		return live, 0, err
-	}
-	old := j.f
-	j.f, j.size, j.compacting, j.tail = tf, after, false, nil
-	written := j.written
-	swapped = true
-	j.mu.Unlock()
-	_ = old.Close()
-	// Until the rename is durable, a crash could bring back the old file,
-	// whose last records may not be synced: only then is everything synced.
-	if err := syncDir(j.dir); err != nil {
-		return live, after, err
-	}
-	if written > j.synced {
-		j.synced = written
-	}
-	return live, after, nil
+	defer j.mu.Unlock()
+	return j.f.Close()
 }

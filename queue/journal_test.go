@@ -2,7 +2,6 @@ package queue
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"maps"
 	"os"
@@ -198,43 +197,6 @@ func TestCompactionByRun(t *testing.T) {
 	if f := files(t, dir, "msg"); len(f) != len(keep) {
 		t.Errorf("msg/ holds %d bodies", len(f))
 	}
-}
-
-// TestMigrateOldLayout: a spool of the env/<id> layout is taken into the
-// journal at Open, env/ goes, and its messages are delivered with their
-// attempt count kept.
-func TestMigrateOldLayout(t *testing.T) {
-	t.Parallel()
-	dir := t.TempDir()
-	for _, d := range []string{"tmp", "msg", "env"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o750); err != nil {
-			t.Fatal(err)
-		}
-	}
-	id := "0000000000000000000a"
-	body := "old\r\n"
-	mustWrite(t, filepath.Join(dir, "msg", id), body)
-	env, _ := json.Marshal(envelope{ID: id, From: "s@x.test", Rcpts: []string{"a@x.test", "b@x.test"},
-		Received: time.Now().Add(-time.Hour), Size: int64(len(body)), Attempts: 2, Next: time.Now().Add(time.Hour)})
-	mustWrite(t, filepath.Join(dir, "env", id), string(env))
-	mustWrite(t, filepath.Join(dir, "tmp", id+".env"), "{")
-
-	q := open(t, dir, nil)
-	if _, err := os.Stat(filepath.Join(dir, "env")); err == nil {
-		t.Fatal("env/ still there after Open")
-	}
-	if got := liveIDs(t, dir); !slices.Equal(got, []string{id}) {
-		t.Fatalf("journal holds %v", got)
-	}
-	h, ch := recorder(t, nil)
-	stop := run(t, q, h)
-	s := next(t, ch)
-	if s.ID != id || s.Attempt != 3 || s.Body != body || !slices.Equal(s.Rcpts, []string{"a@x.test", "b@x.test"}) {
-		t.Fatalf("got %+v", s)
-	}
-	waitFor(t, "spool empty", func() bool { return q.Len() == 0 })
-	stop()
-	assertEmptySpool(t, dir)
 }
 
 // FuzzJournalReplay: any journal content opens without error, the torn

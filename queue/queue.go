@@ -47,12 +47,12 @@ type Options struct {
 // Queue is the spool of one mail host. NewMessage, Submit and Len are safe from
 // any goroutine; Run is the scheduling loop and runs at most once at a time.
 type Queue struct {
-	tmpDir, msgDir string
-	corruptDir     string // bodies and journals set aside for the operator
-	j              *journal
-	xattr          atomic.Bool     // the spool's file system keeps the envelope copy on bodies
-	doneIDs        map[string]bool // from the journal replay: bodies that may go (load only)
-	corrupt        atomic.Int64    // files in corrupt/ (Corrupt)
+	msgDir     string // bodies
+	corruptDir string // bodies and journals set aside for the operator
+	j          *journal
+	xattr      atomic.Bool     // the spool's file system keeps the envelope copy on bodies
+	doneIDs    map[string]bool // from the journal replay: bodies that may go (load only)
+	corrupt    atomic.Int64    // files in corrupt/ (Corrupt)
 
 	workers int
 	max     int64 // < 0: unlimited
@@ -63,7 +63,7 @@ type Queue struct {
 	seq   atomic.Uint32 // id counter
 	inRun atomic.Bool
 
-	gc committer
+	committer *groupCommitter
 
 	// mu guards the hand-off between committing sessions and Run. It never
 	// guards the schedule, which only Run's goroutine touches.
@@ -74,14 +74,13 @@ type Queue struct {
 }
 
 // Open prepares the spool directories under opt.Dir and opens the journal
-// (replaying it, cutting off a torn tail, converting an old env/ spool).
+// (replaying it, cutting off a torn tail).
 // The messages are scheduled by Run.
 func Open(opt Options) (*Queue, error) {
 	if opt.Dir == "" {
 		return nil, errors.New("queue: no spool directory")
 	}
 	q := &Queue{
-		tmpDir:     filepath.Join(opt.Dir, "tmp"),
 		msgDir:     filepath.Join(opt.Dir, "msg"),
 		corruptDir: filepath.Join(opt.Dir, "corrupt"),
 		workers:    opt.Workers,
@@ -106,8 +105,7 @@ func Open(opt Options) (*Queue, error) {
 		q.log = zap.NewNop()
 	}
 	q.log = q.log.With(zap.String("host", opt.Host))
-	q.gc.q = q
-	for _, d := range []string{opt.Dir, q.tmpDir, q.msgDir, q.corruptDir} {
+	for _, d := range []string{opt.Dir, q.msgDir, q.corruptDir} {
 		if err := os.MkdirAll(d, 0o750); err != nil {
 			return nil, fmt.Errorf("queue: open %s: %w", d, err)
 		}
@@ -117,6 +115,7 @@ func Open(opt Options) (*Queue, error) {
 		return nil, fmt.Errorf("queue: open journal: %w", err)
 	}
 	q.j, q.doneIDs = j, st.done
+	q.committer = newGroupCommitter(q.commitBatch)
 	if st.torn > 0 {
 		q.log.Warn("journal torn tail cut off", zap.Int64("bytes", st.torn))
 	}
@@ -125,7 +124,7 @@ func Open(opt Options) (*Queue, error) {
 	}
 	if len(st.damaged) > 0 {
 		if err := q.setJournalAside(st.damaged); err != nil {
-			j.f.Close()
+			j.close()
 			return nil, fmt.Errorf("queue: damaged journal: %w", err)
 		}
 	}
@@ -136,9 +135,6 @@ func Open(opt Options) (*Queue, error) {
 		if err := syncDir(d); err != nil {
 			return nil, fmt.Errorf("queue: open %s: %w", d, err)
 		}
-	}
-	if err := q.migrate(opt.Dir); err != nil {
-		return nil, fmt.Errorf("queue: convert env/: %w", err)
 	}
 	var s [4]byte
 	_, _ = rand.Read(s[:])

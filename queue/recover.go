@@ -57,7 +57,8 @@ func (q *Queue) CorruptDir() string { return q.corruptDir }
 // probeXattr finds out whether the spool's file system keeps extended
 // attributes, and counts what corrupt/ already holds.
 func (q *Queue) probeXattr() {
-	p := filepath.Join(q.tmpDir, "xattr-probe")
+	// Not an id: load leaves it alone should a crash leave it behind.
+	p := filepath.Join(q.msgDir, "xattr-probe")
 	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err == nil {
 		err = setXattr(f, envXattr, []byte("{}"))
@@ -116,7 +117,7 @@ func (q *Queue) setJournalAside(damaged []span) error {
 		q.log.Error("journal damaged record skipped", zap.Int64("offset", s.off), zap.Int64("bytes", s.n))
 	}
 	aside := filepath.Join(q.corruptDir, "journal-"+strconv.FormatInt(time.Now().UnixNano(), 10))
-	if err := os.Link(q.j.path, aside); err != nil {
+	if err := q.j.linkTo(aside); err != nil {
 		return err
 	}
 	if err := syncDir(q.corruptDir); err != nil {
@@ -226,11 +227,7 @@ func (q *Queue) salvage(id string) (*envelope, error) {
 	if data, err = json.Marshal(env); err != nil {
 		return nil, err
 	}
-	off, err := q.j.append(rec{kind: recAdd, id: id, env: data})
-	if err == nil {
-		err = q.j.syncTo(off)
-	}
-	if err != nil {
+	if err := q.j.appendSync(rec{kind: recAdd, id: id, env: data}); err != nil {
 		return nil, fmt.Errorf("queue: recover %s: %w", id, err)
 	}
 	q.log.Warn("message recovered from its spool file", zap.String("msg_id", id),

@@ -83,23 +83,21 @@ func TestRestartAfterCrash(t *testing.T) {
 	q1 := open(t, dir, nil)
 	m1 := commit(t, q1, "s@x.test", []string{"a@x.test"}, "one\r\n")
 	m2 := commit(t, q1, "", []string{"b@x.test"}, "two\r\n")
-	// Crash traces: a draft in msg/ (a crash mid-DATA), drafts in the old
-	// tmp/, an old-layout draft whose envelope was being written, a body in
-	// msg/ without its envelope or a mark (as an older gomta left one), an
-	// old-layout envelope whose body is not there, and one whose body is
-	// short, and a torn record at the end of the journal. Drafts go; the
-	// bodies that may have had a 250 are set aside in corrupt/.
+	// Crash traces: a draft in msg/ (a crash mid-DATA), a body in msg/
+	// without its envelope or a mark (as an older gomta left one), an add
+	// record whose body is not there, and one whose body is short, and a
+	// torn record at the end of the journal. The draft goes; the bodies
+	// that may have had a 250 are set aside in corrupt/.
 	d, _ := q1.NewMessage(context.Background())
 	io.WriteString(d, "half a message")
 	orphanID, ghostID, shortID := q1.newID(), q1.newID(), q1.newID()
-	mustWrite(t, filepath.Join(dir, "tmp", q1.newID()), "x")
-	mustWrite(t, filepath.Join(dir, "tmp", q1.newID()+".env"), "{")
 	mustWrite(t, filepath.Join(dir, "msg", orphanID), "orphan")
-	if err := os.Mkdir(filepath.Join(dir, "env"), 0o750); err != nil {
+	ghost := fmt.Sprintf(`{"id":%q,"rcpts":["g@x.test"],"size":3}`, ghostID)
+	short := fmt.Sprintf(`{"id":%q,"rcpts":["g@x.test"],"size":30}`, shortID)
+	if err := q1.j.appendSync(rec{kind: recAdd, id: ghostID, env: []byte(ghost)},
+		rec{kind: recAdd, id: shortID, env: []byte(short)}); err != nil {
 		t.Fatal(err)
 	}
-	mustWrite(t, filepath.Join(dir, "env", ghostID), fmt.Sprintf(`{"id":%q,"rcpts":["g@x.test"],"size":3}`, ghostID))
-	mustWrite(t, filepath.Join(dir, "env", shortID), fmt.Sprintf(`{"id":%q,"rcpts":["g@x.test"],"size":30}`, shortID))
 	mustWrite(t, filepath.Join(dir, "msg", shortID), "short")
 	tornID := q1.newID()
 	mustWrite(t, filepath.Join(dir, "msg", tornID), "torn")
