@@ -76,11 +76,11 @@ func deliverAll(t *testing.T, q *Queue, n int) map[string]seen {
 	return got
 }
 
-// TestDamagedJournalRecordCostsNothing is issue 9 item 1: one flipped byte
-// in the first journal record used to end the replay there, and all eight
-// bodies were deleted as stale. Now the replay resynchronises after the
-// damaged record, the message whose record it was is rebuilt from the
-// envelope copy on its body, and the damaged journal is kept in corrupt/.
+// TestDamagedJournalRecordCostsNothing: with one flipped byte in the first
+// journal record, the replay resynchronises after the damaged record rather
+// than ending there (which would leave every later body without an
+// envelope), the message whose record it was is rebuilt from the envelope
+// copy on its body, and the damaged journal is kept in corrupt/.
 func TestDamagedJournalRecordCostsNothing(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -236,11 +236,11 @@ func waitChan(t *testing.T, ch <-chan string, what string) string {
 	}
 }
 
-// TestBounceKeptUntilDurable is issue 9 item 2: when the bounce of a failed
-// recipient cannot be queued (disk full here), the message used to be
-// removed on its final attempt with only an error line. Now it stays queued,
-// across a restart, with only the bounce left to do, until the bounce is
-// durable; the failed recipient is not attempted again.
+// TestBounceKeptUntilDurable: when the bounce of a failed recipient cannot
+// be queued (disk full here), the message is not removed on its final
+// attempt but stays queued, across a restart, with only the bounce left to
+// do, until the bounce is durable; the failed recipient is not attempted
+// again.
 func TestBounceKeptUntilDurable(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
