@@ -263,12 +263,10 @@ func pipeSession(cfg Config, be Backend, wrap func(net.Conn) net.Conn) (net.Conn
 	if wrap != nil {
 		sc = wrap(sc)
 	}
-	sess := srv.newSession(sc)
-	srv.track(sess)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		sess.run()
+		srv.shell.ServeConn(sc, srv.sessionFor(false))
 	}()
 	return cc, srv, done
 }
