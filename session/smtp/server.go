@@ -43,7 +43,7 @@ type Config struct {
 	MaxErrors   int                 // errors before 421 4.7.0 and close; 0 = default 10
 	CmdTimeout  time.Duration       // idle wait for a command; 0 = default 5m (RFC 5321 §4.5.3.2.7)
 	DataTimeout time.Duration       // max time for the whole DATA phase; 0 = default 10m
-	Trusted     func(net.Addr) bool // nil = nothing trusted; sets Conn.Trusted
+	Trusted     func(net.Addr) bool // nil = nothing trusted; sets Peer.Trusted
 	Logger      *zap.Logger         // child per session with proto=smtp, session_id, remote
 
 	// SessionTimeout bounds a whole session; 0 = default 30m. Beyond: 421 4.4.2 and close.

@@ -118,7 +118,7 @@ type session struct {
 	idle bool // blocked waiting for the next command
 
 	state  state
-	conn   Conn         // what the backend sees
+	conn   Peer         // the client as the backend sees it
 	errors serve.Errors // negative replies so far
 	line   []byte
 	inData bool // the current DATA command was answered 354 (its text follows)
@@ -142,7 +142,7 @@ func (srv *Server) newSession(nc net.Conn) *session {
 		start: time.Now(),
 		end:   time.Now().Add(cfg.SessionTimeout),
 		line:  make([]byte, 0, maxCmdLine+1),
-		conn:  Conn{Remote: nc.RemoteAddr()},
+		conn:  Peer{Remote: nc.RemoteAddr()},
 	}
 	s.errors.Max = cfg.MaxErrors
 	s.log = cfg.Logger.WithLazy(zap.String("proto", "smtp"), zap.String("session_id", sessionID()),
