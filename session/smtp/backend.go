@@ -6,7 +6,8 @@
 // values.
 // Policy (who may send what) and storage are asked through the small Backend
 // interface, passwords through Config.Auth, connection and login limits through
-// a shared *limit.Limiter; this package imports neither the queue nor delivery.
+// a shared *limit.Limiter; the accept loop and Shutdown are the shell of package
+// session/serve. This package imports neither the queue nor delivery.
 //
 // Invariants: nothing read in plain text is acted on after STARTTLS; input
 // pipelined after a command that must end a group (RFC 2920 §3.1: HELO, EHLO,
