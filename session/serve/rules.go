@@ -8,9 +8,10 @@ import (
 
 // Errors is a session's error budget, one rule for both protocols: every
 // negative reply counts (SMTP 4xx and 5xx, as chasquid counts them; POP3
-// -ERR), and once Max of them were sent the session says goodbye and closes,
-// which also stops a cross-protocol client (a page of HTTP or of another
-// protocol's commands) after a few lines.
+// -ERR), except one that the protocol defines as flow control (SMTP's 452 at
+// the recipient limit, RFC 5321 §4.5.3.1.10), and once Max of them were sent
+// the session says goodbye and closes, which also stops a cross-protocol
+// client (a page of HTTP or of another protocol's commands) after a few lines.
 type Errors struct {
 	Max int // negative replies before the session closes; at least 1
 	n   int

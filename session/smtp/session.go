@@ -328,7 +328,10 @@ func (s *session) dispatch(verb, arg string) (*Reply, error) {
 
 // answer sends the reply of a command and counts negative (4xx and 5xx)
 // replies against MaxErrors (serve.Errors); once they are spent it sends 421
-// and returns the error that ends the session.
+// and returns the error that ends the session. The recipient limit's 452 is
+// not counted: RFC 5321 §4.5.3.1.10 has the client send the other
+// recipients in a later transaction, so it is flow control, and counting it
+// would cut off any transaction with MaxErrors recipients over the limit.
 func (s *session) answer(r *Reply) error {
 	if err := s.reply(r); err != nil {
 		return err
@@ -337,7 +340,7 @@ func (s *session) answer(r *Reply) error {
 		return nil
 	}
 	s.log.Info("command refused", zap.Int("smtp_code", r.Code), zap.String("enhanced", r.Enhanced), zap.String("error", r.Text))
-	if s.errors.Count() {
+	if r != replyTooMany && s.errors.Count() {
 		return s.closeWith(replyTooManyErrs, errTooManyErrors)
 	}
 	return nil
