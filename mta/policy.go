@@ -34,7 +34,7 @@ var (
 type smtpBackend struct{ h *Host }
 
 // Mail implements smtp.Backend.
-func (b smtpBackend) Mail(_ context.Context, c *smtp.Conn, from string) error {
+func (b smtpBackend) Mail(_ context.Context, c *smtp.Peer, from string) error {
 	if from == "" {
 		return nil // the null sender: local recipients only, unless authenticated (see Rcpt)
 	}
@@ -54,7 +54,7 @@ func (b smtpBackend) Mail(_ context.Context, c *smtp.Conn, from string) error {
 }
 
 // Rcpt implements smtp.Backend.
-func (b smtpBackend) Rcpt(_ context.Context, c *smtp.Conn, from, rcpt string) error {
+func (b smtpBackend) Rcpt(_ context.Context, c *smtp.Peer, from, rcpt string) error {
 	if _, local, ok := b.h.canonicalRcpt(rcpt); local {
 		if !ok {
 			return replyNoSuchUser
@@ -127,7 +127,7 @@ func (h *Host) envelope(rcpts []string) []string {
 }
 
 // NewMessage implements smtp.Backend.
-func (b smtpBackend) NewMessage(ctx context.Context, _ *smtp.Conn) (smtp.MessageWriter, error) {
+func (b smtpBackend) NewMessage(ctx context.Context, _ *smtp.Peer) (smtp.MessageWriter, error) {
 	d, err := b.h.Queue.NewMessage(ctx)
 	if errors.Is(err, queue.ErrFull) {
 		return nil, replyQueueFull

@@ -51,9 +51,9 @@ func code(err error) int {
 // TestRelayPolicy is DESIGN.md's "Who may send what" as a table.
 func TestRelayPolicy(t *testing.T) {
 	b := smtpBackend{policyHost(t)}
-	trusted := &smtp.Conn{Remote: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)}, Trusted: true}
-	untrusted := &smtp.Conn{Remote: &net.TCPAddr{IP: net.IPv4(192, 0, 2, 7)}}
-	authed := &smtp.Conn{Remote: untrusted.Remote, AuthUser: "usr1@mail.sustech.edu.cn"}
+	trusted := &smtp.Peer{Remote: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)}, Trusted: true}
+	untrusted := &smtp.Peer{Remote: &net.TCPAddr{IP: net.IPv4(192, 0, 2, 7)}}
+	authed := &smtp.Peer{Remote: untrusted.Remote, AuthUser: "usr1@mail.sustech.edu.cn"}
 	const (
 		local   = "usr1@mail.sustech.edu.cn"
 		local2  = "usr2@mail.sustech.edu.cn"
@@ -63,7 +63,7 @@ func TestRelayPolicy(t *testing.T) {
 	)
 	mail := []struct {
 		name string
-		c    *smtp.Conn
+		c    *smtp.Peer
 		from string
 		want int
 	}{
@@ -84,7 +84,7 @@ func TestRelayPolicy(t *testing.T) {
 	}
 	rcpt := []struct {
 		name     string
-		c        *smtp.Conn
+		c        *smtp.Peer
 		from, to string
 		want     int
 	}{

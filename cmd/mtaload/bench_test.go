@@ -12,9 +12,9 @@ import (
 // discardBackend accepts everything and keeps nothing.
 type discardBackend struct{ commits atomic.Int64 }
 
-func (b *discardBackend) Mail(context.Context, *smtp.Conn, string) error         { return nil }
-func (b *discardBackend) Rcpt(context.Context, *smtp.Conn, string, string) error { return nil }
-func (b *discardBackend) NewMessage(context.Context, *smtp.Conn) (smtp.MessageWriter, error) {
+func (b *discardBackend) Mail(context.Context, *smtp.Peer, string) error         { return nil }
+func (b *discardBackend) Rcpt(context.Context, *smtp.Peer, string, string) error { return nil }
+func (b *discardBackend) NewMessage(context.Context, *smtp.Peer) (smtp.MessageWriter, error) {
 	return discardMessage{b}, nil
 }
 

@@ -57,16 +57,16 @@ type sinkBackend struct {
 
 var errNoUser = &smtp.Reply{Code: 550, Enhanced: "5.1.1", Text: "no such user"}
 
-func (b *sinkBackend) Mail(context.Context, *smtp.Conn, string) error { return nil }
+func (b *sinkBackend) Mail(context.Context, *smtp.Peer, string) error { return nil }
 
-func (b *sinkBackend) Rcpt(_ context.Context, _ *smtp.Conn, _, rcpt string) error {
+func (b *sinkBackend) Rcpt(_ context.Context, _ *smtp.Peer, _, rcpt string) error {
 	if b.refuse != "" && strings.Contains(rcpt, b.refuse) {
 		return errNoUser
 	}
 	return nil
 }
 
-func (b *sinkBackend) NewMessage(context.Context, *smtp.Conn) (smtp.MessageWriter, error) {
+func (b *sinkBackend) NewMessage(context.Context, *smtp.Peer) (smtp.MessageWriter, error) {
 	return &sinkMessage{be: b}, nil
 }
 

@@ -34,7 +34,7 @@ type securedBackend struct{ sinkBackend }
 
 var errNeedAuth = &smtp.Reply{Code: 530, Enhanced: "5.7.0", Text: "authentication and TLS required"}
 
-func (b *securedBackend) Mail(_ context.Context, c *smtp.Conn, _ string) error {
+func (b *securedBackend) Mail(_ context.Context, c *smtp.Peer, _ string) error {
 	if !c.TLS || c.AuthUser != loadUser {
 		return errNeedAuth
 	}

@@ -1,9 +1,9 @@
 // Package limit owns the connection and login limits shared by gomta's SMTP and
 // POP3 servers: how many connections in total and per client address, and how
 // many failed logins per client address and per account before a temporary
-// lock-out, with a growing delay after each failure; and Accept, the servers'
-// accept step that rides out a failing Accept (out of descriptors) with a
-// bounded back-off instead of spinning or stopping.
+// lock-out, with a growing delay after each failure. The servers' shared
+// accept loop, which asks Limiter.Accept about each connection, is package
+// session/serve.
 //
 // Failures are counted per client address and per account, the account
 // under its canonical name (Config.Account: the folding of the servers'

@@ -94,7 +94,7 @@ func (s *session) continuation() (line string, r response, done bool) {
 	if err := s.conn.SetReadDeadline(time.Now().Add(s.srv.cfg.IdleTimeout)); err != nil {
 		return "", response{reply: replyInternal, close: true}, true
 	}
-	if s.srv.isClosing() {
+	if s.srv.shell.Closing() {
 		return "", response{reply: replyShutdown, close: true}, true
 	}
 	b, err := s.readLine(maxAuthLine)
@@ -104,7 +104,7 @@ func (s *session) continuation() (line string, r response, done bool) {
 	if err != nil {
 		var ne net.Error
 		switch {
-		case s.srv.isClosing():
+		case s.srv.shell.Closing():
 			return "", response{reply: replyShutdown, close: true}, true
 		case errors.As(err, &ne) && ne.Timeout():
 			return "", response{reply: replyIdle, close: true}, true

@@ -1,7 +1,15 @@
 // Package pop3 owns the server side of POP3 (RFC 1939, RFC 2449 extensions): the
 // per-connection AUTHORIZATION / TRANSACTION / UPDATE state machine, the command
-// parser and the +OK/-ERR reply values. Accounts and mailboxes are reached only
-// through the Backend interface (wired by package mta to the mailbox actors).
+// parser and the +OK/-ERR reply values, STLS (RFC 2595) and implicit TLS (RFC
+// 8314), AUTH PLAIN (RFC 5034). Accounts and mailboxes are reached only through
+// the Backend interface (wired by package mta to the mailbox actors); the accept
+// loop, the connection limiter and Shutdown are the shell of package
+// session/serve.
+//
+// Invariants: a message is removed only in UPDATE, after QUIT (RFC 1939 §6);
+// a session that ends any other way closes its maildrop with nothing removed;
+// plaintext pipelined after STLS is never run; passwords and AUTH payloads are
+// never logged; every command read has a deadline (Config.IdleTimeout).
 package pop3
 
 import (

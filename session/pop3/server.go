@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"gomta/session/limit"
+	"gomta/session/serve"
 )
 
 // Defaults for zero Config fields.
@@ -49,20 +50,10 @@ type Config struct {
 // Server accepts POP3 connections and runs one session goroutine per
 // connection. Its zero value is not usable; call NewServer.
 type Server struct {
-	cfg Config
-	be  Backend
-	log *zap.Logger
-
-	// base is the context of every backend call; cut cancels it when
-	// Shutdown's deadline passes.
-	base context.Context
-	cut  context.CancelFunc
-
-	mu        sync.Mutex
-	closing   bool
-	listeners map[net.Listener]struct{}
-	sessions  map[*session]struct{}
-	wg        sync.WaitGroup // one per tracked session
+	cfg   Config
+	be    Backend
+	log   *zap.Logger
+	shell *serve.Shell // accept loop, limiter, live sessions, Shutdown
 
 	bufs sync.Pool // *[]byte of copyBufSize, for streaming RETR
 }
@@ -91,45 +82,17 @@ func NewServer(cfg Config, be Backend) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
-	base, cut := context.WithCancel(context.Background())
-	return &Server{
-		cfg:       cfg,
-		be:        be,
-		log:       cfg.Logger.With(zap.String("proto", "pop3"), zap.String("host", cfg.Hostname)),
-		base:      base,
-		cut:       cut,
-		listeners: make(map[net.Listener]struct{}),
-		sessions:  make(map[*session]struct{}),
-	}
+	log := cfg.Logger.With(zap.String("proto", "pop3"), zap.String("host", cfg.Hostname))
+	return &Server{cfg: cfg, be: be, log: log, shell: serve.New(log, cfg.Limiter)}
 }
 
 // Serve accepts connections on l until l fails or Shutdown is called; it
 // returns nil in the latter case. Serve may run on several listeners at once.
 func (s *Server) Serve(l net.Listener) error {
-	s.mu.Lock()
-	if s.closing {
-		s.mu.Unlock()
-		l.Close()
-		return nil
+	if err := s.shell.Serve(l, s.sessionFor); err != nil {
+		return fmt.Errorf("pop3: accept: %w", err)
 	}
-	s.listeners[l] = struct{}{}
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.listeners, l)
-		s.mu.Unlock()
-	}()
-
-	for {
-		conn, err := limit.Accept(l, s.isClosing, s.log)
-		if err != nil {
-			if s.isClosing() {
-				return nil
-			}
-			return fmt.Errorf("pop3: accept: %w", err)
-		}
-		go s.ServeConn(conn)
-	}
+	return nil
 }
 
 // ServeTLS is Serve on an implicit-TLS port (pop3s, RFC 8314 §3.3): every
@@ -146,26 +109,15 @@ func (s *Server) ServeTLS(l net.Listener) error {
 // it ends. The connection is closed on return. A *tls.Conn is taken for an
 // implicit-TLS session (its handshake is run here, under the idle timeout).
 func (s *Server) ServeConn(conn net.Conn) {
+	s.shell.ServeConn(conn, s.sessionFor)
+}
+
+// sessionFor is the shell's serve.NewSession: a session the limiter refused
+// only answers "-ERR [SYS/TEMP] too many connections" and ends.
+func (s *Server) sessionFor(conn net.Conn, refused error) serve.Session {
 	sess := s.newSession(conn)
-	if !s.track(sess) {
-		// Shutdown already began: answer like an idle session would, unless
-		// that needs a TLS handshake Shutdown would not wait for.
-		if sess.implicit {
-			conn.Close()
-			return
-		}
-		sess.refuse(replyShutdown)
-		return
-	}
-	defer s.untrack(sess)
-	release, err := s.cfg.Limiter.Accept(conn.RemoteAddr())
-	if err != nil {
-		sess.log.Info("connection refused", zap.Error(err))
-		sess.refuse(replyTooManyConns)
-		return
-	}
-	defer release()
-	sess.serve()
+	sess.refused = refused
+	return sess
 }
 
 // Shutdown stops accepting, tells idle sessions "-ERR [SYS/TEMP] server
@@ -175,60 +127,7 @@ func (s *Server) ServeConn(conn net.Conn) {
 // calls and returns ctx.Err(); calling Shutdown again then waits for the
 // cut sessions to be gone.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	s.closing = true
-	for l := range s.listeners {
-		l.Close()
-	}
-	for sess := range s.sessions {
-		// Wake a session blocked reading its next command; a session busy in a
-		// command sees closing when it comes back to read.
-		sess.raw.SetReadDeadline(time.Now())
-	}
-	s.mu.Unlock()
-
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		s.wg.Wait()
-	}()
-	select {
-	case <-done:
-		s.cut()
-		return nil
-	case <-ctx.Done():
-		s.cut()
-		s.mu.Lock()
-		for sess := range s.sessions {
-			sess.raw.Close()
-		}
-		s.mu.Unlock()
-		return ctx.Err()
-	}
-}
-
-func (s *Server) isClosing() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closing
-}
-
-func (s *Server) track(sess *session) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing {
-		return false
-	}
-	s.sessions[sess] = struct{}{}
-	s.wg.Add(1)
-	return true
-}
-
-func (s *Server) untrack(sess *session) {
-	s.mu.Lock()
-	delete(s.sessions, sess)
-	s.mu.Unlock()
-	s.wg.Done()
+	return s.shell.Shutdown(ctx)
 }
 
 // newSessionID returns a random 96-bit hex id for the session's log lines.

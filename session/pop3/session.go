@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"gomta/session/dotstuff"
+	"gomta/session/serve"
 )
 
 // response is what a handler wants sent: a status line, optionally followed
@@ -28,7 +28,7 @@ type response struct {
 func single(r Reply) response { return response{reply: r} }
 
 // session is one POP3 connection. Only its own goroutine touches it, apart
-// from Server.Shutdown setting raw's read deadline and closing raw.
+// from Server.Shutdown setting raw's read deadline (Wake) and closing raw (Cut).
 type session struct {
 	srv  *Server
 	raw  net.Conn // the transport connection, never replaced
@@ -39,9 +39,10 @@ type session struct {
 	ctx  context.Context // the server's base context: cancelled when Shutdown cuts
 	line []byte          // reused command line buffer
 
-	tls       bool // TLS is established (STLS done or implicit TLS)
-	implicit  bool // conn is a *tls.Conn whose handshake is still to run
-	plainAuth bool // Config.AllowPlainAuth's verdict for this client
+	refused   error // the Limiter refused the connection: -ERR and close
+	tls       bool  // TLS is established (STLS done or implicit TLS)
+	implicit  bool  // conn is a *tls.Conn whose handshake is still to run
+	plainAuth bool  // Config.AllowPlainAuth's verdict for this client
 
 	state   state
 	user    string    // name given by USER, waiting for PASS
@@ -50,9 +51,9 @@ type session struct {
 	deleted []bool    // marked by DELE, cleared by RSET
 	nDel    int       // count of true in deleted
 
-	errors    int   // -ERR replies so far
-	retrieved int   // RETR commands answered +OK
-	bytesOut  int64 // message octets sent by RETR and TOP
+	errors    serve.Errors // -ERR replies so far
+	retrieved int          // RETR commands answered +OK
+	bytesOut  int64        // message octets sent by RETR and TOP
 }
 
 // errLineTooLong is returned by readLine for a line over maxLine; the rest of
@@ -82,10 +83,11 @@ func (s *Server) newSession(conn net.Conn) *session {
 		w:    bufio.NewWriter(deadlineWriter{conn: conn, timeout: s.cfg.IdleTimeout}),
 		log: s.log.With(zap.String("session_id", newSessionID()),
 			zap.String("remote", conn.RemoteAddr().String())),
-		ctx:       s.base,
+		ctx:       s.shell.Context(),
 		line:      make([]byte, 0, maxLine),
 		plainAuth: s.cfg.AllowPlainAuth == nil || s.cfg.AllowPlainAuth(conn.RemoteAddr()),
 	}
+	sess.errors.Max = s.cfg.MaxErrors
 	if tc, ok := conn.(*tls.Conn); ok {
 		sess.raw = tc.NetConn()
 		sess.implicit = true
@@ -105,32 +107,19 @@ func (s *session) refuse(r Reply) {
 	s.conn.Close()
 }
 
-// serve runs the session loop: read a line, look the verb up in the command
-// table, check it is allowed in this state, run it, write the reply, count
-// errors. It never panics out and always closes the connection.
-func (s *session) serve() {
+// Run is the session goroutine: greeting, then the command loop until QUIT,
+// an error, too many errors, a timeout or Shutdown. It never panics out and
+// always closes the connection.
+func (s *session) Run() {
+	if s.refused != nil {
+		s.log.Info("connection refused", zap.Error(s.refused))
+		s.refuse(replyTooManyConns)
+		return
+	}
 	start := time.Now()
 	s.log.Debug("session start")
-	defer func() {
-		if p := recover(); p != nil {
-			s.log.Error("session panic", zap.Error(fmt.Errorf("panic: %v", p)), zap.Stack("stack"))
-			s.w.WriteString(replyInternal.String() + "\r\n")
-			s.w.Flush()
-		}
-		if s.drop != nil && s.state != stateUpdate {
-			// Dropped connection, timeout, shutdown or panic: no UPDATE state,
-			// nothing removed (RFC 1939 §6).
-			s.drop.Close()
-		}
-		s.conn.Close()
-		s.log.Info("session end",
-			zap.String("state", s.state.String()),
-			zap.Int("retrieved", s.retrieved),
-			zap.Int("deleted", s.nDel),
-			zap.Int("errors", s.errors),
-			zap.Int64("bytes", s.bytesOut),
-			zap.Int64("duration_ms", time.Since(start).Milliseconds()))
-	}()
+	defer s.end(start)
+	defer serve.Recover(s.log, func() { s.sendFinal(replyInternal) })
 
 	if s.implicit {
 		if err := s.startTLS(s.conn.(*tls.Conn)); err != nil {
@@ -142,83 +131,144 @@ func (s *session) serve() {
 		s.log.Debug("write failed", zap.Error(err))
 		return
 	}
-	// Bounded: each pass reads one line under a deadline, and the session
-	// ends at EOF, on a write error, on QUIT, or after MaxErrors errors.
+	s.loop()
+}
+
+// loop runs the dialogue: read a line, look the verb up in the command
+// table, check it is allowed in this state, run it, write the reply, count
+// errors. Bounded: each pass reads one line under a deadline, and the session
+// ends at EOF, on a write error, on QUIT, or after MaxErrors errors.
+func (s *session) loop() {
 	for {
-		// Flush only when no pipelined command is already buffered
-		// (RFC 2449 §6.6).
-		if s.r.Buffered() == 0 {
-			if err := s.w.Flush(); err != nil {
-				s.log.Debug("write failed", zap.Error(err))
-				return
-			}
-		}
-		if err := s.conn.SetReadDeadline(time.Now().Add(s.srv.cfg.IdleTimeout)); err != nil {
+		line, err := s.readCommand()
+		var resp response
+		switch {
+		case errors.Is(err, errLineTooLong):
+			resp = single(replyLineTooLong)
+		case err != nil:
+			s.readFailed(err)
 			return
-		}
-		// Checked after setting the deadline, so a Shutdown that set its own
-		// "now" deadline first is seen here or wakes the read below.
-		if s.srv.isClosing() {
-			s.sendFinal(replyShutdown)
-			return
-		}
-		line, err := s.readLine(maxLine)
-		if err == errLineTooLong {
-			if !s.fail(single(replyLineTooLong)) {
-				return
-			}
-			continue
-		}
-		if err != nil {
-			var ne net.Error
-			switch {
-			case s.srv.isClosing():
-				s.sendFinal(replyShutdown)
-			case errors.As(err, &ne) && ne.Timeout():
-				s.sendFinal(replyIdle)
-			case err != io.EOF:
-				s.log.Debug("read failed", zap.Error(err))
-			}
-			return
-		}
-		if isHTTP(line) {
+		case isHTTP(line):
 			s.log.Info("http request on pop3 port, closing")
 			return
+		default:
+			resp = s.dispatch(line)
 		}
-		resp := s.dispatch(line)
-		if !resp.reply.OK {
-			if !s.fail(resp) {
-				return
-			}
-			continue
-		}
-		if err := s.send(resp); err != nil {
-			s.log.Debug("write failed", zap.Error(err))
+		if !s.answer(resp) {
 			return
-		}
-		if resp.close {
-			s.w.Flush()
-			return
-		}
-		if resp.startTLS {
-			if err := s.w.Flush(); err != nil {
-				s.log.Debug("write failed", zap.Error(err))
-				return
-			}
-			if n := s.r.Buffered(); n > 0 {
-				// Plaintext pipelined after STLS was sent before the
-				// protection began: it must not run (RFC 2595 §4, the
-				// STARTTLS command-injection class). The TLS connection
-				// reads raw directly, so it is dropped here.
-				s.log.Info("input pipelined after STLS discarded", zap.Int("bytes", n))
-			}
-			if err := s.startTLS(tls.Server(s.raw, s.srv.cfg.TLSConfig)); err != nil {
-				s.log.Info("tls handshake failed", zap.Error(err))
-				return
-			}
 		}
 	}
 }
+
+// errShutdown stands for a read that is not begun because Shutdown has.
+var errShutdown = errors.New("pop3: shutting down")
+
+// flushError is a failure to send the replies before the next read.
+type flushError struct{ error }
+
+func (e flushError) Unwrap() error { return e.error }
+
+// readCommand sends the pending replies unless a pipelined command is
+// already buffered (RFC 2449 §6.6), then reads the next command line under
+// the idle timeout.
+func (s *session) readCommand() ([]byte, error) {
+	if s.r.Buffered() == 0 {
+		if err := s.w.Flush(); err != nil {
+			return nil, flushError{err}
+		}
+	}
+	if err := s.conn.SetReadDeadline(time.Now().Add(s.srv.cfg.IdleTimeout)); err != nil {
+		return nil, err
+	}
+	// Checked after setting the deadline, so a Shutdown that set its own
+	// "now" deadline first (Wake) is seen here or wakes the read below.
+	if s.srv.shell.Closing() {
+		return nil, errShutdown
+	}
+	return s.readLine(maxLine)
+}
+
+// readFailed ends a session whose next command could not be read: a last
+// reply for Shutdown and for the idle timeout, nothing for a client gone.
+func (s *session) readFailed(err error) {
+	var ne net.Error
+	var fe flushError
+	switch {
+	case errors.As(err, &fe):
+		s.log.Debug("write failed", zap.Error(err))
+	case errors.Is(err, errShutdown), s.srv.shell.Closing():
+		s.sendFinal(replyShutdown)
+	case errors.As(err, &ne) && ne.Timeout():
+		s.sendFinal(replyIdle)
+	case err != io.EOF:
+		s.log.Debug("read failed", zap.Error(err))
+	}
+}
+
+// answer sends a handler's response and counts a negative one against
+// MaxErrors (serve.Errors); it reports whether the session goes on.
+func (s *session) answer(resp response) bool {
+	err := s.send(resp)
+	spent := !resp.reply.OK && s.errors.Count()
+	switch {
+	case err != nil:
+		s.log.Debug("write failed", zap.Error(err))
+		return false
+	case resp.close:
+		s.w.Flush()
+		return false
+	case spent:
+		s.sendFinal(replyTooManyErrors)
+		return false
+	case resp.startTLS:
+		return s.upgrade()
+	}
+	return true
+}
+
+// upgrade runs STLS's handshake once its +OK is sent (RFC 2595 §4).
+func (s *session) upgrade() bool {
+	if err := s.w.Flush(); err != nil {
+		s.log.Debug("write failed", zap.Error(err))
+		return false
+	}
+	if n := s.r.Buffered(); n > 0 {
+		// Plaintext pipelined after STLS was sent before the protection
+		// began: it must not run (RFC 2595 §4, the STARTTLS command-injection
+		// class). The TLS connection reads raw directly, so it is dropped here.
+		s.log.Info("input pipelined after STLS discarded", zap.Int("bytes", n))
+	}
+	if err := s.startTLS(tls.Server(s.raw, s.srv.cfg.TLSConfig)); err != nil {
+		s.log.Info("tls handshake failed", zap.Error(err))
+		return false
+	}
+	return true
+}
+
+// end closes the maildrop unless UPDATE took it, closes the connection and
+// logs the session's summary.
+func (s *session) end(start time.Time) {
+	if s.drop != nil && s.state != stateUpdate {
+		// Dropped connection, timeout, shutdown or panic: no UPDATE state,
+		// nothing removed (RFC 1939 §6).
+		s.drop.Close()
+	}
+	s.conn.Close()
+	s.log.Info("session end",
+		zap.String("state", s.state.String()),
+		zap.Int("retrieved", s.retrieved),
+		zap.Int("deleted", s.nDel),
+		zap.Int("errors", s.errors.N()),
+		zap.Int64("bytes", s.bytesOut),
+		zap.Int64("duration_ms", time.Since(start).Milliseconds()))
+}
+
+// Wake interrupts a session blocked reading its next command (Shutdown); a
+// session busy in a command sees Closing when it comes back to read.
+func (s *session) Wake() { s.raw.SetReadDeadline(time.Now()) }
+
+// Cut closes the transport connection at once (Shutdown's deadline passed).
+func (s *session) Cut() { s.raw.Close() }
 
 // startTLS runs the server side of tc's handshake under the idle timeout and
 // moves the session onto it, with empty buffers and AUTHORIZATION state
@@ -229,8 +279,8 @@ func (s *session) startTLS(tc *tls.Conn) error {
 	}
 	// Checked after setting the deadline, as in serve: a Shutdown that woke
 	// no read yet must not be overridden.
-	if s.srv.isClosing() {
-		return errors.New("pop3: shutting down")
+	if s.srv.shell.Closing() {
+		return errShutdown
 	}
 	if err := tc.HandshakeContext(s.ctx); err != nil {
 		return err
@@ -266,24 +316,6 @@ func (s *session) dispatch(line []byte) response {
 		return single(replyLoggedIn)
 	}
 	return cm.run(s, c)
-}
-
-// fail sends a negative response and counts it; it reports whether the
-// session may go on.
-func (s *session) fail(resp response) bool {
-	s.errors++
-	if err := s.send(resp); err != nil {
-		return false
-	}
-	if resp.close {
-		s.w.Flush()
-		return false
-	}
-	if s.errors >= s.srv.cfg.MaxErrors {
-		s.sendFinal(replyTooManyErrors)
-		return false
-	}
-	return true
 }
 
 // sendFinal writes a last reply before the session closes, best effort.

@@ -29,7 +29,7 @@ func TestAuthExchanges(t *testing.T) {
 	cases := []struct {
 		name   string
 		script []string // alternating: client line, server reply ("" = none expected)
-		user   string   // Conn.AuthUser at the next MAIL
+		user   string   // Peer.AuthUser at the next MAIL
 	}{
 		{"plain initial", []string{"AUTH PLAIN " + plainResp("", "alice", "secret"), "235 2.7.0 authentication successful"}, "alice"},
 		{"plain authzid", []string{"AUTH plain " + plainResp("alice", "alice", "secret"), "235 2.7.0 authentication successful"}, "alice"},

@@ -6,7 +6,8 @@
 // values.
 // Policy (who may send what) and storage are asked through the small Backend
 // interface, passwords through Config.Auth, connection and login limits through
-// a shared *limit.Limiter; this package imports neither the queue nor delivery.
+// a shared *limit.Limiter; the accept loop and Shutdown are the shell of package
+// session/serve. This package imports neither the queue nor delivery.
 //
 // Invariants: nothing read in plain text is acted on after STARTTLS; input
 // pipelined after a command that must end a group (RFC 2920 §3.1: HELO, EHLO,
@@ -21,9 +22,11 @@ import (
 	"net"
 )
 
-// Conn describes the client side of one session, as the backend needs to know it
-// for policy decisions. It is owned by the session and read-only for the backend.
-type Conn struct {
+// Peer describes the client at the other end of one session, as the backend
+// needs to know it for policy decisions: where it connects from, what it
+// said in HELO, whom it authenticated as, whether it is under TLS. It is
+// owned by the session and read-only for the backend.
+type Peer struct {
 	Remote   net.Addr // client address
 	Trusted  bool     // Remote is inside a trusted network (relay policy)
 	Helo     string   // argument of the last HELO/EHLO
@@ -37,11 +40,11 @@ type Conn struct {
 type Backend interface {
 	// Mail is asked at MAIL FROM. from is the reverse-path without brackets,
 	// "" for the null sender.
-	Mail(ctx context.Context, c *Conn, from string) error
+	Mail(ctx context.Context, p *Peer, from string) error
 	// Rcpt is asked at each RCPT TO for the current transaction.
-	Rcpt(ctx context.Context, c *Conn, from, rcpt string) error
+	Rcpt(ctx context.Context, p *Peer, from, rcpt string) error
 	// NewMessage opens a sink for a message body after DATA was accepted.
-	NewMessage(ctx context.Context, c *Conn) (MessageWriter, error)
+	NewMessage(ctx context.Context, p *Peer) (MessageWriter, error)
 }
 
 // MessageWriter receives one message body as it streams in (already

@@ -27,7 +27,7 @@ const testHost = "mx.test.example"
 
 // fakeBackend is an in-memory Backend. Hooks, when set, decide the answers.
 type fakeBackend struct {
-	mailHook   func(c *Conn, from string) error
+	mailHook   func(c *Peer, from string) error
 	rcptHook   func(rcpt string) error
 	newHook    func() error
 	commitHook func(ctx context.Context, m *fakeMessage) error
@@ -37,7 +37,7 @@ type fakeBackend struct {
 	seq       int
 	committed []*fakeMessage
 	aborted   []*fakeMessage
-	conns     []Conn
+	conns     []Peer
 }
 
 // fakeMessage is an in-memory MessageWriter. It keeps the first octets of the
@@ -54,7 +54,7 @@ type fakeMessage struct {
 	rcpts    []string
 }
 
-func (b *fakeBackend) Mail(_ context.Context, c *Conn, from string) error {
+func (b *fakeBackend) Mail(_ context.Context, c *Peer, from string) error {
 	b.mu.Lock()
 	b.conns = append(b.conns, *c)
 	b.mu.Unlock()
@@ -64,14 +64,14 @@ func (b *fakeBackend) Mail(_ context.Context, c *Conn, from string) error {
 	return nil
 }
 
-func (b *fakeBackend) Rcpt(_ context.Context, _ *Conn, _, rcpt string) error {
+func (b *fakeBackend) Rcpt(_ context.Context, _ *Peer, _, rcpt string) error {
 	if b.rcptHook != nil {
 		return b.rcptHook(rcpt)
 	}
 	return nil
 }
 
-func (b *fakeBackend) NewMessage(context.Context, *Conn) (MessageWriter, error) {
+func (b *fakeBackend) NewMessage(context.Context, *Peer) (MessageWriter, error) {
 	if b.newHook != nil {
 		if err := b.newHook(); err != nil {
 			return nil, err
@@ -263,12 +263,10 @@ func pipeSession(cfg Config, be Backend, wrap func(net.Conn) net.Conn) (net.Conn
 	if wrap != nil {
 		sc = wrap(sc)
 	}
-	sess := srv.newSession(sc)
-	srv.track(sess)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		sess.run()
+		srv.shell.ServeConn(sc, srv.sessionFor(false))
 	}()
 	return cc, srv, done
 }

@@ -10,12 +10,12 @@ import (
 	"net"
 	"os"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
 
 	"gomta/session/limit"
+	"gomta/session/serve"
 )
 
 // Defaults for the zero values of Config.
@@ -43,7 +43,7 @@ type Config struct {
 	MaxErrors   int                 // errors before 421 4.7.0 and close; 0 = default 10
 	CmdTimeout  time.Duration       // idle wait for a command; 0 = default 5m (RFC 5321 §4.5.3.2.7)
 	DataTimeout time.Duration       // max time for the whole DATA phase; 0 = default 10m
-	Trusted     func(net.Addr) bool // nil = nothing trusted; sets Conn.Trusted
+	Trusted     func(net.Addr) bool // nil = nothing trusted; sets Peer.Trusted
 	Logger      *zap.Logger         // child per session with proto=smtp, session_id, remote
 
 	// SessionTimeout bounds a whole session; 0 = default 30m. Beyond: 421 4.4.2 and close.
@@ -110,35 +110,15 @@ func (c Config) withDefaults() Config {
 type Server struct {
 	cfg     Config
 	be      Backend
-	chunks  sync.Pool // *[chunkSize]byte, the DATA streaming buffers
-	writers sync.Pool // *bufio.Writer, held by a session only from its first reply line to the flush
-
-	// ctx is given to the backend; it is cancelled when Shutdown gives up
-	// waiting and cuts the remaining connections.
-	ctx    context.Context
-	cancel context.CancelFunc
-
-	closing atomic.Bool // Shutdown was called
-
-	mu        sync.Mutex
-	listeners map[net.Listener]struct{}
-	sessions  map[*session]struct{}
-	drained   chan struct{} // closed once closing and no session is left
-	isDrained bool
+	shell   *serve.Shell // accept loop, limiter, live sessions, Shutdown
+	chunks  sync.Pool    // *[chunkSize]byte, the DATA streaming buffers
+	writers sync.Pool    // *bufio.Writer, held by a session only from its first reply line to the flush
 }
 
 // NewServer returns a server for cfg that asks be about every transaction.
 func NewServer(cfg Config, be Backend) *Server {
-	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{
-		cfg:       cfg.withDefaults(),
-		be:        be,
-		ctx:       ctx,
-		cancel:    cancel,
-		listeners: map[net.Listener]struct{}{},
-		sessions:  map[*session]struct{}{},
-		drained:   make(chan struct{}),
-	}
+	cfg = cfg.withDefaults()
+	s := &Server{cfg: cfg, be: be, shell: serve.New(cfg.Logger, cfg.Limiter)}
 	s.chunks.New = func() any { return new([chunkSize]byte) }
 	s.writers.New = func() any { return bufio.NewWriterSize(nil, 4096) }
 	return s
@@ -147,7 +127,7 @@ func NewServer(cfg Config, be Backend) *Server {
 // Serve accepts connections on l until Shutdown is called (it then returns
 // nil) or l fails. It may be called for several listeners.
 func (s *Server) Serve(l net.Listener) error {
-	return s.serve(l, false)
+	return s.shell.Serve(l, s.sessionFor(false))
 }
 
 // ServeTLS is Serve for implicit TLS (submissions, RFC 8314 §3.3): each
@@ -158,76 +138,17 @@ func (s *Server) ServeTLS(l net.Listener) error {
 		l.Close()
 		return errors.New("smtp: ServeTLS without Config.TLSConfig")
 	}
-	return s.serve(l, true)
+	return s.shell.Serve(l, s.sessionFor(true))
 }
 
-func (s *Server) serve(l net.Listener, implicitTLS bool) error {
-	s.mu.Lock()
-	if s.closing.Load() {
-		s.mu.Unlock()
-		l.Close()
-		return nil
-	}
-	s.listeners[l] = struct{}{}
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.listeners, l)
-		s.mu.Unlock()
-	}()
-
-	for {
-		nc, err := limit.Accept(l, s.closing.Load, s.cfg.Logger)
-		if err != nil {
-			if s.closing.Load() {
-				return nil
-			}
-			return err
-		}
+// sessionFor makes the sessions of one listener. A session the limiter
+// refused only answers 421 (in plain text only) and ends.
+func (s *Server) sessionFor(implicitTLS bool) serve.NewSession {
+	return func(nc net.Conn, refused error) serve.Session {
 		sess := s.newSession(nc)
 		sess.implicitTLS = implicitTLS
-		// The limiter is asked here, in the accept loop, so that the count
-		// is exact; the refusal itself is sent by the session goroutine.
-		if sess.release, err = s.cfg.Limiter.Accept(nc.RemoteAddr()); err != nil {
-			sess.refused = err
-		}
-		if !s.track(sess) {
-			// Shutdown began between the accept and here: the session never
-			// runs, so its slot is given back now (the session does it otherwise).
-			if sess.release != nil {
-				sess.release()
-			}
-			nc.Close()
-			return nil
-		}
-		go sess.run()
-	}
-}
-
-// track registers a session; false once the server is closing.
-func (s *Server) track(sess *session) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing.Load() {
-		return false
-	}
-	s.sessions[sess] = struct{}{}
-	return true
-}
-
-// untrack forgets an ended session.
-func (s *Server) untrack(sess *session) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.sessions, sess)
-	s.checkDrained()
-}
-
-// checkDrained closes drained when closing with no session left; s.mu held.
-func (s *Server) checkDrained() {
-	if s.closing.Load() && len(s.sessions) == 0 && !s.isDrained {
-		s.isDrained = true
-		close(s.drained)
+		sess.refused = refused
+		return sess
 	}
 }
 
@@ -237,29 +158,7 @@ func (s *Server) checkDrained() {
 // session has ended, or ctx's error after cutting the connections that remain
 // when ctx is done (their backend context is cancelled too).
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	s.closing.Store(true)
-	for l := range s.listeners {
-		l.Close()
-	}
-	for sess := range s.sessions {
-		sess.wake()
-	}
-	s.checkDrained()
-	s.mu.Unlock()
-
-	select {
-	case <-s.drained:
-		return nil
-	case <-ctx.Done():
-	}
-	s.cancel()
-	s.mu.Lock()
-	for sess := range s.sessions {
-		sess.nc.Close()
-	}
-	s.mu.Unlock()
-	return ctx.Err()
+	return s.shell.Shutdown(ctx)
 }
 
 // sessionID returns a short random identifier for logs.

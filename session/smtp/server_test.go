@@ -185,7 +185,7 @@ S: 503 5.5.1 send HELO or EHLO first
 S: 421 4.7.0 too many errors, closing connection
 S: <closed>`},
 		{name: "backend replies", be: &fakeBackend{
-			mailHook: func(_ *Conn, from string) error {
+			mailHook: func(_ *Peer, from string) error {
 				if from == "spam@example.org" {
 					return fmt.Errorf("policy: %w", &Reply{Code: 550, Enhanced: "5.7.1", Text: "go away"})
 				}
@@ -318,7 +318,7 @@ func TestMessage(t *testing.T) {
 	be.mu.Lock()
 	defer be.mu.Unlock()
 	if !be.conns[0].Trusted || be.conns[0].Helo != "client.example" {
-		t.Errorf("Conn %+v", be.conns[0])
+		t.Errorf("Peer %+v", be.conns[0])
 	}
 }
 
@@ -338,7 +338,7 @@ func TestEmptyMessageAndTwoRcpts(t *testing.T) {
 	be.mu.Lock()
 	defer be.mu.Unlock()
 	if be.conns[0].Trusted {
-		t.Error("Conn.Trusted without a Trusted function")
+		t.Error("Peer.Trusted without a Trusted function")
 	}
 }
 

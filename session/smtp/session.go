@@ -7,13 +7,14 @@ import (
 	"errors"
 	"io"
 	"net"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"go.uber.org/zap"
+
+	"gomta/session/serve"
 )
 
 // closeLinger bounds how long a closing session reads what the client still
@@ -96,7 +97,7 @@ var httpMethods = map[string]bool{
 var errLineTooLong = errors.New("smtp: command line too long")
 
 // session is one SMTP connection. Only its own goroutine touches its fields,
-// except mu/idle/nc, which Shutdown uses to wake it.
+// except mu/idle/nc, which Shutdown uses to wake (Wake) or cut (Cut) it.
 type session struct {
 	srv   *Server
 	cfg   *Config
@@ -110,16 +111,15 @@ type session struct {
 	start time.Time
 	end   time.Time // start + SessionTimeout: no deadline goes beyond it
 
-	implicitTLS bool   // accepted by ServeTLS: handshake before the greeting
-	refused     error  // the Limiter refused the connection: 421 and close
-	release     func() // gives the Limiter's connection slot back; may be nil
+	implicitTLS bool  // accepted by ServeTLS: handshake before the greeting
+	refused     error // the Limiter refused the connection: 421 and close
 
 	mu   sync.Mutex
 	idle bool // blocked waiting for the next command
 
 	state  state
-	conn   Conn // what the backend sees
-	errors int  // permanent negative replies so far
+	conn   Peer         // the client as the backend sees it
+	errors serve.Errors // negative replies so far
 	line   []byte
 	inData bool // the current DATA command was answered 354 (its text follows)
 
@@ -138,12 +138,13 @@ func (srv *Server) newSession(nc net.Conn) *session {
 		nc:    nc,
 		br:    bufio.NewReader(nc),
 		wc:    nc,
-		ctx:   srv.ctx,
+		ctx:   srv.shell.Context(),
 		start: time.Now(),
 		end:   time.Now().Add(cfg.SessionTimeout),
 		line:  make([]byte, 0, maxCmdLine+1),
-		conn:  Conn{Remote: nc.RemoteAddr()},
+		conn:  Peer{Remote: nc.RemoteAddr()},
 	}
+	s.errors.Max = cfg.MaxErrors
 	s.log = cfg.Logger.WithLazy(zap.String("proto", "smtp"), zap.String("session_id", sessionID()),
 		zap.String("remote", addrString(nc.RemoteAddr())))
 	return s
@@ -156,23 +157,14 @@ func addrString(a net.Addr) string {
 	return a.String()
 }
 
-// run is the session goroutine: greeting, then one command after another until
+// Run is the session goroutine: greeting, then one command after another until
 // QUIT, an error, too many errors, a timeout or Shutdown.
-func (s *session) run() {
-	defer s.srv.untrack(s)
-	defer func() {
-		if s.release != nil {
-			s.release()
-		}
-	}()
+func (s *session) Run() {
 	defer s.nc.Close()
-	defer func() {
-		if r := recover(); r != nil {
-			s.log.Error("session panic", zap.Any("error", r), zap.ByteString("stack", debug.Stack()))
-			s.reply(replyPanic)
-			s.flush()
-		}
-	}()
+	defer serve.Recover(s.log, func() {
+		s.reply(replyPanic)
+		s.flush()
+	})
 	if s.refused != nil {
 		s.log.Info("connection refused", zap.Error(s.refused))
 		if !s.implicitTLS { // a plain-text reply would be noise to a TLS client
@@ -196,7 +188,7 @@ func (s *session) run() {
 func (s *session) loop() error {
 	s.reply(replyGreeting(s.cfg.Hostname))
 	for first := true; ; first = false {
-		if s.srv.closing.Load() {
+		if s.srv.shell.Closing() {
 			return s.closeWith(replyShutdown(s.cfg.Hostname), errShutdown)
 		}
 		if err := s.flushIfIdle(); err != nil {
@@ -209,7 +201,7 @@ func (s *session) loop() error {
 				return done
 			}
 			continue
-		case isTimeout(err) && s.srv.closing.Load():
+		case isTimeout(err) && s.srv.shell.Closing():
 			return s.closeWith(replyShutdown(s.cfg.Hostname), errShutdown)
 		case isTimeout(err):
 			return s.closeWith(s.timeoutReply(), err)
@@ -334,20 +326,22 @@ func (s *session) dispatch(verb, arg string) (*Reply, error) {
 	return cmd.handle(s, arg)
 }
 
-// answer sends the reply of a command and counts permanent negative replies;
-// past MaxErrors it sends 421 and returns the error that ends the session.
+// answer sends the reply of a command and counts negative (4xx and 5xx)
+// replies against MaxErrors (serve.Errors); once they are spent it sends 421
+// and returns the error that ends the session. The recipient limit's 452 is
+// not counted: RFC 5321 §4.5.3.1.10 has the client send the other
+// recipients in a later transaction, so it is flow control, and counting it
+// would cut off any transaction with MaxErrors recipients over the limit.
 func (s *session) answer(r *Reply) error {
 	if err := s.reply(r); err != nil {
 		return err
 	}
-	if r.Code >= 500 {
-		s.errors++
-		s.log.Info("command refused", zap.Int("smtp_code", r.Code), zap.String("enhanced", r.Enhanced), zap.String("error", r.Text))
-		if s.errors >= s.cfg.MaxErrors {
-			return s.closeWith(replyTooManyErrs, errTooManyErrors)
-		}
-	} else if r.Code >= 400 {
-		s.log.Info("command refused", zap.Int("smtp_code", r.Code), zap.String("enhanced", r.Enhanced), zap.String("error", r.Text))
+	if r.Code < 400 {
+		return nil
+	}
+	s.log.Info("command refused", zap.Int("smtp_code", r.Code), zap.String("enhanced", r.Enhanced), zap.String("error", r.Text))
+	if r != replyTooMany && s.errors.Count() {
+		return s.closeWith(replyTooManyErrs, errTooManyErrors)
 	}
 	return nil
 }
@@ -378,8 +372,11 @@ func (s *session) closeGracefully() {
 	}
 }
 
-// wake interrupts a session blocked waiting for its next command (Shutdown).
-func (s *session) wake() {
+// Cut closes the connection at once (Shutdown's deadline passed).
+func (s *session) Cut() { s.nc.Close() }
+
+// Wake interrupts a session blocked waiting for its next command (Shutdown).
+func (s *session) Wake() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.idle {
@@ -392,7 +389,7 @@ func (s *session) wake() {
 func (s *session) setIdle(idle bool) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if idle && s.srv.closing.Load() {
+	if idle && s.srv.shell.Closing() {
 		return false
 	}
 	s.idle = idle

@@ -11,7 +11,7 @@ import (
 // waitClosing waits until Shutdown has begun.
 func waitClosing(t *testing.T, srv *Server) {
 	t.Helper()
-	for i := 0; !srv.closing.Load(); i++ {
+	for i := 0; !srv.shell.Closing(); i++ {
 		if i > 10000 {
 			t.Fatal("Shutdown did not begin")
 		}

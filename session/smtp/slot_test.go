@@ -32,7 +32,7 @@ func (l *shutdownOnAccept) Accept() (net.Conn, error) {
 		l.shutdown <- l.srv.Shutdown(ctx)
 	}()
 	for range 1000 { // bounded: Shutdown sets closing at once
-		if l.srv.closing.Load() {
+		if l.srv.shell.Closing() {
 			break
 		}
 		time.Sleep(5 * time.Millisecond)

@@ -34,7 +34,7 @@ func TestSmuggling(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			be := &fakeBackend{mailHook: func(_ *Conn, from string) error {
+			be := &fakeBackend{mailHook: func(_ *Peer, from string) error {
 				if from == "evil@example.org" {
 					t.Errorf("smuggled MAIL FROM reached the backend")
 				}

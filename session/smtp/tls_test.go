@@ -115,7 +115,7 @@ func TestStartTLSThenMail(t *testing.T) {
 	c := be.conns[len(be.conns)-1]
 	be.mu.Unlock()
 	if !c.TLS || c.Helo != "client.example" {
-		t.Errorf("Conn %+v, want TLS", c)
+		t.Errorf("Peer %+v, want TLS", c)
 	}
 	cl.send("QUIT")
 	cl.expect("221 2.0.0 " + testHost + " closing connection")

@@ -35,20 +35,20 @@ func clientTLS(t *testing.T) *tls.Config {
 // memBackend accepts everything and remembers each Conn at MAIL and each body.
 type memBackend struct {
 	mu     sync.Mutex
-	conns  []smtp.Conn
+	conns  []smtp.Peer
 	bodies []string
 }
 
-func (b *memBackend) Mail(_ context.Context, c *smtp.Conn, _ string) error {
+func (b *memBackend) Mail(_ context.Context, c *smtp.Peer, _ string) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.conns = append(b.conns, *c)
 	return nil
 }
 
-func (b *memBackend) Rcpt(context.Context, *smtp.Conn, string, string) error { return nil }
+func (b *memBackend) Rcpt(context.Context, *smtp.Peer, string, string) error { return nil }
 
-func (b *memBackend) NewMessage(context.Context, *smtp.Conn) (smtp.MessageWriter, error) {
+func (b *memBackend) NewMessage(context.Context, *smtp.Peer) (smtp.MessageWriter, error) {
 	return &memMessage{be: b}, nil
 }
 

@@ -1,4 +1,4 @@
-package limit
+package serve
 
 import (
 	"errors"
@@ -32,17 +32,17 @@ func TestAcceptRetriesThenStops(t *testing.T) {
 			defer c.Close()
 		}
 	}()
-	c, err := Accept(&flakyListener{Listener: l, fails: 3}, func() bool { return false }, zap.NewNop())
+	c, err := acceptWithBackoff(&flakyListener{Listener: l, fails: 3}, func() bool { return false }, zap.NewNop())
 	if err != nil {
 		t.Fatalf("after three failed Accepts: %v, want the connection", err)
 	}
 	c.Close()
 	// A failure while stopping ends at once.
-	if _, err := Accept(&flakyListener{Listener: l, fails: 1}, func() bool { return true }, zap.NewNop()); err == nil {
+	if _, err := acceptWithBackoff(&flakyListener{Listener: l, fails: 1}, func() bool { return true }, zap.NewNop()); err == nil {
 		t.Fatal("stop reported true: want the error")
 	}
 	l.Close()
-	if _, err := Accept(l, func() bool { return false }, zap.NewNop()); !errors.Is(err, net.ErrClosed) {
+	if _, err := acceptWithBackoff(l, func() bool { return false }, zap.NewNop()); !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("closed listener: %v, want net.ErrClosed", err)
 	}
 }
