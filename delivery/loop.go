@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"gomta/queue"
+	"gomta/session/reply"
 	"gomta/session/smtp"
 )
 
@@ -16,7 +17,7 @@ const maxHeaderScan = 1 << 20
 
 // errLooping is the permanent failure of a looping message's remote
 // recipients: RFC 5321 §6.3, RFC 3463 X.4.6 "routing loop detected".
-var errLooping = &smtp.Reply{Code: 554, Enhanced: "5.4.6", Text: "too many Received: headers: mail loop detected"}
+var errLooping = &reply.Reply{Code: reply.CodeTxFailed, Enhanced: reply.EnhLoop, Text: "too many Received: headers: mail loop detected"}
 
 // checkLoop returns errLooping when m's header section holds more than
 // MaxReceived Received: fields, nil otherwise (an unreadable body is left

@@ -3,7 +3,7 @@
 // mailbox actors (delivery/mailbox) and other domains to the relay worker
 // (delivery/relay), at most MaxRelay relay transactions at once per host, and
 // reports one result per recipient: done, temporary or permanent (a property
-// of the error, relay.Temporary), with what a bounce must say. The queue owns
+// of the error, reply.Temporary), with what a bounce must say. The queue owns
 // bounces; the Worker writes their text (RFC 3464, delivery/dsn). A message
 // that has looped (more than MaxReceived Received: fields, RFC 5321 §6.3) is
 // never relayed: its remote recipients fail with 554 5.4.6.
@@ -23,7 +23,7 @@ import (
 	"gomta/delivery/dsn"
 	"gomta/delivery/relay"
 	"gomta/queue"
-	"gomta/session/smtp"
+	"gomta/session/reply"
 )
 
 // Mailboxes is the local store as delivery needs it (delivery/mailbox.Store).
@@ -62,7 +62,7 @@ const DefaultMaxRelay = 100
 
 // errNoMailbox is the permanent failure for a local recipient whose account
 // disappeared between acceptance and delivery.
-var errNoMailbox = &smtp.Reply{Code: 550, Enhanced: "5.1.1", Text: "mailbox unavailable"} // RFC 3463 §3.2 X.1.1
+var errNoMailbox = &reply.Reply{Code: reply.CodeRejected, Enhanced: reply.EnhNoSuchUser, Text: "mailbox unavailable"}
 
 // Deliver implements queue.Handler.
 func (w *Worker) Deliver(ctx context.Context, m *queue.Message) []queue.Result {
@@ -128,7 +128,7 @@ func (w *Worker) Deliver(ctx context.Context, m *queue.Message) []queue.Result {
 			continue
 		}
 		f := relay.Failure(r, mxs[r], err)
-		results = append(results, queue.Result{Rcpt: r, Err: err, Permanent: !relay.Temporary(err),
+		results = append(results, queue.Result{Rcpt: r, Err: err, Permanent: !reply.Temporary(err),
 			Failure: queue.Failure{Rcpt: r, Code: f.Code, Enhanced: f.Enhanced, Text: f.Text, Remote: f.RemoteMTA}})
 	}
 	return results

@@ -19,7 +19,7 @@ import (
 
 	"gomta/delivery/relay"
 	"gomta/queue"
-	"gomta/session/smtp"
+	"gomta/session/reply"
 )
 
 type fakeMailboxes struct {
@@ -96,8 +96,8 @@ func byRcpt(rs []queue.Result) map[string]queue.Result {
 }
 
 var (
-	reply550 = &smtp.Reply{Code: 550, Enhanced: "5.1.1", Text: "no such user"}
-	reply451 = &smtp.Reply{Code: 451, Enhanced: "4.3.0", Text: "try later"}
+	reply550 = &reply.Reply{Code: 550, Enhanced: "5.1.1", Text: "no such user"}
+	reply451 = &reply.Reply{Code: 451, Enhanced: "4.3.0", Text: "try later"}
 )
 
 func TestSplitsByDomainOnceAndDeliversLocally(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"gomta/delivery/mailbox"
 	"gomta/queue"
 	"gomta/session/pop3"
+	"gomta/session/reply"
 	"gomta/session/smtp"
 )
 
@@ -18,16 +19,16 @@ import (
 var (
 	// RFC 5321 §4.2.2 550, RFC 3463 §3.2 X.1.0 "other address status":
 	// a sender claiming this host's domain that is no account of it.
-	replyBadLocalSender = &smtp.Reply{Code: 550, Enhanced: "5.1.0", Text: "sender address rejected: no such account here"}
+	replyBadLocalSender = &reply.Reply{Code: reply.CodeRejected, Enhanced: reply.EnhBadAddress, Text: "sender address rejected: no such account here"}
 	// RFC 4954 §6 / RFC 3463 X.7.1: a local sender from an untrusted,
 	// unauthenticated client, or an authenticated one sending as another user.
-	replySenderNotOwned = &smtp.Reply{Code: 553, Enhanced: "5.7.1", Text: "sender address not owned by this client"}
+	replySenderNotOwned = &reply.Reply{Code: reply.CodeNameNotAllow, Enhanced: reply.EnhNotAuthorized, Text: "sender address not owned by this client"}
 	// RFC 3463 §3.2 X.1.1 "bad destination mailbox address".
-	replyNoSuchUser = &smtp.Reply{Code: 550, Enhanced: "5.1.1", Text: "no such user here"}
+	replyNoSuchUser = &reply.Reply{Code: reply.CodeRejected, Enhanced: reply.EnhNoSuchUser, Text: "no such user here"}
 	// RFC 5321 §3.6.2, RFC 3463 X.7.1: never an open relay.
-	replyRelayDenied = &smtp.Reply{Code: 554, Enhanced: "5.7.1", Text: "relay access denied"}
+	replyRelayDenied = &reply.Reply{Code: reply.CodeTxFailed, Enhanced: reply.EnhNotAuthorized, Text: "relay access denied"}
 	// RFC 5321 §4.2.2 452, RFC 3463 X.3.1 "mail system full".
-	replyQueueFull = &smtp.Reply{Code: 452, Enhanced: "4.3.1", Text: "queue full, try again later"}
+	replyQueueFull = &reply.Reply{Code: reply.CodeInsufficient, Enhanced: reply.EnhSystemFull, Text: "queue full, try again later"}
 )
 
 // smtpBackend is the relay policy and message sink of one host's SMTP sessions.

@@ -4,10 +4,12 @@
 // smtpclient package, and classifying each recipient's result as done,
 // temporary (retry later) or permanent (bounce).
 //
-// Invariants: Send returns exactly one result per recipient, in order; nil
+// Invariants: Deliver returns exactly one result per recipient, in order; nil
 // only when the next MTA accepted the message for that recipient (2xx at the
-// end of DATA); a *smtp.Reply when the remote refused; the classification
-// lives in Temporary, in one place. Message bodies are never logged.
+// end of DATA); a *reply.Reply when the remote refused. Whether a result is
+// worth another try is session/reply's Temporary, in one place (a resolution
+// miss answers through ResolveError.Permanent). Message bodies are never
+// logged.
 package relay
 
 import (
@@ -23,13 +25,9 @@ import (
 	"go.uber.org/zap"
 
 	"gomta/delivery/dsn"
-	"gomta/session/smtp"
+	"gomta/session/reply"
 	"gomta/session/smtpclient"
 )
-
-// codeNotAvailable: the server is closing the channel (RFC 5321 §3.8); the
-// next mail exchanger may do better, as after a failed connect.
-const codeNotAvailable = 421
 
 // Options configure a Relay.
 type Options struct {
@@ -64,7 +62,7 @@ func domain(rcpts []string) string {
 // exchanger is this host itself (RFC 5321 §5.1: an MTA that finds itself
 // in the MX list uses only the better ones; RFC 3463 X.4.6 routing loop).
 func errLoopsBack(domain string) error {
-	return &smtp.Reply{Code: 554, Enhanced: "5.4.6", Text: "mail for " + domain + " loops back to myself"}
+	return &reply.Reply{Code: reply.CodeTxFailed, Enhanced: reply.EnhLoop, Text: "mail for " + domain + " loops back to myself"}
 }
 
 // Relay delivers messages to other MTAs. It holds no per-message state and
@@ -94,7 +92,7 @@ type Outcome struct {
 // Send delivers one message to every rcpt of one domain over ONE connection
 // (EHLO, MAIL, RCPT per recipient, DATA, QUIT), trying each Target in order on
 // connection failure. It returns one error per rcpt (same order): nil = the next
-// MTA said 250; *smtp.Reply with Permanent() for 5xx; anything else temporary.
+// MTA said 250; *reply.Reply with Permanent() for 5xx; anything else temporary.
 // msgID is for logs. open gives the body (may be called again per target).
 func (rl *Relay) Send(ctx context.Context, msgID, domain, from string, rcpts []string, open func() (io.ReadCloser, error)) []error {
 	return rl.Deliver(ctx, msgID, domain, from, rcpts, open).Errs
@@ -219,10 +217,12 @@ func (rl *Relay) attempt(ctx context.Context, log *zap.Logger, n int, t Target, 
 }
 
 // final reports whether a failed transaction's result stands: the remote
-// answered (anything but 421), rather than the connection failing.
+// answered, rather than the connection failing. A 421 is the server closing
+// the channel (RFC 5321 §3.8): the next mail exchanger may do better, as
+// after a failed connect.
 func final(err error) bool {
-	var r *smtp.Reply
-	return errors.As(err, &r) && r.Code != codeNotAvailable
+	var r *reply.Reply
+	return errors.As(err, &r) && r.Code != reply.CodeUnavailable
 }
 
 // ctxErr prefers the context's error to the closed-connection error it caused.
@@ -259,7 +259,7 @@ func (rl *Relay) logDone(log *zap.Logger, out Outcome, rcpts []string, start tim
 
 // replyFields are smtp_code and enhanced when err carries a reply.
 func replyFields(err error) []zap.Field {
-	var r *smtp.Reply
+	var r *reply.Reply
 	if errors.As(err, &r) {
 		return []zap.Field{zap.Int("smtp_code", r.Code), zap.String("enhanced", r.Enhanced)}
 	}
@@ -270,24 +270,10 @@ func replyFields(err error) []zap.Field {
 	return nil
 }
 
-// Temporary classifies one recipient's result for the delivery worker:
-// nil → false (delivered); a remote reply → 4xx is temporary, 5xx is not; a
-// resolution miss → permanent; network errors, timeouts and everything else
-// → temporary (try again later; the retry schedule ends it).
-func Temporary(err error) bool {
-	if err == nil {
-		return false
-	}
-	var r *smtp.Reply
-	if errors.As(err, &r) {
-		return !r.Permanent()
-	}
-	var re *ResolveError
-	if errors.As(err, &re) {
-		return re.Temporary()
-	}
-	return true
-}
+// Permanent reports whether the miss is final (no mail exchanger is known
+// for the domain), for reply.Temporary, which classifies every recipient's
+// result for the delivery worker.
+func (e *ResolveError) Permanent() bool { return !e.Temporary() }
 
 // Failure describes a recipient's failure for a bounce (RFC 3464): the
 // remote reply when there was one, else the resolution status, else the
@@ -297,7 +283,7 @@ func Failure(rcpt, mx string, err error) dsn.Failure {
 	if err == nil {
 		return f
 	}
-	var r *smtp.Reply
+	var r *reply.Reply
 	var re *ResolveError
 	switch {
 	case errors.As(err, &r):

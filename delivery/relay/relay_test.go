@@ -14,7 +14,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
-	"gomta/session/smtp"
+	"gomta/session/reply"
 	"gomta/session/smtpclient/smtpclienttest"
 )
 
@@ -53,14 +53,14 @@ func TestSendPerRecipient(t *testing.T) {
 	if len(errs) != 3 {
 		t.Fatalf("got %d results", len(errs))
 	}
-	if errs[0] != nil || Temporary(errs[0]) {
+	if errs[0] != nil || reply.Temporary(errs[0]) {
 		t.Fatalf("ann: %v", errs[0])
 	}
-	var r *smtp.Reply
-	if !errors.As(errs[1], &r) || !r.Permanent() || r.Code != 550 || Temporary(errs[1]) {
+	var r *reply.Reply
+	if !errors.As(errs[1], &r) || !r.Permanent() || r.Code != 550 || reply.Temporary(errs[1]) {
 		t.Fatalf("bad: %v", errs[1])
 	}
-	if !errors.As(errs[2], &r) || !r.Temporary() || r.Code != 450 || !Temporary(errs[2]) {
+	if !errors.As(errs[2], &r) || !r.Temporary() || r.Code != 450 || !reply.Temporary(errs[2]) {
 		t.Fatalf("later: %v", errs[2])
 	}
 	msgs := srv.Messages()
@@ -109,7 +109,7 @@ func TestConnectionRefusedIsTemporary(t *testing.T) {
 	var opens atomic.Int32
 	errs := rl.Send(context.Background(), "m2", "b.test", "me@a.test", []string{"x@b.test", "y@b.test"}, opener(&opens))
 	for i, e := range errs {
-		if e == nil || !Temporary(e) {
+		if e == nil || !reply.Temporary(e) {
 			t.Fatalf("rcpt %d: %v, want a temporary error", i, e)
 		}
 	}
@@ -125,7 +125,7 @@ func TestUnknownDomainIsPermanent(t *testing.T) {
 	t.Parallel()
 	rl, _ := newRelay(t, &Resolver{})
 	errs := rl.Send(context.Background(), "m3", "nowhere.test", "me@a.test", []string{"x@nowhere.test"}, opener(new(atomic.Int32)))
-	if errs[0] == nil || Temporary(errs[0]) {
+	if errs[0] == nil || reply.Temporary(errs[0]) {
 		t.Fatalf("got %v, want a permanent error", errs[0])
 	}
 	f := Failure("x@nowhere.test", "", errs[0])
@@ -170,7 +170,7 @@ func TestDropMidTransactionIsTemporary(t *testing.T) {
 		rl, _ := newRelay(t, &Resolver{P: map[string]string{"b.test": srv.Addr()}})
 		errs := rl.Send(context.Background(), "m4", "b.test", "me@a.test", []string{"a@b.test", "bad@b.test"}, opener(new(atomic.Int32)))
 		for i, e := range errs {
-			if e == nil || !Temporary(e) {
+			if e == nil || !reply.Temporary(e) {
 				t.Fatalf("%s: rcpt %d: %v, want temporary", step, i, e)
 			}
 		}
@@ -184,7 +184,7 @@ func TestWholeTransactionRefused(t *testing.T) {
 	rl, _ := newRelay(t, &Resolver{P: map[string]string{"b.test": srv.Port()}})
 	out := rl.Deliver(context.Background(), "m5", "b.test", "me@a.test", []string{"a@b.test", "c@b.test"}, opener(new(atomic.Int32)))
 	for _, e := range out.Errs {
-		if e == nil || Temporary(e) {
+		if e == nil || reply.Temporary(e) {
 			t.Fatalf("got %v, want permanent", e)
 		}
 	}
@@ -201,7 +201,7 @@ func TestCanceledContextIsTemporary(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	errs := rl.Send(ctx, "m6", "b.test", "me@a.test", []string{"a@b.test"}, opener(new(atomic.Int32)))
-	if errs[0] == nil || !Temporary(errs[0]) || !errors.Is(errs[0], context.Canceled) {
+	if errs[0] == nil || !reply.Temporary(errs[0]) || !errors.Is(errs[0], context.Canceled) {
 		t.Fatalf("got %v", errs[0])
 	}
 	if len(srv.Messages()) != 0 {
@@ -215,7 +215,7 @@ func TestOpenFailureIsTemporary(t *testing.T) {
 	rl, _ := newRelay(t, &Resolver{P: map[string]string{"b.test": srv.Port()}})
 	errs := rl.Send(context.Background(), "m7", "b.test", "me@a.test", []string{"a@b.test"},
 		func() (io.ReadCloser, error) { return nil, errors.New("spool gone") })
-	if errs[0] == nil || !Temporary(errs[0]) {
+	if errs[0] == nil || !reply.Temporary(errs[0]) {
 		t.Fatalf("got %v", errs[0])
 	}
 }
@@ -227,16 +227,16 @@ func TestTemporary(t *testing.T) {
 		want bool
 	}{
 		{nil, false},
-		{&smtp.Reply{Code: 550, Enhanced: "5.1.1"}, false},
-		{&smtp.Reply{Code: 451}, true},
+		{&reply.Reply{Code: 550, Enhanced: "5.1.1"}, false},
+		{&reply.Reply{Code: 451}, true},
 		{&ResolveError{Domain: "x", NotFound: true}, false},
 		{&ResolveError{Domain: "x", Err: errors.New("SERVFAIL")}, true},
 		{errors.New("connection reset"), true},
 		{context.DeadlineExceeded, true},
 	}
 	for _, tt := range tests {
-		if got := Temporary(tt.err); got != tt.want {
-			t.Errorf("Temporary(%v) = %v, want %v", tt.err, got, tt.want)
+		if got := reply.Temporary(tt.err); got != tt.want {
+			t.Errorf("reply.Temporary(%v) = %v, want %v", tt.err, got, tt.want)
 		}
 	}
 }

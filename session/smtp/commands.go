@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"gomta/session/reply"
 )
 
 // extensions lists the EHLO keywords offered (RFC 5321 §4.1.1.1). STARTTLS
@@ -35,7 +37,7 @@ func (s *session) helo(arg string) (*Reply, error) {
 	if !s.greet(arg) {
 		return replyNeedDomain, nil
 	}
-	return &Reply{Code: codeOK, Text: s.greeting()}, nil
+	return &Reply{Code: reply.CodeOK, Text: s.greeting()}, nil
 }
 
 // ehlo answers EHLO with the extensions, one per line (RFC 5321 §4.1.1.1).
@@ -44,7 +46,7 @@ func (s *session) ehlo(arg string) (*Reply, error) {
 		return replyNeedDomain, nil
 	}
 	lines := append([]string{s.greeting()}, s.extensions()...)
-	return &Reply{Code: codeOK, Text: strings.Join(lines, "\n")}, nil
+	return &Reply{Code: reply.CodeOK, Text: strings.Join(lines, "\n")}, nil
 }
 
 // greeting is the first line of the HELO/EHLO reply. The client's name is cut

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"gomta/session/reply"
 )
 
 // closeLinger bounds how long a closing session reads what the client still
@@ -471,7 +473,7 @@ func (s *session) reply(r *Reply) error {
 		switch {
 		case i < len(lines)-1:
 			bw.WriteByte('-')
-		case rest != "", r.Code == codeAuthContinue: // RFC 4954 §4: "334 " even when empty
+		case rest != "", r.Code == reply.CodeAuthContinue: // RFC 4954 §4: "334 " even when empty
 			bw.WriteByte(' ')
 		}
 		bw.WriteString(rest)
