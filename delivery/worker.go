@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"sync"
 	"time"
 
@@ -23,6 +22,7 @@ import (
 	"gomta/delivery/dsn"
 	"gomta/delivery/relay"
 	"gomta/queue"
+	"gomta/session/address"
 	"gomta/session/reply"
 )
 
@@ -195,14 +195,12 @@ func (w *Worker) WriteBounce(out io.Writer, m *queue.Message, failed []queue.Fai
 	return nil
 }
 
-// splitByDomain groups recipients by lower-cased domain, keeping their order.
+// splitByDomain groups recipients by folded domain (address.Domain),
+// keeping their order.
 func splitByDomain(rcpts []string) map[string][]string {
 	out := make(map[string][]string)
 	for _, r := range rcpts {
-		d := ""
-		if at := strings.LastIndexByte(r, '@'); at >= 0 {
-			d = strings.ToLower(r[at+1:])
-		}
+		d := address.Domain(r)
 		out[d] = append(out[d], r)
 	}
 	return out

@@ -10,6 +10,7 @@ import (
 
 	"gomta/delivery/mailbox"
 	"gomta/queue"
+	"gomta/session/address"
 	"gomta/session/pop3"
 	"gomta/session/reply"
 	"gomta/session/smtp"
@@ -42,7 +43,7 @@ func (b smtpBackend) Mail(_ context.Context, c *smtp.Conn, from string) error {
 	if c.AuthUser != "" && !strings.EqualFold(c.AuthUser, from) {
 		return replySenderNotOwned
 	}
-	if !b.h.isLocal(domainOf(from)) {
+	if !b.h.isLocal(address.Domain(from)) {
 		return nil
 	}
 	if _, ok := b.h.account(from); !ok {
@@ -74,38 +75,29 @@ func (b smtpBackend) Rcpt(_ context.Context, c *smtp.Conn, from, rcpt string) er
 	return replyRelayDenied
 }
 
-// postmaster is the local part that RFC 5321 §4.5.1 reserves: <Postmaster>
-// (any case, no domain) and postmaster@ each local domain MUST be accepted.
-const postmaster = "postmaster"
-
 // canonicalRcpt is the one canonical form of a recipient: the relay policy
 // decides on it and the envelope is de-duplicated by it, so that a mailbox
 // gets one copy however its address was written.
 //   - A local address is its account as configured, found as the account
-//     lookup finds it (case-folded).
+//     lookup finds it (address.Account).
 //   - <Postmaster> without a domain, and postmaster@ a local domain that has
 //     no account of that name, are the host's postmaster account.
-//   - A remote address keeps its local part as given (RFC 5321 §2.4: only
-//     the host that owns it may fold its case) and lower-cases its domain.
+//   - A remote address is address.Canonical: its domain folded, its local
+//     part as given.
 //
 // local says whether the address is this host's; ok=false is a local address
 // that names no account.
 func (h *Host) canonicalRcpt(addr string) (canon string, local, ok bool) {
-	at := strings.LastIndexByte(addr, '@')
-	if at < 0 { // the session's parser lets only <Postmaster> through without a domain
-		if strings.EqualFold(addr, postmaster) && h.srv.Postmaster != "" {
-			return h.srv.Postmaster, true, true
+	_, domain, hasDomain := address.Split(addr)
+	if hasDomain && !h.isLocal(domain) {
+		return address.Canonical(addr), false, true
+	}
+	if hasDomain { // without a domain, the session's parser lets only <Postmaster> through
+		if a, ok := h.account(addr); ok {
+			return a, true, true
 		}
-		return addr, true, false
 	}
-	domain := strings.ToLower(addr[at+1:])
-	if !h.isLocal(domain) {
-		return addr[:at+1] + domain, false, true
-	}
-	if a, ok := h.account(addr); ok {
-		return a, true, true
-	}
-	if strings.EqualFold(addr[:at], postmaster) && h.srv.Postmaster != "" {
+	if address.IsPostmaster(addr) && h.srv.Postmaster != "" {
 		return h.srv.Postmaster, true, true
 	}
 	return addr, true, false
@@ -183,10 +175,3 @@ func (m maildrop) List() []pop3.MsgInfo {
 func (m maildrop) Open(ctx context.Context, i int) (io.ReadCloser, error) { return m.s.Open(ctx, i) }
 func (m maildrop) Commit(ctx context.Context, del []int) error            { return m.s.Commit(ctx, del) }
 func (m maildrop) Close()                                                 { m.s.Close() }
-
-func domainOf(addr string) string {
-	if at := strings.LastIndexByte(addr, '@'); at >= 0 {
-		return strings.ToLower(addr[at+1:])
-	}
-	return ""
-}

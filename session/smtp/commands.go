@@ -9,6 +9,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"gomta/session/address"
 	"gomta/session/reply"
 )
 
@@ -54,8 +55,8 @@ func (s *session) ehlo(arg string) (*Reply, error) {
 // line (RFC 5321 §4.5.3.1.5).
 func (s *session) greeting() string {
 	name := s.conn.Helo
-	if len(name) > maxDomain {
-		name = name[:maxDomain]
+	if len(name) > address.MaxDomain {
+		name = name[:address.MaxDomain]
 	}
 	return s.cfg.Hostname + " greets " + name
 }
@@ -116,7 +117,7 @@ func (s *session) mail(arg string) (*Reply, error) {
 // pathReply turns an error of parsePathArg into a reply: address errors are
 // told with bad (sender or recipient syntax), the others are 501 5.5.4.
 func pathReply(err error, bad func(string) *Reply) *Reply {
-	var ae addrError
+	var ae address.SyntaxError
 	switch {
 	case err == nil:
 		return nil

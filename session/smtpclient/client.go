@@ -24,6 +24,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"gomta/session/address"
 	"gomta/session/reply"
 )
 
@@ -34,9 +35,6 @@ const (
 	DefaultTimeout   = 5 * time.Minute
 	defaultLocalName = "localhost"
 )
-
-// maxPath bounds a reverse- or forward-path, RFC 5321 §4.5.3.1.3.
-const maxPath = 256
 
 // ErrClosed is returned by calls on a client that was closed.
 var ErrClosed = errors.New("smtpclient: connection closed")
@@ -451,9 +449,9 @@ func (c *Client) deadline() {
 }
 
 // checkPath refuses a path that would break the command line or exceed
-// RFC 5321 §4.5.3.1.3 before anything is sent.
+// address.MaxPath (RFC 5321 §4.5.3.1.3) before anything is sent.
 func checkPath(p, enh string) error {
-	if len(p) > maxPath || strings.ContainsAny(p, "\r\n<>") {
+	if len(p) > address.MaxPath || strings.ContainsAny(p, "\r\n<>") {
 		return badArgs(enh, "bad address syntax")
 	}
 	return nil
