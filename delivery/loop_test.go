@@ -3,7 +3,6 @@ package delivery
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -68,7 +67,7 @@ type slowRelay struct {
 	gate      chan struct{}
 }
 
-func (s *slowRelay) Deliver(ctx context.Context, _, _, _ string, rcpts []string, _ func() (io.ReadCloser, error)) relay.Outcome {
+func (s *slowRelay) Deliver(ctx context.Context, j relay.Job) relay.Outcome {
 	n := s.cur.Add(1)
 	for {
 		p := s.peak.Load()
@@ -79,7 +78,7 @@ func (s *slowRelay) Deliver(ctx context.Context, _, _, _ string, rcpts []string,
 	s.calls.Add(1)
 	<-s.gate
 	s.cur.Add(-1)
-	return relay.Outcome{Errs: make([]error, len(rcpts))}
+	return relay.Outcome{Errs: make([]error, len(j.Rcpts))}
 }
 
 func TestRelayConcurrencyIsBounded(t *testing.T) {

@@ -34,7 +34,7 @@ type Mailboxes interface {
 // Relayer sends one message to every recipient of one remote domain and says
 // which mail exchanger answered (delivery/relay.Relay).
 type Relayer interface {
-	Deliver(ctx context.Context, msgID, domain, from string, rcpts []string, open func() (io.ReadCloser, error)) relay.Outcome
+	Deliver(ctx context.Context, j relay.Job) relay.Outcome
 }
 
 // Worker delivers the messages of one mail host. It is safe for concurrent use.
@@ -108,7 +108,7 @@ func (w *Worker) Deliver(ctx context.Context, m *queue.Message) []queue.Result {
 					}
 				}
 			}()
-			out := w.Relay.Deliver(ctx, m.ID, domain, m.From, rcpts, m.Open)
+			out := w.Relay.Deliver(ctx, relay.Job{MsgID: m.ID, Domain: domain, From: m.From, Rcpts: rcpts, Open: m.Open})
 			for i, r := range rcpts {
 				err := errors.New("relay: no result")
 				if i < len(out.Errs) {

@@ -19,7 +19,6 @@ import (
 	"fmt"
 	"io"
 	"runtime/debug"
-	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -49,14 +48,6 @@ type Options struct {
 
 // errSelf: the connection reached this host itself.
 var errSelf = errors.New("relay: the mail exchanger is this host")
-
-// domain is the domain of the recipients of one relay transaction.
-func domain(rcpts []string) string {
-	if len(rcpts) == 0 {
-		return ""
-	}
-	return rcpts[0][strings.LastIndexByte(rcpts[0], '@')+1:]
-}
 
 // errLoopsBack is the permanent failure of a domain whose best mail
 // exchanger is this host itself (RFC 5321 §5.1: an MTA that finds itself
@@ -89,43 +80,49 @@ type Outcome struct {
 	Errs []error
 }
 
-// Send delivers one message to every rcpt of one domain over ONE connection
-// (EHLO, MAIL, RCPT per recipient, DATA, QUIT), trying each Target in order on
-// connection failure. It returns one error per rcpt (same order): nil = the next
-// MTA said 250; *reply.Reply with Permanent() for 5xx; anything else temporary.
-// msgID is for logs. open gives the body (may be called again per target).
-func (rl *Relay) Send(ctx context.Context, msgID, domain, from string, rcpts []string, open func() (io.ReadCloser, error)) []error {
-	return rl.Deliver(ctx, msgID, domain, from, rcpts, open).Errs
+// Job is one relay transaction: one message to every recipient of one
+// domain, over one connection.
+type Job struct {
+	MsgID  string   // for logs
+	Domain string   // the recipients' domain, folded (address.Domain)
+	From   string   // the reverse-path; "" for a bounce
+	Rcpts  []string // all of Domain
+	// Open gives the body; it is called again for each target tried.
+	Open func() (io.ReadCloser, error)
 }
 
-// Deliver is Send that also tells which mail exchanger answered, for the
-// Remote-MTA field of a bounce.
-func (rl *Relay) Deliver(ctx context.Context, msgID, domain, from string, rcpts []string, open func() (io.ReadCloser, error)) (out Outcome) {
+// Deliver delivers j (EHLO, MAIL, RCPT per recipient, DATA, QUIT), trying
+// each target of j.Domain in order until one gives results that stand. It
+// returns one error per recipient, in order: nil = the next MTA said 250; a
+// *reply.Reply with Permanent() for 5xx; anything else temporary. The
+// Outcome also names the mail exchanger that answered, for the Remote-MTA
+// field of a bounce.
+func (rl *Relay) Deliver(ctx context.Context, j Job) (out Outcome) {
 	start := time.Now()
-	log := rl.log.With(zap.String("msg_id", msgID), zap.String("domain", domain))
-	out.Errs = make([]error, len(rcpts))
+	log := rl.log.With(zap.String("msg_id", j.MsgID), zap.String("domain", j.Domain))
+	out.Errs = make([]error, len(j.Rcpts))
 	defer func() {
 		if p := recover(); p != nil {
 			log.Error("relay panic", zap.Any("error", p), zap.ByteString("stack", debug.Stack()))
-			fill(out.Errs, fmt.Errorf("relay: internal error: %v", p), true)
+			failAll(out.Errs, fmt.Errorf("relay: internal error: %v", p))
 		}
-		rl.logDone(log, out, rcpts, start)
+		rl.logDone(log, out, j.Rcpts, start)
 	}()
-	if len(rcpts) == 0 {
+	if len(j.Rcpts) == 0 {
 		return out
 	}
-	targets, err := rl.res.Lookup(ctx, domain)
+	targets, err := rl.res.Lookup(ctx, j.Domain)
 	if err != nil {
-		fill(out.Errs, err, true)
+		failAll(out.Errs, err)
 		return out
 	}
 	targets = rl.better(targets)
 	if len(targets) == 0 {
-		log.Error("mail loops back to myself", zap.Strings("rcpt", rcpts))
-		fill(out.Errs, errLoopsBack(domain), true)
+		log.Error("mail loops back to myself", zap.Strings("rcpt", j.Rcpts))
+		failAll(out.Errs, errLoopsBack(j.Domain))
 		return out
 	}
-	rl.tryTargets(ctx, log, targets, from, rcpts, open, &out)
+	rl.tryTargets(ctx, log, j, targets, &out)
 	return out
 }
 
@@ -143,7 +140,7 @@ func (rl *Relay) better(targets []Target) []Target {
 }
 
 // tryTargets tries each target in order until one gives results that stand.
-func (rl *Relay) tryTargets(ctx context.Context, log *zap.Logger, targets []Target, from string, rcpts []string, open func() (io.ReadCloser, error), out *Outcome) {
+func (rl *Relay) tryTargets(ctx context.Context, log *zap.Logger, j Job, targets []Target, out *Outcome) {
 	var last error = &ResolveError{NotFound: true}
 	for i, t := range targets {
 		if err := ctx.Err(); err != nil {
@@ -151,28 +148,28 @@ func (rl *Relay) tryTargets(ctx context.Context, log *zap.Logger, targets []Targ
 			break
 		}
 		out.MX = t.Host
-		errs, err := rl.attempt(ctx, log, i+1, t, from, rcpts, open)
+		errs, err := rl.attempt(ctx, log, j, i+1, t)
 		if errs != nil {
 			out.Errs = errs
 			return
 		}
 		if errors.Is(err, errSelf) {
 			if i == 0 {
-				log.Error("mail loops back to myself", zap.String("mx", t.Host), zap.Strings("rcpt", rcpts))
-				last = errLoopsBack(domain(rcpts))
+				log.Error("mail loops back to myself", zap.String("mx", t.Host), zap.Strings("rcpt", j.Rcpts))
+				last = errLoopsBack(j.Domain)
 			}
 			break // the targets from here on are no better than this host
 		}
 		last = err
 	}
-	fill(out.Errs, last, true)
+	failAll(out.Errs, last)
 }
 
-// attempt tries one target. It returns per-recipient results when the
+// attempt tries target t, the n-th, for j. It returns per-recipient results when the
 // target gave answers that stand (final), or nil and the error that makes
 // the next target worth trying (connect failure, greeting or EHLO refused,
 // connection lost, 421).
-func (rl *Relay) attempt(ctx context.Context, log *zap.Logger, n int, t Target, from string, rcpts []string, open func() (io.ReadCloser, error)) (errs []error, err error) {
+func (rl *Relay) attempt(ctx context.Context, log *zap.Logger, j Job, n int, t Target) (errs []error, err error) {
 	start := time.Now()
 	log = log.With(zap.String("mx", t.Host), zap.Int("attempt", n))
 	defer func() {
@@ -200,15 +197,15 @@ func (rl *Relay) attempt(ctx context.Context, log *zap.Logger, n int, t Target, 
 	if c.TLS() {
 		log = log.With(zap.Bool("tls", true))
 	}
-	body, err := open()
+	body, err := j.Open()
 	if err != nil {
 		// A local problem: another mail exchanger would not help.
-		errs = make([]error, len(rcpts))
-		fill(errs, fmt.Errorf("relay: open message: %w", err), false)
+		errs = make([]error, len(j.Rcpts))
+		failAll(errs, fmt.Errorf("relay: open message: %w", err))
 		return errs, nil
 	}
 	defer func() { _ = body.Close() }()
-	errs, err = c.Send(from, rcpts, body)
+	errs, err = c.Send(j.From, j.Rcpts, body)
 	if err != nil && !final(err) {
 		return nil, ctxErr(ctx, err)
 	}
@@ -233,12 +230,10 @@ func ctxErr(ctx context.Context, err error) error {
 	return err
 }
 
-// fill sets every entry of errs to err (only the nil ones unless all).
-func fill(errs []error, err error, all bool) {
+// failAll sets every recipient's result to err.
+func failAll(errs []error, err error) {
 	for i := range errs {
-		if all || errs[i] == nil {
-			errs[i] = err
-		}
+		errs[i] = err
 	}
 }
 

@@ -100,24 +100,32 @@ func (c *Client) usable() error {
 // Dial connects to addr ("host:port") and reads the greeting. ctx bounds the
 // connect and the greeting; later commands are bounded by Options.Timeout.
 func Dial(ctx context.Context, addr string, opt Options) (*Client, error) {
-	return dialConn(ctx, addr, opt, false)
+	return dialConn(ctx, addr, opt, dialPlain)
 }
 
 // DialTLS is Dial for implicit TLS (submissions, RFC 8314 §3.3): the TLS
 // handshake, under Options.TLSConfig, comes before the greeting. ctx bounds
 // both.
 func DialTLS(ctx context.Context, addr string, opt Options) (*Client, error) {
-	return dialConn(ctx, addr, opt, true)
+	return dialConn(ctx, addr, opt, dialImplicitTLS)
 }
 
-func dialConn(ctx context.Context, addr string, opt Options, implicitTLS bool) (*Client, error) {
+// dialMode says when TLS starts on a new connection.
+type dialMode int
+
+const (
+	dialPlain       dialMode = iota // plain text; TLS later, if at all, with StartTLS
+	dialImplicitTLS                 // the TLS handshake before the greeting (RFC 8314 §3.3)
+)
+
+func dialConn(ctx context.Context, addr string, opt Options, mode dialMode) (*Client, error) {
 	opt = opt.withDefaults()
 	start := time.Now()
 	host, _, _ := net.SplitHostPort(addr)
 	nd := &net.Dialer{Timeout: opt.Timeout}
 	var conn net.Conn
 	var err error
-	if implicitTLS {
+	if mode == dialImplicitTLS {
 		td := tls.Dialer{NetDialer: nd, Config: tlsConfigFor(opt.TLSConfig, host)}
 		conn, err = td.DialContext(ctx, "tcp", addr) // handshake included
 	} else {

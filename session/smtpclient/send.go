@@ -157,12 +157,23 @@ func (c *Client) sendPipelined(from string, rcpts []string, rcptErrs []error, bo
 		}
 		c.opt.trace("data", start)
 	}
+	if mailErr == nil && ok == 0 {
+		mailErr = fmt.Errorf("%w: %w", ErrNoRecipients, last)
+	}
+	return c.finishPipelined(mailErr, body)
+}
+
+// finishPipelined acts on the reply to a pipelined DATA: with refused, the
+// transaction's failure (MAIL refused or no recipient accepted), an empty
+// message ends a DATA the server took anyway and RSET follows; otherwise a
+// 354 is answered with the body and a refused DATA with RSET.
+func (c *Client) finishPipelined(refused error, body io.Reader) error {
 	if err := c.usable(); err != nil { // a 421 somewhere on the way
 		return err
 	}
 	got354 := c.rb.code == reply.CodeStartInput
 	switch {
-	case mailErr != nil || ok == 0:
+	case refused != nil:
 		if got354 {
 			// The server took DATA although nothing is deliverable
 			// (RFC 2920 §3.1 lets it): end the empty message.
@@ -172,10 +183,7 @@ func (c *Client) sendPipelined(from string, rcpts []string, rcptErrs []error, bo
 			}
 		}
 		c.resetQuietly()
-		if mailErr != nil {
-			return mailErr
-		}
-		return fmt.Errorf("%w: %w", ErrNoRecipients, last)
+		return refused
 	case !got354:
 		err := c.negative()
 		c.resetQuietly()
