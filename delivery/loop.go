@@ -2,8 +2,8 @@ package delivery
 
 import (
 	"gomta/queue"
+	"gomta/session/received"
 	"gomta/session/reply"
-	"gomta/session/smtp"
 )
 
 // MaxReceived is the number of Received: header fields above which a
@@ -11,7 +11,7 @@ import (
 const MaxReceived = 100
 
 // maxHeaderScan bounds how much of a message is read to count its Received:
-// fields (smtp.CountReceived); a header section longer than this is not
+// fields (received.Count); a header section longer than this is not
 // scanned further.
 const maxHeaderScan = 1 << 20
 
@@ -28,7 +28,7 @@ func checkLoop(m *queue.Message) error {
 		return nil
 	}
 	defer body.Close()
-	if n, _ := smtp.CountReceived(body, maxHeaderScan); n > MaxReceived {
+	if n, _ := received.Count(body, maxHeaderScan); n > MaxReceived {
 		return errLooping
 	}
 	return nil
