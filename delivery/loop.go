@@ -2,7 +2,8 @@ package delivery
 
 import (
 	"gomta/queue"
-	"gomta/session/smtp"
+	"gomta/session/received"
+	"gomta/session/reply"
 )
 
 // MaxReceived is the number of Received: header fields above which a
@@ -10,13 +11,13 @@ import (
 const MaxReceived = 100
 
 // maxHeaderScan bounds how much of a message is read to count its Received:
-// fields (smtp.CountReceived); a header section longer than this is not
+// fields (received.Count); a header section longer than this is not
 // scanned further.
 const maxHeaderScan = 1 << 20
 
 // errLooping is the permanent failure of a looping message's remote
 // recipients: RFC 5321 §6.3, RFC 3463 X.4.6 "routing loop detected".
-var errLooping = &smtp.Reply{Code: 554, Enhanced: "5.4.6", Text: "too many Received: headers: mail loop detected"}
+var errLooping = &reply.Reply{Code: reply.CodeTxFailed, Enhanced: reply.EnhLoop, Text: "too many Received: headers: mail loop detected"}
 
 // checkLoop returns errLooping when m's header section holds more than
 // MaxReceived Received: fields, nil otherwise (an unreadable body is left
@@ -27,7 +28,7 @@ func checkLoop(m *queue.Message) error {
 		return nil
 	}
 	defer body.Close()
-	if n, _ := smtp.CountReceived(body, maxHeaderScan); n > MaxReceived {
+	if n, _ := received.Count(body, maxHeaderScan); n > MaxReceived {
 		return errLooping
 	}
 	return nil

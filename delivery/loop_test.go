@@ -3,7 +3,6 @@ package delivery
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -28,7 +27,7 @@ func messageWith(t *testing.T, body string, rcpts ...string) *queue.Message {
 		BodyPath: p, Size: int64(len(body))}
 }
 
-func received(n int) string {
+func receivedFields(n int) string {
 	var b strings.Builder
 	for i := range n {
 		fmt.Fprintf(&b, "Received: from hop%d by hop%d with ESMTP id %d;\r\n\tSun, 6 Dec 2026 02:00:00 +0000\r\n", i, i+1, i)
@@ -38,7 +37,7 @@ func received(n int) string {
 
 func TestLoopingMessageIsNotRelayed(t *testing.T) {
 	w, mb, rl := newWorker(t)
-	body := received(MaxReceived+1) + "Subject: loop\r\n\r\nReceived: in the body does not count\r\n"
+	body := receivedFields(MaxReceived+1) + "Subject: loop\r\n\r\nReceived: in the body does not count\r\n"
 	res := byRcpt(w.Deliver(context.Background(), messageWith(t, body, "x@far.test", "a@local.test")))
 	r := res["x@far.test"]
 	if r.Err == nil || !r.Permanent || r.Failure.Code != 554 || r.Failure.Enhanced != "5.4.6" {
@@ -54,7 +53,7 @@ func TestLoopingMessageIsNotRelayed(t *testing.T) {
 
 func TestHundredReceivedStillRelayed(t *testing.T) {
 	w, _, rl := newWorker(t)
-	body := received(MaxReceived) + "Subject: long route\r\n\r\n" + received(50)
+	body := receivedFields(MaxReceived) + "Subject: long route\r\n\r\n" + receivedFields(50)
 	res := byRcpt(w.Deliver(context.Background(), messageWith(t, body, "x@far.test")))
 	if res["x@far.test"].Err != nil || len(rl.calls["far.test"]) != 1 {
 		t.Fatalf("100 Received: fields are allowed (RFC 5321 §6.3): %+v %v", res["x@far.test"], rl.calls)
@@ -68,7 +67,7 @@ type slowRelay struct {
 	gate      chan struct{}
 }
 
-func (s *slowRelay) Deliver(ctx context.Context, _, _, _ string, rcpts []string, _ func() (io.ReadCloser, error)) relay.Outcome {
+func (s *slowRelay) Deliver(ctx context.Context, j relay.Job) relay.Outcome {
 	n := s.cur.Add(1)
 	for {
 		p := s.peak.Load()
@@ -79,7 +78,7 @@ func (s *slowRelay) Deliver(ctx context.Context, _, _, _ string, rcpts []string,
 	s.calls.Add(1)
 	<-s.gate
 	s.cur.Add(-1)
-	return relay.Outcome{Errs: make([]error, len(rcpts))}
+	return relay.Outcome{Errs: make([]error, len(j.Rcpts))}
 }
 
 func TestRelayConcurrencyIsBounded(t *testing.T) {

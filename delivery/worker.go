@@ -3,7 +3,7 @@
 // mailbox actors (delivery/mailbox) and other domains to the relay worker
 // (delivery/relay), at most MaxRelay relay transactions at once per host, and
 // reports one result per recipient: done, temporary or permanent (a property
-// of the error, relay.Temporary), with what a bounce must say. The queue owns
+// of the error, reply.Temporary), with what a bounce must say. The queue owns
 // bounces; the Worker writes their text (RFC 3464, delivery/dsn). A message
 // that has looped (more than MaxReceived Received: fields, RFC 5321 §6.3) is
 // never relayed: its remote recipients fail with 554 5.4.6.
@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"sync"
 	"time"
 
@@ -23,7 +22,8 @@ import (
 	"gomta/delivery/dsn"
 	"gomta/delivery/relay"
 	"gomta/queue"
-	"gomta/session/smtp"
+	"gomta/session/address"
+	"gomta/session/reply"
 )
 
 // Mailboxes is the local store as delivery needs it (delivery/mailbox.Store).
@@ -34,7 +34,7 @@ type Mailboxes interface {
 // Relayer sends one message to every recipient of one remote domain and says
 // which mail exchanger answered (delivery/relay.Relay).
 type Relayer interface {
-	Deliver(ctx context.Context, msgID, domain, from string, rcpts []string, open func() (io.ReadCloser, error)) relay.Outcome
+	Deliver(ctx context.Context, j relay.Job) relay.Outcome
 }
 
 // Worker delivers the messages of one mail host. It is safe for concurrent use.
@@ -62,7 +62,7 @@ const DefaultMaxRelay = 100
 
 // errNoMailbox is the permanent failure for a local recipient whose account
 // disappeared between acceptance and delivery.
-var errNoMailbox = &smtp.Reply{Code: 550, Enhanced: "5.1.1", Text: "mailbox unavailable"} // RFC 3463 §3.2 X.1.1
+var errNoMailbox = &reply.Reply{Code: reply.CodeRejected, Enhanced: reply.EnhNoSuchUser, Text: "mailbox unavailable"}
 
 // Deliver implements queue.Handler.
 func (w *Worker) Deliver(ctx context.Context, m *queue.Message) []queue.Result {
@@ -108,7 +108,7 @@ func (w *Worker) Deliver(ctx context.Context, m *queue.Message) []queue.Result {
 					}
 				}
 			}()
-			out := w.Relay.Deliver(ctx, m.ID, domain, m.From, rcpts, m.Open)
+			out := w.Relay.Deliver(ctx, relay.Job{MsgID: m.ID, Domain: domain, From: m.From, Rcpts: rcpts, Open: m.Open})
 			for i, r := range rcpts {
 				err := errors.New("relay: no result")
 				if i < len(out.Errs) {
@@ -128,7 +128,7 @@ func (w *Worker) Deliver(ctx context.Context, m *queue.Message) []queue.Result {
 			continue
 		}
 		f := relay.Failure(r, mxs[r], err)
-		results = append(results, queue.Result{Rcpt: r, Err: err, Permanent: !relay.Temporary(err),
+		results = append(results, queue.Result{Rcpt: r, Err: err, Permanent: !reply.Temporary(err),
 			Failure: queue.Failure{Rcpt: r, Code: f.Code, Enhanced: f.Enhanced, Text: f.Text, Remote: f.RemoteMTA}})
 	}
 	return results
@@ -195,14 +195,12 @@ func (w *Worker) WriteBounce(out io.Writer, m *queue.Message, failed []queue.Fai
 	return nil
 }
 
-// splitByDomain groups recipients by lower-cased domain, keeping their order.
+// splitByDomain groups recipients by folded domain (address.Domain),
+// keeping their order.
 func splitByDomain(rcpts []string) map[string][]string {
 	out := make(map[string][]string)
 	for _, r := range rcpts {
-		d := ""
-		if at := strings.LastIndexByte(r, '@'); at >= 0 {
-			d = strings.ToLower(r[at+1:])
-		}
+		d := address.Domain(r)
 		out[d] = append(out[d], r)
 	}
 	return out

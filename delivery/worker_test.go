@@ -19,7 +19,7 @@ import (
 
 	"gomta/delivery/relay"
 	"gomta/queue"
-	"gomta/session/smtp"
+	"gomta/session/reply"
 )
 
 type fakeMailboxes struct {
@@ -45,18 +45,18 @@ type fakeRelay struct {
 	calls   map[string][]string // domain → rcpts of the one call
 }
 
-func (f *fakeRelay) Deliver(_ context.Context, _, domain, _ string, rcpts []string, _ func() (io.ReadCloser, error)) relay.Outcome {
+func (f *fakeRelay) Deliver(_ context.Context, j relay.Job) relay.Outcome {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.calls == nil {
 		f.calls = map[string][]string{}
 	}
-	if _, dup := f.calls[domain]; dup {
+	if _, dup := f.calls[j.Domain]; dup {
 		panic("one relay call per domain expected")
 	}
-	f.calls[domain] = slices.Clone(rcpts)
-	out := relay.Outcome{MX: "mx." + domain}
-	for _, r := range rcpts {
+	f.calls[j.Domain] = slices.Clone(j.Rcpts)
+	out := relay.Outcome{MX: "mx." + j.Domain}
+	for _, r := range j.Rcpts {
 		out.Errs = append(out.Errs, f.answers[r])
 	}
 	return out
@@ -96,8 +96,8 @@ func byRcpt(rs []queue.Result) map[string]queue.Result {
 }
 
 var (
-	reply550 = &smtp.Reply{Code: 550, Enhanced: "5.1.1", Text: "no such user"}
-	reply451 = &smtp.Reply{Code: 451, Enhanced: "4.3.0", Text: "try later"}
+	reply550 = &reply.Reply{Code: 550, Enhanced: "5.1.1", Text: "no such user"}
+	reply451 = &reply.Reply{Code: 451, Enhanced: "4.3.0", Text: "try later"}
 )
 
 func TestSplitsByDomainOnceAndDeliversLocally(t *testing.T) {

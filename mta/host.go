@@ -19,6 +19,7 @@ import (
 	"gomta/delivery/mailbox"
 	"gomta/delivery/relay"
 	"gomta/queue"
+	"gomta/session/address"
 	"gomta/session/pop3"
 	"gomta/session/smtp"
 )
@@ -35,7 +36,7 @@ type Host struct {
 	cfg      *Config
 	srv      *Server
 	local    map[string]bool   // final-destination domains
-	accounts map[string]string // canonicalAccount(address) → address as configured
+	accounts map[string]string // address.Account(address) → address as configured
 	hashed   bool              // some password is a bcrypt hash
 	dataDir  string            // spool/ and mail/ live here
 	log      *zap.Logger
@@ -92,7 +93,7 @@ func NewHost(cfg *Config, s *Server, dataDir string, tlsConf *tls.Config, log *z
 	}
 	users := make([]string, 0, len(s.Accounts))
 	for a := range s.Accounts {
-		h.accounts[canonicalAccount(a)] = a
+		h.accounts[address.Account(a)] = a
 		users = append(users, a)
 		h.hashed = h.hashed || isBcrypt(s.Accounts[a])
 	}
@@ -268,17 +269,13 @@ func (h *Host) Close() {
 	}
 }
 
-func (h *Host) isLocal(domain string) bool { return h.local[strings.ToLower(domain)] }
+func (h *Host) isLocal(domain string) bool { return h.local[address.FoldDomain(domain)] }
 
 // account maps an address to its account as configured; ok=false when none.
 func (h *Host) account(addr string) (string, bool) {
-	a, ok := h.accounts[canonicalAccount(addr)]
+	a, ok := h.accounts[address.Account(addr)]
 	return a, ok
 }
-
-// canonicalAccount is the one folding of an account name, under which the
-// host looks accounts up and the Limiter counts failed logins.
-func canonicalAccount(addr string) string { return strings.ToLower(addr) }
 
 func durations(ds []Duration) []time.Duration {
 	out := make([]time.Duration, len(ds))

@@ -10,7 +10,9 @@ import (
 
 	"gomta/delivery/mailbox"
 	"gomta/queue"
+	"gomta/session/address"
 	"gomta/session/pop3"
+	"gomta/session/reply"
 	"gomta/session/smtp"
 )
 
@@ -18,16 +20,16 @@ import (
 var (
 	// RFC 5321 §4.2.2 550, RFC 3463 §3.2 X.1.0 "other address status":
 	// a sender claiming this host's domain that is no account of it.
-	replyBadLocalSender = &smtp.Reply{Code: 550, Enhanced: "5.1.0", Text: "sender address rejected: no such account here"}
+	replyBadLocalSender = &reply.Reply{Code: reply.CodeRejected, Enhanced: reply.EnhBadAddress, Text: "sender address rejected: no such account here"}
 	// RFC 4954 §6 / RFC 3463 X.7.1: a local sender from an untrusted,
 	// unauthenticated client, or an authenticated one sending as another user.
-	replySenderNotOwned = &smtp.Reply{Code: 553, Enhanced: "5.7.1", Text: "sender address not owned by this client"}
+	replySenderNotOwned = &reply.Reply{Code: reply.CodeNameNotAllow, Enhanced: reply.EnhNotAuthorized, Text: "sender address not owned by this client"}
 	// RFC 3463 §3.2 X.1.1 "bad destination mailbox address".
-	replyNoSuchUser = &smtp.Reply{Code: 550, Enhanced: "5.1.1", Text: "no such user here"}
+	replyNoSuchUser = &reply.Reply{Code: reply.CodeRejected, Enhanced: reply.EnhNoSuchUser, Text: "no such user here"}
 	// RFC 5321 §3.6.2, RFC 3463 X.7.1: never an open relay.
-	replyRelayDenied = &smtp.Reply{Code: 554, Enhanced: "5.7.1", Text: "relay access denied"}
+	replyRelayDenied = &reply.Reply{Code: reply.CodeTxFailed, Enhanced: reply.EnhNotAuthorized, Text: "relay access denied"}
 	// RFC 5321 §4.2.2 452, RFC 3463 X.3.1 "mail system full".
-	replyQueueFull = &smtp.Reply{Code: 452, Enhanced: "4.3.1", Text: "queue full, try again later"}
+	replyQueueFull = &reply.Reply{Code: reply.CodeInsufficient, Enhanced: reply.EnhSystemFull, Text: "queue full, try again later"}
 )
 
 // smtpBackend is the relay policy and message sink of one host's SMTP sessions.
@@ -41,7 +43,7 @@ func (b smtpBackend) Mail(_ context.Context, c *smtp.Peer, from string) error {
 	if c.AuthUser != "" && !strings.EqualFold(c.AuthUser, from) {
 		return replySenderNotOwned
 	}
-	if !b.h.isLocal(domainOf(from)) {
+	if !b.h.isLocal(address.Domain(from)) {
 		return nil
 	}
 	if _, ok := b.h.account(from); !ok {
@@ -73,38 +75,29 @@ func (b smtpBackend) Rcpt(_ context.Context, c *smtp.Peer, from, rcpt string) er
 	return replyRelayDenied
 }
 
-// postmaster is the local part that RFC 5321 §4.5.1 reserves: <Postmaster>
-// (any case, no domain) and postmaster@ each local domain MUST be accepted.
-const postmaster = "postmaster"
-
 // canonicalRcpt is the one canonical form of a recipient: the relay policy
 // decides on it and the envelope is de-duplicated by it, so that a mailbox
 // gets one copy however its address was written.
 //   - A local address is its account as configured, found as the account
-//     lookup finds it (case-folded).
+//     lookup finds it (address.Account).
 //   - <Postmaster> without a domain, and postmaster@ a local domain that has
 //     no account of that name, are the host's postmaster account.
-//   - A remote address keeps its local part as given (RFC 5321 §2.4: only
-//     the host that owns it may fold its case) and lower-cases its domain.
+//   - A remote address is address.Canonical: its domain folded, its local
+//     part as given.
 //
 // local says whether the address is this host's; ok=false is a local address
 // that names no account.
 func (h *Host) canonicalRcpt(addr string) (canon string, local, ok bool) {
-	at := strings.LastIndexByte(addr, '@')
-	if at < 0 { // the session's parser lets only <Postmaster> through without a domain
-		if strings.EqualFold(addr, postmaster) && h.srv.Postmaster != "" {
-			return h.srv.Postmaster, true, true
+	_, domain, hasDomain := address.Split(addr)
+	if hasDomain && !h.isLocal(domain) {
+		return address.Canonical(addr), false, true
+	}
+	if hasDomain { // without a domain, the session's parser lets only <Postmaster> through
+		if a, ok := h.account(addr); ok {
+			return a, true, true
 		}
-		return addr, true, false
 	}
-	domain := strings.ToLower(addr[at+1:])
-	if !h.isLocal(domain) {
-		return addr[:at+1] + domain, false, true
-	}
-	if a, ok := h.account(addr); ok {
-		return a, true, true
-	}
-	if strings.EqualFold(addr[:at], postmaster) && h.srv.Postmaster != "" {
+	if address.IsPostmaster(addr) && h.srv.Postmaster != "" {
 		return h.srv.Postmaster, true, true
 	}
 	return addr, true, false
@@ -182,10 +175,3 @@ func (m maildrop) List() []pop3.MsgInfo {
 func (m maildrop) Open(ctx context.Context, i int) (io.ReadCloser, error) { return m.s.Open(ctx, i) }
 func (m maildrop) Commit(ctx context.Context, del []int) error            { return m.s.Commit(ctx, del) }
 func (m maildrop) Close()                                                 { m.s.Close() }
-
-func domainOf(addr string) string {
-	if at := strings.LastIndexByte(addr, '@'); at >= 0 {
-		return strings.ToLower(addr[at+1:])
-	}
-	return ""
-}

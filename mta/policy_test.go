@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"gomta/session/pop3"
+	"gomta/session/reply"
 	"gomta/session/smtp"
 )
 
@@ -41,7 +42,7 @@ func code(err error) int {
 	if err == nil {
 		return 250
 	}
-	var r *smtp.Reply
+	var r *reply.Reply
 	if errors.As(err, &r) {
 		return r.Code
 	}

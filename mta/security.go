@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/crypto/bcrypt"
 
+	"gomta/session/address"
 	"gomta/session/limit"
 	"gomta/session/selfsigned"
 )
@@ -70,13 +71,13 @@ func (c *Config) plaintextAuth(remote net.Addr) bool {
 
 // newLimiter builds a host's connection and login limits; trusted networks
 // are exempt from the per-IP connection limit. Failed logins count against
-// the account as the account lookup folds its name (canonicalAccount), on
+// the account as the account lookup folds its name (address.Account), on
 // SMTP and POP3 alike: they share the one Limiter.
 func (c *Config) newLimiter() *limit.Limiter {
 	return limit.New(limit.Config{
 		MaxConns: c.MaxConnections, MaxConnsPerIP: c.MaxConnectionsPerIP, AuthFailures: c.AuthFailures,
 		AuthWindow: time.Duration(c.AuthWindow), AuthDelay: time.Duration(c.AuthDelay), ExemptPerIP: c.Trusted,
-		Account: canonicalAccount,
+		Account: address.Account,
 	})
 }
 

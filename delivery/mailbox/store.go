@@ -39,12 +39,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"go.uber.org/zap"
+
+	"gomta/session/address"
 )
 
 // Errors returned by the Store.
@@ -108,10 +108,7 @@ func New(opt Options) (*Store, error) {
 	}
 	var errs []error
 	for _, u := range opt.Users {
-		key := strings.ToLower(u)
-		if !utf8.ValidString(u) {
-			key = u // ToLower would hide the bad bytes behind U+FFFD
-		}
+		key := address.Account(u)
 		if err := validUser(key); err != nil {
 			errs = append(errs, fmt.Errorf("mailbox: user %q: %w", u, err))
 			continue
@@ -167,7 +164,7 @@ func (s *Store) Run(ctx context.Context) error {
 }
 
 func (s *Store) actor(user string) (*actor, error) {
-	a, ok := s.actors[strings.ToLower(user)]
+	a, ok := s.actors[address.Account(user)]
 	if !ok {
 		return nil, fmt.Errorf("%w: %s", ErrNoUser, user)
 	}

@@ -4,10 +4,12 @@
 // smtpclient package, and classifying each recipient's result as done,
 // temporary (retry later) or permanent (bounce).
 //
-// Invariants: Send returns exactly one result per recipient, in order; nil
+// Invariants: Deliver returns exactly one result per recipient, in order; nil
 // only when the next MTA accepted the message for that recipient (2xx at the
-// end of DATA); a *smtp.Reply when the remote refused; the classification
-// lives in Temporary, in one place. Message bodies are never logged.
+// end of DATA); a *reply.Reply when the remote refused. Whether a result is
+// worth another try is session/reply's Temporary, in one place (a resolution
+// miss answers through ResolveError.Permanent). Message bodies are never
+// logged.
 package relay
 
 import (
@@ -17,19 +19,14 @@ import (
 	"fmt"
 	"io"
 	"runtime/debug"
-	"strings"
 	"time"
 
 	"go.uber.org/zap"
 
 	"gomta/delivery/dsn"
-	"gomta/session/smtp"
+	"gomta/session/reply"
 	"gomta/session/smtpclient"
 )
-
-// codeNotAvailable: the server is closing the channel (RFC 5321 §3.8); the
-// next mail exchanger may do better, as after a failed connect.
-const codeNotAvailable = 421
 
 // Options configure a Relay.
 type Options struct {
@@ -52,19 +49,11 @@ type Options struct {
 // errSelf: the connection reached this host itself.
 var errSelf = errors.New("relay: the mail exchanger is this host")
 
-// domain is the domain of the recipients of one relay transaction.
-func domain(rcpts []string) string {
-	if len(rcpts) == 0 {
-		return ""
-	}
-	return rcpts[0][strings.LastIndexByte(rcpts[0], '@')+1:]
-}
-
 // errLoopsBack is the permanent failure of a domain whose best mail
 // exchanger is this host itself (RFC 5321 §5.1: an MTA that finds itself
 // in the MX list uses only the better ones; RFC 3463 X.4.6 routing loop).
 func errLoopsBack(domain string) error {
-	return &smtp.Reply{Code: 554, Enhanced: "5.4.6", Text: "mail for " + domain + " loops back to myself"}
+	return &reply.Reply{Code: reply.CodeTxFailed, Enhanced: reply.EnhLoop, Text: "mail for " + domain + " loops back to myself"}
 }
 
 // Relay delivers messages to other MTAs. It holds no per-message state and
@@ -91,43 +80,49 @@ type Outcome struct {
 	Errs []error
 }
 
-// Send delivers one message to every rcpt of one domain over ONE connection
-// (EHLO, MAIL, RCPT per recipient, DATA, QUIT), trying each Target in order on
-// connection failure. It returns one error per rcpt (same order): nil = the next
-// MTA said 250; *smtp.Reply with Permanent() for 5xx; anything else temporary.
-// msgID is for logs. open gives the body (may be called again per target).
-func (rl *Relay) Send(ctx context.Context, msgID, domain, from string, rcpts []string, open func() (io.ReadCloser, error)) []error {
-	return rl.Deliver(ctx, msgID, domain, from, rcpts, open).Errs
+// Job is one relay transaction: one message to every recipient of one
+// domain, over one connection.
+type Job struct {
+	MsgID  string   // for logs
+	Domain string   // the recipients' domain, folded (address.Domain)
+	From   string   // the reverse-path; "" for a bounce
+	Rcpts  []string // all of Domain
+	// Open gives the body; it is called again for each target tried.
+	Open func() (io.ReadCloser, error)
 }
 
-// Deliver is Send that also tells which mail exchanger answered, for the
-// Remote-MTA field of a bounce.
-func (rl *Relay) Deliver(ctx context.Context, msgID, domain, from string, rcpts []string, open func() (io.ReadCloser, error)) (out Outcome) {
+// Deliver delivers j (EHLO, MAIL, RCPT per recipient, DATA, QUIT), trying
+// each target of j.Domain in order until one gives results that stand. It
+// returns one error per recipient, in order: nil = the next MTA said 250; a
+// *reply.Reply with Permanent() for 5xx; anything else temporary. The
+// Outcome also names the mail exchanger that answered, for the Remote-MTA
+// field of a bounce.
+func (rl *Relay) Deliver(ctx context.Context, j Job) (out Outcome) {
 	start := time.Now()
-	log := rl.log.With(zap.String("msg_id", msgID), zap.String("domain", domain))
-	out.Errs = make([]error, len(rcpts))
+	log := rl.log.With(zap.String("msg_id", j.MsgID), zap.String("domain", j.Domain))
+	out.Errs = make([]error, len(j.Rcpts))
 	defer func() {
 		if p := recover(); p != nil {
 			log.Error("relay panic", zap.Any("error", p), zap.ByteString("stack", debug.Stack()))
-			fill(out.Errs, fmt.Errorf("relay: internal error: %v", p), true)
+			failAll(out.Errs, fmt.Errorf("relay: internal error: %v", p))
 		}
-		rl.logDone(log, out, rcpts, start)
+		rl.logDone(log, out, j.Rcpts, start)
 	}()
-	if len(rcpts) == 0 {
+	if len(j.Rcpts) == 0 {
 		return out
 	}
-	targets, err := rl.res.Lookup(ctx, domain)
+	targets, err := rl.res.Lookup(ctx, j.Domain)
 	if err != nil {
-		fill(out.Errs, err, true)
+		failAll(out.Errs, err)
 		return out
 	}
 	targets = rl.better(targets)
 	if len(targets) == 0 {
-		log.Error("mail loops back to myself", zap.Strings("rcpt", rcpts))
-		fill(out.Errs, errLoopsBack(domain), true)
+		log.Error("mail loops back to myself", zap.Strings("rcpt", j.Rcpts))
+		failAll(out.Errs, errLoopsBack(j.Domain))
 		return out
 	}
-	rl.tryTargets(ctx, log, targets, from, rcpts, open, &out)
+	rl.tryTargets(ctx, log, j, targets, &out)
 	return out
 }
 
@@ -145,7 +140,7 @@ func (rl *Relay) better(targets []Target) []Target {
 }
 
 // tryTargets tries each target in order until one gives results that stand.
-func (rl *Relay) tryTargets(ctx context.Context, log *zap.Logger, targets []Target, from string, rcpts []string, open func() (io.ReadCloser, error), out *Outcome) {
+func (rl *Relay) tryTargets(ctx context.Context, log *zap.Logger, j Job, targets []Target, out *Outcome) {
 	var last error = &ResolveError{NotFound: true}
 	for i, t := range targets {
 		if err := ctx.Err(); err != nil {
@@ -153,28 +148,28 @@ func (rl *Relay) tryTargets(ctx context.Context, log *zap.Logger, targets []Targ
 			break
 		}
 		out.MX = t.Host
-		errs, err := rl.attempt(ctx, log, i+1, t, from, rcpts, open)
+		errs, err := rl.attempt(ctx, log, j, i+1, t)
 		if errs != nil {
 			out.Errs = errs
 			return
 		}
 		if errors.Is(err, errSelf) {
 			if i == 0 {
-				log.Error("mail loops back to myself", zap.String("mx", t.Host), zap.Strings("rcpt", rcpts))
-				last = errLoopsBack(domain(rcpts))
+				log.Error("mail loops back to myself", zap.String("mx", t.Host), zap.Strings("rcpt", j.Rcpts))
+				last = errLoopsBack(j.Domain)
 			}
 			break // the targets from here on are no better than this host
 		}
 		last = err
 	}
-	fill(out.Errs, last, true)
+	failAll(out.Errs, last)
 }
 
-// attempt tries one target. It returns per-recipient results when the
+// attempt tries target t, the n-th, for j. It returns per-recipient results when the
 // target gave answers that stand (final), or nil and the error that makes
 // the next target worth trying (connect failure, greeting or EHLO refused,
 // connection lost, 421).
-func (rl *Relay) attempt(ctx context.Context, log *zap.Logger, n int, t Target, from string, rcpts []string, open func() (io.ReadCloser, error)) (errs []error, err error) {
+func (rl *Relay) attempt(ctx context.Context, log *zap.Logger, j Job, n int, t Target) (errs []error, err error) {
 	start := time.Now()
 	log = log.With(zap.String("mx", t.Host), zap.Int("attempt", n))
 	defer func() {
@@ -202,15 +197,15 @@ func (rl *Relay) attempt(ctx context.Context, log *zap.Logger, n int, t Target, 
 	if c.TLS() {
 		log = log.With(zap.Bool("tls", true))
 	}
-	body, err := open()
+	body, err := j.Open()
 	if err != nil {
 		// A local problem: another mail exchanger would not help.
-		errs = make([]error, len(rcpts))
-		fill(errs, fmt.Errorf("relay: open message: %w", err), false)
+		errs = make([]error, len(j.Rcpts))
+		failAll(errs, fmt.Errorf("relay: open message: %w", err))
 		return errs, nil
 	}
 	defer func() { _ = body.Close() }()
-	errs, err = c.Send(from, rcpts, body)
+	errs, err = c.Send(j.From, j.Rcpts, body)
 	if err != nil && !final(err) {
 		return nil, ctxErr(ctx, err)
 	}
@@ -219,10 +214,12 @@ func (rl *Relay) attempt(ctx context.Context, log *zap.Logger, n int, t Target, 
 }
 
 // final reports whether a failed transaction's result stands: the remote
-// answered (anything but 421), rather than the connection failing.
+// answered, rather than the connection failing. A 421 is the server closing
+// the channel (RFC 5321 §3.8): the next mail exchanger may do better, as
+// after a failed connect.
 func final(err error) bool {
-	var r *smtp.Reply
-	return errors.As(err, &r) && r.Code != codeNotAvailable
+	var r *reply.Reply
+	return errors.As(err, &r) && r.Code != reply.CodeUnavailable
 }
 
 // ctxErr prefers the context's error to the closed-connection error it caused.
@@ -233,12 +230,10 @@ func ctxErr(ctx context.Context, err error) error {
 	return err
 }
 
-// fill sets every entry of errs to err (only the nil ones unless all).
-func fill(errs []error, err error, all bool) {
+// failAll sets every recipient's result to err.
+func failAll(errs []error, err error) {
 	for i := range errs {
-		if all || errs[i] == nil {
-			errs[i] = err
-		}
+		errs[i] = err
 	}
 }
 
@@ -259,7 +254,7 @@ func (rl *Relay) logDone(log *zap.Logger, out Outcome, rcpts []string, start tim
 
 // replyFields are smtp_code and enhanced when err carries a reply.
 func replyFields(err error) []zap.Field {
-	var r *smtp.Reply
+	var r *reply.Reply
 	if errors.As(err, &r) {
 		return []zap.Field{zap.Int("smtp_code", r.Code), zap.String("enhanced", r.Enhanced)}
 	}
@@ -270,24 +265,10 @@ func replyFields(err error) []zap.Field {
 	return nil
 }
 
-// Temporary classifies one recipient's result for the delivery worker:
-// nil → false (delivered); a remote reply → 4xx is temporary, 5xx is not; a
-// resolution miss → permanent; network errors, timeouts and everything else
-// → temporary (try again later; the retry schedule ends it).
-func Temporary(err error) bool {
-	if err == nil {
-		return false
-	}
-	var r *smtp.Reply
-	if errors.As(err, &r) {
-		return !r.Permanent()
-	}
-	var re *ResolveError
-	if errors.As(err, &re) {
-		return re.Temporary()
-	}
-	return true
-}
+// Permanent reports whether the miss is final (no mail exchanger is known
+// for the domain), for reply.Temporary, which classifies every recipient's
+// result for the delivery worker.
+func (e *ResolveError) Permanent() bool { return !e.Temporary() }
 
 // Failure describes a recipient's failure for a bounce (RFC 3464): the
 // remote reply when there was one, else the resolution status, else the
@@ -297,7 +278,7 @@ func Failure(rcpt, mx string, err error) dsn.Failure {
 	if err == nil {
 		return f
 	}
-	var r *smtp.Reply
+	var r *reply.Reply
 	var re *ResolveError
 	switch {
 	case errors.As(err, &r):

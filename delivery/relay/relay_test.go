@@ -14,7 +14,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
-	"gomta/session/smtp"
+	"gomta/session/reply"
 	"gomta/session/smtpclient/smtpclienttest"
 )
 
@@ -37,6 +37,11 @@ func perRcpt(to string) string {
 	return ""
 }
 
+// job is a relay transaction of message id from me@a.test.
+func job(id, domain string, open func() (io.ReadCloser, error), rcpts ...string) Job {
+	return Job{MsgID: id, Domain: domain, From: "me@a.test", Rcpts: rcpts, Open: open}
+}
+
 func newRelay(t *testing.T, r *Resolver) (*Relay, *observer.ObservedLogs) {
 	core, logs := observer.New(zapcore.DebugLevel)
 	return New(r, Options{LocalName: "relay.test", Timeout: 30 * time.Second, Logger: zap.New(core)}), logs
@@ -49,18 +54,18 @@ func TestSendPerRecipient(t *testing.T) {
 	rl, logs := newRelay(t, res)
 	var opens atomic.Int32
 	rcpts := []string{"ann@b.test", "bad@b.test", "later@b.test"}
-	errs := rl.Send(context.Background(), "m1", "b.test", "me@a.test", rcpts, opener(&opens))
+	errs := rl.Deliver(context.Background(), job("m1", "b.test", opener(&opens), rcpts...)).Errs
 	if len(errs) != 3 {
 		t.Fatalf("got %d results", len(errs))
 	}
-	if errs[0] != nil || Temporary(errs[0]) {
+	if errs[0] != nil || reply.Temporary(errs[0]) {
 		t.Fatalf("ann: %v", errs[0])
 	}
-	var r *smtp.Reply
-	if !errors.As(errs[1], &r) || !r.Permanent() || r.Code != 550 || Temporary(errs[1]) {
+	var r *reply.Reply
+	if !errors.As(errs[1], &r) || !r.Permanent() || r.Code != 550 || reply.Temporary(errs[1]) {
 		t.Fatalf("bad: %v", errs[1])
 	}
-	if !errors.As(errs[2], &r) || !r.Temporary() || r.Code != 450 || !Temporary(errs[2]) {
+	if !errors.As(errs[2], &r) || !r.Temporary() || r.Code != 450 || !reply.Temporary(errs[2]) {
 		t.Fatalf("later: %v", errs[2])
 	}
 	msgs := srv.Messages()
@@ -107,9 +112,9 @@ func TestConnectionRefusedIsTemporary(t *testing.T) {
 	ln.Close() // nobody listens there now
 	rl, logs := newRelay(t, &Resolver{P: map[string]string{"b.test": addr}})
 	var opens atomic.Int32
-	errs := rl.Send(context.Background(), "m2", "b.test", "me@a.test", []string{"x@b.test", "y@b.test"}, opener(&opens))
+	errs := rl.Deliver(context.Background(), job("m2", "b.test", opener(&opens), "x@b.test", "y@b.test")).Errs
 	for i, e := range errs {
-		if e == nil || !Temporary(e) {
+		if e == nil || !reply.Temporary(e) {
 			t.Fatalf("rcpt %d: %v, want a temporary error", i, e)
 		}
 	}
@@ -124,8 +129,8 @@ func TestConnectionRefusedIsTemporary(t *testing.T) {
 func TestUnknownDomainIsPermanent(t *testing.T) {
 	t.Parallel()
 	rl, _ := newRelay(t, &Resolver{})
-	errs := rl.Send(context.Background(), "m3", "nowhere.test", "me@a.test", []string{"x@nowhere.test"}, opener(new(atomic.Int32)))
-	if errs[0] == nil || Temporary(errs[0]) {
+	errs := rl.Deliver(context.Background(), job("m3", "nowhere.test", opener(new(atomic.Int32)), "x@nowhere.test")).Errs
+	if errs[0] == nil || reply.Temporary(errs[0]) {
 		t.Fatalf("got %v, want a permanent error", errs[0])
 	}
 	f := Failure("x@nowhere.test", "", errs[0])
@@ -148,7 +153,8 @@ func TestTargetsInOrder(t *testing.T) {
 	var opens atomic.Int32
 	out := Outcome{Errs: make([]error, 2)}
 	targets := []Target{{"dead.test", dead}, {"busy.test", busy.Addr()}, {"closing.test", closing.Addr()}, {"good.test", good.Addr()}}
-	rl.tryTargets(context.Background(), rl.log, targets, "me@a.test", []string{"a@b.test", "c@b.test"}, opener(&opens), &out)
+	j := job("m8", "b.test", opener(&opens), "a@b.test", "c@b.test")
+	rl.tryTargets(context.Background(), rl.log, j, targets, &out)
 	if out.Errs[0] != nil || out.Errs[1] != nil || out.MX != "good.test" {
 		t.Fatalf("outcome %+v", out)
 	}
@@ -168,9 +174,9 @@ func TestDropMidTransactionIsTemporary(t *testing.T) {
 	for _, step := range []string{"DATA", "BODY"} {
 		srv := smtpclienttest.Start(t, smtpclienttest.Config{Ext: []string{"PIPELINING"}, Drop: func(s string) bool { return s == step }})
 		rl, _ := newRelay(t, &Resolver{P: map[string]string{"b.test": srv.Addr()}})
-		errs := rl.Send(context.Background(), "m4", "b.test", "me@a.test", []string{"a@b.test", "bad@b.test"}, opener(new(atomic.Int32)))
+		errs := rl.Deliver(context.Background(), job("m4", "b.test", opener(new(atomic.Int32)), "a@b.test", "bad@b.test")).Errs
 		for i, e := range errs {
-			if e == nil || !Temporary(e) {
+			if e == nil || !reply.Temporary(e) {
 				t.Fatalf("%s: rcpt %d: %v, want temporary", step, i, e)
 			}
 		}
@@ -182,9 +188,9 @@ func TestWholeTransactionRefused(t *testing.T) {
 	srv := smtpclienttest.Start(t, smtpclienttest.Config{Ext: []string{},
 		Body: func([]byte) string { return "554 5.7.1 spam" }})
 	rl, _ := newRelay(t, &Resolver{P: map[string]string{"b.test": srv.Port()}})
-	out := rl.Deliver(context.Background(), "m5", "b.test", "me@a.test", []string{"a@b.test", "c@b.test"}, opener(new(atomic.Int32)))
+	out := rl.Deliver(context.Background(), job("m5", "b.test", opener(new(atomic.Int32)), "a@b.test", "c@b.test"))
 	for _, e := range out.Errs {
-		if e == nil || Temporary(e) {
+		if e == nil || reply.Temporary(e) {
 			t.Fatalf("got %v, want permanent", e)
 		}
 	}
@@ -200,8 +206,8 @@ func TestCanceledContextIsTemporary(t *testing.T) {
 	rl, _ := newRelay(t, &Resolver{P: map[string]string{"b.test": srv.Port()}})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	errs := rl.Send(ctx, "m6", "b.test", "me@a.test", []string{"a@b.test"}, opener(new(atomic.Int32)))
-	if errs[0] == nil || !Temporary(errs[0]) || !errors.Is(errs[0], context.Canceled) {
+	errs := rl.Deliver(ctx, job("m6", "b.test", opener(new(atomic.Int32)), "a@b.test")).Errs
+	if errs[0] == nil || !reply.Temporary(errs[0]) || !errors.Is(errs[0], context.Canceled) {
 		t.Fatalf("got %v", errs[0])
 	}
 	if len(srv.Messages()) != 0 {
@@ -213,9 +219,8 @@ func TestOpenFailureIsTemporary(t *testing.T) {
 	t.Parallel()
 	srv := smtpclienttest.Start(t, smtpclienttest.Config{Ext: []string{}})
 	rl, _ := newRelay(t, &Resolver{P: map[string]string{"b.test": srv.Port()}})
-	errs := rl.Send(context.Background(), "m7", "b.test", "me@a.test", []string{"a@b.test"},
-		func() (io.ReadCloser, error) { return nil, errors.New("spool gone") })
-	if errs[0] == nil || !Temporary(errs[0]) {
+	errs := rl.Deliver(context.Background(), job("m7", "b.test", func() (io.ReadCloser, error) { return nil, errors.New("spool gone") }, "a@b.test")).Errs
+	if errs[0] == nil || !reply.Temporary(errs[0]) {
 		t.Fatalf("got %v", errs[0])
 	}
 }
@@ -227,16 +232,16 @@ func TestTemporary(t *testing.T) {
 		want bool
 	}{
 		{nil, false},
-		{&smtp.Reply{Code: 550, Enhanced: "5.1.1"}, false},
-		{&smtp.Reply{Code: 451}, true},
+		{&reply.Reply{Code: 550, Enhanced: "5.1.1"}, false},
+		{&reply.Reply{Code: 451}, true},
 		{&ResolveError{Domain: "x", NotFound: true}, false},
 		{&ResolveError{Domain: "x", Err: errors.New("SERVFAIL")}, true},
 		{errors.New("connection reset"), true},
 		{context.DeadlineExceeded, true},
 	}
 	for _, tt := range tests {
-		if got := Temporary(tt.err); got != tt.want {
-			t.Errorf("Temporary(%v) = %v, want %v", tt.err, got, tt.want)
+		if got := reply.Temporary(tt.err); got != tt.want {
+			t.Errorf("reply.Temporary(%v) = %v, want %v", tt.err, got, tt.want)
 		}
 	}
 }

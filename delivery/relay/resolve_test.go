@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/BurntSushi/toml"
+
+	"gomta/session/reply"
 )
 
 // fdns is the course's fake DNS file format (keys and values with trailing dots).
@@ -72,7 +74,7 @@ func TestLookupNotFound(t *testing.T) {
 			t.Errorf("%q: got %v %v, want *ResolveError", d, ts, err)
 			continue
 		}
-		if !re.NotFound || re.Temporary() || Temporary(err) || re.Enhanced() != "5.1.2" {
+		if !re.NotFound || re.Temporary() || reply.Temporary(err) || re.Enhanced() != "5.1.2" {
 			t.Errorf("%q: %v should be a permanent not-found (5.1.2)", d, err)
 		}
 	}

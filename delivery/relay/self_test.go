@@ -7,7 +7,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"gomta/session/smtp"
+	"gomta/session/reply"
 	"gomta/session/smtpclient/smtpclienttest"
 )
 
@@ -19,9 +19,9 @@ func TestSelfIsNeverDialled(t *testing.T) {
 	r := NewResolver(map[string]string{"loop.test": "mx.loop.test"}, map[string]string{"mx.loop.test": self.Addr()}, false)
 	rl, logs := newRelay(t, r)
 	rl.opt.Self = func(addr string) bool { return addr == self.Addr() }
-	errs := rl.Send(context.Background(), "m1", "loop.test", "me@a.test", []string{"x@loop.test"}, opener(new(atomic.Int32)))
-	var rep *smtp.Reply
-	if !errors.As(errs[0], &rep) || rep.Code != 554 || rep.Enhanced != "5.4.6" || Temporary(errs[0]) {
+	errs := rl.Deliver(context.Background(), job("m1", "loop.test", opener(new(atomic.Int32)), "x@loop.test")).Errs
+	var rep *reply.Reply
+	if !errors.As(errs[0], &rep) || rep.Code != 554 || rep.Enhanced != "5.4.6" || reply.Temporary(errs[0]) {
 		t.Fatalf("got %v, want a permanent 554 5.4.6", errs[0])
 	}
 	if logs.FilterMessage("mail loops back to myself").Len() != 1 || logs.FilterMessage("relay attempt").Len() != 0 {
@@ -58,8 +58,8 @@ func TestSelfByNameIsClosedBeforeAnyTransaction(t *testing.T) {
 	r := NewResolver(map[string]string{"loop.test": "mx.loop.test"}, map[string]string{"mx.loop.test": "localhost:" + port}, false)
 	rl, _ := newRelay(t, r)
 	rl.opt.Self = func(addr string) bool { return addr == self.Addr() } // the resolved address only
-	errs := rl.Send(context.Background(), "m1", "loop.test", "me@a.test", []string{"x@loop.test"}, opener(new(atomic.Int32)))
-	var rep *smtp.Reply
+	errs := rl.Deliver(context.Background(), job("m1", "loop.test", opener(new(atomic.Int32)), "x@loop.test")).Errs
+	var rep *reply.Reply
 	if !errors.As(errs[0], &rep) || rep.Code != 554 || rep.Enhanced != "5.4.6" {
 		t.Fatalf("got %v, want a permanent 554 5.4.6", errs[0])
 	}

@@ -8,6 +8,9 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"gomta/session/address"
+	"gomta/session/reply"
 )
 
 // extensions lists the EHLO keywords offered (RFC 5321 §4.1.1.1). STARTTLS
@@ -35,7 +38,7 @@ func (s *session) helo(arg string) (*Reply, error) {
 	if !s.greet(arg) {
 		return replyNeedDomain, nil
 	}
-	return &Reply{Code: codeOK, Text: s.greeting()}, nil
+	return &Reply{Code: reply.CodeOK, Text: s.greeting()}, nil
 }
 
 // ehlo answers EHLO with the extensions, one per line (RFC 5321 §4.1.1.1).
@@ -44,7 +47,7 @@ func (s *session) ehlo(arg string) (*Reply, error) {
 		return replyNeedDomain, nil
 	}
 	lines := append([]string{s.greeting()}, s.extensions()...)
-	return &Reply{Code: codeOK, Text: strings.Join(lines, "\n")}, nil
+	return &Reply{Code: reply.CodeOK, Text: strings.Join(lines, "\n")}, nil
 }
 
 // greeting is the first line of the HELO/EHLO reply. The client's name is cut
@@ -52,8 +55,8 @@ func (s *session) ehlo(arg string) (*Reply, error) {
 // line (RFC 5321 §4.5.3.1.5).
 func (s *session) greeting() string {
 	name := s.conn.Helo
-	if len(name) > maxDomain {
-		name = name[:maxDomain]
+	if len(name) > address.MaxDomain {
+		name = name[:address.MaxDomain]
 	}
 	return s.cfg.Hostname + " greets " + name
 }
@@ -114,7 +117,7 @@ func (s *session) mail(arg string) (*Reply, error) {
 // pathReply turns an error of parsePathArg into a reply: address errors are
 // told with bad (sender or recipient syntax), the others are 501 5.5.4.
 func pathReply(err error, bad func(string) *Reply) *Reply {
-	var ae addrError
+	var ae address.SyntaxError
 	switch {
 	case err == nil:
 		return nil

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"io"
+
+	"gomta/session/received"
 )
 
 const (
@@ -53,7 +55,7 @@ func (f dataFault) reply() *Reply {
 // (§4.5.2) and hands the body to sink while no fault is set. Only the exact
 // octets CR LF "." CR LF end the body: a bare CR or LF is never part of an end
 // marker, whatever follows it, and makes the message refused (SMTP smuggling).
-// It counts the Received fields of the header section on the way (hopCounter).
+// It counts the Received fields of the header section on the way (received.Counter).
 type dataReader struct {
 	br     *bufio.Reader
 	max    int64     // size limit of the body in octets
@@ -64,7 +66,7 @@ type dataReader struct {
 
 	// hops counts the Received fields of the header section; more than
 	// maxHops of them is faultLoop. maxHops 0: no limit.
-	hops    hopCounter
+	hops    received.Counter
 	maxHops int
 }
 
@@ -91,9 +93,9 @@ func (d *dataReader) read() error {
 			}
 			var endsCRLF bool
 			endsCRLF, prevCR = d.scan(frag, prevCR)
-			if d.hops.state != hopBody {
-				d.hops.scan(frag)
-				if d.maxHops > 0 && d.hops.n > d.maxHops {
+			if !d.hops.Done() {
+				d.hops.Scan(frag)
+				if d.maxHops > 0 && d.hops.N > d.maxHops {
 					d.faults |= faultLoop
 				}
 			}
@@ -164,121 +166,6 @@ func (d *dataReader) scan(frag []byte, prevCR bool) (endsCRLF, lastCR bool) {
 	}
 	return endsCRLF, lastCR
 }
-
-// hopState is where a hopCounter stands in the header section.
-type hopState uint8
-
-const (
-	hopLineStart hopState = iota // at the start of a line of the header section
-	hopName                      // in a field name
-	hopWSP                       // in white space between a field name and its colon
-	hopSkip                      // in a line already classified: skip to its LF
-	hopBody                      // the header section is over
-)
-
-// received is the field name counted by hopCounter, lower-cased.
-const received = "received"
-
-// hopCounter counts the "Received:" fields of a message's header section
-// (RFC 5322 §2.2, §3.6.7) as the message streams through it, fragment by
-// fragment, keeping no more than its state. Field names are compared without
-// regard to case, "Received :" counts too (RFC 5322 §4.5.3, obsolete white
-// space before the colon), and a folded continuation line (starting with SP
-// or HTAB) belongs to its field. The header section ends at the first empty
-// line, or at the first line that is neither a field nor a continuation (as
-// Postfix's cleanup does): what follows is the body, never counted.
-type hopCounter struct {
-	state hopState
-	match int // octets of a field name that matched "received" so far; -1: another name
-	n     int // Received fields seen
-}
-
-// scan reads the next octets of the message.
-func (h *hopCounter) scan(p []byte) {
-	for i := 0; i < len(p) && h.state != hopBody; i++ {
-		c := p[i]
-		switch h.state {
-		case hopSkip:
-			j := bytes.IndexByte(p[i:], '\n')
-			if j < 0 {
-				return
-			}
-			i += j
-			h.state = hopLineStart
-		case hopLineStart:
-			switch {
-			case c == ' ' || c == '\t':
-				h.state = hopSkip // a folded continuation line
-			case isFtext(c):
-				h.state, h.match = hopName, 0
-				h.nameOctet(c)
-			default:
-				h.state = hopBody // the empty line (CR LF), or no field at all
-			}
-		case hopName:
-			switch {
-			case isFtext(c):
-				h.nameOctet(c)
-			case c == ':':
-				h.colon()
-			case c == ' ' || c == '\t':
-				h.state = hopWSP
-			default:
-				h.state = hopBody
-			}
-		case hopWSP:
-			switch c {
-			case ' ', '\t':
-			case ':':
-				h.colon()
-			default:
-				h.state = hopBody
-			}
-		}
-	}
-}
-
-// CountReceived counts the Received: fields of the header section of the
-// message read from r, as the DATA reader does, reading no further than the
-// end of the header section or limit octets. The delivery worker uses it for
-// messages already queued (RFC 5321 §6.3).
-func CountReceived(r io.Reader, limit int64) (int, error) {
-	var h hopCounter
-	buf := make([]byte, 32<<10)
-	lr := io.LimitReader(r, limit)
-	for h.state != hopBody {
-		n, err := lr.Read(buf)
-		h.scan(buf[:n])
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return h.n, err
-		}
-	}
-	return h.n, nil
-}
-
-// nameOctet matches one more octet of a field name against "received".
-func (h *hopCounter) nameOctet(c byte) {
-	if h.match >= 0 && h.match < len(received) && c|0x20 == received[h.match] {
-		h.match++
-	} else {
-		h.match = -1
-	}
-}
-
-// colon ends a field name.
-func (h *hopCounter) colon() {
-	if h.match == len(received) {
-		h.n++
-	}
-	h.state = hopSkip
-}
-
-// isFtext tells an octet that may be part of a field name: printable US-ASCII
-// but the colon (RFC 5322 §3.6.8).
-func isFtext(c byte) bool { return c >= 33 && c <= 126 && c != ':' }
 
 // chunkWriter gathers small writes into one fixed buffer and passes it on to w
 // when full, so that w sees writes of at most cap(buf) octets.

@@ -42,7 +42,7 @@ func (s *session) data(arg string) (*Reply, error) {
 	dr := &dataReader{br: s.br, max: s.cfg.MaxSize, sink: cw, maxHops: s.cfg.MaxReceived}
 	// The Received field prepended here counts, as Postfix's cleanup counts
 	// the one its smtpd adds: the message as queued has at most MaxReceived.
-	dr.hops.n = 1
+	dr.hops.N = 1
 	if _, err := io.WriteString(cw, hdr); err != nil {
 		dr.faults, dr.werr = faultWrite, err
 	}
@@ -54,7 +54,7 @@ func (s *session) data(arg string) (*Reply, error) {
 	}
 	if r := dr.faults.reply(); r != nil {
 		if r == replyLoop {
-			s.log.Warn("mail loop detected", zap.String("msg_id", id), zap.Int("count", dr.hops.n))
+			s.log.Warn("mail loop detected", zap.String("msg_id", id), zap.Int("count", dr.hops.N))
 		}
 		return r, nil // logged as a refusal by the session loop
 	}

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"gomta/session/address"
 	"gomta/session/limit"
 )
 
@@ -53,14 +54,14 @@ func FuzzParseCommand(f *testing.F) {
 		if pa.addr == "" || (kw == "TO" && strings.EqualFold(pa.addr, "postmaster")) {
 			return
 		}
-		if len(pa.addr)+2 > maxPath {
+		if len(pa.addr)+2 > address.MaxPath {
 			t.Fatalf("accepted %q: path too long", pa.addr)
 		}
-		if err := checkMailbox(pa.addr); err != nil {
+		if err := address.Check(pa.addr); err != nil {
 			t.Fatalf("accepted %q, which is not a mailbox: %v", pa.addr, err)
 		}
 		at := strings.LastIndexByte(pa.addr, '@')
-		if at > maxLocalPart || strings.ContainsAny(pa.addr, " \r\n\x00<>") && pa.addr[0] != '"' {
+		if at > address.MaxLocalPart || strings.ContainsAny(pa.addr, " \r\n\x00<>") && pa.addr[0] != '"' {
 			t.Fatalf("accepted %q", pa.addr)
 		}
 		for i := 0; i < len(pa.addr); i++ {

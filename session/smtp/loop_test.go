@@ -10,6 +10,8 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
+
+	"gomta/session/reply"
 )
 
 // receivedFields returns n Received fields, each folded over two lines whose
@@ -72,7 +74,7 @@ func TestMailLoop(t *testing.T) {
 		err = w.Close() // returns with the reply to the end of data
 		var te *textproto.Error
 		switch {
-		case tc.refused && (!errors.As(err, &te) || te.Code != codeTxFailed || te.Msg != refused):
+		case tc.refused && (!errors.As(err, &te) || te.Code != reply.CodeTxFailed || te.Msg != refused):
 			t.Errorf("%s: end of data: %v, want 554 %q", tc.name, err, refused)
 		case !tc.refused && err != nil:
 			t.Errorf("%s: end of data: %v", tc.name, err)

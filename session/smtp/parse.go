@@ -2,17 +2,10 @@ package smtp
 
 import (
 	"errors"
-	"net/netip"
 	"strconv"
 	"strings"
-)
 
-// Limits on addresses (RFC 5321 §4.5.3.1.1 – §4.5.3.1.3).
-const (
-	maxLocalPart = 64  // RFC 5321 §4.5.3.1.1
-	maxDomain    = 255 // RFC 5321 §4.5.3.1.2
-	maxPath      = 256 // RFC 5321 §4.5.3.1.3, including the angle brackets
-	maxLabel     = 63  // RFC 1035 §2.3.4
+	"gomta/session/address"
 )
 
 // parseCommand splits a command line (without CRLF) into its verb, upper-cased
@@ -39,7 +32,7 @@ var (
 // parsePathArg parses the argument of MAIL (kw "FROM") or RCPT (kw "TO"),
 // RFC 5321 §4.1.1.2, §4.1.1.3: kw ":" path [SP parameters]. A space after the
 // colon, which some clients send, is tolerated. The returned error says what is
-// wrong; errors from the address itself are *addrError.
+// wrong; errors from the address itself are address.SyntaxError.
 func parsePathArg(arg, kw string) (pa pathArg, err error) {
 	if len(arg) < len(kw)+1 || !strings.EqualFold(arg[:len(kw)], kw) || arg[len(kw)] != ':' {
 		return pa, errNoKeyword
@@ -52,7 +45,7 @@ func parsePathArg(arg, kw string) (pa pathArg, err error) {
 	if end < 0 {
 		return pa, errNoBrackets
 	}
-	if end+1 > maxPath {
+	if end+1 > address.MaxPath {
 		return pa, errPathLong
 	}
 	inner := rest[1:end]
@@ -87,11 +80,6 @@ func closingBracket(s string) int {
 	return -1
 }
 
-// addrError is a syntax error in a mailbox; its text is sent to the client.
-type addrError string
-
-func (e addrError) Error() string { return string(e) }
-
 // parsePath parses what is between the angle brackets: an optional source
 // route (RFC 5321 §4.1.2 A-d-l, accepted and ignored as §3.3 and Appendix C
 // require) and a mailbox, or nothing for the null path.
@@ -102,166 +90,19 @@ func parsePath(p string) (string, error) {
 	if p[0] == '@' {
 		route, mbox, ok := strings.Cut(p, ":")
 		if !ok {
-			return "", addrError("source route without ':'")
+			return "", address.SyntaxError("source route without ':'")
 		}
 		for _, hop := range strings.Split(route, ",") {
-			if len(hop) < 2 || hop[0] != '@' || checkDomain(hop[1:]) != nil {
-				return "", addrError("bad source route")
+			if len(hop) < 2 || hop[0] != '@' || address.CheckDomain(hop[1:]) != nil {
+				return "", address.SyntaxError("bad source route")
 			}
 		}
 		p = mbox
 	}
-	if err := checkMailbox(p); err != nil {
+	if err := address.Check(p); err != nil {
 		return "", err
 	}
 	return p, nil
-}
-
-// checkMailbox validates Mailbox = Local-part "@" ( Domain / address-literal )
-// (RFC 5321 §4.1.2). Addresses are ASCII: SMTPUTF8 is not offered.
-func checkMailbox(m string) error {
-	at := strings.LastIndexByte(m, '@')
-	if at < 0 {
-		return addrError("missing @domain")
-	}
-	local, domain := m[:at], m[at+1:]
-	if err := checkLocalPart(local); err != nil {
-		return err
-	}
-	if domain == "" {
-		return addrError("empty domain")
-	}
-	if domain[0] == '[' {
-		return checkAddressLiteral(domain)
-	}
-	return checkDomain(domain)
-}
-
-// checkLocalPart validates Local-part = Dot-string / Quoted-string.
-func checkLocalPart(l string) error {
-	switch {
-	case l == "":
-		return addrError("empty local part")
-	case len(l) > maxLocalPart:
-		return addrError("local part too long")
-	case l[0] == '"':
-		return checkQuoted(l)
-	}
-	for _, atom := range strings.Split(l, ".") {
-		if atom == "" {
-			return addrError("empty atom in local part")
-		}
-		for i := 0; i < len(atom); i++ {
-			if !isAtext(atom[i]) {
-				return addrError("invalid character in local part")
-			}
-		}
-	}
-	return nil
-}
-
-// checkQuoted validates Quoted-string = DQUOTE *QcontentSMTP DQUOTE with
-// qtextSMTP = %d32-33 / %d35-91 / %d93-126 and quoted-pairSMTP = "\" %d32-126.
-func checkQuoted(q string) error {
-	if len(q) < 2 || q[len(q)-1] != '"' {
-		return addrError("unterminated quoted local part")
-	}
-	in := q[1 : len(q)-1]
-	for i := 0; i < len(in); i++ {
-		c := in[i]
-		switch {
-		case c == '\\':
-			if i+1 >= len(in) || in[i+1] < 32 || in[i+1] > 126 {
-				return addrError("bad quoted pair in local part")
-			}
-			i++
-		case c == '"' || c < 32 || c > 126:
-			return addrError("invalid character in quoted local part")
-		}
-	}
-	return nil
-}
-
-// isAtext reports whether c is atext (RFC 5322 §3.2.3).
-func isAtext(c byte) bool {
-	switch {
-	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		return true
-	}
-	return strings.IndexByte("!#$%&'*+-/=?^_`{|}~", c) >= 0
-}
-
-func isLetDig(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
-}
-
-// checkDomain validates Domain = sub-domain *("." sub-domain), sub-domain =
-// Let-dig [Ldh-str] (RFC 5321 §4.1.2), labels of at most 63 octets.
-func checkDomain(d string) error {
-	if len(d) > maxDomain {
-		return addrError("domain too long")
-	}
-	for _, label := range strings.Split(d, ".") {
-		if label == "" {
-			return addrError("empty label in domain")
-		}
-		if len(label) > maxLabel {
-			return addrError("domain label too long")
-		}
-		if !isLetDig(label[0]) || !isLetDig(label[len(label)-1]) {
-			return addrError("domain label must start and end with a letter or digit")
-		}
-		for i := 1; i < len(label)-1; i++ {
-			if !isLetDig(label[i]) && label[i] != '-' {
-				return addrError("invalid character in domain")
-			}
-		}
-	}
-	return nil
-}
-
-// checkAddressLiteral validates address-literal = "[" ( IPv4-address-literal /
-// IPv6-address-literal / General-address-literal ) "]" (RFC 5321 §4.1.3).
-func checkAddressLiteral(lit string) error {
-	if len(lit) > maxDomain {
-		return addrError("domain too long")
-	}
-	if len(lit) < 3 || lit[len(lit)-1] != ']' {
-		return addrError("bad address literal")
-	}
-	in := lit[1 : len(lit)-1]
-	if tag, rest, ok := strings.Cut(in, ":"); ok {
-		if strings.EqualFold(tag, "IPv6") {
-			a, err := netip.ParseAddr(rest)
-			if err != nil || !a.Is6() || a.Zone() != "" {
-				return addrError("bad IPv6 address literal")
-			}
-			return nil
-		}
-		// General-address-literal = Standardized-tag ":" 1*dcontent.
-		if tag == "" || !isLetDig(tag[len(tag)-1]) || rest == "" {
-			return addrError("bad address literal")
-		}
-		for i := 0; i < len(tag); i++ {
-			if !isLetDig(tag[i]) && tag[i] != '-' {
-				return addrError("bad address literal")
-			}
-		}
-		// dcontent (%d33-90 / %d94-126) allows "<" and ">", but a path
-		// holding them could not be written back inside <...> unambiguously
-		// (logs, bounces, relaying): refused, as no registered tag uses them.
-		for i := 0; i < len(rest); i++ {
-			if c := rest[i]; c < 33 || c > 126 || c == '[' || c == '\\' || c == ']' || c == '<' || c == '>' {
-				return addrError("bad address literal")
-			}
-		}
-		return nil
-	}
-	a, err := netip.ParseAddr(in)
-	if err != nil || !a.Is4() {
-		return addrError("bad IPv4 address literal")
-	}
-	return nil
 }
 
 // mailParams holds the MAIL FROM parameters this server offers.

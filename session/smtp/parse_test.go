@@ -3,6 +3,8 @@ package smtp
 import (
 	"strings"
 	"testing"
+
+	"gomta/session/reply"
 )
 
 func TestParseCommand(t *testing.T) {
@@ -114,14 +116,14 @@ func TestParseMailParams(t *testing.T) {
 		{"size=12345 body=8bitmime", 12345, true, 0},
 		{"BODY=7BIT", 0, false, 0},
 		{"SIZE=99999999999999999999", 1<<63 - 1, false, 0},
-		{"SIZE=999999999999999999999", 0, false, codeSyntaxParam},
-		{"SIZE=", 0, false, codeSyntaxParam},
-		{"SIZE", 0, false, codeSyntaxParam},
-		{"SIZE=-1", 0, false, codeSyntaxParam},
-		{"SIZE=1 size=2", 0, false, codeSyntaxParam},
-		{"BODY=BINARYMIME", 0, false, codeSyntaxParam},
-		{"SMTPUTF8", 0, false, codeBadParams},
-		{"AUTH=<>", 0, false, codeBadParams},
+		{"SIZE=999999999999999999999", 0, false, reply.CodeSyntaxParam},
+		{"SIZE=", 0, false, reply.CodeSyntaxParam},
+		{"SIZE", 0, false, reply.CodeSyntaxParam},
+		{"SIZE=-1", 0, false, reply.CodeSyntaxParam},
+		{"SIZE=1 size=2", 0, false, reply.CodeSyntaxParam},
+		{"BODY=BINARYMIME", 0, false, reply.CodeSyntaxParam},
+		{"SMTPUTF8", 0, false, reply.CodeBadParams},
+		{"AUTH=<>", 0, false, reply.CodeBadParams},
 	}
 	for _, tc := range tests {
 		mp, r := parseMailParams(strings.Fields(tc.params))

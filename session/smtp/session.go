@@ -14,6 +14,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"gomta/session/reply"
 	"gomta/session/serve"
 )
 
@@ -468,7 +469,7 @@ func (s *session) reply(r *Reply) error {
 		switch {
 		case i < len(lines)-1:
 			bw.WriteByte('-')
-		case rest != "", r.Code == codeAuthContinue: // RFC 4954 §4: "334 " even when empty
+		case rest != "", r.Code == reply.CodeAuthContinue: // RFC 4954 §4: "334 " even when empty
 			bw.WriteByte(' ')
 		}
 		bw.WriteString(rest)

@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"gomta/mta/mtatest"
+	"gomta/session/reply"
 )
 
 const (
@@ -26,7 +27,7 @@ func syncServer(t *testing.T) (*fakeBackend, string, *observer.ObservedLogs) {
 	core, logs := observer.New(zap.InfoLevel)
 	be := &fakeBackend{rcptHook: func(rcpt string) error {
 		if rcpt == unknownRcpt {
-			return &Reply{Code: codeRejected, Enhanced: "5.1.1", Text: "no such user"}
+			return &Reply{Code: reply.CodeRejected, Enhanced: "5.1.1", Text: "no such user"}
 		}
 		return nil
 	}}

@@ -2,7 +2,8 @@
 // worker, the mail agent and the load generator: dial (plain or implicit TLS,
 // RFC 8314), EHLO/HELO, STARTTLS (RFC 3207), AUTH PLAIN/LOGIN (RFC 4954),
 // MAIL, RCPT, DATA with dot-stuffing, RSET, NOOP, QUIT, with optional
-// PIPELINING and per-step timing. Negative replies come back as *smtp.Reply errors (Temporary/Permanent).
+// PIPELINING and per-step timing. Negative replies come back as
+// *reply.Reply errors (session/reply: Temporary/Permanent).
 //
 // Invariants: every read and write runs under a deadline (Options.Timeout per
 // command); replies are bounded in line length and line count; a body is
@@ -23,7 +24,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"gomta/session/smtp"
+	"gomta/session/address"
+	"gomta/session/reply"
 )
 
 // Defaults for a zero Options.
@@ -33,24 +35,6 @@ const (
 	DefaultTimeout   = 5 * time.Minute
 	defaultLocalName = "localhost"
 )
-
-// Reply codes the client looks for (RFC 5321 §4.2.3).
-const (
-	codeReady         = 220 // greeting, RFC 5321 §4.2.3
-	codeClosing       = 221 // QUIT answer
-	codeNotAvailable  = 421 // service closing transmission channel, RFC 5321 §3.8
-	codeStartMailData = 354 // DATA go-ahead, RFC 5321 §4.1.1.4
-	codeBadArgs       = 501 // syntax error in parameters, RFC 5321 §4.2.3
-)
-
-// Enhanced codes for addresses the client refuses to send (RFC 3463 §3.2).
-const (
-	enhBadRcptSyntax   = "5.1.3" // bad destination mailbox address syntax
-	enhBadSenderSyntax = "5.1.7" // bad sender's mailbox address syntax
-)
-
-// maxPath bounds a reverse- or forward-path, RFC 5321 §4.5.3.1.3.
-const maxPath = 256
 
 // ErrClosed is returned by calls on a client that was closed.
 var ErrClosed = errors.New("smtpclient: connection closed")
@@ -116,24 +100,32 @@ func (c *Client) usable() error {
 // Dial connects to addr ("host:port") and reads the greeting. ctx bounds the
 // connect and the greeting; later commands are bounded by Options.Timeout.
 func Dial(ctx context.Context, addr string, opt Options) (*Client, error) {
-	return dialConn(ctx, addr, opt, false)
+	return dialConn(ctx, addr, opt, dialPlain)
 }
 
 // DialTLS is Dial for implicit TLS (submissions, RFC 8314 §3.3): the TLS
 // handshake, under Options.TLSConfig, comes before the greeting. ctx bounds
 // both.
 func DialTLS(ctx context.Context, addr string, opt Options) (*Client, error) {
-	return dialConn(ctx, addr, opt, true)
+	return dialConn(ctx, addr, opt, dialImplicitTLS)
 }
 
-func dialConn(ctx context.Context, addr string, opt Options, implicitTLS bool) (*Client, error) {
+// dialMode says when TLS starts on a new connection.
+type dialMode int
+
+const (
+	dialPlain       dialMode = iota // plain text; TLS later, if at all, with StartTLS
+	dialImplicitTLS                 // the TLS handshake before the greeting (RFC 8314 §3.3)
+)
+
+func dialConn(ctx context.Context, addr string, opt Options, mode dialMode) (*Client, error) {
 	opt = opt.withDefaults()
 	start := time.Now()
 	host, _, _ := net.SplitHostPort(addr)
 	nd := &net.Dialer{Timeout: opt.Timeout}
 	var conn net.Conn
 	var err error
-	if implicitTLS {
+	if mode == dialImplicitTLS {
 		td := tls.Dialer{NetDialer: nd, Config: tlsConfigFor(opt.TLSConfig, host)}
 		conn, err = td.DialContext(ctx, "tcp", addr) // handshake included
 	} else {
@@ -156,7 +148,7 @@ func dialConn(ctx context.Context, addr string, opt Options, implicitTLS bool) (
 }
 
 // NewClient reads the greeting on an established connection. A greeting
-// other than 220 is returned as a *smtp.Reply and the connection is closed.
+// other than 220 is returned as a *reply.Reply and the connection is closed.
 func NewClient(conn net.Conn, opt Options) (*Client, error) {
 	opt = opt.withDefaults()
 	c := &Client{
@@ -176,7 +168,7 @@ func NewClient(conn net.Conn, opt Options) (*Client, error) {
 		return nil, fmt.Errorf("smtpclient: greeting: %w", err)
 	}
 	c.opt.trace("greeting", start)
-	if c.rb.code != codeReady {
+	if c.rb.code != reply.CodeReady {
 		_ = conn.Close()
 		return nil, c.rb.reply()
 	}
@@ -257,12 +249,12 @@ func (c *Client) Mail(from string, params ...string) error {
 	if err := c.ensureHello(); err != nil {
 		return err
 	}
-	if err := checkPath(from, enhBadSenderSyntax); err != nil {
+	if err := checkPath(from, reply.EnhBadFromSyntax); err != nil {
 		return err
 	}
 	for _, p := range params {
 		if strings.ContainsAny(p, "\r\n") {
-			return badArgs(enhBadSenderSyntax, "bad MAIL parameter")
+			return badArgs(reply.EnhBadFromSyntax, "bad MAIL parameter")
 		}
 	}
 	c.writeMail(from, params)
@@ -290,7 +282,7 @@ func (c *Client) Rcpt(to string) error {
 // Data sends DATA, the body (dot-stuffed, bare LF turned into CRLF), CRLF.CRLF,
 // and returns the final reply. A negative final reply is returned both as the
 // reply and as the error; a refused DATA command gives (nil, reply).
-func (c *Client) Data(body io.Reader) (*smtp.Reply, error) {
+func (c *Client) Data(body io.Reader) (*reply.Reply, error) {
 	if err := c.usable(); err != nil {
 		return nil, err
 	}
@@ -298,11 +290,11 @@ func (c *Client) Data(body io.Reader) (*smtp.Reply, error) {
 	if _, err := c.roundTrip("data"); err != nil {
 		return nil, err
 	}
-	if c.rb.code != codeStartMailData {
+	if c.rb.code != reply.CodeStartInput {
 		return nil, c.negative()
 	}
 	if err := c.dataBody(body); err != nil {
-		var r *smtp.Reply
+		var r *reply.Reply
 		if errors.As(err, &r) {
 			return r, err
 		}
@@ -324,15 +316,6 @@ func (c *Client) dataBody(body io.Reader) error {
 	}
 	c.opt.trace("data-end", start)
 	return c.expect(2)
-}
-
-// LastReply is a copy of the last reply read (after Send: the final reply to
-// the message, whose text often names the remote queue id). It allocates.
-func (c *Client) LastReply() *smtp.Reply {
-	if c.rb.code == 0 {
-		return nil
-	}
-	return c.rb.reply()
 }
 
 // Reset sends RSET.
@@ -368,7 +351,7 @@ func (c *Client) Quit() error {
 	}
 	c.cmd("QUIT", "", "")
 	_, err := c.roundTrip("quit")
-	if err == nil && c.rb.code != codeClosing {
+	if err == nil && c.rb.code != reply.CodeClosing {
 		err = c.rb.reply()
 	}
 	_ = c.Close()
@@ -452,8 +435,8 @@ func (c *Client) negative() error {
 
 // noteClosing makes a 421 sticky: the server is closing the channel
 // (RFC 5321 §3.8), so nothing more can be sent.
-func (c *Client) noteClosing(r *smtp.Reply) {
-	if r.Code == codeNotAvailable {
+func (c *Client) noteClosing(r *reply.Reply) {
+	if r.Code == reply.CodeUnavailable {
 		c.err = r
 		_ = c.conn.Close()
 	}
@@ -474,9 +457,9 @@ func (c *Client) deadline() {
 }
 
 // checkPath refuses a path that would break the command line or exceed
-// RFC 5321 §4.5.3.1.3 before anything is sent.
+// address.MaxPath (RFC 5321 §4.5.3.1.3) before anything is sent.
 func checkPath(p, enh string) error {
-	if len(p) > maxPath || strings.ContainsAny(p, "\r\n<>") {
+	if len(p) > address.MaxPath || strings.ContainsAny(p, "\r\n<>") {
 		return badArgs(enh, "bad address syntax")
 	}
 	return nil
@@ -484,13 +467,13 @@ func checkPath(p, enh string) error {
 
 func checkRcpt(to string) error {
 	if to == "" {
-		return badArgs(enhBadRcptSyntax, "empty recipient")
+		return badArgs(reply.EnhBadRcptSyntax, "empty recipient")
 	}
-	return checkPath(to, enhBadRcptSyntax)
+	return checkPath(to, reply.EnhBadRcptSyntax)
 }
 
 // badArgs is a client-side refusal shaped like the reply a server would give,
 // so callers classify it the same way (permanent).
-func badArgs(enh, text string) *smtp.Reply {
-	return &smtp.Reply{Code: codeBadArgs, Enhanced: enh, Text: text + " (client)"}
+func badArgs(enh, text string) *reply.Reply {
+	return &reply.Reply{Code: reply.CodeSyntaxParam, Enhanced: enh, Text: text + " (client)"}
 }

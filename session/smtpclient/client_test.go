@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"gomta/session/smtp"
+	"gomta/session/reply"
 	"gomta/session/smtpclient/smtpclienttest"
 )
 
@@ -40,11 +40,11 @@ func perRcpt(to string) string {
 	return ""
 }
 
-func wantReply(t *testing.T, err error, code int, enh string) *smtp.Reply {
+func wantReply(t *testing.T, err error, code int, enh string) *reply.Reply {
 	t.Helper()
-	var r *smtp.Reply
+	var r *reply.Reply
 	if !errors.As(err, &r) {
-		t.Fatalf("got %v (%T), want *smtp.Reply %d", err, err, code)
+		t.Fatalf("got %v (%T), want *reply.Reply %d", err, err, code)
 	}
 	if r.Code != code || r.Enhanced != enh {
 		t.Fatalf("got reply %d %q, want %d %q", r.Code, r.Enhanced, code, enh)
@@ -258,7 +258,7 @@ func TestConnectionDrop(t *testing.T) {
 				if err == nil {
 					t.Fatal("no error after the server dropped the connection")
 				}
-				var r *smtp.Reply
+				var r *reply.Reply
 				if errors.As(err, &r) {
 					t.Fatalf("a dropped connection reported as a reply: %v", r)
 				}

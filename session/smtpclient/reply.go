@@ -8,7 +8,7 @@ import (
 	"io"
 	"strconv"
 
-	"gomta/session/smtp"
+	"gomta/session/reply"
 )
 
 // Reply limits. RFC 5321 §4.5.3.1.5 caps a reply line at 512 octets including
@@ -43,10 +43,10 @@ type replyBuf struct {
 	text []byte
 }
 
-// reply turns the buffer into a fresh *smtp.Reply (allocates; used for
+// reply turns the buffer into a fresh *reply.Reply (allocates; used for
 // negative replies and for the final DATA reply).
-func (rb *replyBuf) reply() *smtp.Reply {
-	return &smtp.Reply{Code: rb.code, Enhanced: string(rb.enh), Text: string(rb.text)}
+func (rb *replyBuf) reply() *reply.Reply {
+	return &reply.Reply{Code: rb.code, Enhanced: string(rb.enh), Text: string(rb.text)}
 }
 
 // readReply reads one single- or multi-line reply (RFC 5321 §4.2.1) into rb.

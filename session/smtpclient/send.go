@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"gomta/session/reply"
 )
 
 // ErrNoRecipients is wrapped by Send's error when no recipient was accepted;
-// the last refusal is wrapped too, so errors.As finds its *smtp.Reply.
+// the last refusal is wrapped too, so errors.As finds its *reply.Reply.
 var ErrNoRecipients = errors.New("smtpclient: no recipient accepted")
 
 // pipelineWindow bounds how many RCPT commands are written before their
@@ -43,7 +45,7 @@ func (c *Client) Send(from string, rcpts []string, body io.Reader) (rcptErrs []e
 	if err := c.ensureHello(); err != nil {
 		return rcptErrs, err
 	}
-	if err := checkPath(from, enhBadSenderSyntax); err != nil {
+	if err := checkPath(from, reply.EnhBadFromSyntax); err != nil {
 		return rcptErrs, err
 	}
 	valid := 0
@@ -89,7 +91,7 @@ func (c *Client) sendStepwise(from string, rcpts []string, rcptErrs []error, bod
 		return fmt.Errorf("%w: %w", ErrNoRecipients, last)
 	}
 	_, err := c.Data(body)
-	if err != nil && c.usable() == nil && c.rb.code != codeStartMailData {
+	if err != nil && c.usable() == nil && c.rb.code != reply.CodeStartInput {
 		c.resetQuietly()
 	}
 	return err
@@ -155,12 +157,23 @@ func (c *Client) sendPipelined(from string, rcpts []string, rcptErrs []error, bo
 		}
 		c.opt.trace("data", start)
 	}
+	if mailErr == nil && ok == 0 {
+		mailErr = fmt.Errorf("%w: %w", ErrNoRecipients, last)
+	}
+	return c.finishPipelined(mailErr, body)
+}
+
+// finishPipelined acts on the reply to a pipelined DATA: with refused, the
+// transaction's failure (MAIL refused or no recipient accepted), an empty
+// message ends a DATA the server took anyway and RSET follows; otherwise a
+// 354 is answered with the body and a refused DATA with RSET.
+func (c *Client) finishPipelined(refused error, body io.Reader) error {
 	if err := c.usable(); err != nil { // a 421 somewhere on the way
 		return err
 	}
-	got354 := c.rb.code == codeStartMailData
+	got354 := c.rb.code == reply.CodeStartInput
 	switch {
-	case mailErr != nil || ok == 0:
+	case refused != nil:
 		if got354 {
 			// The server took DATA although nothing is deliverable
 			// (RFC 2920 §3.1 lets it): end the empty message.
@@ -170,10 +183,7 @@ func (c *Client) sendPipelined(from string, rcpts []string, rcptErrs []error, bo
 			}
 		}
 		c.resetQuietly()
-		if mailErr != nil {
-			return mailErr
-		}
-		return fmt.Errorf("%w: %w", ErrNoRecipients, last)
+		return refused
 	case !got354:
 		err := c.negative()
 		c.resetQuietly()

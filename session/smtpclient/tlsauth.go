@@ -8,12 +8,8 @@ import (
 	"net"
 	"strings"
 	"time"
-)
 
-// Reply codes of STARTTLS and AUTH.
-const (
-	codeAuthOK       = 235 // RFC 4954 §6: authentication successful
-	codeAuthContinue = 334 // RFC 4954 §4: server challenge
+	"gomta/session/reply"
 )
 
 // maxAuthInitial is the longest initial response sent on the AUTH line: the
@@ -63,7 +59,7 @@ func (c *Client) TLSConnectionState() (tls.ConnectionState, bool) {
 // EHLO first when none was sent. Afterwards the client has forgotten the
 // server's extensions (RFC 3207 §4.2); the next command sends EHLO again.
 //
-// A negative reply to STARTTLS is returned as a *smtp.Reply and leaves the
+// A negative reply to STARTTLS is returned as a *reply.Reply and leaves the
 // connection usable in plain text; a failed handshake breaks it.
 func (c *Client) StartTLS(cfg *tls.Config) error {
 	if err := c.ensureHello(); err != nil {
@@ -126,7 +122,7 @@ func (c *Client) HelloTLS(cfg *tls.Config) error {
 
 // Auth authenticates with AUTH PLAIN (RFC 4616), or AUTH LOGIN when PLAIN is
 // not offered (RFC 4954). It sends EHLO first when none was sent. A refusal
-// (535 and the like) is returned as a *smtp.Reply. Without TLS it refuses to
+// (535 and the like) is returned as a *reply.Reply. Without TLS it refuses to
 // send the password unless the server is on loopback or Options.InsecureAuth
 // is set. The password appears in no error.
 func (c *Client) Auth(user, pass string) error {
@@ -199,7 +195,7 @@ func (c *Client) authStep() error {
 	if _, err := c.roundTrip("auth"); err != nil {
 		return err
 	}
-	if c.rb.code != codeAuthContinue {
+	if c.rb.code != reply.CodeAuthContinue {
 		return c.negative()
 	}
 	return nil
@@ -212,9 +208,9 @@ func (c *Client) authEnd() error {
 		return err
 	}
 	switch c.rb.code {
-	case codeAuthOK:
+	case reply.CodeAuthOK:
 		return nil
-	case codeAuthContinue:
+	case reply.CodeAuthContinue:
 		c.cmd("*", "", "")
 		if _, err := c.roundTrip("auth"); err != nil {
 			return err
