@@ -1,7 +1,6 @@
 package main
 
 import (
-	"net"
 	"os"
 	"strings"
 	"sync"
@@ -96,16 +95,11 @@ func runAgent(t *testing.T, stdin string, args ...string) (stdout, stderr string
 	return out.String(), errb.String(), code
 }
 
-// closedAddr is a loopback address where nothing listens.
+// closedAddr is a loopback address where nothing listens: a free port from
+// outside the ephemeral range, which no other test's connection can take.
 func closedAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
+	return mtatest.Addr(mtatest.FreePorts(t, 1)[0])
 }
 
 func writeFile(t *testing.T, name, content string) string {
