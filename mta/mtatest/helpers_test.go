@@ -46,15 +46,23 @@ func TestLogBufferWaitFor(t *testing.T) {
 func TestTLSHandshake(t *testing.T) {
 	t.Parallel()
 	srv, cli := TLS(t, "127.0.0.1")
-	a, b := net.Pipe()
+	l, err := tls.Listen("tcp", "127.0.0.1:0", srv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
 	errc := make(chan error, 1)
 	go func() {
-		s := tls.Server(a, srv)
-		errc <- s.Handshake()
-		s.Close()
+		c, err := l.Accept()
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer c.Close()
+		errc <- c.(*tls.Conn).Handshake()
 	}()
-	c := tls.Client(b, cli)
-	if err := c.Handshake(); err != nil {
+	c, err := tls.Dial("tcp", l.Addr().String(), cli)
+	if err != nil {
 		t.Fatalf("client handshake: %v", err)
 	}
 	c.Close()
