@@ -3,25 +3,23 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"gomta/mta/mtatest"
 )
 
-// mtadDaemon is a real mtad built from ./cmd/mtad and started on free ports
-// with two mail hosts (the course's domains) in one process.
+// mtadDaemon is a real mtad (mtatest's build) started on free ports with two
+// mail hosts (the course's domains) in one process.
 type mtadDaemon struct {
+	*mtatest.Daemon
 	config string
-	log    *syncBuffer
+	pop    map[string]string // mail domain → its host's POP3 address
 }
 
-// startMtad builds and starts mtad; a daemon that does not build fails the test.
+// startMtad starts mtad; a daemon that does not build fails the test.
 func startMtad(t *testing.T) *mtadDaemon {
 	t.Helper()
 	return startMtadWith(t, nil)
@@ -36,25 +34,7 @@ func startMtadWith(t *testing.T, gomta func(bin, config, dir string) string) *mt
 		t.Skip("end-to-end test skipped in -short mode")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "mtad")
-	// A daemon that does not build fails the test: these tests are the
-	// agent's proof against the real mtad.
-	if out, err := exec.Command("go", "build", "-o", bin, "../mtad").CombinedOutput(); err != nil {
-		t.Fatalf("build mtad: %v\n%s", err, out)
-	}
-	var ports []int
-	var ls []net.Listener
-	for range 4 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	for _, l := range ls {
-		l.Close()
-	}
+	ports := mtatest.FreePorts(t, 4)
 	cfg := fmt.Sprintf(`
 [agent]
 "mail.sustech.edu.cn" = { smtp = "smtp.exmail.qq.com", pop = "pop.exmail.qq.com" }
@@ -83,53 +63,18 @@ func startMtadWith(t *testing.T, gomta func(bin, config, dir string) string) *mt
 "mxbiz1.qq.com." = "%[1]d"
 "gmail-smtp-in.l.google.com." = "%[3]d"
 `, ports[0], ports[1], ports[2], ports[3])
-	d := &mtadDaemon{config: filepath.Join(dir, "config.toml"), log: &syncBuffer{}}
-	if err := os.WriteFile(d.config, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	d := &mtadDaemon{config: filepath.Join(dir, "config.toml"),
+		pop: map[string]string{"mail.sustech.edu.cn": mtatest.Addr(ports[1]), "gmail.com": mtatest.Addr(ports[3])}}
 	if gomta != nil {
-		cfg += gomta(bin, d.config, dir)
 		if err := os.WriteFile(d.config, []byte(cfg), 0o644); err != nil {
 			t.Fatal(err)
 		}
+		cfg += gomta(mtatest.Mtad(t), d.config, dir)
 	}
-	cmd := exec.Command(bin, "-config", d.config, "-data", filepath.Join(dir, "data"), "-log-level", "debug")
-	cmd.Stdout, cmd.Stderr = d.log, d.log
-	if err := cmd.Start(); err != nil {
+	if err := os.WriteFile(d.config, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("mtad log:\n%s", d.log.String())
-		}
-	})
-	for _, p := range ports {
-		for i := 0; ; i++ { // mtad listens within 1 s; 10 s is the hang guard
-			c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", p), time.Second)
-			if err == nil {
-				c.Close()
-				break
-			}
-			select {
-			case <-exited:
-				t.Fatalf("mtad exited; log:\n%s", d.log.String())
-			default:
-			}
-			if i == 100 {
-				t.Fatalf("mtad does not listen on %d: %v", p, err)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
+	d.Daemon = mtatest.StartDaemon(t, []string{"-config", d.config, "-data", filepath.Join(dir, "data"), "-log-level", "debug"}, ports...)
 	return d
 }
 
@@ -139,22 +84,11 @@ func (d *mtadDaemon) agent(t *testing.T, stdin, email, pass string, rest ...stri
 	return runAgent(t, stdin, append([]string{"-config", d.config, "-e", email, "-p", pass, "-timeout", "20s"}, rest...)...)
 }
 
-// waitCount polls `pop stat -json` until the mailbox holds n messages
-// (delivery is asynchronous).
+// waitCount waits until email's mailbox holds n messages (delivery is
+// asynchronous).
 func (d *mtadDaemon) waitCount(t *testing.T, email, pass string, n int) {
 	t.Helper()
-	var last string
-	defer func() {
-		if t.Failed() {
-			t.Logf("last pop stat: %s", last)
-		}
-	}()
-	mtatest.Eventually(t, fmt.Sprintf("%d message(s) for %s", n, email), func() bool {
-		out, errOut, code := d.agent(t, "", email, pass, "pop", "stat", "-json")
-		var st struct{ Count int }
-		last = out + errOut
-		return code == 0 && json.Unmarshal([]byte(out), &st) == nil && st.Count >= n
-	})
+	mtatest.WaitMailbox(t, d.pop[email[strings.LastIndexByte(email, '@')+1:]], email, pass, n)
 }
 
 const (
@@ -164,6 +98,7 @@ const (
 )
 
 func TestE2EInteractive(t *testing.T) {
+	t.Parallel()
 	d := startMtad(t)
 	stdin := strings.Join([]string{"smtp", usr2, gusr, "", "Über the wire", "Hello from usr1, ça va?", "exit"}, "\n") + "\n"
 	out, errOut, code := d.agent(t, stdin, usr1, "pass1")
@@ -211,6 +146,7 @@ func TestE2EInteractive(t *testing.T) {
 }
 
 func TestE2EScript(t *testing.T) {
+	t.Parallel()
 	d := startMtad(t)
 	// Unknown local user: refused at RCPT.
 	out, errOut, code := d.agent(t, "", usr1, "pass1", "send", "-to", "nobody@mail.sustech.edu.cn", "-subject", "s", "-body", "b")

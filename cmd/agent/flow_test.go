@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"gomta/mta/mtatest"
 	"io"
 	"os"
 	"strings"
@@ -145,16 +146,16 @@ func TestInteractiveInterrupt(t *testing.T) {
 	f.be.Add(bob, []byte("Subject: keep me\r\n\r\nbody\r\n"))
 	pr, pw := io.Pipe()
 	defer pw.Close()
-	var out, errOut syncBuffer
+	var out, errOut mtatest.LogBuffer
 	e := newEnv(pr, &out, &errOut)
 	sig := make(chan os.Signal, 1)
 	e.interrupt = sig
 	done := make(chan int, 1)
 	go func() { done <- e.run(f.args(bob, bobPass)) }()
 	io.WriteString(pw, "pop\n")
-	out.waitFor(t, popPrompt, 1)
+	out.WaitFor(t, popPrompt, 1)
 	io.WriteString(pw, "dele 1\n")
-	out.waitFor(t, popPrompt, 2)
+	out.WaitFor(t, popPrompt, 2)
 	sig <- os.Interrupt
 	if code := <-done; code != exitSignal {
 		t.Errorf("exit %d, want %d", code, exitSignal)

@@ -1,54 +1,16 @@
 package main
 
 import (
-	"bytes"
-	"context"
-	"fmt"
-	"net"
 	"os"
 	"strings"
 	"sync"
 	"testing"
-	"time"
-
-	"go.uber.org/zap/zaptest"
 
 	"gomta/mta/mtatest"
 	"gomta/session/pop3"
 	"gomta/session/pop3/pop3test"
 	"gomta/session/smtpclient/smtpclienttest"
 )
-
-// syncBuffer is an io.Writer safe for the agent and a watching test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// waitFor waits until the output holds want n times.
-func (s *syncBuffer) waitFor(t *testing.T, want string, n int) {
-	t.Helper()
-	defer func() {
-		if t.Failed() {
-			t.Logf("output:\n%s", s.String())
-		}
-	}()
-	mtatest.Eventually(t, fmt.Sprintf("%q %d times in the output", want, n), func() bool {
-		return strings.Count(s.String(), want) >= n
-	})
-}
 
 // fakeMTA is an SMTP fake that drops accepted mail for local users into a
 // real POP3 server's in-memory backend: enough of an MTA to send, then read
@@ -104,23 +66,7 @@ func startFakeMTA(t *testing.T) *fakeMTA {
 			return "250 2.0.0 queued as T1"
 		},
 	})
-	srv := pop3.NewServer(pop3.Config{Hostname: "pop.example.test", Logger: zaptest.NewLogger(t)}, f.be)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.popAddr = l.Addr().String()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		srv.Serve(l)
-	}()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		<-done
-	})
+	f.popAddr = pop3test.Start(t, pop3.Config{Hostname: "pop.example.test"}, f.be)
 	return f
 }
 
@@ -144,21 +90,16 @@ func (f *fakeMTA) args(email, pass string, rest ...string) []string {
 // runAgent runs the agent in-process on stdin text.
 func runAgent(t *testing.T, stdin string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	var out, errb syncBuffer
+	var out, errb mtatest.LogBuffer
 	code = run(args, strings.NewReader(stdin), &out, &errb)
 	return out.String(), errb.String(), code
 }
 
-// closedAddr is a loopback address where nothing listens.
+// closedAddr is a loopback address where nothing listens: a free port from
+// outside the ephemeral range, which no other test's connection can take.
 func closedAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
+	return mtatest.Addr(mtatest.FreePorts(t, 1)[0])
 }
 
 func writeFile(t *testing.T, name, content string) string {

@@ -43,6 +43,7 @@ func mustContain(t *testing.T, what, s string, want ...string) {
 // upgrades with STARTTLS/STLS, logs in (AUTH; AUTH PLAIN for POP3), and may
 // then send to the other domain and read the mail back.
 func TestE2EUntrustedWithAuth(t *testing.T) {
+	t.Parallel()
 	d := startTLSMtad(t)
 	stdin := strings.Join([]string{"smtp", gusr, "", "over TLS", "hello from afar", "exit"}, "\n") + "\n"
 	out, errOut, code := d.agent(t, stdin, usr1, "pass1", "-source", untrusted)
@@ -74,6 +75,7 @@ func TestE2EUntrustedWithAuth(t *testing.T) {
 // TestE2EUntrustedWithoutAuth: the same sends without a login are refused,
 // and the agent says why in one sentence.
 func TestE2EUntrustedWithoutAuth(t *testing.T) {
+	t.Parallel()
 	d := startTLSMtad(t)
 	for _, tc := range []struct {
 		name  string
@@ -127,6 +129,7 @@ func TestE2EUntrustedWithoutAuth(t *testing.T) {
 // another certificate fails with a sentence saying how to fix it;
 // -insecure warns once.
 func TestE2ECertificates(t *testing.T) {
+	t.Parallel()
 	var good, other string
 	d := startMtadWith(t, func(bin, config, _ string) string {
 		dir := genCert(t, bin, config)

@@ -34,6 +34,7 @@ func stress() bool { return os.Getenv("GOMTA_STRESS") != "" }
 // directory, and checks that every message that got a 250 arrives. make test
 // runs 8 sessions and one kill; make stress 100 sessions and five kills.
 func TestCrashLosesNothingAcked(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("crash test skipped in -short mode")
 	}
@@ -48,7 +49,7 @@ func TestCrashLosesNothingAcked(t *testing.T) {
 	var mu sync.Mutex
 	rcpts := []string{"usr2@mail.sustech.edu.cn", "usr@gmail.com"}
 	for round := range kills {
-		d := startDaemon(t, args, p...)
+		d := mtatest.StartDaemon(t, args, p...)
 		var wg sync.WaitGroup
 		stop := make(chan struct{})
 		for w := range sessions {
@@ -64,7 +65,7 @@ func TestCrashLosesNothingAcked(t *testing.T) {
 					rcpt := rcpts[(w+i)%2]
 					id := fmt.Sprintf("<crash-%d-%d-%d@test>", round, w, i)
 					body := fmt.Sprintf("From: usr1@mail.sustech.edu.cn\r\nTo: %s\r\nMessage-ID: %s\r\nSubject: crash\r\n\r\nbody %d\r\n", rcpt, id, i)
-					if err := smtp.SendMail(fmt.Sprintf("127.0.0.1:%d", p[0]), nil, "usr1@mail.sustech.edu.cn", []string{rcpt}, []byte(body)); err != nil {
+					if err := smtp.SendMail(mtatest.Addr(p[0]), nil, "usr1@mail.sustech.edu.cn", []string{rcpt}, []byte(body)); err != nil {
 						return // the daemon is gone: this one may or may not have been accepted
 					}
 					mu.Lock()
@@ -74,7 +75,7 @@ func TestCrashLosesNothingAcked(t *testing.T) {
 			}()
 		}
 		time.Sleep(time.Duration(300+rand.IntN(1200)) * time.Millisecond)
-		d.kill()
+		d.Kill()
 		close(stop)
 		wg.Wait()
 	}
@@ -83,12 +84,18 @@ func TestCrashLosesNothingAcked(t *testing.T) {
 	}
 	t.Logf("%d messages got 250 across %d SIGKILLs with %d sessions", len(acked), kills, sessions)
 
-	startDaemon(t, args, p...)
+	mtatest.StartDaemon(t, args, p...)
+	want := map[string]int{} // recipient → messages acked for it
+	for _, r := range acked {
+		want[r]++
+	}
+	mtatest.WaitMailbox(t, mtatest.Addr(p[1]), "usr2@mail.sustech.edu.cn", "pass2", want["usr2@mail.sustech.edu.cn"])
+	mtatest.WaitMailbox(t, mtatest.Addr(p[3]), "usr@gmail.com", "pass", want["usr@gmail.com"])
 	got := map[string]map[string]int{}
 	mtatest.Eventually(t, "every acked message delivered after restart", func() bool {
 		for _, mb := range []struct{ rcpt, addr, pass string }{
-			{"usr2@mail.sustech.edu.cn", fmt.Sprintf("127.0.0.1:%d", p[1]), "pass2"},
-			{"usr@gmail.com", fmt.Sprintf("127.0.0.1:%d", p[3]), "pass"},
+			{"usr2@mail.sustech.edu.cn", mtatest.Addr(p[1]), "pass2"},
+			{"usr@gmail.com", mtatest.Addr(p[3]), "pass"},
 		} {
 			ids := map[string]int{}
 			for _, l := range strings.Fields(python(t, pyMessageIDs, mb.addr, mb.rcpt, mb.pass)) {

@@ -33,10 +33,11 @@ func tinyDisk(t *testing.T, size string) string {
 // a 250 that is not durable, never a dropped connection), no partial body is
 // left in the spool, and mail flows again once space returns.
 func TestDiskFull(t *testing.T) {
+	t.Parallel()
 	disk := tinyDisk(t, "3m")
 	cfg, p := writeConfig(t, "")
-	startDaemon(t, []string{"-config", cfg, "-data", disk}, p...)
-	addr := fmt.Sprintf("127.0.0.1:%d", p[0])
+	mtatest.StartDaemon(t, []string{"-config", cfg, "-data", disk}, p...)
+	addr := mtatest.Addr(p[0])
 	body := strings.Repeat("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde\r\n", 2048) // 128 KiB
 	accepted, refused := 0, 0
 	for i := range 100 { // 3 MiB fills up well before 100 × 128 KiB
@@ -58,7 +59,7 @@ func TestDiskFull(t *testing.T) {
 	}
 	t.Logf("%d messages accepted before the disk was full", accepted)
 	// Every accepted message reaches the mailbox; deleting them frees the space.
-	waitMail(t, fmt.Sprintf("127.0.0.1:%d", p[1]), "usr2@mail.sustech.edu.cn", "pass2", accepted)
+	waitMail(t, mtatest.Addr(p[1]), "usr2@mail.sustech.edu.cn", "pass2", accepted)
 	// Drafts are written in spool/msg: once every accepted message is
 	// delivered, a file left there is a refused message's partial body.
 	msgDir := filepath.Join(disk, "exmail.qq.com", "spool", "msg")
@@ -76,7 +77,7 @@ for i in range(1, n + 1):
     p.dele(i)
 p.quit()
 print(n)
-`, fmt.Sprintf("127.0.0.1:%d", p[1]))
+`, mtatest.Addr(p[1]))
 	if strings.TrimSpace(out) != fmt.Sprint(accepted) {
 		t.Errorf("mailbox held %s messages, %d were accepted", strings.TrimSpace(out), accepted)
 	}

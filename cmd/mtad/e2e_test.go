@@ -60,15 +60,13 @@ func popRead(t *testing.T, addr, user, pass string, extra ...string) popResult {
 	return r
 }
 
-// waitMail polls a mailbox until it holds at least n messages and returns them.
+// waitMail waits until a mailbox holds at least n messages (counted with
+// gomta's POP3 client, which is cheap to poll) and returns them as Python's
+// poplib reads them.
 func waitMail(t *testing.T, addr, user, pass string, n int) []string {
 	t.Helper()
-	var r popResult
-	mtatest.Eventually(t, fmt.Sprintf("%d message(s) for %s", n, user), func() bool {
-		r = popRead(t, addr, user, pass)
-		return len(r.Msgs) >= n
-	})
-	return r.Msgs
+	mtatest.WaitMailbox(t, addr, user, pass, n)
+	return popRead(t, addr, user, pass).Msgs
 }
 
 func message(from, to, subject, body string) []byte {
@@ -77,6 +75,7 @@ func message(from, to, subject, body string) []byte {
 }
 
 func TestCourseRelayAcrossWithNetSMTP(t *testing.T) {
+	t.Parallel()
 	c := newCourse(t)
 	c.start()
 	err := smtp.SendMail(c.qqSMTPAddr(), nil, "usr1@mail.sustech.edu.cn", []string{"usr@gmail.com"},
@@ -97,17 +96,18 @@ func TestCourseRelayAcrossWithNetSMTP(t *testing.T) {
 	}
 	// The JSON logs follow the message across hosts: gmail.com logs the id
 	// that exmail.qq.com gave it at acceptance as upstream_msg_id.
-	c.gm.waitLog(`"upstream_msg_id"`)
-	up := regexp.MustCompile(`"upstream_msg_id":"([^"]+)"`).FindStringSubmatch(c.gm.log.String())
+	c.gm.WaitLog(t, `"upstream_msg_id"`)
+	up := regexp.MustCompile(`"upstream_msg_id":"([^"]+)"`).FindStringSubmatch(c.gm.Log.String())
 	if up != nil {
-		c.qq.waitLog(`"msg_id":"` + up[1] + `"`)
+		c.qq.WaitLog(t, `"msg_id":"`+up[1]+`"`)
 	}
-	if up == nil || !strings.Contains(c.qq.log.String(), `"msg_id":"`+up[1]+`"`) {
+	if up == nil || !strings.Contains(c.qq.Log.String(), `"msg_id":"`+up[1]+`"`) {
 		t.Errorf("gmail.com's log does not name exmail.qq.com's msg_id as upstream_msg_id (%v)", up)
 	}
 }
 
 func TestCourseSameDomainWithPython(t *testing.T) {
+	t.Parallel()
 	c := newCourse(t)
 	c.start()
 	out := python(t, `
@@ -141,6 +141,7 @@ with smtplib.SMTP(host, int(port), timeout=10) as s:
 }
 
 func TestCourseBounceForUnknownRemoteUser(t *testing.T) {
+	t.Parallel()
 	c := newCourse(t)
 	c.start()
 	err := smtp.SendMail(c.qqSMTPAddr(), nil, "usr1@mail.sustech.edu.cn", []string{"nobody@gmail.com"},
@@ -157,6 +158,7 @@ func TestCourseBounceForUnknownRemoteUser(t *testing.T) {
 }
 
 func TestCourseUnknownLocalSenderRefused(t *testing.T) {
+	t.Parallel()
 	c := newCourse(t)
 	c.start()
 	cl, err := smtp.Dial(c.qqSMTPAddr())
@@ -179,6 +181,7 @@ func TestCourseUnknownLocalSenderRefused(t *testing.T) {
 }
 
 func TestSwaks(t *testing.T) {
+	t.Parallel()
 	swaks := needTool(t, "swaks")
 	c := newCourse(t)
 	c.start()
@@ -202,7 +205,7 @@ func TestSwaks(t *testing.T) {
 // with extra gomta settings, and returns its path and the ports.
 func writeConfig(t *testing.T, extra string) (string, []int) {
 	t.Helper()
-	p := freePorts(t, 4)
+	p := mtatest.FreePorts(t, 4)
 	cfg := fmt.Sprintf(`[server]
 "exmail.qq.com" = { smtp = %d, pop = %d }
 "gmail.com" = { smtp = %d, pop = %d }
@@ -226,21 +229,23 @@ func writeConfig(t *testing.T, extra string) (string, []int) {
 }
 
 func TestOneProcessBothServers(t *testing.T) {
+	t.Parallel()
 	cfg, p := writeConfig(t, "")
-	startDaemon(t, []string{"-config", cfg, "-data", t.TempDir()}, p...)
-	err := smtp.SendMail(fmt.Sprintf("127.0.0.1:%d", p[2]), nil, "usr@gmail.com", []string{"usr1@mail.sustech.edu.cn"},
+	mtatest.StartDaemon(t, []string{"-config", cfg, "-data", t.TempDir()}, p...)
+	err := smtp.SendMail(mtatest.Addr(p[2]), nil, "usr@gmail.com", []string{"usr1@mail.sustech.edu.cn"},
 		message("usr@gmail.com", "usr1@mail.sustech.edu.cn", "reverse", "from gmail"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitMail(t, fmt.Sprintf("127.0.0.1:%d", p[1]), "usr1@mail.sustech.edu.cn", "pass1", 1)
+	waitMail(t, mtatest.Addr(p[1]), "usr1@mail.sustech.edu.cn", "pass1", 1)
 }
 
 func TestUntrustedClientCannotRelay(t *testing.T) {
+	t.Parallel()
 	cfg, p := writeConfig(t, "[gomta]\ntrusted_networks = [\"127.0.0.1/32\"]\n")
-	mtad := startDaemon(t, []string{"-config", cfg, "-data", t.TempDir()}, p...)
+	mtad := mtatest.StartDaemon(t, []string{"-config", cfg, "-data", t.TempDir()}, p...)
 	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}, Timeout: 5 * time.Second}
-	conn, err := d.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", p[0]))
+	conn, err := d.Dial("tcp", mtatest.Addr(p[0]))
 	if err != nil {
 		t.Skipf("cannot dial from 127.0.0.2: %v", err)
 	}
@@ -283,17 +288,18 @@ func TestUntrustedClientCannotRelay(t *testing.T) {
 		t.Fatal(err)
 	}
 	cl.Quit()
-	msgs := waitMail(t, fmt.Sprintf("127.0.0.1:%d", p[1]), "usr2@mail.sustech.edu.cn", "pass2", 1)
+	msgs := waitMail(t, mtatest.Addr(p[1]), "usr2@mail.sustech.edu.cn", "pass2", 1)
 	// Had the relay been taken, the message would still be on its way to
 	// gmail.com: wait until every message accepted is done, then look.
 	id := receivedID(t, msgs[0])
-	mtatest.Eventually(t, "every accepted message processed to the end", func() bool { return mtad.settled(id) })
-	if r := popRead(t, fmt.Sprintf("127.0.0.1:%d", p[3]), "usr@gmail.com", "pass"); r.Stat[0] != 0 {
+	mtatest.Eventually(t, "every accepted message processed to the end", func() bool { return mtad.Settled(id) })
+	if r := popRead(t, mtatest.Addr(p[3]), "usr@gmail.com", "pass"); r.Stat[0] != 0 {
 		t.Errorf("relay denied, yet gmail got %d message(s)", r.Stat[0])
 	}
 }
 
 func TestBadConfigListsEveryProblem(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "bad.toml")
 	os.WriteFile(path, []byte(`[server]
 "a" = { smtp = 70000, pop = 2110 }
@@ -303,7 +309,7 @@ func TestBadConfigListsEveryProblem(t *testing.T) {
 [gomta]
 resolver = "carrier-pigeon"
 `), 0o644)
-	out, err := exec.Command(mtadBin, "-config", path).CombinedOutput()
+	out, err := exec.Command(mtatest.Mtad(t), "-config", path).CombinedOutput()
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() == 0 {
 		t.Fatalf("bad config: exit %v, want non-zero\n%s", err, out)
@@ -316,14 +322,15 @@ resolver = "carrier-pigeon"
 }
 
 func TestPortInUse(t *testing.T) {
+	t.Parallel()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
 	port := l.Addr().(*net.TCPAddr).Port
-	pop := freePorts(t, 1)[0]
-	out, err := exec.Command(mtadBin, "-n", "gmail.com", "-s", strconv.Itoa(port), "-p", strconv.Itoa(pop),
+	pop := mtatest.FreePorts(t, 1)[0]
+	out, err := exec.Command(mtatest.Mtad(t), "-n", "gmail.com", "-s", strconv.Itoa(port), "-p", strconv.Itoa(pop),
 		"-data", t.TempDir()).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "already in use") || !strings.Contains(string(out), strconv.Itoa(port)) {
 		t.Fatalf("port in use: err=%v, output:\n%s", err, out)
@@ -331,9 +338,10 @@ func TestPortInUse(t *testing.T) {
 }
 
 func TestSIGTERMAnswers421AndExits0(t *testing.T) {
+	t.Parallel()
 	cfg, p := writeConfig(t, "")
-	d := startDaemon(t, []string{"-config", cfg, "-data", t.TempDir()}, p...)
-	conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", p[0]))
+	d := mtatest.StartDaemon(t, []string{"-config", cfg, "-data", t.TempDir()}, p...)
+	conn, err := net.Dial("tcp", mtatest.Addr(p[0]))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -348,14 +356,14 @@ func TestSIGTERMAnswers421AndExits0(t *testing.T) {
 	if _, _, err := tc.ReadResponse(250); err != nil {
 		t.Fatal(err)
 	}
-	d.stop(t)
+	d.Stop(t)
 	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	code, msg, err := tc.ReadResponse(0)
 	if code != 421 {
 		t.Errorf("idle session at SIGTERM: %d %q (%v), want 421", code, msg, err)
 	}
-	if d.err != nil {
-		t.Errorf("exit: %v, want 0", d.err)
+	if d.Err() != nil {
+		t.Errorf("exit: %v, want 0", d.Err())
 	}
 }
 
@@ -363,9 +371,10 @@ func TestSIGTERMAnswers421AndExits0(t *testing.T) {
 // gets the greeting and then the connection closed: no reply to the request
 // line or its headers (which would be a 500 / -ERR per header line otherwise).
 func TestHTTPRequestClosesAtOnce(t *testing.T) {
+	t.Parallel()
 	curl := needTool(t, "curl")
 	cfg, p := writeConfig(t, "")
-	d := startDaemon(t, []string{"-config", cfg, "-data", t.TempDir()}, p...)
+	d := mtatest.StartDaemon(t, []string{"-config", cfg, "-data", t.TempDir()}, p...)
 	for _, c := range []struct {
 		port     int
 		greeting string
@@ -379,9 +388,9 @@ func TestHTTPRequestClosesAtOnce(t *testing.T) {
 		}
 	}
 	// The daemon is unharmed.
-	if err := smtp.SendMail(fmt.Sprintf("127.0.0.1:%d", p[0]), nil, "usr1@mail.sustech.edu.cn", []string{"usr2@mail.sustech.edu.cn"},
+	if err := smtp.SendMail(mtatest.Addr(p[0]), nil, "usr1@mail.sustech.edu.cn", []string{"usr2@mail.sustech.edu.cn"},
 		message("usr1@mail.sustech.edu.cn", "usr2@mail.sustech.edu.cn", "after-http", "ok")); err != nil {
-		t.Fatalf("after HTTP probes: %v\n%s", err, d.log.String())
+		t.Fatalf("after HTTP probes: %v\n%s", err, d.Log.String())
 	}
 }
 
@@ -389,11 +398,12 @@ func TestHTTPRequestClosesAtOnce(t *testing.T) {
 // variant followed by a hidden second transaction: the daemon never takes the
 // hidden one, and the mailbox gets nothing but the honest message sent after.
 func TestSmugglingNeverMakesASecondMessage(t *testing.T) {
+	t.Parallel()
 	cfg, p := writeConfig(t, "")
-	d := startDaemon(t, []string{"-config", cfg, "-data", t.TempDir()}, p...)
+	d := mtatest.StartDaemon(t, []string{"-config", cfg, "-data", t.TempDir()}, p...)
 	hidden := "MAIL FROM:<usr1@mail.sustech.edu.cn>\r\nRCPT TO:<usr2@mail.sustech.edu.cn>\r\nDATA\r\nSubject: smuggled\r\n\r\nsmuggled\r\n"
 	for _, end := range []string{"\n.\n", "\r.\r", "\r\n.\n", "\n.\r\n", "\r\n.\r", "\r\n\x00.\r\n", "\n.\x00\n"} {
-		conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", p[0]))
+		conn, err := net.Dial("tcp", mtatest.Addr(p[0]))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -426,11 +436,11 @@ func TestSmugglingNeverMakesASecondMessage(t *testing.T) {
 		}
 		conn.Close()
 	}
-	if err := smtp.SendMail(fmt.Sprintf("127.0.0.1:%d", p[0]), nil, "usr1@mail.sustech.edu.cn", []string{"usr2@mail.sustech.edu.cn"},
+	if err := smtp.SendMail(mtatest.Addr(p[0]), nil, "usr1@mail.sustech.edu.cn", []string{"usr2@mail.sustech.edu.cn"},
 		message("usr1@mail.sustech.edu.cn", "usr2@mail.sustech.edu.cn", "honest", "ok")); err != nil {
 		t.Fatal(err)
 	}
-	msgs := waitMail(t, fmt.Sprintf("127.0.0.1:%d", p[1]), "usr2@mail.sustech.edu.cn", "pass2", 1)
+	msgs := waitMail(t, mtatest.Addr(p[1]), "usr2@mail.sustech.edu.cn", "pass2", 1)
 	// Positive signal: the honest message and every message accepted before
 	// it (a smuggled one, had any been taken) are done.
 	var honest string
@@ -442,21 +452,22 @@ func TestSmugglingNeverMakesASecondMessage(t *testing.T) {
 	if honest == "" {
 		t.Fatalf("the honest message is not among %d delivered: %q", len(msgs), msgs)
 	}
-	mtatest.Eventually(t, "every accepted message processed to the end", func() bool { return d.settled(honest) })
-	msgs = popRead(t, fmt.Sprintf("127.0.0.1:%d", p[1]), "usr2@mail.sustech.edu.cn", "pass2").Msgs
+	mtatest.Eventually(t, "every accepted message processed to the end", func() bool { return d.Settled(honest) })
+	msgs = popRead(t, mtatest.Addr(p[1]), "usr2@mail.sustech.edu.cn", "pass2").Msgs
 	if len(msgs) != 1 || !strings.Contains(msgs[0], "Subject: honest") {
 		t.Fatalf("mailbox holds %d message(s), want only the honest one: %q", len(msgs), msgs)
 	}
 }
 
 func TestPprofLoopbackOnly(t *testing.T) {
-	out, err := exec.Command(mtadBin, "-pprof", "0.0.0.0:0", "-data", t.TempDir()).CombinedOutput()
+	t.Parallel()
+	out, err := exec.Command(mtatest.Mtad(t), "-pprof", "0.0.0.0:0", "-data", t.TempDir()).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "loopback") {
 		t.Errorf("-pprof on a public address: %v %s", err, out)
 	}
-	pp := freePorts(t, 1)[0]
+	pp := mtatest.FreePorts(t, 1)[0]
 	cfg, p := writeConfig(t, "")
-	startDaemon(t, []string{"-config", cfg, "-data", t.TempDir(), "-pprof", fmt.Sprintf("127.0.0.1:%d", pp)}, append(p, pp)...)
+	mtatest.StartDaemon(t, []string{"-config", cfg, "-data", t.TempDir(), "-pprof", fmt.Sprintf("127.0.0.1:%d", pp)}, append(p, pp)...)
 	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/goroutine?debug=1", pp))
 	if err != nil {
 		t.Fatal(err)

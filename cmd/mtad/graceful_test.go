@@ -21,6 +21,7 @@ import (
 // before its connection ends (never a reset or EOF without one), the daemon
 // exits 0, and after a restart every message that got a 250 is delivered.
 func TestGracefulStopUnderLoad(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("skipped in -short mode")
 	}
@@ -30,8 +31,8 @@ func TestGracefulStopUnderLoad(t *testing.T) {
 	}
 	cfg, p := writeConfig(t, "")
 	args := []string{"-config", cfg, "-data", filepath.Join(t.TempDir(), "data")}
-	d := startDaemon(t, args, p...)
-	addr := fmt.Sprintf("127.0.0.1:%d", p[0])
+	d := mtatest.StartDaemon(t, args, p...)
+	addr := mtatest.Addr(p[0])
 
 	var (
 		mu      sync.Mutex
@@ -102,16 +103,17 @@ func TestGracefulStopUnderLoad(t *testing.T) {
 	}
 	started.Wait()
 	time.Sleep(300 * time.Millisecond)
-	d.stop(t) // SIGTERM; fails the test on a non-zero exit
+	d.Stop(t) // SIGTERM; fails the test on a non-zero exit
 	wg.Wait()
 	if got421.Load() == 0 {
 		t.Error("no session saw the 421 of the shutdown")
 	}
 	t.Logf("%d sessions, %d saw 421, %d messages acked before SIGTERM", sessions, got421.Load(), len(acked))
 
-	startDaemon(t, args, p...)
+	mtatest.StartDaemon(t, args, p...)
+	mtatest.WaitMailbox(t, mtatest.Addr(p[1]), "usr2@mail.sustech.edu.cn", "pass2", len(acked))
 	mtatest.Eventually(t, "every acked message delivered", func() bool {
-		out := python(t, pyMessageIDs, fmt.Sprintf("127.0.0.1:%d", p[1]), "usr2@mail.sustech.edu.cn", "pass2")
+		out := python(t, pyMessageIDs, mtatest.Addr(p[1]), "usr2@mail.sustech.edu.cn", "pass2")
 		have := map[string]bool{}
 		for _, l := range strings.Fields(out) {
 			have[l] = true

@@ -68,17 +68,21 @@ func refused(port int) bool {
 // the middle of DATA, SIGTERM closes both hosts' listeners at once (each port
 // refuses connections while the other host's session is still being waited
 // for) and the process exits within one grace period, not one per host.
+//
+// It stays serial (no t.Parallel): it bounds the exit by wall-clock time
+// (two grace periods), and Go runs serial tests before the parallel ones, so
+// the other daemons' load never stretches that bound.
 func TestShutdownStopsEveryHostAtOnce(t *testing.T) {
 	if testing.Short() {
 		t.Skip("waits one shutdown grace period")
 	}
 	cfg, p := writeConfig(t, "")
-	d := startDaemon(t, []string{"-config", cfg, "-data", t.TempDir()}, p...)
+	d := mtatest.StartDaemon(t, []string{"-config", cfg, "-data", t.TempDir()}, p...)
 	qq := openInData(t, p[0], "usr2@mail.sustech.edu.cn")
 	gm := openInData(t, p[2], "usr@gmail.com")
 
 	sent := time.Now()
-	if err := d.cmd.Process.Signal(os.Interrupt); err != nil {
+	if err := d.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)
 	}
 	var qqShut, gmShut bool // each port seen refusing while the other host's session was open
@@ -96,9 +100,9 @@ func TestShutdownStopsEveryHostAtOnce(t *testing.T) {
 			qqShut, gmShut)
 	}
 	select {
-	case <-d.done:
-		if d.err != nil {
-			t.Errorf("exit after SIGINT: %v, want 0", d.err)
+	case <-d.Done():
+		if d.Err() != nil {
+			t.Errorf("exit after SIGINT: %v, want 0", d.Err())
 		}
 		t.Logf("exited %v after SIGINT (grace %v)", time.Since(sent).Round(time.Millisecond), mta.ShutdownGrace)
 	case <-time.After(2*mta.ShutdownGrace - time.Since(sent)):

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"gomta/mta/mtatest"
 	"net"
 	"net/smtp"
 	"net/textproto"
@@ -20,7 +21,7 @@ import (
 // certificate, only 127.0.0.1 trusted, and implicit-TLS ports for exmail.
 func tlsSetup(t *testing.T) (ports []int, smtps, pop3s int) {
 	t.Helper()
-	extra := freePorts(t, 2)
+	extra := mtatest.FreePorts(t, 2)
 	cfg, p := writeConfig(t, fmt.Sprintf(`[gomta]
 trusted_networks = ["127.0.0.1/32"]
 tls_self_signed = true
@@ -28,7 +29,7 @@ tls_self_signed = true
 smtp = %d
 pop = %d
 `, extra[0], extra[1]))
-	startDaemon(t, []string{"-config", cfg, "-data", t.TempDir()}, append(p, extra...)...)
+	mtatest.StartDaemon(t, []string{"-config", cfg, "-data", t.TempDir()}, append(p, extra...)...)
 	return p, extra[0], extra[1]
 }
 
@@ -59,6 +60,7 @@ func replyCode(t *testing.T, err error) int {
 // before TLS, authenticates after STARTTLS, may then relay, but only as itself;
 // the relay to the other host uses STARTTLS too.
 func TestAuthenticatedSubmissionOverSTARTTLS(t *testing.T) {
+	t.Parallel()
 	p, _, _ := tlsSetup(t)
 	connect := func() *smtp.Client {
 		cl, err := smtp.NewClient(dialFrom127002(t, p[0]), "exmail.qq.com")
@@ -110,7 +112,7 @@ func TestAuthenticatedSubmissionOverSTARTTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	cl.Quit()
-	m := waitMail(t, fmt.Sprintf("127.0.0.1:%d", p[3]), "usr@gmail.com", "pass", 1)[0]
+	m := waitMail(t, mtatest.Addr(p[3]), "usr@gmail.com", "pass", 1)[0]
 	if !strings.Contains(m, "with ESMTPSA") {
 		t.Errorf("first hop was authenticated over TLS; Received headers:\n%s", m)
 	}
@@ -120,6 +122,7 @@ func TestAuthenticatedSubmissionOverSTARTTLS(t *testing.T) {
 }
 
 func TestSwaksTLSAuth(t *testing.T) {
+	t.Parallel()
 	swaks := needTool(t, "swaks")
 	p, _, _ := tlsSetup(t)
 	out, err := exec.Command(swaks, "--server", "127.0.0.1", "--port", strconv.Itoa(p[0]), "--local-interface", "127.0.0.2",
@@ -132,10 +135,11 @@ func TestSwaksTLSAuth(t *testing.T) {
 	if strings.Contains(string(out), "pass1") {
 		t.Log("(swaks prints the AUTH exchange base64-encoded; that is swaks's transcript, not our log)")
 	}
-	waitMail(t, fmt.Sprintf("127.0.0.1:%d", p[3]), "usr@gmail.com", "pass", 1)
+	waitMail(t, mtatest.Addr(p[3]), "usr@gmail.com", "pass", 1)
 }
 
 func TestPOP3OverSTLSAndImplicitTLS(t *testing.T) {
+	t.Parallel()
 	p, smtps, pop3s := tlsSetup(t)
 	// Submit over implicit TLS (submissions) with AUTH from the untrusted address.
 	conn := dialFrom127002(t, smtps)
@@ -177,13 +181,14 @@ print(s.stat()[0]); s.quit()
 	}
 	if lines[len(lines)-1] == "0" && lines[len(lines)-2] == "0" {
 		t.Log("message not yet delivered at first look; waiting")
-		waitMail(t, fmt.Sprintf("127.0.0.1:%d", p[1]), "usr2@mail.sustech.edu.cn", "pass2", 1)
+		waitMail(t, mtatest.Addr(p[1]), "usr2@mail.sustech.edu.cn", "pass2", 1)
 	}
 }
 
 func TestGenCert(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "certs")
-	out, err := exec.Command(mtadBin, "-gen-cert", dir).CombinedOutput()
+	out, err := exec.Command(mtatest.Mtad(t), "-gen-cert", dir).CombinedOutput()
 	if err != nil {
 		t.Fatalf("-gen-cert: %v\n%s", err, out)
 	}
@@ -196,8 +201,6 @@ func TestGenCert(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg, p := writeConfig(t, fmt.Sprintf("[gomta]\ntls_cert = %q\ntls_key = %q\n", filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")))
-	d := startDaemon(t, []string{"-config", cfg, "-data", t.TempDir()}, p...)
-	if !d.waitLog("self-signed") {
-		t.Errorf("the log must say plainly that the certificate is self-signed:\n%s", d.log.String())
-	}
+	d := mtatest.StartDaemon(t, []string{"-config", cfg, "-data", t.TempDir()}, p...)
+	d.WaitLog(t, "self-signed") // the log says plainly that the certificate is self-signed
 }

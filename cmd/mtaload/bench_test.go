@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"gomta/mta/mtatest"
 	"gomta/session/smtp"
 )
 
@@ -55,7 +56,7 @@ func BenchmarkSMTPLoad(b *testing.B) {
 			be := &discardBackend{}
 			var scfg smtp.Config
 			if tc.tls {
-				scfg.TLSConfig = serverTLS(b)
+				scfg.TLSConfig, _ = mtatest.TLS(b, "")
 				scfg.Auth = func(_ context.Context, user, pass string) bool { return user == loadUser && pass == loadPass }
 			}
 			addr, _ := startSMTPConfig(b, scfg, be)

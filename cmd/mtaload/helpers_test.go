@@ -14,8 +14,6 @@ import (
 	"go.uber.org/goleak"
 	"go.uber.org/zap/zaptest"
 
-	"gomta/session/pop3"
-	"gomta/session/pop3/pop3test"
 	"gomta/session/smtp"
 )
 
@@ -136,38 +134,6 @@ func startSMTPConfig(t testing.TB, cfg smtp.Config, be smtp.Backend) (addr strin
 		<-done
 	})
 	return nl.Addr().String(), l
-}
-
-// startPOP3 runs a real gomta POP3 server on 127.0.0.1:0.
-func startPOP3(t *testing.T, be *pop3test.Backend) string {
-	t.Helper()
-	return startPOP3Config(t, pop3.Config{}, be)
-}
-
-// startPOP3Config is startPOP3 with server options (TLS, plaintext policy).
-func startPOP3Config(t testing.TB, cfg pop3.Config, be *pop3test.Backend) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Hostname = "pop.test"
-	if tt, ok := t.(*testing.T); ok {
-		cfg.Logger = zaptest.NewLogger(tt)
-	}
-	srv := pop3.NewServer(cfg, be)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = srv.Serve(l)
-	}()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		<-done
-	})
-	return l.Addr().String()
 }
 
 // runJSON runs mtaload with args plus -json -progress 0 and decodes the report into v.

@@ -8,13 +8,14 @@ import (
 	"testing"
 	"time"
 
+	"gomta/session/pop3"
 	"gomta/session/pop3/pop3test"
 )
 
 func TestIdleHeld(t *testing.T) {
 	t.Parallel()
 	saddr, l := startSMTP(t, &sinkBackend{})
-	paddr := startPOP3(t, pop3test.New())
+	paddr := pop3test.Start(t, pop3.Config{}, pop3test.New())
 	for _, tc := range []struct{ proto, addr string }{{"smtp", saddr}, {"pop3", paddr}} {
 		var rep idleReport
 		code, stderr := runJSON(t, &rep, "idle", "-proto", tc.proto, "-addr", tc.addr, "-c", "20", "-ramp", "5",

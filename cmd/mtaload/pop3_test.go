@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"gomta/mta/mtatest"
+	"gomta/session/pop3"
 	"gomta/session/pop3/pop3test"
 )
 
@@ -32,7 +33,7 @@ func TestPOP3Mode(t *testing.T) {
 			size += int64(len(m))
 		}
 	}
-	addr := startPOP3(t, be)
+	addr := pop3test.Start(t, pop3.Config{}, be)
 	var rep report
 	// Six sessions, one at a time: each account twice, 12 messages retrieved.
 	code, stderr := runJSON(t, &rep, "pop3", "-addr", addr, "-c", "1", "-n", "6",
@@ -80,7 +81,7 @@ func TestVerifyCounts(t *testing.T) {
 	// user3 got everything, from another run as well.
 	be.Add("user3@example.test", msgWithID("<R.5@mtaload>"))
 	be.Add("user3@example.test", msgWithID("<S.5@mtaload>"))
-	addr := startPOP3(t, be)
+	addr := pop3test.Start(t, pop3.Config{}, be)
 
 	acked := filepath.Join(t.TempDir(), "acked.txt")
 	os.WriteFile(acked, []byte("# mtaload run_id=R\n"+
@@ -154,7 +155,7 @@ func TestSMTPThenVerify(t *testing.T) {
 		}
 	}
 	sink.mu.Unlock()
-	paddr := startPOP3(t, be)
+	paddr := pop3test.Start(t, pop3.Config{}, be)
 	var rep verifyReport
 	code, stderr := runJSON(t, &rep, "verify", "-acked", acked, "-pop", paddr, "-pass", "pw")
 	if code != exitErrors || rep.Acked != 38 || rep.Lost != 1 || rep.Duplicated != 1 || rep.Delivered != 37 || rep.Unexpected != 0 {
@@ -209,7 +210,7 @@ func TestPOP3Bind(t *testing.T) {
 			return errors.New("no other account was open at the same time")
 		}
 	}
-	addr := startPOP3(t, be)
+	addr := pop3test.Start(t, pop3.Config{}, be)
 	var rep report
 	code, stderr := runJSON(t, &rep, "pop3", "-addr", addr, "-c", "2", "-n", "60", "-bind",
 		"-user", "user%d@example.test", "-pass", "pw", "-users", "3")

@@ -2,26 +2,16 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"net"
 	"strings"
 	"testing"
 
+	"gomta/mta/mtatest"
 	"gomta/session/pop3"
 	"gomta/session/pop3/pop3test"
-	"gomta/session/selfsigned"
 	"gomta/session/smtp"
 )
-
-func serverTLS(t testing.TB) *tls.Config {
-	t.Helper()
-	cert, err := selfsigned.Loopback()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return selfsigned.ServerConfig(cert)
-}
 
 const (
 	loadUser = "load@example.test"
@@ -45,8 +35,9 @@ func (b *securedBackend) Mail(_ context.Context, c *smtp.Peer, _ string) error {
 // under TLS only (the server's default).
 func startSecureSMTP(t testing.TB, be smtp.Backend) string {
 	t.Helper()
+	srvTLS, _ := mtatest.TLS(t, "")
 	addr, _ := startSMTPConfig(t, smtp.Config{
-		TLSConfig: serverTLS(t),
+		TLSConfig: srvTLS,
 		Auth:      func(_ context.Context, user, pass string) bool { return user == loadUser && pass == loadPass },
 	}, be)
 	return addr
@@ -120,7 +111,8 @@ func TestPOP3TLSAndAuth(t *testing.T) {
 		be.Add(fmt.Sprintf("user%d@example.test", u), msgWithID(fmt.Sprintf("<p.%d@test>", u)))
 	}
 	// No login before STLS, from anywhere (RFC 2595 §2's LOGINDISABLED case).
-	addr := startPOP3Config(t, pop3.Config{TLSConfig: serverTLS(t), AllowPlainAuth: func(net.Addr) bool { return false }}, be)
+	srvTLS, _ := mtatest.TLS(t, "")
+	addr := pop3test.Start(t, pop3.Config{TLSConfig: srvTLS, AllowPlainAuth: func(net.Addr) bool { return false }}, be)
 	base := []string{"pop3", "-addr", addr, "-c", "1", "-n", "6", "-user", "user%d@example.test", "-pass", loadPass, "-users", "2"}
 	for _, tc := range []struct {
 		args  []string

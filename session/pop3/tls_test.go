@@ -11,8 +11,8 @@ import (
 
 	"go.uber.org/zap/zaptest"
 
+	"gomta/mta/mtatest"
 	"gomta/session/pop3"
-	"gomta/session/selfsigned"
 )
 
 // testCert holds the server and client configurations of the loopback test
@@ -24,11 +24,8 @@ type testCert struct {
 
 func newCert(t testing.TB) *testCert {
 	t.Helper()
-	c, err := selfsigned.Loopback()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &testCert{server: selfsigned.ServerConfig(c), client: selfsigned.ClientConfig(c, "127.0.0.1")}
+	srv, cli := mtatest.TLS(t, "127.0.0.1")
+	return &testCert{server: srv, client: cli}
 }
 
 // startTLS sends STLS, checks the reply and that nothing follows it in

@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/zap/zaptest"
-
 	"gomta/session/pop3"
 	"gomta/session/pop3/pop3test"
 	"gomta/session/pop3client"
@@ -37,24 +35,7 @@ func newBackend() *pop3test.Backend {
 // start runs a real pop3.Server on loopback.
 func start(t *testing.T, be pop3.Backend) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := pop3.NewServer(pop3.Config{Hostname: host, Logger: zaptest.NewLogger(t)}, be)
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(l) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), ioWait)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-		if err := <-served; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	return l.Addr().String()
+	return pop3test.Start(t, pop3.Config{Hostname: host}, be)
 }
 
 func dial(t *testing.T, addr string, opt pop3client.Options) *pop3client.Client {

@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/zap/zaptest"
-
+	"gomta/mta/mtatest"
 	"gomta/session/pop3"
+	"gomta/session/pop3/pop3test"
 	"gomta/session/pop3client"
 	"gomta/session/selfsigned"
 )
@@ -22,42 +22,17 @@ import (
 // and a client one that trusts it.
 func newCert(t *testing.T) (server, client *tls.Config) {
 	t.Helper()
-	c, err := selfsigned.Loopback()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return selfsigned.ServerConfig(c), selfsigned.ClientConfig(c, "") // the client fills in the dialled host
+	return mtatest.TLS(t, "") // the client fills in the dialled host
 }
 
 // startCfg runs a pop3.Server with cfg on loopback, implicit TLS if asked.
 func startCfg(t *testing.T, be pop3.Backend, cfg pop3.Config, implicit bool) string {
 	t.Helper()
 	cfg.Hostname = host
-	cfg.Logger = zaptest.NewLogger(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	if implicit {
+		return pop3test.StartTLS(t, cfg, be)
 	}
-	srv := pop3.NewServer(cfg, be)
-	served := make(chan error, 1)
-	go func() {
-		if implicit {
-			served <- srv.ServeTLS(l)
-		} else {
-			served <- srv.Serve(l)
-		}
-	}()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), ioWait)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-		if err := <-served; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	return l.Addr().String()
+	return pop3test.Start(t, cfg, be)
 }
 
 func TestStartTLSAndAuth(t *testing.T) {

@@ -5,38 +5,26 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"gomta/session/selfsigned"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
-)
 
-// testCert is a self-signed certificate for 127.0.0.1, 127.0.0.2 and
-// testHost, made once per test binary.
-var testCert = sync.OnceValues(func() (tls.Certificate, error) {
-	return selfsigned.New([]string{testHost}, []net.IP{net.IPv4(127, 0, 0, 1), net.IPv4(127, 0, 0, 2)})
-})
+	"gomta/mta/mtatest"
+)
 
 // serverTLS is the server side configuration with the test certificate.
 func serverTLS(t testing.TB) *tls.Config {
 	t.Helper()
-	cert, err := testCert()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return selfsigned.ServerConfig(cert)
+	srv, _ := mtatest.TLS(t, "127.0.0.1")
+	return srv
 }
 
 // clientTLS trusts the test certificate and checks the name 127.0.0.1.
 func clientTLS(t testing.TB) *tls.Config {
 	t.Helper()
-	cert, err := testCert()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return selfsigned.ClientConfig(cert, "127.0.0.1")
+	_, cli := mtatest.TLS(t, "127.0.0.1")
+	return cli
 }
 
 // startTLS runs the client side of the handshake on cl's connection.

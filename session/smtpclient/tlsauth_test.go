@@ -15,21 +15,15 @@ import (
 
 	"go.uber.org/zap/zaptest"
 
-	"gomta/session/selfsigned"
+	"gomta/mta/mtatest"
 	"gomta/session/smtp"
 )
-
-// testCert is the loopback test certificate.
-var testCert = selfsigned.Loopback
 
 // clientTLS trusts the test certificate; ServerName is left for the client to fill.
 func clientTLS(t *testing.T) *tls.Config {
 	t.Helper()
-	cert, err := testCert()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return selfsigned.ClientConfig(cert, "")
+	_, cli := mtatest.TLS(t, "")
+	return cli
 }
 
 // memBackend accepts everything and remembers each Conn at MAIL and each body.
@@ -74,11 +68,7 @@ func startSMTP(t *testing.T, be smtp.Backend, withTLS, implicit bool) string {
 	cfg := smtp.Config{Hostname: "mx.test", Logger: zaptest.NewLogger(t),
 		Auth: func(_ context.Context, u, p string) bool { return u == "alice" && p == "secret" }}
 	if withTLS {
-		cert, err := testCert()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+		cfg.TLSConfig, _ = mtatest.TLS(t, "")
 	}
 	srv := smtp.NewServer(cfg, be)
 	l, err := net.Listen("tcp", "127.0.0.1:0")

@@ -1,5 +1,6 @@
-// Package pop3test provides an in-memory pop3.Backend for tests of the POP3
-// server, the POP3 client and anything that drives them. It owns nothing on
+// Package pop3test provides an in-memory pop3.Backend, and a real server on
+// loopback over any backend (Start), for tests of the POP3 server, the POP3
+// client and anything that drives them. It owns nothing on
 // disk; a mutex guards its maps (it is a test double, not an actor).
 package pop3test
 

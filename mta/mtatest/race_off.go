@@ -1,0 +1,5 @@
+//go:build !race
+
+package mtatest
+
+const raceEnabled = false
