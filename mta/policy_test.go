@@ -6,13 +6,14 @@ import (
 	"net"
 	"testing"
 
+	"gomta/mta/config"
 	"gomta/session/pop3"
 	"gomta/session/smtp"
 )
 
 func policyHost(t *testing.T) *Host {
 	t.Helper()
-	cfg, err := Load("", "")
+	cfg, err := config.Load("", "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -181,7 +181,7 @@ func TestWholeTransactionRefused(t *testing.T) {
 	t.Parallel()
 	srv := smtpclienttest.Start(t, smtpclienttest.Config{Ext: []string{},
 		Body: func([]byte) string { return "554 5.7.1 spam" }})
-	rl, _ := newRelay(t, &Resolver{P: map[string]string{"b.test": srv.Port()}})
+	rl, _ := newRelay(t, &Resolver{P: map[string]string{"b.test": srv.Addr()}})
 	out := rl.Deliver(context.Background(), "m5", "b.test", "me@a.test", []string{"a@b.test", "c@b.test"}, opener(new(atomic.Int32)))
 	for _, e := range out.Errs {
 		if e == nil || Temporary(e) {
@@ -197,7 +197,7 @@ func TestWholeTransactionRefused(t *testing.T) {
 func TestCanceledContextIsTemporary(t *testing.T) {
 	t.Parallel()
 	srv := smtpclienttest.Start(t, smtpclienttest.Config{Ext: []string{}})
-	rl, _ := newRelay(t, &Resolver{P: map[string]string{"b.test": srv.Port()}})
+	rl, _ := newRelay(t, &Resolver{P: map[string]string{"b.test": srv.Addr()}})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	errs := rl.Send(ctx, "m6", "b.test", "me@a.test", []string{"a@b.test"}, opener(new(atomic.Int32)))
@@ -212,7 +212,7 @@ func TestCanceledContextIsTemporary(t *testing.T) {
 func TestOpenFailureIsTemporary(t *testing.T) {
 	t.Parallel()
 	srv := smtpclienttest.Start(t, smtpclienttest.Config{Ext: []string{}})
-	rl, _ := newRelay(t, &Resolver{P: map[string]string{"b.test": srv.Port()}})
+	rl, _ := newRelay(t, &Resolver{P: map[string]string{"b.test": srv.Addr()}})
 	errs := rl.Send(context.Background(), "m7", "b.test", "me@a.test", []string{"a@b.test"},
 		func() (io.ReadCloser, error) { return nil, errors.New("spool gone") })
 	if errs[0] == nil || !Temporary(errs[0]) {
