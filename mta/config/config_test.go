@@ -3,6 +3,7 @@ package config
 import (
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -116,4 +117,17 @@ func mustRead(t *testing.T, p string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestDefaultRetrySchedule: the config holds the one copy of the retry
+// schedule (the queue has none of its own): about 8 hours from acceptance
+// to the final attempt.
+func TestDefaultRetrySchedule(t *testing.T) {
+	s := DefaultSettings()
+	got := s.RetryWaits()
+	want := []time.Duration{time.Second, 5 * time.Second, 30 * time.Second, 2 * time.Minute,
+		10 * time.Minute, 30 * time.Minute, time.Hour, 2 * time.Hour, 4 * time.Hour}
+	if !slices.Equal(got, want) {
+		t.Errorf("default retry %v, want %v", got, want)
+	}
 }
