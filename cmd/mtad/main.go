@@ -105,6 +105,7 @@ func realMain(args []string, stderr io.Writer) int {
 	if o.dataSet {
 		cfg.DataDir = o.data
 	}
+	logConfig(log, o, cfg)
 	var prof *pprofServer
 	if o.pprof != "" {
 		if prof, err = newPprof(o.pprof); err != nil {
@@ -124,6 +125,18 @@ func realMain(args []string, stderr io.Writer) int {
 		return 1
 	}
 	return runHosts(cfg, hosts, tlsConf, sigc, prof, log)
+}
+
+// logConfig logs the effective configuration, once, at start: the files it
+// came from (after the flags that override them) and every setting, with
+// accounts by address only (config.LogFields never logs a password).
+func logConfig(log *zap.Logger, o *options, cfg *config.Config) {
+	file := o.config
+	if file == "" {
+		file = "built-in default config"
+	}
+	log.Info("config loaded", append([]zap.Field{zap.String("file", file), zap.String("fdns", o.fdns)},
+		cfg.LogFields()...)...)
 }
 
 // newHosts builds the mail hosts of servers, opening their listeners; on an

@@ -133,6 +133,9 @@ func (d *Duration) UnmarshalText(b []byte) error {
 	return nil
 }
 
+// String writes d as Go does ("5m0s").
+func (d Duration) String() string { return time.Duration(d).String() }
+
 // DefaultSettings are the values used for anything the file does not set.
 func DefaultSettings() Settings {
 	return Settings{
