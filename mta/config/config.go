@@ -1,13 +1,14 @@
 // Package config owns gomta's configuration: the course's schema ([agent],
 // [server], [accounts."<server>"], and the fake DNS tables [MX] and [P]) plus
 // gomta's own [gomta] table. A config is built in one order: defaults in code
-// (DefaultSettings, the one copy of each default), then the file, then
-// validation that reports every problem at once (errors.Join).
+// (DefaultSettings), then the file, then validation that reports every
+// problem at once (errors.Join).
 //
 // Invariants of a *Config returned by Load or Parse: it has at least one
-// server; every port is in 1-65535 and used once; every [P] value is a
-// dialable "host:port"; names (MX keys and values, P keys, agent hosts) are
-// lower-case without a trailing dot; TrustedNetworks are parsed (Trusted).
+// server; every [server] port is in 1-65535 and used once; every [P] value
+// is a dialable "host:port"; names (MX keys and values, P keys, agent hosts)
+// are lower-case without a trailing dot; TrustedNetworks are parsed
+// (Trusted).
 //
 // The package imports nothing of gomta but the embedded default config, so
 // that the agent can read a config without linking the daemon's queue,
