@@ -18,6 +18,7 @@ import (
 	"gomta/delivery"
 	"gomta/delivery/mailbox"
 	"gomta/delivery/relay"
+	"gomta/mta/config"
 	"gomta/queue"
 	"gomta/session/address"
 	"gomta/session/pop3"
@@ -33,8 +34,8 @@ type Host struct {
 	SMTPAddr  net.Addr // where SMTP listens
 	POP3Addr  net.Addr // where POP3 listens
 
-	cfg      *Config
-	srv      *Server
+	cfg      *config.Config
+	srv      *config.Server
 	local    map[string]bool   // final-destination domains
 	accounts map[string]string // address.Account(address) → address as configured
 	hashed   bool              // some password is a bcrypt hash
@@ -83,8 +84,8 @@ func (s *Stop) begin() context.Context {
 
 // NewHost builds the mail host s of cfg with its data under dataDir, and opens
 // its listeners (a port already in use is an error naming it). tlsConf (nil:
-// no TLS) is the certificate of the process (Config.TLSConfig).
-func NewHost(cfg *Config, s *Server, dataDir string, tlsConf *tls.Config, log *zap.Logger) (*Host, error) {
+// no TLS) is the certificate of the process (TLSConfig).
+func NewHost(cfg *config.Config, s *config.Server, dataDir string, tlsConf *tls.Config, log *zap.Logger) (*Host, error) {
 	base := log // the queue and the POP3 server add the host field themselves
 	log = log.With(zap.String("host", s.Name))
 	h := &Host{Name: s.Name, cfg: cfg, srv: s, log: log, dataDir: dataDir, local: map[string]bool{}, accounts: map[string]string{}}
@@ -95,12 +96,12 @@ func NewHost(cfg *Config, s *Server, dataDir string, tlsConf *tls.Config, log *z
 	for a := range s.Accounts {
 		h.accounts[address.Account(a)] = a
 		users = append(users, a)
-		h.hashed = h.hashed || isBcrypt(s.Accounts[a])
+		h.hashed = h.hashed || config.IsBcrypt(s.Accounts[a])
 	}
 	var err error
 	h.Queue, err = queue.Open(queue.Options{
 		Dir: filepath.Join(dataDir, "spool"), Host: s.Name, Workers: cfg.QueueWorkers,
-		MaxMessages: cfg.MaxQueue, Retry: durations(cfg.Retry), Logger: base.With(zap.String("proto", "queue")),
+		MaxMessages: cfg.MaxQueue, Retry: cfg.RetryWaits(), Logger: base.With(zap.String("proto", "queue")),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("host %s: %w", s.Name, err)
@@ -109,16 +110,17 @@ func NewHost(cfg *Config, s *Server, dataDir string, tlsConf *tls.Config, log *z
 	if err != nil {
 		return nil, fmt.Errorf("host %s: %w", s.Name, err)
 	}
-	lim := cfg.newLimiter()
+	lim := newLimiter(cfg)
+	allowPlain := func(remote net.Addr) bool { return plaintextAuth(cfg, remote) }
 	h.smtp = smtp.NewServer(smtp.Config{
 		Hostname: s.Name, MaxSize: cfg.MaxMessageSize, MaxRcpts: cfg.MaxRecipients, MaxErrors: cfg.MaxErrors,
 		CmdTimeout: time.Duration(cfg.CommandTimeout), SessionTimeout: time.Duration(cfg.SessionTimeout),
-		Trusted: cfg.Trusted, TLSConfig: tlsConf, Auth: h.smtpAuth, AllowPlainAuth: cfg.plaintextAuth,
+		Trusted: cfg.Trusted, TLSConfig: tlsConf, Auth: h.smtpAuth, AllowPlainAuth: allowPlain,
 		Limiter: lim, Logger: log,
 	}, smtpBackend{h})
 	h.pop3 = pop3.NewServer(pop3.Config{
 		Hostname: s.Name, IdleTimeout: time.Duration(cfg.POP3Timeout), MaxErrors: cfg.MaxErrors,
-		TLSConfig: tlsConf, AllowPlainAuth: cfg.plaintextAuth, Limiter: lim, Logger: base,
+		TLSConfig: tlsConf, AllowPlainAuth: allowPlain, Limiter: lim, Logger: base,
 	}, pop3Backend{h})
 	if err := h.listenAll(cfg, s); err != nil {
 		h.Close()
@@ -150,7 +152,7 @@ func relayTLS(server *tls.Config) *tls.Config {
 	return &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12} //nolint:gosec // opportunistic TLS between MTAs
 }
 
-func (h *Host) listenAll(cfg *Config, s *Server) error {
+func (h *Host) listenAll(cfg *config.Config, s *config.Server) error {
 	var err error
 	if h.smtpLn, err = listen(cfg.Listen, s.SMTPPort, s.Name, "SMTP"); err != nil {
 		return err
@@ -277,16 +279,8 @@ func (h *Host) account(addr string) (string, bool) {
 	return a, ok
 }
 
-func durations(ds []Duration) []time.Duration {
-	out := make([]time.Duration, len(ds))
-	for i, d := range ds {
-		out[i] = time.Duration(d)
-	}
-	return out
-}
-
 // DataDir is where host s keeps its spool and mailboxes under root.
-func DataDir(root string, s *Server) string {
+func DataDir(root string, s *config.Server) string {
 	return filepath.Join(root, safeName(s.Name))
 }
 
@@ -312,4 +306,4 @@ func (h *Host) Accounts() []string {
 func (h *Host) Domains() []string { return h.srv.Domains }
 
 // Server is the configuration the host was built from.
-func (h *Host) Server() *Server { return h.srv }
+func (h *Host) Server() *config.Server { return h.srv }

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap/zaptest"
 	"go.uber.org/zap/zaptest/observer"
 
+	"gomta/mta/config"
 	"gomta/mta/mtatest"
 	"gomta/queue"
 )
@@ -28,7 +29,7 @@ func testHost(t *testing.T, gomta string) *Host {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := Parse("test", append(b, []byte("\n[gomta]\n"+gomta)...), "fdns", mustRead(t, "../configs/cs305-fdns.toml"))
+	cfg, err := config.Parse("test", append(b, []byte("\n[gomta]\n"+gomta)...), "fdns", mustRead(t, "../configs/cs305-fdns.toml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,4 +141,13 @@ func (h noHandler) Deliver(_ context.Context, m *queue.Message) []queue.Result {
 func (h noHandler) WriteBounce(_ io.Writer, m *queue.Message, _ []queue.Failure) error {
 	h.t.Errorf("reopened queue bounces %s", m.ID)
 	return nil
+}
+
+func mustRead(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -5,12 +5,13 @@ import (
 	"net/smtp"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"go.uber.org/zap/zaptest"
+
+	"gomta/mta/config"
 )
 
 // runHosts runs every mail host of the course's files (plus extra [gomta]
@@ -24,10 +25,10 @@ func runHosts(t *testing.T, gomta string) map[string]*Host {
 
 // runHostsWith is runHosts with a last change to the configuration (its fake
 // DNS tables, say) made once the hosts have their ports, before any actor runs.
-func runHostsWith(t *testing.T, gomta string, fix func(cfg *Config, hosts map[string]*Host)) map[string]*Host {
+func runHostsWith(t *testing.T, gomta string, fix func(cfg *config.Config, hosts map[string]*Host)) map[string]*Host {
 	t.Helper()
 	conf := append(mustRead(t, "../configs/cs305-config.toml"), []byte("\n[gomta]\n"+gomta)...)
-	cfg, err := Parse("test", conf, "fdns", mustRead(t, "../configs/cs305-fdns.toml"))
+	cfg, err := config.Parse("test", conf, "fdns", mustRead(t, "../configs/cs305-fdns.toml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +45,7 @@ func runHostsWith(t *testing.T, gomta string, fix func(cfg *Config, hosts map[st
 	for domain, mx := range cfg.MX {
 		for _, h := range hosts {
 			if h.isLocal(domain) {
-				cfg.P[mx] = strconv.Itoa(h.SMTPAddr.(*net.TCPAddr).Port)
+				cfg.P[mx] = h.SMTPAddr.String()
 			}
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"gomta/mta/config"
 	"gomta/mta/mtatest"
 )
 
@@ -16,9 +17,9 @@ import (
 // to its own listener: the sender gets a 5.4.6 bounce saying so, and the
 // message is gone from the queue.
 func TestMailLoopingBackToMyselfBounces(t *testing.T) {
-	hosts := runHostsWith(t, "retry = [\"100ms\"]\n", func(cfg *Config, hosts map[string]*Host) {
+	hosts := runHostsWith(t, "retry = [\"100ms\"]\n", func(cfg *config.Config, hosts map[string]*Host) {
 		qq := hosts["exmail.qq.com"]
-		cfg.P[cfg.MX["gmail.com"]] = strconv.Itoa(qq.SMTPAddr.(*net.TCPAddr).Port)
+		cfg.P[cfg.MX["gmail.com"]] = qq.SMTPAddr.String()
 	})
 	qq := hosts["exmail.qq.com"]
 	body := "Subject: round and round\r\n\r\nhello\r\n"

@@ -6,6 +6,7 @@ import (
 	"net"
 	"testing"
 
+	"gomta/mta/config"
 	"gomta/session/pop3"
 	"gomta/session/reply"
 	"gomta/session/smtp"
@@ -13,7 +14,7 @@ import (
 
 func policyHost(t *testing.T) *Host {
 	t.Helper()
-	cfg, err := Load("", "")
+	cfg, err := config.Load("", "")
 	if err != nil {
 		t.Fatal(err)
 	}

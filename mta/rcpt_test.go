@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"gomta/mta/config"
 	"gomta/mta/mtatest"
 )
 
@@ -117,7 +118,7 @@ func TestCanonicalRcpt(t *testing.T) {
 }
 
 func TestPostmasterLoggedAtStart(t *testing.T) {
-	cfg, err := Load("", "")
+	cfg, err := config.Load("", "")
 	if err != nil {
 		t.Fatal(err)
 	}

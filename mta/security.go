@@ -10,23 +10,17 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
 	"go.uber.org/zap"
 	"golang.org/x/crypto/bcrypt"
 
+	"gomta/mta/config"
 	"gomta/session/address"
 	"gomta/session/limit"
 	"gomta/session/selfsigned"
 )
-
-// isBcrypt tells a bcrypt hash ("$2a$", "$2b$", "$2y$") from a plaintext
-// password; the course's files hold plaintext.
-func isBcrypt(p string) bool {
-	return len(p) == 60 && (strings.HasPrefix(p, "$2a$") || strings.HasPrefix(p, "$2b$") || strings.HasPrefix(p, "$2y$"))
-}
 
 // dummyHash is compared against for unknown users of a host with bcrypt
 // passwords, so that a wrong user costs what a wrong password costs.
@@ -46,7 +40,7 @@ func (h *Host) checkPassword(addr, pass string) bool {
 		return false
 	}
 	want := h.srv.Accounts[acct]
-	if isBcrypt(want) {
+	if config.IsBcrypt(want) {
 		return bcrypt.CompareHashAndPassword([]byte(want), []byte(pass)) == nil
 	}
 	return want != "" && subtle.ConstantTimeCompare([]byte(pass), []byte(want)) == 1
@@ -57,8 +51,9 @@ func (h *Host) smtpAuth(_ context.Context, user, pass string) bool {
 	return h.checkPassword(user, pass)
 }
 
-// plaintextAuth says whether a client may send a password before TLS.
-func (c *Config) plaintextAuth(remote net.Addr) bool {
+// plaintextAuth says whether a client at remote may send a password before
+// TLS, by the config's plaintext_auth.
+func plaintextAuth(c *config.Config, remote net.Addr) bool {
 	switch c.PlaintextAuth {
 	case "always":
 		return true
@@ -73,7 +68,7 @@ func (c *Config) plaintextAuth(remote net.Addr) bool {
 // are exempt from the per-IP connection limit. Failed logins count against
 // the account as the account lookup folds its name (address.Account), on
 // SMTP and POP3 alike: they share the one Limiter.
-func (c *Config) newLimiter() *limit.Limiter {
+func newLimiter(c *config.Config) *limit.Limiter {
 	return limit.New(limit.Config{
 		MaxConns: c.MaxConnections, MaxConnsPerIP: c.MaxConnectionsPerIP, AuthFailures: c.AuthFailures,
 		AuthWindow: time.Duration(c.AuthWindow), AuthDelay: time.Duration(c.AuthDelay), ExemptPerIP: c.Trusted,
@@ -81,10 +76,10 @@ func (c *Config) newLimiter() *limit.Limiter {
 	})
 }
 
-// TLSConfig loads the certificate of the config, or makes a self-signed one
-// when tls_self_signed is set; nil when TLS is not configured. It says
-// plainly in the log when the certificate in use is self-signed.
-func (c *Config) TLSConfig(log *zap.Logger) (*tls.Config, error) {
+// TLSConfig loads the certificate of c, or makes a self-signed one when
+// tls_self_signed is set; nil when TLS is not configured. It says plainly in
+// the log when the certificate in use is self-signed.
+func TLSConfig(c *config.Config, log *zap.Logger) (*tls.Config, error) {
 	var cert tls.Certificate
 	switch {
 	case c.TLSCert != "":

@@ -8,6 +8,8 @@ import (
 
 	"go.uber.org/zap/zaptest"
 	"golang.org/x/crypto/bcrypt"
+
+	"gomta/mta/config"
 )
 
 func TestCheckPasswordPlainAndBcrypt(t *testing.T) {
@@ -15,7 +17,7 @@ func TestCheckPasswordPlainAndBcrypt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := Parse("t", []byte(`[server]
+	cfg, err := config.Parse("t", []byte(`[server]
 "h" = { smtp = 2525, pop = 2110 }
 [accounts."h"]
 "plain@x.test" = "pw"
@@ -46,14 +48,14 @@ func TestCheckPasswordPlainAndBcrypt(t *testing.T) {
 }
 
 func TestBadBcryptRejected(t *testing.T) {
-	_, err := Parse("t", []byte("[server]\n\"h\" = { smtp = 1, pop = 2 }\n[accounts.\"h\"]\n\"a@x.test\" = \"$2a$10$short\"\n"), "", nil)
+	_, err := config.Parse("t", []byte("[server]\n\"h\" = { smtp = 1, pop = 2 }\n[accounts.\"h\"]\n\"a@x.test\" = \"$2a$10$short\"\n"), "", nil)
 	if err == nil {
 		t.Fatal("a broken bcrypt hash must be reported")
 	}
 }
 
 func TestPlaintextAuthPolicy(t *testing.T) {
-	cfg, err := Load("", "")
+	cfg, err := config.Load("", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,8 +65,8 @@ func TestPlaintextAuthPolicy(t *testing.T) {
 		lo, other bool
 	}{{"trusted", true, false}, {"always", true, true}, {"never", false, false}} {
 		cfg.PlaintextAuth = c.mode
-		if cfg.plaintextAuth(lo) != c.lo || cfg.plaintextAuth(far) != c.other {
-			t.Errorf("%s: loopback %v, other %v", c.mode, cfg.plaintextAuth(lo), cfg.plaintextAuth(far))
+		if plaintextAuth(cfg, lo) != c.lo || plaintextAuth(cfg, far) != c.other {
+			t.Errorf("%s: loopback %v, other %v", c.mode, plaintextAuth(cfg, lo), plaintextAuth(cfg, far))
 		}
 	}
 }
@@ -75,12 +77,12 @@ func TestSelfSignedCertificate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := Load("", "")
+	cfg, err := config.Load("", "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg.TLSCert, cfg.TLSKey, cfg.TLSSelfSigned = certFile, keyFile, false
-	tc, err := cfg.TLSConfig(zaptest.NewLogger(t))
+	tc, err := TLSConfig(cfg, zaptest.NewLogger(t))
 	if err != nil || tc == nil {
 		t.Fatalf("TLSConfig: %v %v", tc, err)
 	}
@@ -96,11 +98,11 @@ func TestSelfSignedCertificate(t *testing.T) {
 		}
 	}
 	cfg.TLSCert, cfg.TLSKey = "", ""
-	if tc, _ := cfg.TLSConfig(zaptest.NewLogger(t)); tc != nil {
+	if tc, _ := TLSConfig(cfg, zaptest.NewLogger(t)); tc != nil {
 		t.Error("no certificate and no tls_self_signed: TLS must be off")
 	}
 	cfg.TLSSelfSigned = true
-	if tc, err := cfg.TLSConfig(zaptest.NewLogger(t)); err != nil || tc == nil || tc.MinVersion != tls.VersionTLS12 {
+	if tc, err := TLSConfig(cfg, zaptest.NewLogger(t)); err != nil || tc == nil || tc.MinVersion != tls.VersionTLS12 {
 		t.Errorf("tls_self_signed: %v %v", tc, err)
 	}
 }

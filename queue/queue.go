@@ -24,23 +24,13 @@ const (
 	minBounceRoom = 100
 )
 
-// defaultRetry is the wait before attempts 2, 3, ...: about 8 hours from
-// acceptance to the final attempt. RFC 5321 §4.5.4.1 suggests giving up only
-// after 4-5 days; deployments that want that set Options.Retry.
-func defaultRetry() []time.Duration {
-	return []time.Duration{
-		time.Second, 5 * time.Second, 30 * time.Second, 2 * time.Minute,
-		10 * time.Minute, 30 * time.Minute, time.Hour, 2 * time.Hour, 4 * time.Hour,
-	}
-}
-
 // Options configure a Queue. Zero values mean the documented defaults.
 type Options struct {
 	Dir         string          // spool directory (created if missing)
 	Host        string          // mail host name, for logs
 	Workers     int             // concurrent delivery attempts; 0 = default 16
 	MaxMessages int             // messages in the spool before ErrFull; 0 = default 100000; <0 = unlimited
-	Retry       []time.Duration // waits before attempts 2,3,...; nil = default; after the last one the next attempt is Final
+	Retry       []time.Duration // waits before attempts 2,3,...; after the last one the next attempt is Final (nil: the first is); the default schedule is the config's
 	Logger      *zap.Logger
 }
 
@@ -96,11 +86,7 @@ func Open(opt Options) (*Queue, error) {
 	if q.max == 0 {
 		q.max = defaultMaxMessages
 	}
-	if q.retry == nil {
-		q.retry = defaultRetry()
-	} else {
-		q.retry = append([]time.Duration(nil), q.retry...)
-	}
+	q.retry = append([]time.Duration(nil), q.retry...)
 	if q.log == nil {
 		q.log = zap.NewNop()
 	}

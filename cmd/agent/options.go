@@ -8,11 +8,10 @@ import (
 	"io"
 	"net"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
-	"gomta/mta"
+	"gomta/mta/config"
 )
 
 const usageText = `usage:
@@ -78,7 +77,7 @@ type options struct {
 	domain          string
 	multiline       bool
 	timeout         time.Duration
-	cfg             *mta.Config
+	cfg             *config.Config
 	smtpHost        string // host name as given or from [agent]
 	popHost         string
 	tls             bool           // STARTTLS/STLS when offered (-tls, -no-tls)
@@ -191,7 +190,7 @@ func parseGlobal(args []string) (*options, []string, error) {
 		}
 	}
 	o.domain = strings.ToLower(o.email[at+1:])
-	cfg, err := mta.Load(configPath, fdnsPath)
+	cfg, err := config.Load(configPath, fdnsPath)
 	if err != nil {
 		return nil, nil, usagef("%s", oneLine(err.Error()))
 	}
@@ -220,10 +219,8 @@ func (o *options) resolve(proto, flagName, host string) (string, error) {
 		return addr, nil
 	}
 	// Not in the fake DNS: accept a literal host:port.
-	if h, p, serr := net.SplitHostPort(host); serr == nil && h != "" {
-		if n, perr := strconv.Atoi(p); perr == nil && n > 0 && n < 65536 {
-			return host, nil
-		}
+	if config.IsHostPort(host) {
+		return host, nil
 	}
 	return "", usagef("the %s server %s has no [P] record in the fake DNS", proto, host)
 }

@@ -51,6 +51,23 @@ func newFlagSet(name string) *flag.FlagSet {
 
 // scriptSend is `agent … send -to A [-to B] -subject S (-body T | -body-file F) [-attach F]…`.
 func (e *env) scriptSend(o *options, args []string) int {
+	d, err := e.sendDraft(o, args)
+	if err != nil {
+		return e.fail(err)
+	}
+	msg, err := compose(d)
+	if err != nil {
+		return e.fail(err)
+	}
+	st, rcptErrs, err := e.send(o, d.To, msg)
+	if rcptErrs == nil && err != nil {
+		return e.fail(err) // nothing was tried (no connection, login refused): one sentence
+	}
+	return e.sendReport(st, d.To, rcptErrs, err)
+}
+
+// sendDraft reads send's flags into the message to compose.
+func (e *env) sendDraft(o *options, args []string) (*draft, error) {
 	fs := newFlagSet("send")
 	var to, attach listFlag
 	var subject, body, bodyFile string
@@ -61,58 +78,56 @@ func (e *env) scriptSend(o *options, args []string) int {
 	fs.StringVar(&bodyFile, "body-file", "", "")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
-		return e.fail(err)
+		return nil, err
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	switch {
 	case len(pos) > 0:
-		return e.fail(usagef("send: unexpected argument %q", pos[0]))
+		return nil, usagef("send: unexpected argument %q", pos[0])
 	case len(to) == 0:
-		return e.fail(usagef("send: at least one -to ADDRESS is required"))
+		return nil, usagef("send: at least one -to ADDRESS is required")
 	case set["body"] && set["body-file"]:
-		return e.fail(usagef("send: give -body or -body-file, not both"))
+		return nil, usagef("send: give -body or -body-file, not both")
 	case !set["body"] && !set["body-file"]:
-		return e.fail(usagef("send: -body TEXT or -body-file FILE is required"))
+		return nil, usagef("send: -body TEXT or -body-file FILE is required")
 	}
 	d := &draft{From: o.email, Subject: subject, Body: body, Date: e.now()}
 	for _, t := range to {
 		for _, one := range splitAddrList(t) {
 			addr, hdr, err := parseRecipient(one)
 			if err != nil {
-				return e.fail(usagef("send: -to %s", err))
+				return nil, usagef("send: -to %s", err)
 			}
 			d.To = append(d.To, addr)
 			d.ToHeader = append(d.ToHeader, hdr)
 		}
 	}
 	if len(d.To) == 0 {
-		return e.fail(usagef("send: at least one -to ADDRESS is required"))
+		return nil, usagef("send: at least one -to ADDRESS is required")
 	}
 	if set["body-file"] {
 		b, err := e.readInput(bodyFile)
 		if err != nil {
-			return e.fail(usagef("send: -body-file: %s", err))
+			return nil, usagef("send: -body-file: %s", err)
 		}
 		d.Body = string(b)
 	}
 	for _, path := range attach {
 		b, err := e.readInput(path)
 		if err != nil {
-			return e.fail(usagef("send: -attach: %s", err))
+			return nil, usagef("send: -attach: %s", err)
 		}
 		d.Attachments = append(d.Attachments, attachment{Name: filepath.Base(path), Data: b})
 	}
-	msg, err := compose(d)
-	if err != nil {
-		return e.fail(err)
-	}
-	st, rcptErrs, err := e.send(o, d.To, msg)
-	if rcptErrs == nil && err != nil {
-		return e.fail(err) // nothing was tried (no connection, login refused): one sentence
-	}
+	return d, nil
+}
+
+// sendReport prints one line per recipient of a transaction that was tried
+// and returns the exit status.
+func (e *env) sendReport(st *connState, to []string, rcptErrs []error, err error) int {
 	status := exitOK
-	for i, r := range d.To {
+	for i, r := range to {
 		var rerr error
 		if i < len(rcptErrs) {
 			rerr = rcptErrs[i]
@@ -240,60 +255,14 @@ func (e *env) popOnce(c *pop3client.Client, verb string, nums []int, asJSON, raw
 		v = map[string]any{"count": n, "size": size}
 		text = fmt.Sprintf("%d messages (%d bytes)\n", n, size)
 	case "list", "uidl":
-		var ms []pop3client.MsgInfo
 		var err error
-		switch {
-		case verb == "list" && len(nums) == 1:
-			var m pop3client.MsgInfo
-			m, err = c.ListOne(nums[0])
-			ms = []pop3client.MsgInfo{m}
-		case verb == "list":
-			ms, err = c.List()
-		case len(nums) == 1:
-			var m pop3client.MsgInfo
-			m, err = c.UidlOne(nums[0])
-			ms = []pop3client.MsgInfo{m}
-		default:
-			ms, err = c.Uidl()
-		}
-		if err != nil {
+		if v, text, err = popList(c, verb, nums); err != nil {
 			return "", err
 		}
-		type listJSON struct {
-			Num  int    `json:"num"`
-			Size int64  `json:"size,omitempty"`
-			UID  string `json:"uid,omitempty"`
-		}
-		l := make([]listJSON, 0, len(ms))
-		var b strings.Builder
-		for _, m := range ms {
-			if verb == "list" {
-				l = append(l, listJSON{Num: m.Num, Size: m.Size})
-				fmt.Fprintf(&b, "%d %d\n", m.Num, m.Size)
-			} else {
-				l = append(l, listJSON{Num: m.Num, UID: m.UID})
-				fmt.Fprintf(&b, "%d %s\n", m.Num, m.UID)
-			}
-		}
-		v, text = l, b.String()
 	case "retr", "top":
-		var msg []byte
 		var err error
-		if verb == "retr" {
-			msg, err = c.Retr(nums[0])
-		} else {
-			msg, err = c.Top(nums[0], nums[1])
-		}
-		if err != nil {
+		if v, text, err = popRetr(c, verb, nums, raw); err != nil {
 			return "", err
-		}
-		s := decodeMessage(msg)
-		v = popJSONMessage{Num: nums[0], From: s.From, To: s.To, Cc: s.Cc, Date: s.Date, Subject: s.Subject,
-			Body: s.Body, Attachments: s.Attachments, Raw: string(msg)}
-		if raw || verb == "top" {
-			text = strings.ReplaceAll(string(msg), "\r\n", "\n")
-		} else {
-			text = s.String() + "\n"
 		}
 	case "dele":
 		if err := c.Dele(nums[0]); err != nil {
@@ -310,4 +279,64 @@ func (e *env) popOnce(c *pop3client.Client, verb string, nums []int, asJSON, raw
 		return "", err
 	}
 	return string(b) + "\n", nil
+}
+
+// popList runs LIST or UIDL, of one message when nums names one.
+func popList(c *pop3client.Client, verb string, nums []int) (v any, text string, err error) {
+	var ms []pop3client.MsgInfo
+	switch {
+	case verb == "list" && len(nums) == 1:
+		var m pop3client.MsgInfo
+		m, err = c.ListOne(nums[0])
+		ms = []pop3client.MsgInfo{m}
+	case verb == "list":
+		ms, err = c.List()
+	case len(nums) == 1:
+		var m pop3client.MsgInfo
+		m, err = c.UidlOne(nums[0])
+		ms = []pop3client.MsgInfo{m}
+	default:
+		ms, err = c.Uidl()
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	type listJSON struct {
+		Num  int    `json:"num"`
+		Size int64  `json:"size,omitempty"`
+		UID  string `json:"uid,omitempty"`
+	}
+	l := make([]listJSON, 0, len(ms))
+	var b strings.Builder
+	for _, m := range ms {
+		if verb == "list" {
+			l = append(l, listJSON{Num: m.Num, Size: m.Size})
+			fmt.Fprintf(&b, "%d %d\n", m.Num, m.Size)
+		} else {
+			l = append(l, listJSON{Num: m.Num, UID: m.UID})
+			fmt.Fprintf(&b, "%d %s\n", m.Num, m.UID)
+		}
+	}
+	return l, b.String(), nil
+}
+
+// popRetr runs RETR or TOP; the text is the decoded message, or the message
+// as sent for TOP and with raw.
+func popRetr(c *pop3client.Client, verb string, nums []int, raw bool) (v any, text string, err error) {
+	var msg []byte
+	if verb == "retr" {
+		msg, err = c.Retr(nums[0])
+	} else {
+		msg, err = c.Top(nums[0], nums[1])
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	s := decodeMessage(msg)
+	v = popJSONMessage{Num: nums[0], From: s.From, To: s.To, Cc: s.Cc, Date: s.Date, Subject: s.Subject,
+		Body: s.Body, Attachments: s.Attachments, Raw: string(msg)}
+	if raw || verb == "top" {
+		return v, strings.ReplaceAll(string(msg), "\r\n", "\n"), nil
+	}
+	return v, s.String() + "\n", nil
 }

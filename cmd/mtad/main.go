@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -23,6 +24,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"gomta/mta"
+	"gomta/mta/config"
 )
 
 func main() { os.Exit(realMain(os.Args[1:], os.Stderr)) }
@@ -87,7 +89,7 @@ func realMain(args []string, stderr io.Writer) int {
 	// From here on, an error sentence comes after the log lines before it.
 	stderr = logFirst{log: log, w: stderr}
 
-	cfg, err := mta.Load(o.config, o.fdns)
+	cfg, err := config.Load(o.config, o.fdns)
 	if err != nil {
 		fmt.Fprintf(stderr, "mtad: bad configuration:\n%s\n", indent(err.Error()))
 		return 1
@@ -103,6 +105,7 @@ func realMain(args []string, stderr io.Writer) int {
 	if o.dataSet {
 		cfg.DataDir = o.data
 	}
+	logConfig(log, o, cfg)
 	var prof *pprofServer
 	if o.pprof != "" {
 		if prof, err = newPprof(o.pprof); err != nil {
@@ -111,12 +114,34 @@ func realMain(args []string, stderr io.Writer) int {
 		}
 	}
 	raiseFileLimit(log)
-	tlsConf, err := cfg.TLSConfig(log)
+	tlsConf, err := mta.TLSConfig(cfg, log)
 	if err != nil {
 		fmt.Fprintln(stderr, "mtad:", err)
 		return 1
 	}
+	hosts, err := newHosts(cfg, servers, tlsConf, log)
+	if err != nil {
+		fmt.Fprintln(stderr, "mtad:", err)
+		return 1
+	}
+	return runHosts(cfg, hosts, tlsConf, sigc, prof, log)
+}
 
+// logConfig logs the effective configuration, once, at start: the files it
+// came from (after the flags that override them) and every setting, with
+// accounts by address only (config.LogFields never logs a password).
+func logConfig(log *zap.Logger, o *options, cfg *config.Config) {
+	file := o.config
+	if file == "" {
+		file = "built-in default config"
+	}
+	log.Info("config loaded", append([]zap.Field{zap.String("file", file), zap.String("fdns", o.fdns)},
+		cfg.LogFields()...)...)
+}
+
+// newHosts builds the mail hosts of servers, opening their listeners; on an
+// error the listeners already open are closed.
+func newHosts(cfg *config.Config, servers []*config.Server, tlsConf *tls.Config, log *zap.Logger) ([]*mta.Host, error) {
 	var hosts []*mta.Host
 	for _, s := range servers {
 		h, err := mta.NewHost(cfg, s, mta.DataDir(cfg.DataDir, s), tlsConf, log)
@@ -124,12 +149,17 @@ func realMain(args []string, stderr io.Writer) int {
 			for _, h := range hosts {
 				h.Close()
 			}
-			fmt.Fprintln(stderr, "mtad:", err)
-			return 1
+			return nil, err
 		}
 		hosts = append(hosts, h)
 	}
+	return hosts, nil
+}
 
+// runHosts runs one run group with the signal actor, the profiler (nil:
+// none) and every host's actors until a signal or an actor's end, and
+// returns the exit code.
+func runHosts(cfg *config.Config, hosts []*mta.Host, tlsConf *tls.Config, sigc <-chan os.Signal, prof *pprofServer, log *zap.Logger) int {
 	var g run.Group
 	g.Add(signalActor(sigc, log))
 	if prof != nil {
@@ -149,7 +179,7 @@ func realMain(args []string, stderr io.Writer) int {
 	}
 	log.Info("mtad started", zap.Int("hosts", len(hosts)), zap.String("resolver", cfg.Resolver),
 		zap.Strings("trusted_networks", cfg.TrustedNetworks))
-	err = g.Run()
+	err := g.Run()
 	if err != nil && !errors.Is(err, errSignal) {
 		log.Error("mtad stopped", zap.Error(err))
 		return 1
@@ -183,7 +213,7 @@ func signalActor(sigc <-chan os.Signal, log *zap.Logger) (func() error, func(err
 		}
 }
 
-func genCert(cfg *mta.Config, dir string, stderr io.Writer) int {
+func genCert(cfg *config.Config, dir string, stderr io.Writer) int {
 	names := make([]string, len(cfg.Servers))
 	for i, s := range cfg.Servers {
 		names[i] = s.Name
@@ -199,7 +229,7 @@ func genCert(cfg *mta.Config, dir string, stderr io.Writer) int {
 	return 0
 }
 
-func selectServers(cfg *mta.Config, o *options) ([]*mta.Server, error) {
+func selectServers(cfg *config.Config, o *options) ([]*config.Server, error) {
 	if o.name == "" {
 		if o.smtpPort != 0 || o.popPort != 0 {
 			if len(cfg.Servers) != 1 {
@@ -224,7 +254,7 @@ func selectServers(cfg *mta.Config, o *options) ([]*mta.Server, error) {
 	if o.popPort != 0 {
 		s.POPPort = o.popPort
 	}
-	return []*mta.Server{s}, nil
+	return []*config.Server{s}, nil
 }
 
 // Log lines are written in batches: at most logFlush late, or as soon as

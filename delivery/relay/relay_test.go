@@ -187,7 +187,7 @@ func TestWholeTransactionRefused(t *testing.T) {
 	t.Parallel()
 	srv := smtpclienttest.Start(t, smtpclienttest.Config{Ext: []string{},
 		Body: func([]byte) string { return "554 5.7.1 spam" }})
-	rl, _ := newRelay(t, &Resolver{P: map[string]string{"b.test": srv.Port()}})
+	rl, _ := newRelay(t, &Resolver{P: map[string]string{"b.test": srv.Addr()}})
 	out := rl.Deliver(context.Background(), job("m5", "b.test", opener(new(atomic.Int32)), "a@b.test", "c@b.test"))
 	for _, e := range out.Errs {
 		if e == nil || reply.Temporary(e) {
@@ -203,7 +203,7 @@ func TestWholeTransactionRefused(t *testing.T) {
 func TestCanceledContextIsTemporary(t *testing.T) {
 	t.Parallel()
 	srv := smtpclienttest.Start(t, smtpclienttest.Config{Ext: []string{}})
-	rl, _ := newRelay(t, &Resolver{P: map[string]string{"b.test": srv.Port()}})
+	rl, _ := newRelay(t, &Resolver{P: map[string]string{"b.test": srv.Addr()}})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	errs := rl.Deliver(ctx, job("m6", "b.test", opener(new(atomic.Int32)), "a@b.test")).Errs
@@ -218,7 +218,7 @@ func TestCanceledContextIsTemporary(t *testing.T) {
 func TestOpenFailureIsTemporary(t *testing.T) {
 	t.Parallel()
 	srv := smtpclienttest.Start(t, smtpclienttest.Config{Ext: []string{}})
-	rl, _ := newRelay(t, &Resolver{P: map[string]string{"b.test": srv.Port()}})
+	rl, _ := newRelay(t, &Resolver{P: map[string]string{"b.test": srv.Addr()}})
 	errs := rl.Deliver(context.Background(), job("m7", "b.test", func() (io.ReadCloser, error) { return nil, errors.New("spool gone") }, "a@b.test")).Errs
 	if errs[0] == nil || !reply.Temporary(errs[0]) {
 		t.Fatalf("got %v", errs[0])

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strconv"
 	"strings"
 )
 
@@ -61,25 +60,14 @@ func (e *ResolveError) Enhanced() string {
 // Resolver finds where a domain's mail goes: first the static tables (the
 // course's fake DNS), then, when DNS is set, real MX and address lookups.
 type Resolver struct {
-	MX  map[string]string // domain -> mail host name (keys and values lower-case, trailing dot removed)
-	P   map[string]string // host name -> "port" (meaning 127.0.0.1:port) or "host:port"
-	DNS bool              // fall back to real DNS MX/A lookups (net.Resolver) when a domain has no MX entry; never set in tests
+	MX map[string]string // domain -> mail host name (keys and values lower-case, trailing dot removed)
+	// P maps a host name (lower-case, no trailing dot) to the "host:port" it
+	// is dialled at, parsed once where the table is read (the config's P).
+	P   map[string]string
+	DNS bool // fall back to real DNS MX/A lookups (net.Resolver) when a domain has no MX entry; never set in tests
 
 	// Net is the DNS resolver used when DNS is set; nil means net.DefaultResolver.
 	Net *net.Resolver
-}
-
-// NewResolver builds a Resolver from tables written as in fdns.toml (keys
-// and values may carry a trailing dot and any case): it normalises them.
-func NewResolver(mx, p map[string]string, dns bool) *Resolver {
-	r := &Resolver{MX: make(map[string]string, len(mx)), P: make(map[string]string, len(p)), DNS: dns}
-	for k, v := range mx {
-		r.MX[normName(k)] = normName(v)
-	}
-	for k, v := range p {
-		r.P[normName(k)] = strings.TrimSpace(v)
-	}
-	return r
 }
 
 // normName lower-cases a domain name and drops the root's trailing dot.
@@ -101,10 +89,7 @@ func (r *Resolver) Lookup(ctx context.Context, domain string) ([]Target, error) 
 	}
 	if host, ok := r.MX[d]; ok {
 		host = normName(host)
-		if addr, ok, err := r.portOf(host); ok || err != nil {
-			if err != nil {
-				return nil, &ResolveError{Domain: d, NotFound: true, Err: err}
-			}
+		if addr, ok := r.P[host]; ok {
 			return []Target{{Host: host, Addr: addr}}, nil
 		}
 		if r.DNS {
@@ -113,36 +98,13 @@ func (r *Resolver) Lookup(ctx context.Context, domain string) ([]Target, error) 
 		return nil, &ResolveError{Domain: d, NotFound: true,
 			Err: fmt.Errorf("mail exchanger %s has no P entry", host)}
 	}
-	if addr, ok, err := r.portOf(d); ok || err != nil {
-		if err != nil {
-			return nil, &ResolveError{Domain: d, NotFound: true, Err: err}
-		}
+	if addr, ok := r.P[d]; ok {
 		return []Target{{Host: d, Addr: addr}}, nil
 	}
 	if r.DNS {
 		return r.lookupDNS(ctx, d)
 	}
 	return nil, &ResolveError{Domain: d, NotFound: true}
-}
-
-// portOf reads host's P entry: "2525" means 127.0.0.1:2525 (the course's
-// single-machine setup), "host:port" is dialled as written.
-func (r *Resolver) portOf(host string) (addr string, ok bool, err error) {
-	v, ok := r.P[host]
-	if !ok {
-		return "", false, nil
-	}
-	if n, err := strconv.Atoi(v); err == nil {
-		if n <= 0 || n > 65535 {
-			return "", true, fmt.Errorf("bad port %q for %s", v, host)
-		}
-		return net.JoinHostPort("127.0.0.1", v), true, nil
-	}
-	h, p, err := net.SplitHostPort(v)
-	if err != nil || h == "" || p == "" {
-		return "", true, fmt.Errorf("bad P entry %q for %s", v, host)
-	}
-	return v, true, nil
 }
 
 // lookupDNS asks real DNS: MX records sorted by preference (net sorts

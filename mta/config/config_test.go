@@ -1,15 +1,16 @@
-package mta
+package config
 
 import (
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 )
 
 func TestLoadCourseFilesUnchanged(t *testing.T) {
-	cfg, err := Load("../configs/cs305-config.toml", "../configs/cs305-fdns.toml")
+	cfg, err := Load("../../configs/cs305-config.toml", "../../configs/cs305-fdns.toml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +44,7 @@ func TestBuiltInDefault(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cfg.Servers) != 2 || cfg.P["mxbiz1.qq.com"] != "1025" {
+	if len(cfg.Servers) != 2 || cfg.P["mxbiz1.qq.com"] != "127.0.0.1:1025" {
 		t.Fatalf("default: %d servers, P=%v", len(cfg.Servers), cfg.P)
 	}
 }
@@ -82,11 +83,11 @@ typo_key = 1
 
 func TestFdnsOverridesAndHostPort(t *testing.T) {
 	fdns := "[MX]\n\"Example.ORG.\" = \"MX.example.org.\"\n[P]\n\"mx.example.org.\" = \"10.1.2.3:2525\"\n\"mxbiz1.qq.com.\" = 3025\n"
-	cfg, err := Parse("default", mustRead(t, "../configs/default.toml"), "fdns", []byte(fdns))
+	cfg, err := Parse("default", mustRead(t, "../../configs/default.toml"), "fdns", []byte(fdns))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.MX["example.org"] != "mx.example.org" || cfg.P["mxbiz1.qq.com"] != "3025" {
+	if cfg.MX["example.org"] != "mx.example.org" || cfg.P["mxbiz1.qq.com"] != "127.0.0.1:3025" {
 		t.Errorf("merge: MX=%v P=%v", cfg.MX, cfg.P)
 	}
 	if a, _ := cfg.ResolveHost("MX.Example.org."); a != "10.1.2.3:2525" {
@@ -116,4 +117,17 @@ func mustRead(t *testing.T, p string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestDefaultRetrySchedule: the config holds the one copy of the retry
+// schedule (the queue has none of its own): about 8 hours from acceptance
+// to the final attempt.
+func TestDefaultRetrySchedule(t *testing.T) {
+	s := DefaultSettings()
+	got := s.RetryWaits()
+	want := []time.Duration{time.Second, 5 * time.Second, 30 * time.Second, 2 * time.Minute,
+		10 * time.Minute, 30 * time.Minute, time.Hour, 2 * time.Hour, 4 * time.Hour}
+	if !slices.Equal(got, want) {
+		t.Errorf("default retry %v, want %v", got, want)
+	}
 }

@@ -1,4 +1,4 @@
-package mta
+package config
 
 import (
 	"os"
@@ -8,7 +8,7 @@ import (
 // FuzzParse feeds the config loader arbitrary files: it must return a config
 // or an error, never panic, and a config it returns must be valid.
 func FuzzParse(f *testing.F) {
-	for _, p := range []string{"../configs/default.toml", "../configs/cs305-config.toml", "../configs/cs305-fdns.toml"} {
+	for _, p := range []string{"../../configs/default.toml", "../../configs/cs305-config.toml", "../../configs/cs305-fdns.toml"} {
 		b, err := os.ReadFile(p)
 		if err != nil {
 			f.Fatal(err)
@@ -30,9 +30,9 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("accepted SMTP port %d", s.SMTPPort)
 			}
 		}
-		for host := range cfg.P {
-			if _, err := cfg.ResolveHost(host); err != nil {
-				t.Fatalf("accepted [P] %q that does not resolve: %v", host, err)
+		for host, addr := range cfg.P {
+			if got, err := cfg.ResolveHost(host); err != nil || got != addr || !IsHostPort(addr) {
+				t.Fatalf("accepted [P] %q = %q that does not resolve to a host:port: %q %v", host, addr, got, err)
 			}
 		}
 	})

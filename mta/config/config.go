@@ -1,0 +1,218 @@
+// Package config owns gomta's configuration: the course's schema ([agent],
+// [server], [accounts."<server>"], and the fake DNS tables [MX] and [P]) plus
+// gomta's own [gomta] table. A config is built in one order: defaults in code
+// (DefaultSettings), then the file, then validation that reports every
+// problem at once (errors.Join).
+//
+// Invariants of a *Config returned by Load or Parse: it has at least one
+// server; every [server] port is in 1-65535 and used once; every [P] value
+// is a dialable "host:port"; names (MX keys and values, P keys, agent hosts)
+// are lower-case without a trailing dot; TrustedNetworks are parsed
+// (Trusted).
+//
+// The package imports nothing of gomta but the embedded default config, so
+// that the agent can read a config without linking the daemon's queue,
+// mailboxes and servers.
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+)
+
+// Config is the effective configuration of a gomta process.
+type Config struct {
+	// Agents maps a mail domain to the SMTP and POP3 host names its agent uses
+	// ([agent] table); the names resolve through P.
+	Agents map[string]AgentHosts
+	// Servers are the mail hosts of [server], sorted by name.
+	Servers []*Server
+	// MX maps a mail domain to its mail exchanger's host name. Keys and
+	// values are lower-case without the trailing dot of the course's files.
+	MX map[string]string
+	// P maps a host name (as MX keys) to the address its servers are dialled
+	// at, "host:port", parsed once at load: the course's bare "port" is
+	// 127.0.0.1:port, a "host:port" value is kept as written.
+	P map[string]string
+	Settings
+}
+
+// AgentHosts is one [agent] entry.
+type AgentHosts struct {
+	SMTP string `toml:"smtp"`
+	POP  string `toml:"pop"`
+}
+
+// Server is one mail host of [server] with its accounts.
+type Server struct {
+	Name     string
+	SMTPPort int
+	POPPort  int
+	// Accounts maps an address to its password, as written in the file.
+	Accounts map[string]string
+	// Domains are the mail domains this host is final destination for: the
+	// domains of its accounts, plus [gomta.domains."<server>"].
+	Domains []string
+	// Postmaster is the account (as configured) that receives mail for
+	// <Postmaster> and postmaster@ each local domain (RFC 5321 §4.5.1):
+	// [gomta.postmaster."<server>"], by default the host's account whose
+	// local part is "postmaster", else its first account in file order;
+	// "" when the host has no account.
+	Postmaster string
+}
+
+// Settings are gomta's own options ([gomta] table); field comments document them.
+type Settings struct {
+	DataDir         string     `toml:"data_dir"`         // spool and Maildirs; a subfolder per host
+	Listen          string     `toml:"listen"`           // IP address the listeners bind to
+	Resolver        string     `toml:"resolver"`         // "fdns" (tables only) or "dns" (real DNS MX as fallback)
+	TrustedNetworks []string   `toml:"trusted_networks"` // CIDRs allowed to submit for local senders without AUTH
+	MaxMessageSize  int64      `toml:"max_message_size"` // octets; 552 5.3.4 beyond
+	MaxRecipients   int        `toml:"max_recipients"`   // per message; 452 4.5.3 beyond
+	MaxErrors       int        `toml:"max_errors"`       // per session before 421 4.7.0
+	CommandTimeout  Duration   `toml:"command_timeout"`  // SMTP idle wait for a command
+	POP3Timeout     Duration   `toml:"pop3_timeout"`     // POP3 autologout
+	QueueWorkers    int        `toml:"queue_workers"`    // concurrent delivery attempts per host
+	MaxQueue        int        `toml:"max_queue"`        // spooled messages per host; 452 4.3.1 beyond; -1 unlimited
+	Retry           []Duration `toml:"retry"`            // waits before attempts 2, 3, ...; [] = the first attempt is final
+	// MaxRelayConnections bounds a host's outbound SMTP transactions in
+	// progress at once, across all its delivery attempts.
+	MaxRelayConnections int `toml:"max_relay_connections"`
+	// ExtraDomains adds final-destination domains to a host: server name → domains.
+	ExtraDomains map[string][]string `toml:"domains"`
+	// Postmasters names the account that receives a host's postmaster mail
+	// (RFC 5321 §4.5.1): server name → one of its accounts. Default: the
+	// account named postmaster@..., else the host's first account.
+	Postmasters map[string]string `toml:"postmaster"`
+
+	// TLS. With a certificate (tls_cert + tls_key, PEM files) or
+	// tls_self_signed = true (a pair made in memory at start, for local use),
+	// SMTP offers STARTTLS, POP3 offers STLS, and the relay uses STARTTLS
+	// when the next MTA offers it.
+	TLSCert       string `toml:"tls_cert"`
+	TLSKey        string `toml:"tls_key"`
+	TLSSelfSigned bool   `toml:"tls_self_signed"`
+	// ImplicitTLS adds implicit-TLS listeners (submissions, pop3s; RFC 8314):
+	// server name → ports.
+	ImplicitTLS map[string]TLSPorts `toml:"implicit_tls"`
+	// PlaintextAuth says where SMTP AUTH and POP3 USER/PASS/AUTH are allowed
+	// without TLS: "trusted" (trusted networks only), "always" or "never".
+	PlaintextAuth string `toml:"plaintext_auth"`
+
+	// Limits; 0 switches a limit off.
+	MaxConnections      int      `toml:"max_connections"`        // per host (SMTP + POP3); 421 4.7.0 beyond
+	MaxConnectionsPerIP int      `toml:"max_connections_per_ip"` // per client IP; trusted networks exempt
+	AuthFailures        int      `toml:"auth_failures"`          // failed logins per IP and per account before lock-out
+	AuthWindow          Duration `toml:"auth_window"`            // how long failures count
+	AuthDelay           Duration `toml:"auth_delay"`             // delay after a failure, doubling
+	SessionTimeout      Duration `toml:"session_timeout"`        // whole SMTP session; 421 4.4.2 beyond
+
+	trusted []netip.Prefix
+}
+
+// TLSPorts are a server's implicit-TLS ports; 0 = none.
+type TLSPorts struct {
+	SMTP int `toml:"smtp"`
+	POP  int `toml:"pop"`
+}
+
+// Duration is a time.Duration written as "5m" in TOML.
+type Duration time.Duration
+
+// UnmarshalText parses a Go duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	if v < 0 {
+		return fmt.Errorf("negative duration %q", b)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// String writes d as Go does ("5m0s").
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// DefaultSettings are the values used for anything the file does not set.
+func DefaultSettings() Settings {
+	return Settings{
+		DataDir:             "./var",
+		Listen:              "127.0.0.1",
+		Resolver:            "fdns",
+		TrustedNetworks:     []string{"127.0.0.0/8", "::1/128"},
+		MaxMessageSize:      32 << 20,
+		MaxRecipients:       100,
+		MaxErrors:           10,
+		CommandTimeout:      Duration(5 * time.Minute),
+		POP3Timeout:         Duration(10 * time.Minute),
+		QueueWorkers:        16,
+		MaxQueue:            100000,
+		MaxRelayConnections: 100,
+		// About 8 hours from acceptance to the final attempt. RFC 5321
+		// §4.5.4.1 suggests giving up only after 4-5 days; deployments that
+		// want that set retry.
+		Retry: []Duration{Duration(time.Second), Duration(5 * time.Second), Duration(30 * time.Second),
+			Duration(2 * time.Minute), Duration(10 * time.Minute), Duration(30 * time.Minute),
+			Duration(time.Hour), Duration(2 * time.Hour), Duration(4 * time.Hour)},
+		PlaintextAuth:       "trusted",
+		MaxConnections:      20000,
+		MaxConnectionsPerIP: 50,
+		AuthFailures:        10,
+		AuthWindow:          Duration(15 * time.Minute),
+		AuthDelay:           Duration(250 * time.Millisecond),
+		SessionTimeout:      Duration(30 * time.Minute),
+	}
+}
+
+// Server returns the named mail host, or nil.
+func (c *Config) Server(name string) *Server {
+	for _, s := range c.Servers {
+		if s.Name == name {
+			return s
+		}
+	}
+	return nil
+}
+
+// Trusted reports whether addr is inside a trusted network.
+func (c *Config) Trusted(addr net.Addr) bool {
+	var ip netip.Addr
+	switch a := addr.(type) {
+	case *net.TCPAddr:
+		ip, _ = netip.AddrFromSlice(a.IP)
+	default:
+		if ap, err := netip.ParseAddrPort(addr.String()); err == nil {
+			ip = ap.Addr()
+		}
+	}
+	ip = ip.Unmap()
+	for _, p := range c.trusted {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// RetryWaits is the retry schedule as the queue takes it.
+func (s *Settings) RetryWaits() []time.Duration {
+	out := make([]time.Duration, len(s.Retry))
+	for i, d := range s.Retry {
+		out[i] = time.Duration(d)
+	}
+	return out
+}
+
+// ResolveHost turns a host name into a dialable "host:port" through the P
+// table.
+func (c *Config) ResolveHost(name string) (string, error) {
+	addr, ok := c.P[normHost(name)]
+	if !ok {
+		return "", fmt.Errorf("fake DNS: no [P] record for %q", name)
+	}
+	return addr, nil
+}
