@@ -11,7 +11,7 @@ import (
 	"syscall"
 
 	"gomta/session/pop3client"
-	"gomta/session/smtp"
+	"gomta/session/reply"
 )
 
 // connError is a failure to reach or keep talking to a server (exit 2).
@@ -34,7 +34,7 @@ func (e *stepError) Unwrap() error { return e.err }
 
 // refused reports whether err is a server's negative reply.
 func refused(err error) bool {
-	var r *smtp.Reply
+	var r *reply.Reply
 	var p *pop3client.Error
 	return errors.As(err, &r) || errors.As(err, &p)
 }
@@ -54,7 +54,7 @@ func exitStatus(err error) int {
 // sentence renders an error for a person: a server's own words for a
 // negative reply, a plain cause for network trouble, never a Go repr.
 func sentence(err error) string {
-	var r *smtp.Reply
+	var r *reply.Reply
 	var p *pop3client.Error
 	var ce *connError
 	var se *stepError
@@ -76,7 +76,7 @@ func sentence(err error) string {
 
 // serverWords is the text of a negative reply as the server wrote it.
 func serverWords(err error) string {
-	var r *smtp.Reply
+	var r *reply.Reply
 	var p *pop3client.Error
 	switch {
 	case errors.As(err, &r):

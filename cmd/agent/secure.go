@@ -11,7 +11,7 @@ import (
 	"os"
 	"strings"
 
-	"gomta/session/smtp"
+	"gomta/session/reply"
 )
 
 // maxCAFile bounds the -ca PEM file read into memory.
@@ -58,7 +58,7 @@ func (st *connState) note() string {
 // loginHint explains a 5.7.x refusal (relay denied, sender not owned) when
 // the agent did not log in: usually the reason for it.
 func (st *connState) loginHint(err error) string {
-	var r *smtp.Reply
+	var r *reply.Reply
 	if st == nil || st.auth != "" || !errors.As(err, &r) || !strings.HasPrefix(r.Enhanced, "5.7.") {
 		return ""
 	}

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"gomta/session/pop3client"
-	"gomta/session/smtp"
+	"gomta/session/reply"
 	"gomta/session/smtpclient"
 )
 
@@ -131,7 +131,7 @@ type idleSMTP struct{ *smtpclient.Client }
 
 func (c idleSMTP) alive() bool {
 	err := c.Noop()
-	var r *smtp.Reply
+	var r *reply.Reply
 	return err == nil || errors.As(err, &r) && r.Code != 421
 }
 func (c idleSMTP) quit() { _ = c.Quit() }
@@ -177,8 +177,38 @@ func holdIdle(cfg *idleConfig, addr string, stderr io.Writer) *idleReport {
 		})
 	}
 
-	// Open: -ramp dialers take tickets until -c sessions were tried.
 	start := time.Now()
+	dialers := openIdle(hard, cfg, addr, stderr, hold)
+	rep.OpenS = time.Since(start).Seconds()
+
+	// Hold.
+	holdStart := time.Now()
+	pause(hard, cfg.hold)
+	rep.HoldS = time.Since(holdStart).Seconds()
+	rep.Interrupted = hard.Err() != nil
+	var heldRSS int64
+	if mem != nil {
+		heldRSS, _, _ = procMemory(cfg.pid)
+	}
+	close(release)
+	holders.Wait()
+
+	var total stats
+	for _, st := range dialers {
+		total.merge(st)
+	}
+	rep.Held, rep.Dropped, rep.Refused = held.Load(), dropped.Load(), total.sessionsFail
+	rep.Latency, rep.Errors = latencies(total.steps), errorGroups(total.errs)
+	if mem != nil {
+		rep.RSS = mem.finish(heldRSS, rep.Held)
+	}
+	return rep
+}
+
+// openIdle opens the sessions: -ramp dialers take tickets until -c sessions
+// were tried, and each session opened is handed to hold. It returns the
+// dialers' statistics.
+func openIdle(hard context.Context, cfg *idleConfig, addr string, stderr io.Writer, hold func(idleConn)) []*stats {
 	t := &tickets{n: int64(cfg.conc), stop: hard.Done()}
 	dialers := make([]*stats, min(cfg.ramp, cfg.conc))
 	prog := startProgress(stderr, "idle", int64(cfg.conc), cfg.progress, dialers)
@@ -207,30 +237,7 @@ func holdIdle(cfg *idleConfig, addr string, stderr io.Writer) *idleReport {
 	}
 	wg.Wait()
 	prog.stop()
-	rep.OpenS = time.Since(start).Seconds()
-
-	// Hold.
-	holdStart := time.Now()
-	pause(hard, cfg.hold)
-	rep.HoldS = time.Since(holdStart).Seconds()
-	rep.Interrupted = hard.Err() != nil
-	var heldRSS int64
-	if mem != nil {
-		heldRSS, _, _ = procMemory(cfg.pid)
-	}
-	close(release)
-	holders.Wait()
-
-	var total stats
-	for _, st := range dialers {
-		total.merge(st)
-	}
-	rep.Held, rep.Dropped, rep.Refused = held.Load(), dropped.Load(), total.sessionsFail
-	rep.Latency, rep.Errors = latencies(total.steps), errorGroups(total.errs)
-	if mem != nil {
-		rep.RSS = mem.finish(heldRSS, rep.Held)
-	}
-	return rep
+	return dialers
 }
 
 // dialIdle opens one session of cfg.proto and reads its greeting. Only the

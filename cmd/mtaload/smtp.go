@@ -12,7 +12,7 @@ import (
 	"sync"
 	"time"
 
-	"gomta/session/smtp"
+	"gomta/session/reply"
 	"gomta/session/smtpclient"
 )
 
@@ -433,7 +433,7 @@ func broken(err error) bool {
 	if err == nil {
 		return false
 	}
-	var r *smtp.Reply
+	var r *reply.Reply
 	if !errors.As(err, &r) {
 		return true
 	}

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"gomta/session/pop3client"
-	"gomta/session/smtp"
+	"gomta/session/reply"
 )
 
 // stepHist is the histogram of one named step ("connect", "mail", "RETR", ...).
@@ -120,7 +120,7 @@ func (s *stats) errorCount() int64 {
 // problems by kind ("timeout", "refused", "reset", "eof", "net").
 func classify(err error) (key, text string) {
 	text = err.Error()
-	var r *smtp.Reply
+	var r *reply.Reply
 	if errors.As(err, &r) {
 		return strconv.Itoa(r.Code), r.Error()
 	}
