@@ -34,4 +34,3 @@ func (c Caps) SASL(mech string) bool {
 	}
 	return false
 }
-
