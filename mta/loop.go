@@ -9,7 +9,7 @@ import (
 
 // selfAddrs returns the relay's test of whether a target address (host:port)
 // is one of the listeners lns, so that the relay never connects to its own
-// host (a mail loop, DESIGN.md contract 7). A listener on an unspecified
+// host (a mail loop, ARCHITECTURE.md contract 7). A listener on an unspecified
 // address (0.0.0.0, ::) is reached through any address of this machine; a
 // target named by a host name is taken as itself only for "localhost" (no
 // DNS query is made here).

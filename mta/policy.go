@@ -16,7 +16,7 @@ import (
 	"gomta/session/smtp"
 )
 
-// Replies of the relay policy (DESIGN.md "Who may send what").
+// Replies of the relay policy (ARCHITECTURE.md "Who may send what").
 var (
 	// RFC 5321 §4.2.2 550, RFC 3463 §3.2 X.1.0 "other address status":
 	// a sender claiming this host's domain that is no account of it.

@@ -50,7 +50,7 @@ func code(err error) int {
 	return -1
 }
 
-// TestRelayPolicy is DESIGN.md's "Who may send what" as a table.
+// TestRelayPolicy is ARCHITECTURE.md's "Who may send what" as a table.
 func TestRelayPolicy(t *testing.T) {
 	b := smtpBackend{policyHost(t)}
 	trusted := &smtp.Peer{Remote: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)}, Trusted: true}

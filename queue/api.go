@@ -47,7 +47,7 @@ type Failure struct {
 // Handler delivers messages and writes their bounces; package delivery
 // implements it. The queue owns bounces: it asks WriteBounce for the text,
 // queues it itself (with room kept for bounces beyond MaxMessages), and
-// keeps the original until the bounce is durable (DESIGN.md contract 7).
+// keeps the original until the bounce is durable (ARCHITECTURE.md contract 7).
 type Handler interface {
 	// Deliver makes one attempt for every recipient of m and returns one Result
 	// per recipient. It is called from several worker goroutines at once.

@@ -16,7 +16,7 @@ const bounceRetry = time.Minute
 
 // bounce queues one bounce to env.From for the recipients in env.Failed,
 // and empties env.Failed once it is durable. A message from the null
-// sender is never bounced (RFC 5321 §4.5.5, DESIGN.md contract 3): its
+// sender is never bounced (RFC 5321 §4.5.5, ARCHITECTURE.md contract 3): its
 // failures are logged and dropped. On error env.Failed is kept, and the
 // caller persists it so that the bounce is tried again, after a restart too.
 func (q *Queue) bounce(ctx context.Context, h Handler, env *envelope, log *zap.Logger) error {

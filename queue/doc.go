@@ -5,7 +5,7 @@
 // goroutines, retried with backoff on temporary failure, kept across
 // restarts, bounced by the queue itself when they fail for good, and removed
 // when every recipient is done: delivered, or bounced with the bounce durable
-// (DESIGN.md contracts 1, 2, 3 and 7).
+// (ARCHITECTURE.md contracts 1, 2, 3 and 7).
 //
 // # Ownership
 //

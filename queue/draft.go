@@ -124,7 +124,7 @@ func (d *Draft) discard() {
 // Abort throws the partial message away. It does nothing after Commit.
 func (d *Draft) Abort() { d.discard() }
 
-// Commit makes the message and its envelope durable (DESIGN.md contract 1)
+// Commit makes the message and its envelope durable (ARCHITECTURE.md contract 1)
 // and hands it to Run. When it returns nil the message is on stable storage;
 // on error nothing of the message is left.
 func (d *Draft) Commit(ctx context.Context, from string, rcpts []string) error {

@@ -13,7 +13,7 @@ import (
 	"go.uber.org/zap"
 )
 
-// Damage is contained and visible, never silent (DESIGN.md contract 7).
+// Damage is contained and visible, never silent (ARCHITECTURE.md contract 7).
 //
 // A body in msg/ is a draft until its Commit: drafts are created mode 0400
 // and Commit makes them 0440, before the body's fsync, and writes a copy of

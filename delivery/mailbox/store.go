@@ -7,7 +7,7 @@
 //
 // Invariants and decisions:
 //
-//   - Deliver returns nil only when the message is durable (DESIGN contract
+//   - Deliver returns nil only when the message is durable (ARCHITECTURE.md contract
 //     2): the actor hard-links the committed spool file into new/ under a
 //     unique name (a link is atomic and the spool made the content durable);
 //     where linking fails, an fsync'd copy is staged in tmp/ and the actor
