@@ -78,6 +78,8 @@ type Settings struct {
 	POP3Timeout     Duration   `toml:"pop3_timeout"`     // POP3 autologout
 	QueueWorkers    int        `toml:"queue_workers"`    // concurrent delivery attempts per host
 	MaxQueue        int        `toml:"max_queue"`        // spooled messages per host; 452 4.3.1 beyond; -1 unlimited
+	Retry           []Duration `toml:"retry"`            // explicit waits before attempts 2, 3, ... (see RetryBase)
+
 	// The retry schedule. Without retry, the waits grow exponentially:
 	// retry_base after the first attempt, doubling after each further
 	// one, never more than retry_max. An explicit retry list wins over
@@ -86,10 +88,9 @@ type Settings struct {
 	// is final). Either way max_queue_lifetime ends it: the last attempt is
 	// made when a message has been queued that long, and recipients still
 	// failing temporarily then bounce with 5.4.7 and their last reply.
-	Retry            []Duration `toml:"retry"`
-	RetryBase        Duration   `toml:"retry_base"`         // first wait of the exponential schedule (Postfix minimal_backoff_time)
-	RetryMax         Duration   `toml:"retry_max"`          // longest wait of the exponential schedule (Postfix maximal_backoff_time)
-	MaxQueueLifetime Duration   `toml:"max_queue_lifetime"` // "5d"; as Postfix maximal_queue_lifetime
+	RetryBase        Duration `toml:"retry_base"`         // first wait of the exponential schedule (Postfix minimal_backoff_time)
+	RetryMax         Duration `toml:"retry_max"`          // longest wait of the exponential schedule (Postfix maximal_backoff_time)
+	MaxQueueLifetime Duration `toml:"max_queue_lifetime"` // "5d"; as Postfix maximal_queue_lifetime
 	// DelayWarning is the age after which the sender of a message still
 	// being retried gets one delay notice (RFC 3464 Action: delayed); 0 =
 	// none. It goes with the first attempt past that age.
@@ -190,10 +191,10 @@ func DefaultSettings() Settings {
 		// Postfix's defaults: 300 s doubling up to 4000 s, for 5 days (RFC
 		// 5321 §4.5.4.1: give up after at least 4-5 days), a delay notice
 		// after 4 hours.
-		RetryBase:        Duration(5 * time.Minute),
-		RetryMax:         Duration(4000 * time.Second),
-		MaxQueueLifetime: Duration(5 * 24 * time.Hour),
-		DelayWarning:     Duration(4 * time.Hour),
+		RetryBase:           Duration(5 * time.Minute),
+		RetryMax:            Duration(4000 * time.Second),
+		MaxQueueLifetime:    Duration(5 * 24 * time.Hour),
+		DelayWarning:        Duration(4 * time.Hour),
 		PlaintextAuth:       "trusted",
 		MaxConnections:      20000,
 		MaxConnectionsPerIP: 50,
