@@ -40,6 +40,9 @@ type Relayer interface {
 // Worker delivers the messages of one mail host. It is safe for concurrent use.
 type Worker struct {
 	Host string // mail host name, Reporting-MTA of bounces
+	// MailDomain is the host's mail domain: bounces and delay notices come
+	// From: MAILER-DAEMON@MailDomain ("": Host).
+	MailDomain string
 	// Local tells whether a domain is a final destination of this host, and
 	// Account maps an address to the canonical account name (ok=false when
 	// there is no such account).
@@ -174,20 +177,31 @@ func (w *Worker) deliverLocal(ctx context.Context, log *zap.Logger, m *queue.Mes
 // original that cannot be read any more still gets its bounce, without the
 // headers: the sender must hear of the failure.
 func (w *Worker) WriteBounce(out io.Writer, m *queue.Message, failed []queue.Failure) error {
+	return w.writeReport(out, m, failed, false)
+}
+
+// WriteDelay implements queue.Handler: the RFC 3464 delay notice (Action:
+// delayed) to m.From about the recipients still pending, with their last
+// failure and how long they are retried.
+func (w *Worker) WriteDelay(out io.Writer, m *queue.Message, pending []queue.Failure) error {
+	return w.writeReport(out, m, pending, true)
+}
+
+func (w *Worker) writeReport(out io.Writer, m *queue.Message, failed []queue.Failure, delayed bool) error {
 	var orig io.Reader
 	if body, err := m.Open(); err != nil {
-		w.Logger.Warn("bounce without the original's headers", zap.String("msg_id", m.ID), zap.Error(err))
+		w.Logger.Warn("report without the original's headers", zap.String("msg_id", m.ID), zap.Error(err))
 	} else {
 		defer body.Close()
 		orig = body
 	}
 	fs := make([]dsn.Failure, len(failed))
 	for i, f := range failed {
-		fs[i] = dsn.Failure{Rcpt: f.Rcpt, Code: f.Code, Enhanced: f.Enhanced, Text: f.Text, RemoteMTA: f.Remote}
+		fs[i] = dsn.Failure{Rcpt: f.Rcpt, Code: f.Code, Enhanced: f.Enhanced, Text: f.Text, RemoteMTA: f.Remote, Status: f.Status}
 	}
 	err := dsn.Write(out, dsn.Report{
-		ReportingMTA: w.Host, From: m.From, MsgID: m.ID, Arrival: m.Received,
-		Failures: fs, Original: orig,
+		ReportingMTA: w.Host, MailDomain: w.MailDomain, From: m.From, MsgID: m.ID, Arrival: m.Received,
+		Failures: fs, Original: orig, Delayed: delayed, RetryUntil: m.Expires,
 	})
 	if err != nil {
 		return fmt.Errorf("write DSN: %w", err)

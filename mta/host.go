@@ -99,9 +99,12 @@ func NewHost(cfg *config.Config, s *config.Server, dataDir string, tlsConf *tls.
 		h.hashed = h.hashed || config.IsBcrypt(s.Accounts[a])
 	}
 	var err error
+	retryBase, retryMax := cfg.RetryBackoff()
 	h.Queue, err = queue.Open(queue.Options{
 		Dir: filepath.Join(dataDir, "spool"), Host: s.Name, Workers: cfg.QueueWorkers,
-		MaxMessages: cfg.MaxQueue, Retry: cfg.RetryWaits(), Logger: base.With(zap.String("proto", "queue")),
+		MaxMessages: cfg.MaxQueue, Retry: cfg.RetryWaits(), RetryBase: retryBase, RetryMax: retryMax,
+		MaxLifetime: time.Duration(cfg.MaxQueueLifetime), DelayWarning: time.Duration(cfg.DelayWarning),
+		Logger: base.With(zap.String("proto", "queue")),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("host %s: %w", s.Name, err)
@@ -129,7 +132,7 @@ func NewHost(cfg *config.Config, s *config.Server, dataDir string, tlsConf *tls.
 	h.SMTPAddr, h.POP3Addr = h.smtpLn.Addr(), h.pop3Ln.Addr()
 	res := &relay.Resolver{MX: cfg.MX, P: cfg.P, DNS: cfg.Resolver == "dns"}
 	h.worker = &delivery.Worker{
-		Host: s.Name, Local: h.isLocal, Account: h.account, Mailboxes: h.Mailboxes,
+		Host: s.Name, MailDomain: mailDomain(s), Local: h.isLocal, Account: h.account, Mailboxes: h.Mailboxes,
 		Relay: relay.New(res, relay.Options{LocalName: s.Name, Logger: log.With(zap.String("proto", "relay")),
 			TLS: relayTLS(tlsConf), Self: selfAddrs([]net.Listener{h.smtpLn, h.smtpsLn})}),
 		MaxRelay: cfg.MaxRelayConnections, Logger: log.With(zap.String("proto", "delivery")),
@@ -140,6 +143,18 @@ func NewHost(cfg *config.Config, s *config.Server, dataDir string, tlsConf *tls.
 		log.Warn("no postmaster account: the host has no account")
 	}
 	return h, nil
+}
+
+// mailDomain is the domain bounces come from (MAILER-DAEMON@...): the
+// postmaster's, else the host's first domain, else its name.
+func mailDomain(s *config.Server) string {
+	if at := strings.LastIndexByte(s.Postmaster, '@'); at >= 0 {
+		return address.FoldDomain(s.Postmaster[at+1:])
+	}
+	if len(s.Domains) > 0 {
+		return s.Domains[0]
+	}
+	return s.Name
 }
 
 // relayTLS is the relay's opportunistic STARTTLS configuration: the next MTA's

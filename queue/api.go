@@ -16,6 +16,7 @@ type Message struct {
 	Received time.Time // time of acceptance
 	Attempt  int       // 1 for the first attempt
 	Final    bool      // the last attempt allowed: temporary failures must be treated as permanent
+	Expires  time.Time // when the message stops being retried (Options.MaxLifetime); zero: never
 	BodyPath string    // spool file holding the body (Received header included); read-only
 	Size     int64     // body size in octets
 }
@@ -42,6 +43,10 @@ type Failure struct {
 	Enhanced string `json:"enhanced,omitempty"` // RFC 3463 status
 	Text     string `json:"text"`               // reply text or local error
 	Remote   string `json:"remote,omitempty"`   // mail exchanger that answered
+	// Status, when set, is the RFC 3463 status the report gives instead of
+	// Enhanced: 5.4.7 for a recipient still failing temporarily when the
+	// queue gave up, whose last reply Code, Enhanced and Text keep.
+	Status string `json:"status,omitempty"`
 }
 
 // Handler delivers messages and writes their bounces; package delivery
@@ -55,6 +60,11 @@ type Handler interface {
 	// WriteBounce writes the whole bounce message (header and body) to
 	// m.From about the failed recipients of m. m.From is never empty.
 	WriteBounce(w io.Writer, m *Message, failed []Failure) error
+	// WriteDelay writes the whole delay notice (RFC 3464 Action: delayed)
+	// to m.From about the recipients of m still pending, each with its
+	// last temporary failure; m.Expires says until when they are retried.
+	// m.From is never empty.
+	WriteDelay(w io.Writer, m *Message, pending []Failure) error
 }
 
 // ErrFull is returned by NewMessage/Commit when the queue holds as many messages

@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -23,7 +24,7 @@ func (q *Queue) attempt(ctx context.Context, h Handler, env envelope, results ch
 				zap.Any("error", p), zap.Stack("stack"))
 			e := env
 			e.Attempts++
-			e.Next = time.Now().Add(q.wait(e.Attempts))
+			e.Next = q.sched.next(e.Received, e.Attempts, time.Now())
 			out.env = &e
 		}
 		results <- out
@@ -56,67 +57,28 @@ func (q *Queue) deliver(ctx context.Context, h Handler, m *Message, rcpts []stri
 	return h.Deliver(ctx, m)
 }
 
-// wait is the delay before attempt n+1 after attempt n failed.
-func (q *Queue) wait(n int) time.Duration {
-	switch {
-	case len(q.retry) == 0:
-		return time.Minute
-	case n-1 < len(q.retry):
-		return q.retry[max(n-1, 0)]
-	default:
-		return q.retry[len(q.retry)-1]
-	}
-}
-
 // settle applies the results of attempt m to env and persists them:
 // delivered recipients leave the envelope; failed ones (permanently, or on
 // the final attempt) are bounced by the queue (bounce.go), and kept in the
 // envelope until their bounce is durable; the others wait for the next
-// attempt. The message is removed when nothing is left. It returns nil when
-// the message is gone.
+// attempt, and the sender hears of the delay once (warnDelay). The message
+// is removed when nothing is left. It returns nil when the message is gone.
 func (q *Queue) settle(ctx context.Context, h Handler, env *envelope, m *Message, res []Result) *envelope {
-	got := make(map[string]Result, len(res))
-	for _, r := range res {
-		if _, dup := got[r.Rcpt]; !dup {
-			got[r.Rcpt] = r
-		}
-	}
 	log := q.log.With(zap.String("msg_id", env.ID))
 	// A stop that cut the final attempt short proves nothing of the
 	// recipients it left failed: they are not bounced, and that attempt is
 	// made again at the next start.
 	cut := m.Final && ctx.Err() != nil
-	var left []string
-	errs := make(map[string]string)
-	for _, rcpt := range env.Rcpts {
-		r, ok := got[rcpt]
-		if !ok {
-			r = Result{Rcpt: rcpt, Err: errNoResult}
-		}
-		switch {
-		case r.Err == nil:
-		case r.Permanent || m.Final && !cut:
-			f := r.Failure
-			f.Rcpt = rcpt
-			if f.Text == "" {
-				f.Text = r.Err.Error()
-			}
-			log.Info("recipient failed permanently", zap.String("rcpt", rcpt), zap.Int("smtp_code", f.Code),
-				zap.String("enhanced", f.Enhanced), zap.String("error", f.Text), zap.Int("attempt", m.Attempt))
-			env.Failed = append(env.Failed, f)
-		default:
-			left = append(left, rcpt)
-			errs[rcpt] = r.Err.Error()
-		}
-	}
+	q.classify(env, m, res, cut, log)
+	left := env.Rcpts
 	env.Attempts = m.Attempt
 	if cut && len(left) > 0 {
 		env.Attempts = m.Attempt - 1
 	}
-	env.Rcpts, env.Errors = left, errs
 	if err := q.bounce(ctx, h, env, log); err != nil {
 		log.Error("bounce not queued, message kept until it is", zap.Error(err))
 	}
+	q.warnDelay(ctx, h, env, log)
 	if len(left) == 0 && len(env.Failed) == 0 {
 		if err := q.remove(env.ID); err != nil {
 			log.Error("message not removed from the spool", zap.Error(err))
@@ -126,9 +88,9 @@ func (q *Queue) settle(ctx context.Context, h Handler, env *envelope, m *Message
 		return nil
 	}
 	if len(left) > 0 {
-		env.Next = time.Now().Add(q.wait(m.Attempt))
+		env.Next = q.sched.next(env.Received, m.Attempt, time.Now())
 	} else {
-		env.Next = time.Now().Add(min(q.wait(1), bounceRetry))
+		env.Next = time.Now().Add(min(q.sched.wait(1), bounceRetry))
 	}
 	if err := q.persist(env); err != nil {
 		// Kept in memory; after a restart the last saved state is retried.
@@ -136,9 +98,52 @@ func (q *Queue) settle(ctx context.Context, h Handler, env *envelope, m *Message
 	}
 	if len(left) > 0 {
 		log.Info("retry scheduled", zap.Int("attempt", m.Attempt), zap.Time("next_attempt", env.Next),
-			zap.Strings("rcpt", left), zap.String("error", errs[left[0]]))
+			zap.Strings("rcpt", left), zap.String("error", env.Errors[left[0]]))
 	} else {
 		log.Info("bounce retry scheduled", zap.Time("next_attempt", env.Next))
 	}
 	return env
+}
+
+// classify sorts env's recipients by their result in res: delivered ones
+// leave; failed ones (permanently, or temporarily on a final attempt that
+// was not cut short, then with status 5.4.7 and their last reply) go to
+// env.Failed; the others stay in env.Rcpts with their last failure in
+// env.Errors and env.Last.
+func (q *Queue) classify(env *envelope, m *Message, res []Result, cut bool, log *zap.Logger) {
+	got := make(map[string]Result, len(res))
+	for _, r := range res {
+		if _, dup := got[r.Rcpt]; !dup {
+			got[r.Rcpt] = r
+		}
+	}
+	var left []string
+	errs := make(map[string]string)
+	last := make(map[string]Failure)
+	for _, rcpt := range env.Rcpts {
+		r, ok := got[rcpt]
+		if !ok {
+			r = Result{Rcpt: rcpt, Err: errNoResult}
+		}
+		if r.Err == nil {
+			continue
+		}
+		f := r.Failure
+		f.Rcpt = rcpt
+		if f.Text == "" {
+			f.Text = r.Err.Error()
+		}
+		if !r.Permanent && (!m.Final || cut) {
+			left = append(left, rcpt)
+			errs[rcpt], last[rcpt] = r.Err.Error(), f
+			continue
+		}
+		if !r.Permanent {
+			f.Status = statusExpired
+		}
+		log.Info("recipient failed permanently", zap.String("rcpt", rcpt), zap.Int("smtp_code", f.Code),
+			zap.String("enhanced", cmp.Or(f.Status, f.Enhanced)), zap.String("error", f.Text), zap.Int("attempt", m.Attempt))
+		env.Failed = append(env.Failed, f)
+	}
+	env.Rcpts, env.Errors, env.Last = left, errs, last
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"time"
 
 	"go.uber.org/zap"
@@ -28,27 +29,68 @@ func (q *Queue) bounce(ctx context.Context, h Handler, env *envelope, log *zap.L
 		env.Failed = nil
 		return nil
 	}
-	d, err := q.newDraft(ctx, true)
+	m := q.message(env, env.Attempts)
+	id, err := q.queueReport(ctx, env.From, func(w io.Writer) error { return h.WriteBounce(w, m, env.Failed) })
 	if err != nil {
 		return fmt.Errorf("queue: bounce: %w", err)
 	}
+	log.Info("bounce queued", zap.String("rcpt", env.From), zap.String("bounce_msg_id", id),
+		zap.Int("rcpts", len(env.Failed)))
+	env.Failed = nil
+	return nil
+}
+
+// warnDelay queues the delay notice of env (RFC 3464 Action: delayed) when
+// its recipients in env.Rcpts are still pending past DelayWarning, once per
+// message: env.DelayWarned, persisted with the envelope by the caller,
+// keeps it from going twice, across restarts too. It goes through the
+// bounce path (room beyond MaxMessages), never to the null sender. A
+// notice that cannot be queued is tried again after the next attempt.
+func (q *Queue) warnDelay(ctx context.Context, h Handler, env *envelope, log *zap.Logger) {
+	if env.DelayWarned || len(env.Rcpts) == 0 || !q.sched.warnDue(env.Received, time.Now()) {
+		return
+	}
+	if env.From == "" {
+		env.DelayWarned = true // nothing to send, nothing to look at again
+		return
+	}
+	pending := make([]Failure, len(env.Rcpts))
+	for i, rcpt := range env.Rcpts {
+		pending[i] = env.Last[rcpt]
+		pending[i].Rcpt = rcpt
+	}
 	m := q.message(env, env.Attempts)
+	id, err := q.queueReport(ctx, env.From, func(w io.Writer) error { return h.WriteDelay(w, m, pending) })
+	if err != nil {
+		log.Error("delay notice not queued, tried again after the next attempt", zap.Error(err))
+		return
+	}
+	env.DelayWarned = true
+	log.Info("delay notice queued", zap.String("rcpt", env.From), zap.String("bounce_msg_id", id),
+		zap.Int("rcpts", len(pending)))
+}
+
+// queueReport commits a report written by write as a new message from the
+// null sender to rcpt, with the room bounces have beyond MaxMessages, and
+// returns its id once it is durable.
+func (q *Queue) queueReport(ctx context.Context, rcpt string, write func(io.Writer) error) (string, error) {
+	d, err := q.newDraft(ctx, true)
+	if err != nil {
+		return "", err
+	}
 	bw := bufio.NewWriterSize(d, 32<<10)
-	err = h.WriteBounce(bw, m, env.Failed)
+	err = write(bw)
 	if err == nil {
 		err = bw.Flush()
 	}
 	if err != nil {
 		d.Abort()
-		return fmt.Errorf("queue: bounce: write: %w", err)
+		return "", fmt.Errorf("write: %w", err)
 	}
-	if err := d.Commit(ctx, "", []string{env.From}); err != nil {
-		return fmt.Errorf("queue: bounce: %w", err)
+	if err := d.Commit(ctx, "", []string{rcpt}); err != nil {
+		return "", err
 	}
-	log.Info("bounce queued", zap.String("rcpt", env.From), zap.String("bounce_msg_id", d.ID()),
-		zap.Int("rcpts", len(env.Failed)))
-	env.Failed = nil
-	return nil
+	return d.ID(), nil
 }
 
 // message is the Message handed to a Handler for attempt n of env.
@@ -59,7 +101,8 @@ func (q *Queue) message(env *envelope, n int) *Message {
 		Rcpts:    append([]string(nil), env.Rcpts...),
 		Received: env.Received,
 		Attempt:  n,
-		Final:    n > len(q.retry),
+		Final:    q.sched.final(env.Received, n, time.Now()),
+		Expires:  q.sched.expires(env.Received),
 		BodyPath: q.bodyPath(env.ID),
 		Size:     env.Size,
 	}

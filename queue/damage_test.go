@@ -217,6 +217,10 @@ func (b *bounceHandler) WriteBounce(w io.Writer, m *Message, failed []Failure) e
 	return handlerFunc(nil).WriteBounce(w, m, failed)
 }
 
+func (b *bounceHandler) WriteDelay(w io.Writer, m *Message, pending []Failure) error {
+	return handlerFunc(nil).WriteDelay(w, m, pending)
+}
+
 func newBounceHandler(fail ...string) *bounceHandler {
 	b := &bounceHandler{fail: map[string]bool{}, bounces: make(chan string, 100), attempts: make(chan string, 100)}
 	for _, f := range fail {

@@ -78,6 +78,14 @@
 // A bounce that cannot be queued (disk full) keeps the message, across
 // restarts, retried every minute at most.
 //
+// The retry schedule (schedule.go) is an explicit list of waits or an
+// exponential backoff with a cap, and MaxLifetime ends either: the attempt
+// at Received+MaxLifetime is final, and recipients still failing then
+// bounce with 5.4.7 and their last reply. Past DelayWarning, the sender of
+// a message with recipients still pending gets one delay notice (Action:
+// delayed) through the same path as bounces; the envelope's DelayWarned
+// keeps it from going twice, across restarts too.
+//
 // Ids are 20 characters of lower-case base32hex: 48 bits of Unix
 // milliseconds, a 16-bit counter and 32 random bits; they sort roughly by
 // acceptance time.

@@ -25,13 +25,29 @@ const (
 )
 
 // Options configure a Queue. Zero values mean the documented defaults.
+//
+// The retry schedule is either Retry, an explicit list of waits (the
+// attempt after its last wait is Final), or, when Retry is empty, an
+// exponential backoff: RetryBase after the first attempt, doubling after
+// each further one, never more than RetryMax. With neither, the first
+// attempt is Final. Either way MaxLifetime ends it: no wait reaches past
+// Received+MaxLifetime, and the attempt made then is Final, so recipients
+// still failing temporarily bounce with 5.4.7 (RFC 3463 X.4.7 delivery
+// time expired). The defaults are the config's (mta/config).
 type Options struct {
 	Dir         string          // spool directory (created if missing)
 	Host        string          // mail host name, for logs
 	Workers     int             // concurrent delivery attempts; 0 = default 16
 	MaxMessages int             // messages in the spool before ErrFull; 0 = default 100000; <0 = unlimited
-	Retry       []time.Duration // waits before attempts 2,3,...; after the last one the next attempt is Final (nil: the first is); the default schedule is the config's
-	Logger      *zap.Logger
+	Retry       []time.Duration // explicit waits before attempts 2,3,...; after the last one the next attempt is Final
+	RetryBase   time.Duration   // with no Retry: the first wait of the exponential backoff (0: no backoff)
+	RetryMax    time.Duration   // with no Retry: the longest wait (0: RetryBase)
+	MaxLifetime time.Duration   // how long a message is retried after acceptance; 0 = no limit
+	// DelayWarning is the age after which a message with recipients still
+	// pending gets one delay notice (RFC 3464 Action: delayed) to its
+	// sender, never to the null sender; 0 = none.
+	DelayWarning time.Duration
+	Logger       *zap.Logger
 }
 
 // Queue is the spool of one mail host. NewMessage, Submit and Len are safe from
@@ -46,7 +62,7 @@ type Queue struct {
 
 	workers int
 	max     int64 // < 0: unlimited
-	retry   []time.Duration
+	sched   schedule
 	log     *zap.Logger
 
 	count atomic.Int64  // drafts + inbox + messages owned by Run (see Len)
@@ -75,7 +91,7 @@ func Open(opt Options) (*Queue, error) {
 		corruptDir: filepath.Join(opt.Dir, "corrupt"),
 		workers:    opt.Workers,
 		max:        int64(opt.MaxMessages),
-		retry:      opt.Retry,
+		sched:      newSchedule(opt),
 		log:        opt.Logger,
 		drafts:     make(map[string]struct{}),
 		kick:       make(chan struct{}, 1),
@@ -86,7 +102,6 @@ func Open(opt Options) (*Queue, error) {
 	if q.max == 0 {
 		q.max = defaultMaxMessages
 	}
-	q.retry = append([]time.Duration(nil), q.retry...)
 	if q.log == nil {
 		q.log = zap.NewNop()
 	}

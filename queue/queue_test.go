@@ -37,6 +37,18 @@ func (f handlerFunc) WriteBounce(w io.Writer, m *Message, failed []Failure) erro
 	_, err := fmt.Fprintf(w, "Subject: bounce of %s\r\n\r\n", m.ID)
 	for _, x := range failed {
 		if err == nil {
+			_, err = fmt.Fprintf(w, "%s %d %s %s status=%s\r\n", x.Rcpt, x.Code, x.Enhanced, x.Text, x.Status)
+		}
+	}
+	return err
+}
+
+// WriteDelay writes a short delay notice naming the original, the pending
+// recipients with their last failure, and when they expire.
+func (f handlerFunc) WriteDelay(w io.Writer, m *Message, pending []Failure) error {
+	_, err := fmt.Fprintf(w, "Subject: delay of %s until %s\r\n\r\n", m.ID, m.Expires.Format(time.RFC3339Nano))
+	for _, x := range pending {
+		if err == nil {
 			_, err = fmt.Fprintf(w, "%s %d %s %s\r\n", x.Rcpt, x.Code, x.Enhanced, x.Text)
 		}
 	}

@@ -21,6 +21,12 @@ type envelope struct {
 	Next     time.Time         `json:"next_attempt"`     // when the next attempt is due
 	Errors   map[string]string `json:"errors,omitempty"` // last temporary error per pending rcpt
 	Failed   []Failure         `json:"failed,omitempty"` // failed rcpts whose bounce is not queued yet
+	// Last is the last temporary failure of each pending rcpt, with its
+	// reply, for the delay notice and the bounce when the lifetime ends.
+	Last map[string]Failure `json:"last,omitempty"`
+	// DelayWarned is set once the delay notice is queued (or would go to
+	// the null sender): it is sent at most once per message.
+	DelayWarned bool `json:"delay_warned,omitempty"`
 }
 
 func (q *Queue) bodyPath(id string) string { return filepath.Join(q.msgDir, id) }

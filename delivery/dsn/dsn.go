@@ -1,8 +1,11 @@
 // Package dsn writes delivery status notifications (RFC 3464): the bounce a
-// sender gets when some recipients of a message have failed for good. A
-// report is a multipart/report (RFC 6522) with three parts: a human-readable
-// text/plain explanation, the machine-readable message/delivery-status, and
-// the original message's header section as text/rfc822-headers.
+// sender gets when some recipients of a message have failed for good, and
+// the delay notice (Action: delayed) when some are still being retried
+// after a while. A report is a multipart/report (RFC 6522) with three
+// parts: a human-readable text/plain explanation, the machine-readable
+// message/delivery-status, and the original message's header section as
+// text/rfc822-headers. It comes From: MAILER-DAEMON at the host's mail
+// domain, so that a reply reaches a mailbox there.
 //
 // Invariants: output uses CRLF line endings throughout; field values are
 // stripped of CR and LF so nothing from a remote reply or an address can
@@ -43,16 +46,28 @@ type Failure struct {
 	Enhanced  string // RFC 3463 status ("5.1.1"); may be empty
 	Text      string // reply text (lines separated by "\n") or the local error
 	RemoteMTA string // mail exchanger that answered; "" when none
+	// Status, when set, is the recipient's RFC 3463 status instead of the
+	// one Enhanced or Code give: 5.4.7 when the sender's MTA gave up on a
+	// recipient that was failing temporarily, whose last reply the other
+	// fields keep (it stays in Diagnostic-Code).
+	Status string
 }
 
 // Report is one bounce.
 type Report struct {
 	ReportingMTA string    // this host's name
+	MailDomain   string    // this host's mail domain, for From: MAILER-DAEMON@...; "" = ReportingMTA
 	From         string    // original sender (the bounce goes To: this)
 	MsgID        string    // original msg_id
 	Arrival      time.Time // when the original was accepted; zero: no Arrival-Date
-	Failures     []Failure
+	Failures     []Failure // the recipients reported on (failed, or still pending when Delayed)
 	Original     io.Reader // the original message (its header section is copied, at most MaxHeaders)
+
+	// Delayed makes the report a delay notice: Action: delayed, a 4.x.x
+	// Status for each recipient (RFC 3464 §2.3.3), and Will-Retry-Until
+	// (§2.3.9) when RetryUntil is set.
+	Delayed    bool
+	RetryUntil time.Time
 
 	// Date is the bounce's Date; zero means now.
 	Date time.Time
@@ -82,15 +97,23 @@ func Write(w io.Writer, r Report) error {
 	if mta == "" {
 		mta = "localhost"
 	}
+	domain := clean(r.MailDomain)
+	if domain == "" {
+		domain = mta
+	}
+	subject := "Undelivered Mail Returned to Sender"
+	if r.Delayed {
+		subject = "Delayed Mail (still being retried)"
+	}
 	boundary = "=_gomta_" + boundary
 	bw := bufio.NewWriter(w)
 	lw := &lineWriter{w: bw}
 
 	// Header section (RFC 5322; Auto-Submitted per RFC 3834 §5).
 	lw.line("Date: " + date.Format(time.RFC1123Z))
-	lw.line("From: Mail Delivery System <MAILER-DAEMON@" + mta + ">")
+	lw.line("From: Mail Delivery System <MAILER-DAEMON@" + domain + ">")
 	lw.line("To: <" + clean(r.From) + ">")
-	lw.line("Subject: Undelivered Mail Returned to Sender")
+	lw.line("Subject: " + subject)
 	lw.line("Message-ID: <" + id + "." + messageIDPart(r.MsgID) + "@" + mta + ">")
 	lw.line("Auto-Submitted: auto-replied")
 	lw.line("MIME-Version: 1.0")
@@ -141,15 +164,22 @@ func writeStatus(lw *lineWriter, boundary, mta string, r Report) {
 	if !r.Arrival.IsZero() {
 		lw.line("Arrival-Date: " + r.Arrival.Format(time.RFC1123Z))
 	}
+	action, status := "failed", Status
+	if r.Delayed {
+		action, status = "delayed", delayStatus
+	}
 	for _, f := range r.Failures {
 		lw.line("")
 		lw.line("Final-Recipient: rfc822; " + clean(f.Rcpt))
-		lw.line("Action: failed")
-		lw.line("Status: " + Status(f))
+		lw.line("Action: " + action)
+		lw.line("Status: " + status(f))
 		if f.RemoteMTA != "" {
 			lw.line("Remote-MTA: dns; " + clean(f.RemoteMTA))
 		}
 		lw.line("Diagnostic-Code: " + diagnostic(f))
+		if r.Delayed && !r.RetryUntil.IsZero() {
+			lw.line("Will-Retry-Until: " + r.RetryUntil.Format(time.RFC1123Z))
+		}
 	}
 	lw.line("")
 }
@@ -170,10 +200,13 @@ func writeOriginal(lw *lineWriter, boundary string, original io.Reader) error {
 	return nil
 }
 
-// Status is the RFC 3463 status for a failure: its enhanced code when it
-// has a well-formed one, else derived from the reply class (4xx → 4.0.0,
-// anything else, including no reply, → 5.0.0).
+// Status is the RFC 3463 status for a failure: its Status when set, else
+// its enhanced code when it has a well-formed one, else derived from the
+// reply class (4xx → 4.0.0, anything else, including no reply, → 5.0.0).
 func Status(f Failure) string {
+	if validStatus(f.Status) {
+		return f.Status
+	}
 	if validStatus(f.Enhanced) {
 		return f.Enhanced
 	}
@@ -181,6 +214,16 @@ func Status(f Failure) string {
 		return "4.0.0"
 	}
 	return "5.0.0"
+}
+
+// delayStatus is the status of a recipient still being retried: a
+// transient one (RFC 3464 §2.3.4: "delayed" goes with a 4.x.x status), the
+// reply's own when it is 4.x.x, else 4.0.0.
+func delayStatus(f Failure) string {
+	if s := Status(Failure{Code: f.Code, Enhanced: f.Enhanced}); strings.HasPrefix(s, "4.") {
+		return s
+	}
+	return "4.0.0"
 }
 
 // validStatus checks "class.subject.detail": class 2, 4 or 5, subject 1-3
@@ -222,23 +265,55 @@ func diagnostic(f Failure) string {
 func humanText(mta string, r Report) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "This is the mail system at host %s.\n\n", mta)
-	b.WriteString("I'm sorry to have to inform you that your message could not\n")
-	b.WriteString("be delivered to one or more recipients. The details are below.\n\n")
-	for _, f := range r.Failures {
-		fmt.Fprintf(&b, "<%s>:", clean(f.Rcpt))
-		switch {
-		case f.Code != 0 && f.RemoteMTA != "":
-			fmt.Fprintf(&b, " host %s said: %s\n", clean(f.RemoteMTA), strings.TrimPrefix(diagnostic(f), "smtp; "))
-		case f.Code != 0:
-			fmt.Fprintf(&b, " the remote server said: %s\n", strings.TrimPrefix(diagnostic(f), "smtp; "))
-		default:
-			fmt.Fprintf(&b, " %s\n", strings.TrimPrefix(diagnostic(f), "X-gomta; "))
+	if r.Delayed {
+		b.WriteString("Your message has not been delivered yet to the recipients below.\n")
+		b.WriteString("It is still in the queue and will be tried again")
+		if !r.RetryUntil.IsZero() {
+			fmt.Fprintf(&b, " until %s", r.RetryUntil.Format(time.RFC1123Z))
 		}
+		b.WriteString(";\nyou need not send it again. The last attempt got:\n\n")
+	} else {
+		b.WriteString("I'm sorry to have to inform you that your message could not\n")
+		b.WriteString("be delivered to one or more recipients. The details are below.\n\n")
+	}
+	for _, f := range r.Failures {
+		fmt.Fprintf(&b, "<%s>: ", clean(f.Rcpt))
+		if validStatus(f.Status) && f.Status != f.Enhanced {
+			fmt.Fprintf(&b, "%s (%s); the last attempt got: ", statusPhrase(f.Status), f.Status)
+		}
+		b.WriteString(explain(f) + "\n")
 	}
 	if r.MsgID != "" {
 		fmt.Fprintf(&b, "\nThe message's id here was %s.\n", clean(r.MsgID))
 	}
 	return b.String()
+}
+
+// explain is what happened to one recipient: the remote reply, or the
+// local error.
+func explain(f Failure) string {
+	switch {
+	case f.Code != 0 && f.RemoteMTA != "":
+		return "host " + clean(f.RemoteMTA) + " said: " + strings.TrimPrefix(diagnostic(f), "smtp; ")
+	case f.Code != 0:
+		return "the remote server said: " + strings.TrimPrefix(diagnostic(f), "smtp; ")
+	default:
+		return strings.TrimPrefix(diagnostic(f), "X-gomta; ")
+	}
+}
+
+// statusPhrase names the RFC 3463 statuses the queue sets itself.
+func statusPhrase(s string) string {
+	switch s[2:] {
+	case "4.7":
+		return "delivery time expired" // RFC 3463 §3.5 X.4.7
+	case "4.1":
+		return "no answer from host" // X.4.1
+	case "4.2":
+		return "bad connection" // X.4.2
+	default:
+		return "delivery failed"
+	}
 }
 
 // copyHeaders copies the header section of msg (up to its first empty

@@ -181,6 +181,8 @@ func TestStatus(t *testing.T) {
 		{Failure{Enhanced: "4.4.7"}, "4.4.7"},
 		{Failure{}, "5.0.0"},
 		{Failure{Code: 550, Enhanced: "5.1"}, "5.0.0"},
+		{Failure{Code: 451, Enhanced: "4.3.0", Status: "5.4.7"}, "5.4.7"},
+		{Failure{Code: 451, Status: "bogus"}, "4.0.0"},
 	}
 	for _, tt := range tests {
 		if got := Status(tt.f); got != tt.want {
@@ -276,5 +278,93 @@ print(m["To"].addresses[0].addr_spec)
 		"alice@a.test\n"
 	if string(out) != want {
 		t.Fatalf("python saw:\n%s\nwant:\n%s", out, want)
+	}
+}
+
+// statusBlocks returns the per-recipient blocks of a report's
+// message/delivery-status part.
+func statusBlocks(t *testing.T, part []byte) []textproto.MIMEHeader {
+	t.Helper()
+	tr := textproto.NewReader(bufio.NewReader(bytes.NewReader(part)))
+	if _, err := tr.ReadMIMEHeader(); err != nil {
+		t.Fatal(err)
+	}
+	var out []textproto.MIMEHeader
+	for range 10 {
+		h, err := tr.ReadMIMEHeader()
+		if len(h) > 0 {
+			out = append(out, h)
+		}
+		if err != nil {
+			break
+		}
+	}
+	return out
+}
+
+// TestDelayNotice: Action: delayed, a transient status (the reply's own, or
+// 4.0.0 for one that is not 4.x.x), Will-Retry-Until, its own Subject, and
+// From: MAILER-DAEMON at the mail domain rather than the host name.
+func TestDelayNotice(t *testing.T) {
+	t.Parallel()
+	until := time.Date(2024, 1, 6, 0, 0, 0, 0, time.UTC)
+	r := testReport()
+	r.MailDomain, r.Delayed, r.RetryUntil = "a.test", true, until
+	r.Failures = []Failure{
+		{Rcpt: "bob@b.test", Enhanced: "4.4.1", Text: "connect to mx.b.test[192.0.2.1]:25: Connection refused"},
+		{Rcpt: "carol@b.test", Code: 451, Enhanced: "4.3.0", Text: "busy", RemoteMTA: "mx.b.test"},
+		{Rcpt: "dave@b.test"},
+	}
+	msg, _, bodies := parts(t, render(t, r))
+	if got := msg.Header.Get("From"); got != "Mail Delivery System <MAILER-DAEMON@a.test>" {
+		t.Errorf("From %q", got)
+	}
+	if got := msg.Header.Get("Subject"); got != "Delayed Mail (still being retried)" {
+		t.Errorf("Subject %q", got)
+	}
+	text := string(bodies[0])
+	for _, want := range []string{"not been delivered yet", "until Sat, 06 Jan 2024 00:00:00 +0000",
+		"<bob@b.test>: connect to mx.b.test[192.0.2.1]:25: Connection refused", "<carol@b.test>: host mx.b.test said: 451 4.3.0 busy"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("text lacks %q:\n%s", want, text)
+		}
+	}
+	blocks := statusBlocks(t, bodies[1])
+	if len(blocks) != 3 {
+		t.Fatalf("%d recipient blocks", len(blocks))
+	}
+	for i, status := range []string{"4.4.1", "4.3.0", "4.0.0"} {
+		b := blocks[i]
+		if b.Get("Action") != "delayed" || b.Get("Status") != status || b.Get("Will-Retry-Until") != "Sat, 06 Jan 2024 00:00:00 +0000" {
+			t.Errorf("block %d: %v, want delayed %s", i, b, status)
+		}
+	}
+}
+
+// TestExpiredKeepsTheLastReply: a recipient given up on with 5.4.7 has
+// that Status, and its last reply in Diagnostic-Code and in the text.
+func TestExpiredKeepsTheLastReply(t *testing.T) {
+	t.Parallel()
+	r := testReport()
+	r.Failures = []Failure{
+		{Rcpt: "bob@b.test", Code: 451, Enhanced: "4.3.0", Text: "busy", RemoteMTA: "mx.b.test", Status: "5.4.7"},
+		{Rcpt: "carol@b.test", Enhanced: "4.4.1", Text: "connect to mx.b.test[192.0.2.1]:25: Connection refused", Status: "5.4.7"},
+	}
+	_, _, bodies := parts(t, render(t, r))
+	blocks := statusBlocks(t, bodies[1])
+	want := []string{"smtp; 451 4.3.0 busy", "X-gomta; connect to mx.b.test[192.0.2.1]:25: Connection refused"}
+	for i, b := range blocks {
+		if b.Get("Action") != "failed" || b.Get("Status") != "5.4.7" || b.Get("Diagnostic-Code") != want[i] {
+			t.Errorf("block %d: %v", i, b)
+		}
+	}
+	text := string(bodies[0])
+	for _, want := range []string{
+		"<bob@b.test>: delivery time expired (5.4.7); the last attempt got: host mx.b.test said: 451 4.3.0 busy",
+		"<carol@b.test>: delivery time expired (5.4.7); the last attempt got: connect to mx.b.test[192.0.2.1]:25: Connection refused",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("text lacks %q:\n%s", want, text)
+		}
 	}
 }

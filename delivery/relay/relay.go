@@ -182,7 +182,7 @@ func (rl *Relay) attempt(ctx context.Context, log *zap.Logger, j Job, n int, t T
 	}()
 	c, err := smtpclient.Dial(ctx, t.Addr, smtpclient.Options{LocalName: rl.opt.LocalName, Timeout: rl.opt.Timeout})
 	if err != nil {
-		return nil, err
+		return nil, netError(ctx, t, nil, err)
 	}
 	if rl.opt.Self != nil && rl.opt.Self(c.RemoteAddr().String()) {
 		_ = c.Close()
@@ -192,7 +192,7 @@ func (rl *Relay) attempt(ctx context.Context, log *zap.Logger, j Job, n int, t T
 	defer stop()
 	defer func() { _ = c.Close() }()
 	if err := c.HelloTLS(rl.opt.TLS); err != nil {
-		return nil, ctxErr(ctx, err)
+		return nil, netError(ctx, t, c.RemoteAddr(), err)
 	}
 	if c.TLS() {
 		log = log.With(zap.Bool("tls", true))
@@ -207,7 +207,7 @@ func (rl *Relay) attempt(ctx context.Context, log *zap.Logger, j Job, n int, t T
 	defer func() { _ = body.Close() }()
 	errs, err = c.Send(j.From, j.Rcpts, body)
 	if err != nil && !final(err) {
-		return nil, ctxErr(ctx, err)
+		return nil, netError(ctx, t, c.RemoteAddr(), err)
 	}
 	_ = c.Quit()
 	return errs, nil
@@ -262,6 +262,10 @@ func replyFields(err error) []zap.Field {
 	if errors.As(err, &re) {
 		return []zap.Field{zap.String("enhanced", re.Enhanced())}
 	}
+	var ce *ConnError
+	if errors.As(err, &ce) {
+		return []zap.Field{zap.String("enhanced", ce.Enhanced)}
+	}
 	return nil
 }
 
@@ -271,8 +275,8 @@ func replyFields(err error) []zap.Field {
 func (e *ResolveError) Permanent() bool { return !e.Temporary() }
 
 // Failure describes a recipient's failure for a bounce (RFC 3464): the
-// remote reply when there was one, else the resolution status, else the
-// error text with no code.
+// remote reply when there was one, else the connection's or the
+// resolution's status and text, else the error text with no code.
 func Failure(rcpt, mx string, err error) dsn.Failure {
 	f := dsn.Failure{Rcpt: rcpt}
 	if err == nil {
@@ -280,9 +284,12 @@ func Failure(rcpt, mx string, err error) dsn.Failure {
 	}
 	var r *reply.Reply
 	var re *ResolveError
+	var ce *ConnError
 	switch {
 	case errors.As(err, &r):
 		f.Code, f.Enhanced, f.Text, f.RemoteMTA = r.Code, r.Enhanced, r.Text, mx
+	case errors.As(err, &ce):
+		f.Enhanced, f.Text = ce.Enhanced, ce.Error()
 	case errors.As(err, &re):
 		f.Enhanced, f.Text = re.Enhanced(), re.Error()
 	default:

@@ -121,6 +121,12 @@ func TestConnectionRefusedIsTemporary(t *testing.T) {
 	if opens.Load() != 0 {
 		t.Fatal("body opened without a connection")
 	}
+	// The bounce text reads as a person expects, with RFC 3463's X.4.1.
+	f := Failure("x@b.test", "", errs[0])
+	if want := "connect to b.test[" + addr[:strings.LastIndexByte(addr, ':')] + "]" + addr[strings.LastIndexByte(addr, ':'):] +
+		": Connection refused"; f.Text != want || f.Enhanced != "4.4.1" || f.Code != 0 {
+		t.Fatalf("failure %+v, want text %q and 4.4.1", f, want)
+	}
 	if logs.FilterMessage("relay attempt").FilterFieldKey("error").Len() != 1 {
 		t.Fatalf("attempt not logged with its error: %v", logs.All())
 	}
@@ -179,6 +185,10 @@ func TestDropMidTransactionIsTemporary(t *testing.T) {
 			if e == nil || !reply.Temporary(e) {
 				t.Fatalf("%s: rcpt %d: %v, want temporary", step, i, e)
 			}
+		}
+		f := Failure("a@b.test", "b.test", errs[0])
+		if !strings.HasPrefix(f.Text, "lost connection with b.test[127.0.0.1]:") || f.Enhanced != "4.4.2" {
+			t.Fatalf("%s: failure %+v, want a lost connection with 4.4.2", step, f)
 		}
 	}
 }

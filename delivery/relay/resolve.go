@@ -38,10 +38,11 @@ func (e *ResolveError) Error() string {
 	if e.NotFound {
 		what = "no mail exchanger"
 	}
+	// No package prefix: this text is what a bounce tells the sender.
 	if e.Err != nil {
-		return fmt.Sprintf("relay: %s for %s: %v", what, e.Domain, e.Err)
+		return fmt.Sprintf("%s for %s: %v", what, e.Domain, e.Err)
 	}
-	return fmt.Sprintf("relay: %s for %s", what, e.Domain)
+	return fmt.Sprintf("%s for %s", what, e.Domain)
 }
 
 func (e *ResolveError) Unwrap() error { return e.Err }

@@ -19,6 +19,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -76,7 +78,24 @@ type Settings struct {
 	POP3Timeout     Duration   `toml:"pop3_timeout"`     // POP3 autologout
 	QueueWorkers    int        `toml:"queue_workers"`    // concurrent delivery attempts per host
 	MaxQueue        int        `toml:"max_queue"`        // spooled messages per host; 452 4.3.1 beyond; -1 unlimited
-	Retry           []Duration `toml:"retry"`            // waits before attempts 2, 3, ...; [] = the first attempt is final
+	Retry           []Duration `toml:"retry"`            // explicit waits before attempts 2, 3, ... (see RetryBase)
+
+	// The retry schedule. Without retry, the waits grow exponentially:
+	// retry_base after the first attempt, doubling after each further
+	// one, never more than retry_max. An explicit retry list wins over
+	// retry_base and retry_max: its waits come before attempts 2, 3, ...
+	// and the attempt after its last wait is final ([] = the first attempt
+	// is final). Either way max_queue_lifetime ends it: the last attempt is
+	// made when a message has been queued that long, and recipients still
+	// failing temporarily then bounce with 5.4.7 and their last reply.
+	RetryBase        Duration `toml:"retry_base"`         // first wait of the exponential schedule (Postfix minimal_backoff_time)
+	RetryMax         Duration `toml:"retry_max"`          // longest wait of the exponential schedule (Postfix maximal_backoff_time)
+	MaxQueueLifetime Duration `toml:"max_queue_lifetime"` // "5d"; as Postfix maximal_queue_lifetime
+	// DelayWarning is the age after which the sender of a message still
+	// being retried gets one delay notice (RFC 3464 Action: delayed); 0 =
+	// none. It goes with the first attempt past that age.
+	DelayWarning Duration `toml:"delay_warning"`
+	retrySet     bool     // the file sets retry (even to [])
 	// MaxRelayConnections bounds a host's outbound SMTP transactions in
 	// progress at once, across all its delivery attempts.
 	MaxRelayConnections int `toml:"max_relay_connections"`
@@ -121,12 +140,29 @@ type TLSPorts struct {
 // Duration is a time.Duration written as "5m" in TOML.
 type Duration time.Duration
 
-// UnmarshalText parses a Go duration string.
+// UnmarshalText parses a Go duration string, which may begin with a whole
+// number of days ("5d", "1d12h"): queue lifetimes are counted in days.
 func (d *Duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(string(b))
+	s := string(b)
+	var days time.Duration
+	if i := strings.IndexByte(s, 'd'); i > 0 {
+		n, err := strconv.ParseUint(s[:i], 10, 16)
+		if err != nil {
+			return fmt.Errorf("time: invalid duration %q", s)
+		}
+		days, s = time.Duration(n)*24*time.Hour, s[i+1:]
+		if s == "" {
+			s = "0s"
+		}
+	}
+	v, err := time.ParseDuration(s)
 	if err != nil {
 		return err
 	}
+	if v < 0 && days > 0 {
+		return fmt.Errorf("negative duration %q", b)
+	}
+	v += days
 	if v < 0 {
 		return fmt.Errorf("negative duration %q", b)
 	}
@@ -152,12 +188,13 @@ func DefaultSettings() Settings {
 		QueueWorkers:        16,
 		MaxQueue:            100000,
 		MaxRelayConnections: 100,
-		// About 8 hours from acceptance to the final attempt. RFC 5321
-		// §4.5.4.1 suggests giving up only after 4-5 days; deployments that
-		// want that set retry.
-		Retry: []Duration{Duration(time.Second), Duration(5 * time.Second), Duration(30 * time.Second),
-			Duration(2 * time.Minute), Duration(10 * time.Minute), Duration(30 * time.Minute),
-			Duration(time.Hour), Duration(2 * time.Hour), Duration(4 * time.Hour)},
+		// Postfix's defaults: 300 s doubling up to 4000 s, for 5 days (RFC
+		// 5321 §4.5.4.1: give up after at least 4-5 days), a delay notice
+		// after 4 hours.
+		RetryBase:           Duration(5 * time.Minute),
+		RetryMax:            Duration(4000 * time.Second),
+		MaxQueueLifetime:    Duration(5 * 24 * time.Hour),
+		DelayWarning:        Duration(4 * time.Hour),
 		PlaintextAuth:       "trusted",
 		MaxConnections:      20000,
 		MaxConnectionsPerIP: 50,
@@ -198,13 +235,30 @@ func (c *Config) Trusted(addr net.Addr) bool {
 	return false
 }
 
-// RetryWaits is the retry schedule as the queue takes it.
+// RetryWaits is the explicit retry list as the queue takes it, nil when
+// there is none (then the exponential schedule of RetryBackoff applies).
 func (s *Settings) RetryWaits() []time.Duration {
+	if !s.ExplicitRetry() {
+		return nil
+	}
 	out := make([]time.Duration, len(s.Retry))
 	for i, d := range s.Retry {
 		out[i] = time.Duration(d)
 	}
 	return out
+}
+
+// ExplicitRetry reports whether the retry list is set (in the file, even
+// to [], or in code), which makes it win over retry_base and retry_max.
+func (s *Settings) ExplicitRetry() bool { return s.retrySet || s.Retry != nil }
+
+// RetryBackoff is the exponential schedule's first and longest waits as
+// the queue takes them; zero when an explicit list wins.
+func (s *Settings) RetryBackoff() (base, maxWait time.Duration) {
+	if s.ExplicitRetry() {
+		return 0, 0
+	}
+	return time.Duration(s.RetryBase), time.Duration(s.RetryMax)
 }
 
 // ResolveHost turns a host name into a dialable "host:port" through the P

@@ -119,15 +119,71 @@ func mustRead(t *testing.T, p string) []byte {
 	return b
 }
 
-// TestDefaultRetrySchedule: the config holds the one copy of the retry
-// schedule (the queue has none of its own): about 8 hours from acceptance
-// to the final attempt.
-func TestDefaultRetrySchedule(t *testing.T) {
-	s := DefaultSettings()
-	got := s.RetryWaits()
-	want := []time.Duration{time.Second, 5 * time.Second, 30 * time.Second, 2 * time.Minute,
-		10 * time.Minute, 30 * time.Minute, time.Hour, 2 * time.Hour, 4 * time.Hour}
-	if !slices.Equal(got, want) {
-		t.Errorf("default retry %v, want %v", got, want)
+// TestRetrySchedule: the config holds the one copy of the retry defaults
+// (the queue has none of its own): Postfix's 300 s doubling to 4000 s for 5
+// days, a delay notice after 4 hours; an explicit retry list, even [],
+// wins over retry_base and retry_max.
+func TestRetrySchedule(t *testing.T) {
+	t.Parallel()
+	base := "[server]\n\"a\" = { smtp = 2025, pop = 2110 }\n[accounts.\"a\"]\n\"x@a.test\" = \"p\"\n[gomta]\n"
+	for _, tt := range []struct {
+		gomta         string
+		waits         []time.Duration
+		base, maxWait time.Duration
+		life, warn    time.Duration
+	}{
+		{"", nil, 5 * time.Minute, 4000 * time.Second, 5 * 24 * time.Hour, 4 * time.Hour},
+		{"retry_base = \"1m\"\nretry_max = \"2h\"\nmax_queue_lifetime = \"2d12h\"\ndelay_warning = \"0s\"\n",
+			nil, time.Minute, 2 * time.Hour, 60 * time.Hour, 0},
+		{"retry = [\"1s\", \"1m\"]\nretry_base = \"1m\"\n", []time.Duration{time.Second, time.Minute}, 0, 0, 5 * 24 * time.Hour, 4 * time.Hour},
+		{"retry = []\n", []time.Duration{}, 0, 0, 5 * 24 * time.Hour, 4 * time.Hour},
+	} {
+		cfg, err := Parse("t.toml", []byte(base+tt.gomta), "", nil)
+		if err != nil {
+			t.Fatalf("%q: %v", tt.gomta, err)
+		}
+		waits := cfg.RetryWaits()
+		b, m := cfg.RetryBackoff()
+		if !slices.Equal(waits, tt.waits) || (waits == nil) != (tt.waits == nil) || b != tt.base || m != tt.maxWait ||
+			time.Duration(cfg.MaxQueueLifetime) != tt.life || time.Duration(cfg.DelayWarning) != tt.warn {
+			t.Errorf("%q: waits %v base %v max %v lifetime %v warning %v", tt.gomta, waits, b, m, cfg.MaxQueueLifetime, cfg.DelayWarning)
+		}
+	}
+}
+
+func TestDurationDays(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]time.Duration{"5d": 120 * time.Hour, "1d12h": 36 * time.Hour, "90s": 90 * time.Second, "0": 0} {
+		var d Duration
+		if err := d.UnmarshalText([]byte(in)); err != nil || time.Duration(d) != want {
+			t.Errorf("%q: %v %v, want %v", in, time.Duration(d), err, want)
+		}
+	}
+	for _, bad := range []string{"d", "-1d", "1.5d", "xd", "1d-30h", "-5s", "5days"} {
+		var d Duration
+		if err := d.UnmarshalText([]byte(bad)); err == nil {
+			t.Errorf("%q accepted as %v", bad, time.Duration(d))
+		}
+	}
+}
+
+// TestRetrySettingsValidated: every bad retry setting is reported at once.
+func TestRetrySettingsValidated(t *testing.T) {
+	t.Parallel()
+	cfg := "[server]\n\"a\" = { smtp = 2025, pop = 2110 }\n[accounts.\"a\"]\n\"x@a.test\" = \"p\"\n[gomta]\n" +
+		"max_queue_lifetime = \"0s\"\nretry_base = \"0s\"\nretry_max = \"0s\"\ndelay_warning = \"1h\"\n"
+	_, err := Parse("bad.toml", []byte(cfg), "", nil)
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	for _, want := range []string{"max_queue_lifetime must be positive", "retry_base must be positive",
+		"delay_warning must be shorter than max_queue_lifetime"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+	cfg = strings.Replace(cfg, "retry_base = \"0s\"", "retry_base = \"1h\"", 1)
+	if _, err := Parse("bad.toml", []byte(cfg), "", nil); err == nil || !strings.Contains(err.Error(), "retry_max must not be below retry_base") {
+		t.Errorf("retry_max below retry_base: %v", err)
 	}
 }

@@ -83,6 +83,7 @@ func Parse(name string, data []byte, fdnsName string, fdns []byte) (*Config, err
 		}
 	}
 	cfg := &Config{Agents: map[string]AgentHosts{}, MX: map[string]string{}, P: map[string]string{}, Settings: *f.Gomta}
+	cfg.retrySet = md.IsDefined("gomta", "retry")
 	addDNS := func(src string, mx, p map[string]flexString) {
 		for k, v := range mx {
 			cfg.MX[normHost(k)] = normHost(string(v))

@@ -127,6 +127,10 @@ func (c *Config) validateSettings(p *problems) {
 		{"max_connections must be 0 (off) or positive", c.MaxConnections >= 0},
 		{"max_connections_per_ip must be 0 (off) or positive", c.MaxConnectionsPerIP >= 0},
 		{"auth_failures must be 0 (off) or positive", c.AuthFailures >= 0},
+		{"max_queue_lifetime must be positive", c.MaxQueueLifetime > 0},
+		{"retry_base must be positive", c.RetryBase > 0},
+		{"retry_max must not be below retry_base", c.RetryMax >= c.RetryBase},
+		{"delay_warning must be shorter than max_queue_lifetime, or 0 (off)", c.DelayWarning < c.MaxQueueLifetime},
 	} {
 		if !v.ok {
 			p.add("[gomta] %s", v.name)
