@@ -86,6 +86,7 @@ func (q *Queue) settle(ctx context.Context, h Handler, env *envelope, m *Message
 	// recipients it left failed: they are not bounced, and that attempt is
 	// made again at the next start.
 	cut := m.Final && ctx.Err() != nil
+	env.record(m, got, cut)
 	var left []string
 	errs := make(map[string]string)
 	for _, rcpt := range env.Rcpts {

@@ -13,14 +13,16 @@ import (
 // envelope is the JSON body of a journal add or update record.
 type envelope struct {
 	ID       string            `json:"id"`
-	From     string            `json:"from"`             // reverse-path, "" for the null sender
-	Rcpts    []string          `json:"rcpts"`            // recipients not done yet
-	Received time.Time         `json:"received"`         // acceptance time
-	Size     int64             `json:"size"`             // body octets
-	Attempts int               `json:"attempts"`         // attempts made so far
-	Next     time.Time         `json:"next_attempt"`     // when the next attempt is due
-	Errors   map[string]string `json:"errors,omitempty"` // last temporary error per pending rcpt
-	Failed   []Failure         `json:"failed,omitempty"` // failed rcpts whose bounce is not queued yet
+	From     string            `json:"from"`              // reverse-path, "" for the null sender
+	Rcpts    []string          `json:"rcpts"`             // recipients not done yet
+	Received time.Time         `json:"received"`          // acceptance time
+	Size     int64             `json:"size"`              // body octets
+	Attempts int               `json:"attempts"`          // attempts made so far
+	Next     time.Time         `json:"next_attempt"`      // when the next attempt is due
+	Errors   map[string]string `json:"errors,omitempty"`  // last temporary error per pending rcpt
+	Failed   []Failure         `json:"failed,omitempty"`  // failed rcpts whose bounce is not queued yet
+	Held     bool              `json:"held,omitempty"`    // never attempted until released (control.go)
+	History  []Try             `json:"history,omitempty"` // the last maxHistory attempts, oldest first
 }
 
 func (q *Queue) bodyPath(id string) string { return filepath.Join(q.msgDir, id) }
