@@ -197,7 +197,7 @@ func newControl(cfg *config.Config, file string, hosts []*mta.Host, log *zap.Log
 
 // reloadUnavailable is the control socket's reload until mtad can reload.
 func reloadUnavailable(context.Context) ([]string, error) {
-	return nil, errors.New("reload not available")
+	return nil, ctlserver.ErrNoReload
 }
 
 // runHosts runs one run group with the signal actor, the profiler (nil:

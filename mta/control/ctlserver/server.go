@@ -51,6 +51,10 @@ type Reloader interface {
 	Reload(ctx context.Context) (changes []string, problems error)
 }
 
+// ErrNoReload is what a Reloader returns when the daemon cannot reload at
+// all (as opposed to a new configuration with problems).
+var ErrNoReload = errors.New("reload not available")
+
 // ReloadFunc adapts a function to Reloader.
 type ReloadFunc func(ctx context.Context) ([]string, error)
 
@@ -259,9 +263,12 @@ func refuse(format string, a ...any) *control.Response {
 // reload runs the reload function and reports its changes or problems.
 func (s *Server) reload(ctx context.Context) *control.Response {
 	if s.opt.Reload == nil {
-		return refuse("reload not available")
+		return refuse("%v", ErrNoReload)
 	}
 	changes, err := s.opt.Reload.Reload(ctx)
+	if errors.Is(err, ErrNoReload) {
+		return refuse("%v", err)
+	}
 	if err != nil {
 		resp := refuse("new configuration refused, the old one keeps running")
 		resp.Problems = problemLines(err)
