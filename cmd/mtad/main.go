@@ -1,7 +1,8 @@
 // Command mtad is gomta's daemon: it loads a config in the course's schema,
 // starts every mail host of it (or the one named by -n) and runs their SMTP and
-// POP3 listeners, queues and delivery workers in one oklog/run group until
-// SIGINT or SIGTERM. SIGHUP (reload, not implemented yet) is logged and
+// POP3 listeners, queues and delivery workers, and the control socket that
+// mtactl talks to (-control, [gomta] control_socket), in one oklog/run group
+// until SIGINT or SIGTERM. SIGHUP (reload, not implemented yet) is logged and
 // ignored: it never stops the daemon.
 package main
 
