@@ -265,6 +265,23 @@ func (h *Host) Listeners() []zap.Field {
 	return f
 }
 
+// ListenAddrs maps each of the host's listeners ("smtp", "pop3", and
+// "smtps", "pop3s" when there are) to its address.
+func (h *Host) ListenAddrs() map[string]string {
+	m := map[string]string{"smtp": h.SMTPAddr.String(), "pop3": h.POP3Addr.String()}
+	if h.smtpsLn != nil {
+		m["smtps"] = h.smtpsLn.Addr().String()
+	}
+	if h.pop3sLn != nil {
+		m["pop3s"] = h.pop3sLn.Addr().String()
+	}
+	return m
+}
+
+// Sessions counts the SMTP and POP3 sessions open now (implicit TLS ones
+// included).
+func (h *Host) Sessions() (smtp, pop3 int) { return h.smtp.Sessions(), h.pop3.Sessions() }
+
 // runCore runs the mailbox actors and the queue; the mailboxes stop only after
 // the queue has finished its attempts in progress.
 func (h *Host) runCore(ctx context.Context) error {

@@ -69,7 +69,9 @@ func (q *Queue) settle(ctx context.Context, h Handler, env *envelope, m *Message
 	// recipients it left failed: they are not bounced, and that attempt is
 	// made again at the next start.
 	cut := m.Final && ctx.Err() != nil
-	q.classify(env, m, res, cut, log)
+	got := byRcpt(res)
+	env.record(m, got, cut)
+	q.classify(env, m, got, cut, log)
 	left := env.Rcpts
 	env.Attempts = m.Attempt
 	if cut && len(left) > 0 {
@@ -110,13 +112,7 @@ func (q *Queue) settle(ctx context.Context, h Handler, env *envelope, m *Message
 // was not cut short, then with status 5.4.7 and their last reply) go to
 // env.Failed; the others stay in env.Rcpts with their last failure in
 // env.Errors and env.Last.
-func (q *Queue) classify(env *envelope, m *Message, res []Result, cut bool, log *zap.Logger) {
-	got := make(map[string]Result, len(res))
-	for _, r := range res {
-		if _, dup := got[r.Rcpt]; !dup {
-			got[r.Rcpt] = r
-		}
-	}
+func (q *Queue) classify(env *envelope, m *Message, got map[string]Result, cut bool, log *zap.Logger) {
 	var left []string
 	errs := make(map[string]string)
 	last := make(map[string]Failure)
@@ -146,4 +142,16 @@ func (q *Queue) classify(env *envelope, m *Message, res []Result, cut bool, log 
 		env.Failed = append(env.Failed, f)
 	}
 	env.Rcpts, env.Errors, env.Last = left, errs, last
+}
+
+// byRcpt indexes an attempt's results by recipient (the first result for a
+// recipient counts).
+func byRcpt(res []Result) map[string]Result {
+	got := make(map[string]Result, len(res))
+	for _, r := range res {
+		if _, dup := got[r.Rcpt]; !dup {
+			got[r.Rcpt] = r
+		}
+	}
+	return got
 }

@@ -66,6 +66,7 @@ func deliverAll(t *testing.T, q *Queue, n int) map[string]seen {
 	t.Helper()
 	h, ch := recorder(t, nil)
 	stop := run(t, q, h)
+	retryAll(t, q) // a restart keeps each message's next attempt
 	got := map[string]seen{}
 	for range n {
 		s := next(t, ch)
@@ -268,6 +269,7 @@ func TestBounceKeptUntilDurable(t *testing.T) {
 	h.failBounce.Store(false)
 	q2 := open(t, dir, nil)
 	stop2 := run(t, q2, h)
+	retryAll(t, q2) // the bounce's retry is a minute away
 	b := waitChan(t, h.bounces, "the bounce")
 	if !strings.Contains(b, "bounce of "+id) || !strings.Contains(b, "gone@far.test 550 5.1.1") {
 		t.Fatalf("bounce body: %q", b)

@@ -67,7 +67,22 @@
 // drafts a crash interrupted (mode 0400) and bodies a done record removed
 // are deleted; other bodies without a live envelope are recovered from
 // their envelope copy or set aside (recover.go); an envelope whose body is
-// gone is dropped; everything else is due at once, its attempt count kept.
+// gone is dropped; everything else is due at its saved next attempt (now if
+// overdue), its attempt count kept, and a held message stays held.
+//
+// # Control
+//
+// List, Show, Stats, Retry, Hold, Release and Drop (control.go) are requests
+// that Run answers on its own goroutine, between two steps of its loop, like
+// a result or a kick: the schedule keeps one writer and no lock. Each
+// answers for a message whether it is idle or in an attempt; an action on a
+// message in an attempt is noted and applied to the envelope the attempt
+// brings back. Hold is a flag in the envelope (persisted, so it survives a
+// restart): a held message is never attempted until released, and release
+// makes it due at once. Drop removes a message; with a bounce, the DSN is
+// queued through the queue's own bounce path first, and the message is kept
+// when it cannot be. Every envelope keeps the results of its last attempts
+// (time, per-recipient code, enhanced code and reply) for Show.
 //
 // # Bounces
 //

@@ -85,10 +85,11 @@ func (q *Queue) picture() (*spoolPicture, error) {
 }
 
 // schedule takes a message found in the spool at start: it is counted, and
-// due at once (a restart usually follows a fix); the attempt count is kept,
-// so the retry schedule resumes where it was.
+// due at its next attempt as saved (now if overdue), so that a restart does
+// not make every deferred message due at once (Retry with all does that on
+// purpose); a held message stays held. The attempt count is kept, so the
+// retry schedule resumes where it was.
 func (s *scheduler) schedule(env *envelope, now time.Time) {
 	s.q.count.Add(1)
-	env.Next = time.Time{}
 	s.add(env, now)
 }

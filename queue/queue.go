@@ -77,6 +77,8 @@ type Queue struct {
 	drafts map[string]struct{} // ids of drafts not yet committed or aborted
 	inbox  []*envelope         // committed, not yet taken by Run
 	kick   chan struct{}       // buffered 1: inbox is not empty
+
+	ctl chan ctlRequest // control requests (control.go), answered by Run
 }
 
 // Open prepares the spool directories under opt.Dir and opens the journal
@@ -95,6 +97,7 @@ func Open(opt Options) (*Queue, error) {
 		log:        opt.Logger,
 		drafts:     make(map[string]struct{}),
 		kick:       make(chan struct{}, 1),
+		ctl:        make(chan ctlRequest),
 	}
 	if q.workers <= 0 {
 		q.workers = defaultWorkers

@@ -178,11 +178,16 @@ func TestScheduleKeptAcrossRestart(t *testing.T) {
 		!slices.Equal(env.Rcpts, []string{"a@x.test"}) {
 		t.Fatalf("envelope after a failed attempt: %+v", env)
 	}
-	// A new Queue loads it and tries it at once (everything in the spool is
-	// delivered at start), as the attempt after the one already made.
+	// A new Queue loads it due at its saved next attempt, an hour away, not
+	// at once; Retry makes it due, as the attempt after the one already made.
 	q2 := open(t, dir, nil)
 	h2, ch2 := recorder(t, nil)
 	stop2 := run(t, q2, h2)
+	list, err := q2.List(context.Background())
+	if err != nil || len(list) != 1 || !list[0].Next.Equal(env.Next) || list[0].Busy {
+		t.Fatalf("after restart: %+v %v, want one idle message due at %v", list, err, env.Next)
+	}
+	retryAll(t, q2)
 	m := next(t, ch2)
 	stop2()
 	if m.Attempt != 2 || m.ID != id {

@@ -12,9 +12,10 @@ import (
 // entry is the scheduler's state of one message. Only Run's goroutine
 // touches it; while busy, the envelope belongs to the attempt in progress.
 type entry struct {
-	env  *envelope
-	due  time.Time
-	busy bool
+	env     *envelope
+	due     time.Time
+	busy    bool
+	pending *pending // control actions for the end of the attempt (control_run.go)
 }
 
 // outcome is what an attempt sends back to Run, after it has persisted it.
@@ -61,7 +62,7 @@ func (q *Queue) Run(ctx context.Context, h Handler) error {
 		select {
 		case <-ctx.Done():
 			for s.busy > 0 {
-				s.apply(<-s.results)
+				s.apply(ctx, <-s.results)
 			}
 			comp.wait()
 			// The messages stay on disk; the next Run counts them again.
@@ -70,7 +71,10 @@ func (q *Queue) Run(ctx context.Context, h Handler) error {
 		case <-q.kick:
 			s.takeInbox()
 		case o := <-s.results:
-			s.apply(o)
+			s.apply(ctx, o)
+		case r := <-q.ctl:
+			r.do(ctx, s)
+			close(r.done)
 		case err := <-comp.done:
 			comp.finished(err)
 		case <-timer.C:
@@ -90,7 +94,8 @@ func (s *scheduler) takeInbox() {
 	}
 }
 
-// add schedules a message (already counted) at its next attempt, now if overdue.
+// add schedules a message (already counted) at its next attempt, now if
+// overdue; a held message is scheduled only when released.
 func (s *scheduler) add(env *envelope, now time.Time) {
 	if _, ok := s.entries[env.ID]; ok {
 		s.q.release() // cannot happen: load and inbox are disjoint
@@ -101,11 +106,15 @@ func (s *scheduler) add(env *envelope, now time.Time) {
 		due = now
 	}
 	s.entries[env.ID] = &entry{env: env, due: due}
+	if env.Held {
+		return
+	}
 	heap.Push(&s.due, dueItem{due: due, id: env.ID})
 }
 
-// apply takes an attempt's outcome, already on disk, into the schedule.
-func (s *scheduler) apply(o outcome) {
+// apply takes an attempt's outcome, already on disk, into the schedule, then
+// the control actions asked for meanwhile.
+func (s *scheduler) apply(ctx context.Context, o outcome) {
 	s.busy--
 	e := s.entries[o.id]
 	if e == nil {
@@ -117,7 +126,10 @@ func (s *scheduler) apply(o outcome) {
 		return
 	}
 	e.env, e.busy, e.due = o.env, false, o.env.Next
-	heap.Push(&s.due, dueItem{due: e.due, id: o.id})
+	if !e.env.Held {
+		heap.Push(&s.due, dueItem{due: e.due, id: o.id})
+	}
+	s.applyPending(ctx, e)
 }
 
 // dispatch starts attempts for the due messages while workers are free.
@@ -144,7 +156,7 @@ func (s *scheduler) dispatch(ctx context.Context) {
 func (s *scheduler) top() *entry {
 	for len(s.due) > 0 {
 		it := s.due[0]
-		if e := s.entries[it.id]; e != nil && !e.busy && e.due.Equal(it.due) {
+		if e := s.entries[it.id]; e != nil && !e.busy && !e.env.Held && e.due.Equal(it.due) {
 			return e
 		}
 		heap.Pop(&s.due)

@@ -26,7 +26,9 @@ type envelope struct {
 	Last map[string]Failure `json:"last,omitempty"`
 	// DelayWarned is set once the delay notice is queued (or would go to
 	// the null sender): it is sent at most once per message.
-	DelayWarned bool `json:"delay_warned,omitempty"`
+	DelayWarned bool  `json:"delay_warned,omitempty"`
+	Held        bool  `json:"held,omitempty"`    // never attempted until released (control.go)
+	History     []Try `json:"history,omitempty"` // the last maxHistory attempts, oldest first
 }
 
 func (q *Queue) bodyPath(id string) string { return filepath.Join(q.msgDir, id) }

@@ -1,7 +1,8 @@
 // Command mtad is gomta's daemon: it loads a config in the course's schema,
 // starts every mail host of it (or the one named by -n) and runs their SMTP and
-// POP3 listeners, queues and delivery workers in one oklog/run group until
-// SIGINT or SIGTERM. SIGHUP (reload, not implemented yet) is logged and
+// POP3 listeners, queues and delivery workers, and the control socket that
+// mtactl talks to (-control, [gomta] control_socket), in one oklog/run group
+// until SIGINT or SIGTERM. SIGHUP (reload, not implemented yet) is logged and
 // ignored: it never stops the daemon.
 package main
 
@@ -14,6 +15,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sort"
 	"strings"
 	"syscall"
@@ -25,14 +27,17 @@ import (
 
 	"gomta/mta"
 	"gomta/mta/config"
+	"gomta/mta/control"
+	"gomta/mta/control/ctlserver"
 )
 
 func main() { os.Exit(realMain(os.Args[1:], os.Stderr)) }
 
 type options struct {
 	config, fdns, name, data, logFormat, logLevel, genCert, pprof string
+	control                                                       string
 	smtpPort, popPort                                             int
-	dataSet                                                       bool
+	dataSet, version                                              bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -48,9 +53,11 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.logFormat, "log-format", "json", "log format: json or console")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&o.pprof, "pprof", "", "serve Go profiles on `ADDR` (loopback only, e.g. 127.0.0.1:6060) for go tool pprof")
+	fs.StringVar(&o.control, "control", "", "control socket `PATH` for mtactl (default: control_socket of [gomta], <data dir>/control.sock)")
+	fs.BoolVar(&o.version, "version", false, "print the version (module version and VCS revision) and exit")
 	fs.StringVar(&o.genCert, "gen-cert", "", "write a self-signed certificate (cert.pem, key.pem) for the config's servers into `DIR` and exit")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: mtad [-config FILE] [-fdns FILE] [-n NAME] [-s PORT] [-p PORT] [-data DIR] [-log-format json|console] [-log-level LEVEL] [-pprof ADDR] [-gen-cert DIR]")
+		fmt.Fprintln(stderr, "usage: mtad [-config FILE] [-fdns FILE] [-n NAME] [-s PORT] [-p PORT] [-data DIR] [-log-format json|console] [-log-level LEVEL] [-pprof ADDR] [-control PATH] [-gen-cert DIR] [-version]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -80,6 +87,10 @@ func realMain(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "mtad:", err)
 		return 2
 	}
+	if o.version {
+		fmt.Println(control.Version())
+		return 0
+	}
 	log, stopLog, err := newLogger(o.logFormat, o.logLevel)
 	if err != nil {
 		fmt.Fprintln(stderr, "mtad:", err)
@@ -105,6 +116,9 @@ func realMain(args []string, stderr io.Writer) int {
 	if o.dataSet {
 		cfg.DataDir = o.data
 	}
+	if o.control != "" {
+		cfg.ControlSocket = o.control
+	}
 	logConfig(log, o, cfg)
 	var prof *pprofServer
 	if o.pprof != "" {
@@ -124,7 +138,13 @@ func realMain(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "mtad:", err)
 		return 1
 	}
-	return runHosts(cfg, hosts, tlsConf, sigc, prof, log)
+	ctl, err := newControl(cfg, o.config, hosts, log)
+	if err != nil {
+		closeHosts(hosts)
+		fmt.Fprintln(stderr, "mtad:", err)
+		return 1
+	}
+	return runHosts(cfg, hosts, tlsConf, sigc, prof, ctl, log)
 }
 
 // logConfig logs the effective configuration, once, at start: the files it
@@ -146,9 +166,7 @@ func newHosts(cfg *config.Config, servers []*config.Server, tlsConf *tls.Config,
 	for _, s := range servers {
 		h, err := mta.NewHost(cfg, s, mta.DataDir(cfg.DataDir, s), tlsConf, log)
 		if err != nil {
-			for _, h := range hosts {
-				h.Close()
-			}
+			closeHosts(hosts)
 			return nil, err
 		}
 		hosts = append(hosts, h)
@@ -156,12 +174,41 @@ func newHosts(cfg *config.Config, servers []*config.Server, tlsConf *tls.Config,
 	return hosts, nil
 }
 
+func closeHosts(hosts []*mta.Host) {
+	for _, h := range hosts {
+		h.Close()
+	}
+}
+
+// newControl opens the control socket that mtactl talks to, serving hosts.
+func newControl(cfg *config.Config, file string, hosts []*mta.Host, log *zap.Logger) (*ctlserver.Server, error) {
+	if file == "" {
+		file = "built-in default config"
+	}
+	opt := ctlserver.Options{Path: cfg.ControlPath(), ConfigFile: file, Reload: ctlserver.ReloadFunc(reloadUnavailable),
+		Logger: log.With(zap.String("proto", "control"))}
+	for _, h := range hosts {
+		opt.Hosts = append(opt.Hosts, ctlserver.Host{Name: h.Name, Queue: h.Queue, Listeners: h.ListenAddrs(), Sessions: h.Sessions})
+	}
+	if err := os.MkdirAll(filepath.Dir(opt.Path), 0o750); err != nil {
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	return ctlserver.Listen(opt)
+}
+
+// reloadUnavailable is the control socket's reload until mtad can reload.
+func reloadUnavailable(context.Context) ([]string, error) {
+	return nil, ctlserver.ErrNoReload
+}
+
 // runHosts runs one run group with the signal actor, the profiler (nil:
-// none) and every host's actors until a signal or an actor's end, and
-// returns the exit code.
-func runHosts(cfg *config.Config, hosts []*mta.Host, tlsConf *tls.Config, sigc <-chan os.Signal, prof *pprofServer, log *zap.Logger) int {
+// none), the control socket and every host's actors until a signal or an
+// actor's end, and returns the exit code.
+func runHosts(cfg *config.Config, hosts []*mta.Host, tlsConf *tls.Config, sigc <-chan os.Signal, prof *pprofServer,
+	ctl *ctlserver.Server, log *zap.Logger) int {
 	var g run.Group
 	g.Add(signalActor(sigc, log))
+	g.Add(ctl.Serve, func(error) { ctl.Close() })
 	if prof != nil {
 		g.Add(prof.execute(log), prof.interrupt)
 	}
@@ -178,6 +225,7 @@ func runHosts(cfg *config.Config, hosts []*mta.Host, tlsConf *tls.Config, sigc <
 			zap.Bool("tls", tlsConf != nil), zap.String("data_dir", mta.DataDir(cfg.DataDir, h.Server())))...)
 	}
 	log.Info("mtad started", zap.Int("hosts", len(hosts)), zap.String("resolver", cfg.Resolver),
+		zap.String("control_socket", ctl.Addr()),
 		zap.Strings("trusted_networks", cfg.TrustedNetworks))
 	err := g.Run()
 	if err != nil && !errors.Is(err, errSignal) {

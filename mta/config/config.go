@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -67,7 +68,10 @@ type Server struct {
 
 // Settings are gomta's own options ([gomta] table); field comments document them.
 type Settings struct {
-	DataDir         string     `toml:"data_dir"`         // spool and Maildirs; a subfolder per host
+	DataDir string `toml:"data_dir"` // spool and Maildirs; a subfolder per host
+	// ControlSocket is the Unix-domain socket mtactl talks to (mode 0600);
+	// "" means control.sock in data_dir.
+	ControlSocket   string     `toml:"control_socket"`
 	Listen          string     `toml:"listen"`           // IP address the listeners bind to
 	Resolver        string     `toml:"resolver"`         // "fdns" (tables only) or "dns" (real DNS MX as fallback)
 	TrustedNetworks []string   `toml:"trusted_networks"` // CIDRs allowed to submit for local senders without AUTH
@@ -234,6 +238,19 @@ func (c *Config) Trusted(addr net.Addr) bool {
 	}
 	return false
 }
+
+// ControlPath is the control socket's path: ControlSocket, or control.sock
+// in DataDir.
+func (s *Settings) ControlPath() string {
+	if s.ControlSocket != "" {
+		return s.ControlSocket
+	}
+	return filepath.Join(s.DataDir, "control.sock")
+}
+
+// maxSocketPath is the longest Unix-domain socket path Linux takes
+// (sun_path is 108 octets with its terminating NUL; unix(7)).
+const maxSocketPath = 107
 
 // RetryWaits is the explicit retry list as the queue takes it, nil when
 // there is none (then the exponential schedule of RetryBackoff applies).

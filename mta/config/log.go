@@ -15,7 +15,7 @@ func (c *Config) LogFields() []zap.Field {
 	return []zap.Field{
 		zap.Array("servers", serverList(c.Servers)),
 		zap.Int("mx_records", len(c.MX)), zap.Int("p_records", len(c.P)),
-		zap.String("data_dir", s.DataDir), zap.String("listen", s.Listen),
+		zap.String("data_dir", s.DataDir), zap.String("control_socket", s.ControlPath()), zap.String("listen", s.Listen),
 		zap.String("resolver", s.Resolver), zap.Strings("trusted_networks", s.TrustedNetworks),
 		zap.Int64("max_message_size", s.MaxMessageSize), zap.Int("max_recipients", s.MaxRecipients),
 		zap.Int("max_errors", s.MaxErrors),

@@ -99,6 +99,9 @@ func (c *Config) validateSettings(p *problems) {
 	if c.DataDir == "" {
 		p.add("[gomta] data_dir is empty")
 	}
+	if path := c.ControlPath(); len(path) > maxSocketPath {
+		p.add("[gomta] control_socket %q: %d octets, a Unix socket path takes at most %d", path, len(path), maxSocketPath)
+	}
 	if net.ParseIP(c.Listen) == nil {
 		p.add("[gomta] listen %q is not an IP address", c.Listen)
 	}

@@ -78,3 +78,24 @@ func TestPostmasterAccount(t *testing.T) {
 		}
 	}
 }
+
+// TestControlSocket: the control socket is control.sock in data_dir unless
+// control_socket names one, and a path longer than a Unix socket takes is
+// a config problem (listen(2) would fail at start with a vaguer error).
+func TestControlSocket(t *testing.T) {
+	t.Parallel()
+	base := "[server]\n\"a\" = { smtp = 2025, pop = 2110 }\n[accounts.\"a\"]\n\"x@a.test\" = \"p\"\n[gomta]\n"
+	cfg, err := Parse("c.toml", []byte(base+"data_dir = \"/srv/mail\"\n"), "", nil)
+	if err != nil || cfg.ControlPath() != "/srv/mail/control.sock" {
+		t.Fatalf("default control socket: %v %v", cfg, err)
+	}
+	cfg, err = Parse("c.toml", []byte(base+"control_socket = \"/run/gomta/ctl.sock\"\n"), "", nil)
+	if err != nil || cfg.ControlPath() != "/run/gomta/ctl.sock" {
+		t.Fatalf("control_socket: %v %v", cfg, err)
+	}
+	long := "/" + strings.Repeat("d", 120) + "/ctl.sock"
+	_, err = Parse("c.toml", []byte(base+"control_socket = \""+long+"\"\n"), "", nil)
+	if err == nil || !strings.Contains(err.Error(), "a Unix socket path takes at most 107") {
+		t.Fatalf("a control socket path of %d octets: %v", len(long), err)
+	}
+}

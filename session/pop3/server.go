@@ -130,6 +130,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return s.shell.Shutdown(ctx)
 }
 
+// Sessions is the number of POP3 sessions open now.
+func (s *Server) Sessions() int { return s.shell.Sessions() }
+
 // newSessionID returns a random 96-bit hex id for the session's log lines.
 func newSessionID() string {
 	var b [12]byte

@@ -180,6 +180,14 @@ func (sh *Shell) Shutdown(ctx context.Context) error {
 	return ctx.Err()
 }
 
+// Sessions is the number of sessions running now (refused ones that are
+// still answering count too, until they end).
+func (sh *Shell) Sessions() int {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return len(sh.sessions)
+}
+
 // addListener registers l; false once the shell is closing.
 func (sh *Shell) addListener(l net.Listener) bool {
 	sh.mu.Lock()

@@ -161,6 +161,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return s.shell.Shutdown(ctx)
 }
 
+// Sessions is the number of SMTP sessions open now.
+func (s *Server) Sessions() int { return s.shell.Sessions() }
+
 // sessionID returns a short random identifier for logs.
 func sessionID() string {
 	var b [10]byte
