@@ -37,10 +37,10 @@ func orNone(v string) string {
 
 // restartKeys are the [gomta] keys a running daemon cannot change: where it
 // listens and keeps its data, and what its queues and workers were built
-// with. A reload reports a change to them and keeps the running value.
+// with (the retry schedule included: each queue holds its own copy). A reload reports a change to them and keeps the running value.
 var restartKeys = map[string]bool{
 	"data_dir": true, "listen": true, "implicit_tls": true, "tls_self_signed": true,
-	"queue_workers": true, "max_queue": true, "max_relay_connections": true,
+	"queue_workers": true, "max_queue": true, "max_relay_connections": true, "retry": true,
 }
 
 // NeedsRestart reports whether the [gomta] key cannot change while mtad runs.
@@ -63,6 +63,12 @@ func Diff(old, c *Config) []Change {
 		o, n := fmt.Sprint(ov.Field(i).Interface()), fmt.Sprint(nv.Field(i).Interface())
 		if o != n {
 			out = append(out, Change{Key: key, Old: o, New: n, Restart: restartKeys[key]})
+		}
+	}
+	if old.TLSSelfSigned != c.TLSSelfSigned {
+		// From a minted certificate to files or back is a new TLS setup.
+		for i := range out {
+			out[i].Restart = out[i].Restart || out[i].Key == "tls_cert" || out[i].Key == "tls_key"
 		}
 	}
 	if old.tlsOn() != c.tlsOn() {
@@ -168,7 +174,7 @@ func (c *Config) KeepRunning(old *Config) {
 			nv.Field(i).Set(ov.Field(i))
 		}
 	}
-	if old.tlsOn() != c.tlsOn() {
+	if old.tlsOn() != c.tlsOn() || old.TLSSelfSigned != c.TLSSelfSigned {
 		c.TLSCert, c.TLSKey, c.TLSSelfSigned = old.TLSCert, old.TLSKey, old.TLSSelfSigned
 	}
 	servers := make([]*Server, 0, len(old.Servers))
