@@ -5,7 +5,7 @@ FUZZTIME  ?= 20s
 BENCHTIME ?= 1s
 PKGS      := ./...
 
-.PHONY: all build test test-short stress check fmt vet run fuzz bench bench-peers clean
+.PHONY: all build test test-short stress check fmt vet run fuzz bench bench-peers clean clean-data distclean
 
 all: check build test
 
@@ -55,5 +55,16 @@ bench:
 bench-peers:
 	bash bench/peers.sh all
 
+## clean: the built binaries only. The demo's mail and queue in ./var stay.
 clean:
-	rm -rf $(BIN) var
+	rm -rf $(BIN)
+
+## clean-data: DELETES ./var, the demo's spool and every mailbox in it.
+clean-data:
+	@if [ -d var ]; then \
+	  echo "clean-data: deleting ./var: the queued messages and mailboxes of 'make run' are lost"; \
+	  rm -rf var; \
+	fi
+
+## distclean: clean and clean-data.
+distclean: clean clean-data

@@ -11,16 +11,17 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
 
 	"gomta/delivery"
 	"gomta/delivery/mailbox"
-	"gomta/delivery/relay"
 	"gomta/mta/config"
 	"gomta/queue"
 	"gomta/session/address"
+	"gomta/session/limit"
 	"gomta/session/pop3"
 	"gomta/session/smtp"
 )
@@ -34,20 +35,22 @@ type Host struct {
 	SMTPAddr  net.Addr // where SMTP listens
 	POP3Addr  net.Addr // where POP3 listens
 
-	cfg      *config.Config
-	srv      *config.Server
-	local    map[string]bool   // final-destination domains
-	accounts map[string]string // address.Account(address) → address as configured
-	hashed   bool              // some password is a bcrypt hash
-	dataDir  string            // spool/ and mail/ live here
-	log      *zap.Logger
-	worker   *delivery.Worker
-	smtp     *smtp.Server
-	pop3     *pop3.Server
-	smtpLn   net.Listener
-	pop3Ln   net.Listener
-	smtpsLn  net.Listener // implicit TLS (submissions), nil when none
-	pop3sLn  net.Listener // implicit TLS (pop3s), nil when none
+	// live is what the host decides with its config (accounts, domains,
+	// settings), replaced whole by a reload; readers load it once per
+	// decision.
+	live    atomic.Pointer[hostConfig]
+	dataDir string      // spool/ and mail/ live here
+	tls     *tls.Config // the process's (nil: no TLS); its certificate is swapped in place
+	log     *zap.Logger
+	worker  *delivery.Worker
+	relay   liveRelay // the worker's Relayer, rebuilt when [MX] or [P] change
+	lim     *limit.Limiter
+	smtp    *smtp.Server
+	pop3    *pop3.Server
+	smtpLn  net.Listener
+	pop3Ln  net.Listener
+	smtpsLn net.Listener // implicit TLS (submissions), nil when none
+	pop3sLn net.Listener // implicit TLS (pop3s), nil when none
 }
 
 // Actor is one block of the caller's run group (oklog/run): Execute runs until
@@ -88,16 +91,10 @@ func (s *Stop) begin() context.Context {
 func NewHost(cfg *config.Config, s *config.Server, dataDir string, tlsConf *tls.Config, log *zap.Logger) (*Host, error) {
 	base := log // the queue and the POP3 server add the host field themselves
 	log = log.With(zap.String("host", s.Name))
-	h := &Host{Name: s.Name, cfg: cfg, srv: s, log: log, dataDir: dataDir, local: map[string]bool{}, accounts: map[string]string{}}
-	for _, d := range s.Domains {
-		h.local[d] = true
-	}
-	users := make([]string, 0, len(s.Accounts))
-	for a := range s.Accounts {
-		h.accounts[address.Account(a)] = a
-		users = append(users, a)
-		h.hashed = h.hashed || config.IsBcrypt(s.Accounts[a])
-	}
+	h := &Host{Name: s.Name, log: log, dataDir: dataDir, tls: tlsConf}
+	hc := newHostConfig(cfg, s)
+	h.live.Store(hc)
+	h.lim = h.newLimiter(cfg)
 	var err error
 	retryBase, retryMax := cfg.RetryBackoff()
 	h.Queue, err = queue.Open(queue.Options{
@@ -109,32 +106,20 @@ func NewHost(cfg *config.Config, s *config.Server, dataDir string, tlsConf *tls.
 	if err != nil {
 		return nil, fmt.Errorf("host %s: %w", s.Name, err)
 	}
-	h.Mailboxes, err = mailbox.New(mailbox.Options{Root: filepath.Join(dataDir, "mail"), Users: users, Logger: log})
+	h.Mailboxes, err = mailbox.New(mailbox.Options{Root: filepath.Join(dataDir, "mail"), Users: hc.users(), Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("host %s: %w", s.Name, err)
 	}
-	lim := newLimiter(cfg)
-	allowPlain := func(remote net.Addr) bool { return plaintextAuth(cfg, remote) }
-	h.smtp = smtp.NewServer(smtp.Config{
-		Hostname: s.Name, MaxSize: cfg.MaxMessageSize, MaxRcpts: cfg.MaxRecipients, MaxErrors: cfg.MaxErrors,
-		CmdTimeout: time.Duration(cfg.CommandTimeout), SessionTimeout: time.Duration(cfg.SessionTimeout),
-		Trusted: cfg.Trusted, TLSConfig: tlsConf, Auth: h.smtpAuth, AllowPlainAuth: allowPlain,
-		Limiter: lim, Logger: log,
-	}, smtpBackend{h})
-	h.pop3 = pop3.NewServer(pop3.Config{
-		Hostname: s.Name, IdleTimeout: time.Duration(cfg.POP3Timeout), MaxErrors: cfg.MaxErrors,
-		TLSConfig: tlsConf, AllowPlainAuth: allowPlain, Limiter: lim, Logger: base,
-	}, pop3Backend{h})
+	h.smtp = smtp.NewServer(h.smtpConfig(cfg), smtpBackend{h})
+	h.pop3 = pop3.NewServer(h.pop3Config(cfg, base), pop3Backend{h})
 	if err := h.listenAll(cfg, s); err != nil {
 		h.Close()
 		return nil, err
 	}
 	h.SMTPAddr, h.POP3Addr = h.smtpLn.Addr(), h.pop3Ln.Addr()
-	res := &relay.Resolver{MX: cfg.MX, P: cfg.P, DNS: cfg.Resolver == "dns"}
+	h.relay.set(h.newRelay(cfg))
 	h.worker = &delivery.Worker{
-		Host: s.Name, MailDomain: mailDomain(s), Local: h.isLocal, Account: h.account, Mailboxes: h.Mailboxes,
-		Relay: relay.New(res, relay.Options{LocalName: s.Name, Logger: log.With(zap.String("proto", "relay")),
-			TLS: relayTLS(tlsConf), Self: selfAddrs([]net.Listener{h.smtpLn, h.smtpsLn})}),
+		Host: s.Name, MailDomain: mailDomain(s), Local: h.isLocal, Account: h.account, Mailboxes: h.Mailboxes, Relay: &h.relay,
 		MaxRelay: cfg.MaxRelayConnections, Logger: log.With(zap.String("proto", "delivery")),
 	}
 	if s.Postmaster != "" {
@@ -148,8 +133,8 @@ func NewHost(cfg *config.Config, s *config.Server, dataDir string, tlsConf *tls.
 // mailDomain is the domain bounces come from (MAILER-DAEMON@...): the
 // postmaster's, else the host's first domain, else its name.
 func mailDomain(s *config.Server) string {
-	if at := strings.LastIndexByte(s.Postmaster, '@'); at >= 0 {
-		return address.FoldDomain(s.Postmaster[at+1:])
+	if d := address.Domain(s.Postmaster); d != "" {
+		return d
 	}
 	if len(s.Domains) > 0 {
 		return s.Domains[0]
@@ -303,13 +288,10 @@ func (h *Host) Close() {
 	}
 }
 
-func (h *Host) isLocal(domain string) bool { return h.local[address.FoldDomain(domain)] }
+func (h *Host) isLocal(domain string) bool { return h.live.Load().isLocal(domain) }
 
 // account maps an address to its account as configured; ok=false when none.
-func (h *Host) account(addr string) (string, bool) {
-	a, ok := h.accounts[address.Account(addr)]
-	return a, ok
-}
+func (h *Host) account(addr string) (string, bool) { return h.live.Load().account(addr) }
 
 // DataDir is where host s keeps its spool and mailboxes under root.
 func DataDir(root string, s *config.Server) string {
@@ -326,16 +308,10 @@ func safeName(n string) string {
 }
 
 // Accounts lists the host's account addresses as configured.
-func (h *Host) Accounts() []string {
-	out := make([]string, 0, len(h.accounts))
-	for _, a := range h.accounts {
-		out = append(out, a)
-	}
-	return out
-}
+func (h *Host) Accounts() []string { return h.live.Load().users() }
 
 // Domains lists the host's final-destination domains.
-func (h *Host) Domains() []string { return h.srv.Domains }
+func (h *Host) Domains() []string { return h.live.Load().srv.Domains }
 
-// Server is the configuration the host was built from.
-func (h *Host) Server() *config.Server { return h.srv }
+// Server is the host's configuration as last loaded (at start or reload).
+func (h *Host) Server() *config.Server { return h.live.Load().srv }

@@ -43,10 +43,11 @@ func (b smtpBackend) Mail(_ context.Context, c *smtp.Peer, from string) error {
 	if c.AuthUser != "" && !strings.EqualFold(c.AuthUser, from) {
 		return replySenderNotOwned
 	}
-	if !b.h.isLocal(address.Domain(from)) {
+	hc := b.h.live.Load()
+	if !hc.isLocal(address.Domain(from)) {
 		return nil
 	}
-	if _, ok := b.h.account(from); !ok {
+	if _, ok := hc.account(from); !ok {
 		return replyBadLocalSender
 	}
 	if !c.Trusted && c.AuthUser == "" {
@@ -88,17 +89,18 @@ func (b smtpBackend) Rcpt(_ context.Context, c *smtp.Peer, from, rcpt string) er
 // local says whether the address is this host's; ok=false is a local address
 // that names no account.
 func (h *Host) canonicalRcpt(addr string) (canon string, local, ok bool) {
+	c := h.live.Load()
 	_, domain, hasDomain := address.Split(addr)
-	if hasDomain && !h.isLocal(domain) {
+	if hasDomain && !c.isLocal(domain) {
 		return address.Canonical(addr), false, true
 	}
 	if hasDomain { // without a domain, the session's parser lets only <Postmaster> through
-		if a, ok := h.account(addr); ok {
+		if a, ok := c.account(addr); ok {
 			return a, true, true
 		}
 	}
-	if address.IsPostmaster(addr) && h.srv.Postmaster != "" {
-		return h.srv.Postmaster, true, true
+	if address.IsPostmaster(addr) && c.srv.Postmaster != "" {
+		return c.srv.Postmaster, true, true
 	}
 	return addr, true, false
 }

@@ -19,24 +19,9 @@ func policyHost(t *testing.T) *Host {
 		t.Fatal(err)
 	}
 	s := cfg.Server("exmail.qq.com")
-	h := &Host{Name: s.Name, cfg: cfg, srv: s, local: map[string]bool{}, accounts: map[string]string{}}
-	for _, d := range s.Domains {
-		h.local[d] = true
-	}
-	for a := range s.Accounts {
-		h.accounts[toLower(a)] = a
-	}
+	h := &Host{Name: s.Name}
+	h.live.Store(newHostConfig(cfg, s))
 	return h
-}
-
-func toLower(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			b[i] = c + 32
-		}
-	}
-	return string(b)
 }
 
 func code(err error) int {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -32,14 +33,15 @@ var dummyHash = sync.OnceValue(func() []byte {
 // checkPassword reports whether pass is the password of the account addr,
 // in constant time for plaintext and with bcrypt for hashed passwords.
 func (h *Host) checkPassword(addr, pass string) bool {
-	acct, ok := h.account(addr)
+	c := h.live.Load()
+	acct, ok := c.account(addr)
 	if !ok {
-		if h.hashed {
+		if c.hashed {
 			_ = bcrypt.CompareHashAndPassword(dummyHash(), []byte(pass))
 		}
 		return false
 	}
-	want := h.srv.Accounts[acct]
+	want := c.srv.Accounts[acct]
 	if config.IsBcrypt(want) {
 		return bcrypt.CompareHashAndPassword([]byte(want), []byte(pass)) == nil
 	}
@@ -65,39 +67,51 @@ func plaintextAuth(c *config.Config, remote net.Addr) bool {
 }
 
 // newLimiter builds a host's connection and login limits; trusted networks
-// are exempt from the per-IP connection limit. Failed logins count against
-// the account as the account lookup folds its name (address.Account), on
-// SMTP and POP3 alike: they share the one Limiter.
-func newLimiter(c *config.Config) *limit.Limiter {
-	return limit.New(limit.Config{
-		MaxConns: c.MaxConnections, MaxConnsPerIP: c.MaxConnectionsPerIP, AuthFailures: c.AuthFailures,
-		AuthWindow: time.Duration(c.AuthWindow), AuthDelay: time.Duration(c.AuthDelay), ExemptPerIP: c.Trusted,
-		Account: address.Account,
-	})
+// (as the host's config says at the time) are exempt from the per-IP
+// connection limit. Failed logins count against the account as the account
+// lookup folds its name (address.Account), on SMTP and POP3 alike: they
+// share the one Limiter.
+func (h *Host) newLimiter(c *config.Config) *limit.Limiter {
+	lc := limitConfig(c)
+	lc.ExemptPerIP, lc.Account = h.trusted, address.Account
+	return limit.New(lc)
 }
 
-// TLSConfig loads the certificate of c, or makes a self-signed one when
+// limitConfig is the part of the limits a reload may change.
+func limitConfig(c *config.Config) limit.Config {
+	return limit.Config{
+		MaxConns: c.MaxConnections, MaxConnsPerIP: c.MaxConnectionsPerIP, AuthFailures: c.AuthFailures,
+		AuthWindow: time.Duration(c.AuthWindow), AuthDelay: time.Duration(c.AuthDelay),
+	}
+}
+
+// trusted reports whether remote is in the trusted networks of the host's
+// current config.
+func (h *Host) trusted(remote net.Addr) bool { return h.live.Load().cfg.Trusted(remote) }
+
+// allowPlain says whether a client at remote may send a password before
+// TLS, by the current config's plaintext_auth.
+func (h *Host) allowPlain(remote net.Addr) bool { return plaintextAuth(h.live.Load().cfg, remote) }
+
+// TLS is the certificate the servers of a process present. Its Config
+// gives the certificate through GetCertificate, so that Reload can swap it:
+// a handshake from then on presents the new one, a session already under
+// TLS keeps its own.
+type TLS struct {
+	Config *tls.Config
+	cert   atomic.Pointer[tls.Certificate]
+}
+
+// NewTLS loads the certificate of c, or makes a self-signed one when
 // tls_self_signed is set; nil when TLS is not configured. It says plainly in
 // the log when the certificate in use is self-signed.
-func TLSConfig(c *config.Config, log *zap.Logger) (*tls.Config, error) {
+func NewTLS(c *config.Config, log *zap.Logger) (*TLS, error) {
 	var cert tls.Certificate
 	switch {
 	case c.TLSCert != "":
 		var err error
-		cert, err = tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
-		if err != nil {
-			return nil, fmt.Errorf("tls: %w", err)
-		}
-		leaf, err := x509.ParseCertificate(cert.Certificate[0])
-		if err != nil {
-			return nil, fmt.Errorf("tls: %s: %w", c.TLSCert, err)
-		}
-		if bytes.Equal(leaf.RawIssuer, leaf.RawSubject) &&
-			leaf.CheckSignature(leaf.SignatureAlgorithm, leaf.RawTBSCertificate, leaf.Signature) == nil {
-			log.Warn("TLS certificate is self-signed: clients cannot verify this server", zap.String("file", c.TLSCert))
-		} else {
-			log.Info("TLS certificate loaded", zap.String("file", c.TLSCert), zap.Strings("names", leaf.DNSNames),
-				zap.Time("not_after", leaf.NotAfter))
+		if cert, err = loadCert(c, log); err != nil {
+			return nil, err
 		}
 	case c.TLSSelfSigned:
 		names := make([]string, 0, len(c.Servers))
@@ -115,7 +129,42 @@ func TLSConfig(c *config.Config, log *zap.Logger) (*tls.Config, error) {
 	default:
 		return nil, nil
 	}
-	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+	t := &TLS{}
+	t.cert.Store(&cert)
+	t.Config = &tls.Config{
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return t.cert.Load(), nil },
+		MinVersion:     tls.VersionTLS12,
+	}
+	return t, nil
+}
+
+// TLSConfig is NewTLS's Config; nil when TLS is not configured.
+func TLSConfig(c *config.Config, log *zap.Logger) (*tls.Config, error) {
+	t, err := NewTLS(c, log)
+	if t == nil {
+		return nil, err
+	}
+	return t.Config, nil
+}
+
+// loadCert reads the certificate and key files of c.
+func loadCert(c *config.Config, log *zap.Logger) (tls.Certificate, error) {
+	cert, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
+	if err != nil {
+		return cert, fmt.Errorf("tls: %w", err)
+	}
+	leaf, err := x509.ParseCertificate(cert.Certificate[0])
+	if err != nil {
+		return cert, fmt.Errorf("tls: %s: %w", c.TLSCert, err)
+	}
+	if bytes.Equal(leaf.RawIssuer, leaf.RawSubject) &&
+		leaf.CheckSignature(leaf.SignatureAlgorithm, leaf.RawTBSCertificate, leaf.Signature) == nil {
+		log.Warn("TLS certificate is self-signed: clients cannot verify this server", zap.String("file", c.TLSCert))
+	} else {
+		log.Info("TLS certificate loaded", zap.String("file", c.TLSCert), zap.Strings("names", leaf.DNSNames),
+			zap.Time("not_after", leaf.NotAfter))
+	}
+	return cert, nil
 }
 
 // SelfSigned makes a self-signed certificate for names (plus localhost,

@@ -27,7 +27,8 @@ func TestCheckPasswordPlainAndBcrypt(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := cfg.Server("h")
-	h := &Host{srv: s, accounts: map[string]string{"plain@x.test": "plain@x.test", "hashed@x.test": "hashed@x.test"}, hashed: true}
+	h := &Host{}
+	h.live.Store(newHostConfig(cfg, s))
 	for _, c := range []struct {
 		user, pass string
 		want       bool
@@ -86,7 +87,11 @@ func TestSelfSignedCertificate(t *testing.T) {
 	if err != nil || tc == nil {
 		t.Fatalf("TLSConfig: %v %v", tc, err)
 	}
-	leaf, err := x509.ParseCertificate(tc.Certificates[0].Certificate[0])
+	cert, err := tc.GetCertificate(&tls.ClientHelloInfo{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(cert.Certificate[0])
 	if err != nil {
 		t.Fatal(err)
 	}

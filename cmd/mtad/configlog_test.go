@@ -66,3 +66,24 @@ retry = ["2s", "1m"]
 		t.Errorf("config line server = %v", s)
 	}
 }
+
+// TestHelpListsEveryFlagWithDefault: mtad -h exits 0 and names each flag
+// with its default, the empty ones too.
+func TestHelpListsEveryFlagWithDefault(t *testing.T) {
+	t.Parallel()
+	var out strings.Builder
+	if code := realMain([]string{"-h"}, &out); code != 0 {
+		t.Fatalf("mtad -h: exit %d", code)
+	}
+	for _, f := range []string{"config", "fdns", "n", "s", "p", "data", "log-format", "log-level", "pprof", "gen-cert"} {
+		i := strings.Index(out.String(), "  -"+f+" ")
+		if i < 0 {
+			t.Errorf("-%s missing from:\n%s", f, out.String())
+			continue
+		}
+		entry, _, _ := strings.Cut(out.String()[i+3:], "\n  -")
+		if !strings.Contains(entry, "default") {
+			t.Errorf("-%s has no default: %q", f, entry)
+		}
+	}
+}

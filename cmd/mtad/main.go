@@ -2,8 +2,9 @@
 // starts every mail host of it (or the one named by -n) and runs their SMTP and
 // POP3 listeners, queues and delivery workers, and the control socket that
 // mtactl talks to (-control, [gomta] control_socket), in one oklog/run group
-// until SIGINT or SIGTERM. SIGHUP (reload, not implemented yet) is logged and
-// ignored: it never stops the daemon.
+// until SIGINT or SIGTERM. SIGHUP (or mtactl reload) reloads the config and
+// fake DNS files (mta.Hosts.Reload): it never stops the daemon, and a bad new
+// config leaves the running one in place.
 package main
 
 import (
@@ -37,7 +38,7 @@ type options struct {
 	config, fdns, name, data, logFormat, logLevel, genCert, pprof string
 	control                                                       string
 	smtpPort, popPort                                             int
-	dataSet, version                                              bool
+	dataSet, levelSet, version                                    bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -45,29 +46,43 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs := flag.NewFlagSet("mtad", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.config, "config", "", "config `FILE` in the course's schema (default: the built-in two-host demo)")
-	fs.StringVar(&o.fdns, "fdns", "", "fake DNS `FILE` with [MX] and [P] tables (added to the config's)")
 	fs.StringVar(&o.name, "n", "", "run only the server `NAME` of [server] (default: every server)")
 	fs.IntVar(&o.smtpPort, "s", 0, "SMTP `PORT` for the server of -n (default: from [server])")
 	fs.IntVar(&o.popPort, "p", 0, "POP3 `PORT` for the server of -n (default: from [server])")
 	fs.StringVar(&o.data, "data", "", "`DIR` for spool and mailboxes (default: data_dir of [gomta], ./var)")
 	fs.StringVar(&o.logFormat, "log-format", "json", "log format: json or console")
-	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
-	fs.StringVar(&o.pprof, "pprof", "", "serve Go profiles on `ADDR` (loopback only, e.g. 127.0.0.1:6060) for go tool pprof")
+	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error (without it, log_level of [gomta] applies and follows a reload)")
+	fs.StringVar(&o.fdns, "fdns", "", "fake DNS `FILE` with [MX] and [P] tables (added to the config's; default: none)")
+	fs.StringVar(&o.pprof, "pprof", "", "serve Go profiles on `ADDR` (loopback only, e.g. 127.0.0.1:6060) for go tool pprof (default: off)")
 	fs.StringVar(&o.control, "control", "", "control socket `PATH` for mtactl (default: control_socket of [gomta], <data dir>/control.sock)")
 	fs.BoolVar(&o.version, "version", false, "print the version (module version and VCS revision) and exit")
-	fs.StringVar(&o.genCert, "gen-cert", "", "write a self-signed certificate (cert.pem, key.pem) for the config's servers into `DIR` and exit")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: mtad [-config FILE] [-fdns FILE] [-n NAME] [-s PORT] [-p PORT] [-data DIR] [-log-format json|console] [-log-level LEVEL] [-pprof ADDR] [-control PATH] [-gen-cert DIR] [-version]")
-		fs.PrintDefaults()
-	}
+	fs.StringVar(&o.genCert, "gen-cert", "", "write a self-signed certificate (cert.pem, key.pem) for the config's servers into `DIR` and exit (default: off)")
+	fs.Usage = func() { usage(fs, stderr) }
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	fs.Visit(func(f *flag.Flag) { o.dataSet = o.dataSet || f.Name == "data" })
+	fs.Visit(func(f *flag.Flag) {
+		o.dataSet = o.dataSet || f.Name == "data"
+		o.levelSet = o.levelSet || f.Name == "log-level"
+	})
 	return &o, nil
+}
+
+// usage prints every flag with its default, the empty ones included (the
+// flag package leaves out a default that is the zero value).
+func usage(fs *flag.FlagSet, w io.Writer) {
+	fmt.Fprintln(w, "usage: mtad [flags]\n\nSIGHUP reloads the config and fake DNS files; SIGINT and SIGTERM stop mtad.\n\nflags:")
+	fs.VisitAll(func(f *flag.Flag) {
+		name, text := flag.UnquoteUsage(f)
+		fmt.Fprintf(w, "  -%s %s\n    \t%s", f.Name, name, text)
+		if !strings.Contains(text, "(default") && !strings.Contains(text, "default:") {
+			fmt.Fprintf(w, " (default %q)", f.DefValue)
+		}
+		fmt.Fprintln(w)
+	})
 }
 
 func realMain(args []string, stderr io.Writer) int {
@@ -91,7 +106,7 @@ func realMain(args []string, stderr io.Writer) int {
 		fmt.Println(control.Version())
 		return 0
 	}
-	log, stopLog, err := newLogger(o.logFormat, o.logLevel)
+	log, level, stopLog, err := newLogger(o.logFormat, o.logLevel)
 	if err != nil {
 		fmt.Fprintln(stderr, "mtad:", err)
 		return 2
@@ -113,11 +128,10 @@ func realMain(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "mtad:", err)
 		return 1
 	}
-	if o.dataSet {
-		cfg.DataDir = o.data
-	}
-	if o.control != "" {
-		cfg.ControlSocket = o.control
+	applyFlags(cfg, o)
+	if !o.levelSet && cfg.LogLevel != "" {
+		lvl, _ := zapcore.ParseLevel(cfg.LogLevel) // validated with the config
+		level.SetLevel(lvl)
 	}
 	logConfig(log, o, cfg)
 	var prof *pprofServer
@@ -128,23 +142,71 @@ func realMain(args []string, stderr io.Writer) int {
 		}
 	}
 	raiseFileLimit(log)
-	tlsConf, err := mta.TLSConfig(cfg, log)
+	certs, err := mta.NewTLS(cfg, log)
 	if err != nil {
 		fmt.Fprintln(stderr, "mtad:", err)
 		return 1
 	}
-	hosts, err := newHosts(cfg, servers, tlsConf, log)
+	hosts, err := newHosts(cfg, servers, certs, log)
 	if err != nil {
 		fmt.Fprintln(stderr, "mtad:", err)
 		return 1
 	}
-	ctl, err := newControl(cfg, o.config, hosts, log)
+	ho := mta.HostsOptions{Load: func() (*config.Config, error) { return reloadConfig(o) }, TLS: certs, Logger: log}
+	if !o.levelSet {
+		ho.Level = &level
+	}
+	hs := mta.NewHosts(cfg, hosts, ho)
+	ctl, err := newControl(cfg, o.config, hs, log)
 	if err != nil {
-		closeHosts(hosts)
+		for _, h := range hosts {
+			h.Close()
+		}
 		fmt.Fprintln(stderr, "mtad:", err)
 		return 1
 	}
-	return runHosts(cfg, hosts, tlsConf, sigc, prof, ctl, log)
+	return runHosts(cfg, hs, sigc, prof, ctl, log)
+}
+
+// applyFlags puts the command line's overrides into a loaded config.
+func applyFlags(cfg *config.Config, o *options) {
+	if o.dataSet {
+		cfg.DataDir = o.data
+	}
+	if o.control != "" {
+		cfg.ControlSocket = o.control
+	}
+}
+
+// newControl opens the control socket that mtactl talks to, serving the
+// hosts of hs; mtactl reload is hs.Reload, as SIGHUP.
+func newControl(cfg *config.Config, file string, hs *mta.Hosts, log *zap.Logger) (*ctlserver.Server, error) {
+	if file == "" {
+		file = "built-in default config"
+	}
+	opt := ctlserver.Options{Path: cfg.ControlPath(), ConfigFile: file, Reload: ctlserver.ReloadFunc(hs.Reload),
+		Logger: log.With(zap.String("proto", "control"))}
+	for _, h := range hs.List() {
+		opt.Hosts = append(opt.Hosts, ctlserver.Host{Name: h.Name, Queue: h.Queue, Listeners: h.ListenAddrs(), Sessions: h.Sessions})
+	}
+	if err := os.MkdirAll(filepath.Dir(opt.Path), 0o750); err != nil {
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	return ctlserver.Listen(opt)
+}
+
+// reloadConfig reads the config files again as realMain did at start, with
+// the same command-line overrides.
+func reloadConfig(o *options) (*config.Config, error) {
+	cfg, err := config.Load(o.config, o.fdns)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := selectServers(cfg, o); err != nil {
+		return nil, err
+	}
+	applyFlags(cfg, o)
+	return cfg, nil
 }
 
 // logConfig logs the effective configuration, once, at start: the files it
@@ -161,12 +223,18 @@ func logConfig(log *zap.Logger, o *options, cfg *config.Config) {
 
 // newHosts builds the mail hosts of servers, opening their listeners; on an
 // error the listeners already open are closed.
-func newHosts(cfg *config.Config, servers []*config.Server, tlsConf *tls.Config, log *zap.Logger) ([]*mta.Host, error) {
+func newHosts(cfg *config.Config, servers []*config.Server, certs *mta.TLS, log *zap.Logger) ([]*mta.Host, error) {
+	var tlsConf *tls.Config
+	if certs != nil {
+		tlsConf = certs.Config
+	}
 	var hosts []*mta.Host
 	for _, s := range servers {
 		h, err := mta.NewHost(cfg, s, mta.DataDir(cfg.DataDir, s), tlsConf, log)
 		if err != nil {
-			closeHosts(hosts)
+			for _, h := range hosts {
+				h.Close()
+			}
 			return nil, err
 		}
 		hosts = append(hosts, h)
@@ -174,45 +242,19 @@ func newHosts(cfg *config.Config, servers []*config.Server, tlsConf *tls.Config,
 	return hosts, nil
 }
 
-func closeHosts(hosts []*mta.Host) {
-	for _, h := range hosts {
-		h.Close()
-	}
-}
-
-// newControl opens the control socket that mtactl talks to, serving hosts.
-func newControl(cfg *config.Config, file string, hosts []*mta.Host, log *zap.Logger) (*ctlserver.Server, error) {
-	if file == "" {
-		file = "built-in default config"
-	}
-	opt := ctlserver.Options{Path: cfg.ControlPath(), ConfigFile: file, Reload: ctlserver.ReloadFunc(reloadUnavailable),
-		Logger: log.With(zap.String("proto", "control"))}
-	for _, h := range hosts {
-		opt.Hosts = append(opt.Hosts, ctlserver.Host{Name: h.Name, Queue: h.Queue, Listeners: h.ListenAddrs(), Sessions: h.Sessions})
-	}
-	if err := os.MkdirAll(filepath.Dir(opt.Path), 0o750); err != nil {
-		return nil, fmt.Errorf("control socket: %w", err)
-	}
-	return ctlserver.Listen(opt)
-}
-
-// reloadUnavailable is the control socket's reload until mtad can reload.
-func reloadUnavailable(context.Context) ([]string, error) {
-	return nil, ctlserver.ErrNoReload
-}
-
 // runHosts runs one run group with the signal actor, the profiler (nil:
 // none), the control socket and every host's actors until a signal or an
 // actor's end, and returns the exit code.
-func runHosts(cfg *config.Config, hosts []*mta.Host, tlsConf *tls.Config, sigc <-chan os.Signal, prof *pprofServer,
-	ctl *ctlserver.Server, log *zap.Logger) int {
+func runHosts(cfg *config.Config, hs *mta.Hosts, sigc <-chan os.Signal, prof *pprofServer, ctl *ctlserver.Server,
+	log *zap.Logger) int {
 	var g run.Group
-	g.Add(signalActor(sigc, log))
+	g.Add(signalActor(sigc, hs.Reload, log))
 	g.Add(ctl.Serve, func(error) { ctl.Close() })
 	if prof != nil {
 		g.Add(prof.execute(log), prof.interrupt)
 	}
 	stop := mta.NewStop(mta.ShutdownGrace) // one deadline for every host's drain
+	hosts := hs.List()
 	for _, h := range hosts {
 		for _, a := range h.Actors(stop) {
 			g.Add(a.Execute, a.Interrupt)
@@ -222,7 +264,7 @@ func runHosts(cfg *config.Config, hosts []*mta.Host, tlsConf *tls.Config, sigc <
 		sort.Strings(accounts)
 		fields := append([]zap.Field{zap.String("host", h.Name)}, h.Listeners()...)
 		log.Info("mail host ready", append(fields, zap.Strings("accounts", accounts), zap.Strings("domains", h.Domains()),
-			zap.Bool("tls", tlsConf != nil), zap.String("data_dir", mta.DataDir(cfg.DataDir, h.Server())))...)
+			zap.Bool("tls", cfg.TLSCert != "" || cfg.TLSSelfSigned), zap.String("data_dir", mta.DataDir(cfg.DataDir, h.Server())))...)
 	}
 	log.Info("mtad started", zap.Int("hosts", len(hosts)), zap.String("resolver", cfg.Resolver),
 		zap.String("control_socket", ctl.Addr()),
@@ -240,15 +282,16 @@ func runHosts(cfg *config.Config, hosts []*mta.Host, tlsConf *tls.Config, sigc <
 var errSignal = errors.New("signal")
 
 // signalActor is the run group's block that returns on SIGINT or SIGTERM
-// from sigc. SIGHUP is logged and ignored until reload exists.
-func signalActor(sigc <-chan os.Signal, log *zap.Logger) (func() error, func(error)) {
+// from sigc, and calls reload on SIGHUP (which logs what it did).
+func signalActor(sigc <-chan os.Signal, reload func(context.Context) ([]string, error), log *zap.Logger) (func() error, func(error)) {
 	ctx, cancel := context.WithCancel(context.Background())
 	return func() error {
 			for {
 				select {
 				case sig := <-sigc:
 					if sig == syscall.SIGHUP {
-						log.Warn("reload not supported yet, SIGHUP ignored")
+						log.Info("SIGHUP: reloading the config")
+						_, _ = reload(ctx) // the changes and the problems are in the log
 						continue
 					}
 					return fmt.Errorf("received %s: %w", sig, errSignal)
@@ -329,10 +372,10 @@ func (l logFirst) Write(p []byte) (int, error) {
 
 // newLogger builds the daemon's logger on stderr and returns the function
 // that writes out what is buffered and stops the flusher.
-func newLogger(format, level string) (*zap.Logger, func(), error) {
+func newLogger(format, level string) (*zap.Logger, zap.AtomicLevel, func(), error) {
 	lvl, err := zapcore.ParseLevel(level)
 	if err != nil {
-		return nil, nil, fmt.Errorf("-log-level: %w", err)
+		return nil, zap.AtomicLevel{}, nil, fmt.Errorf("-log-level: %w", err)
 	}
 	var enc zapcore.Encoder
 	var opts []zap.Option
@@ -350,12 +393,13 @@ func newLogger(format, level string) (*zap.Logger, func(), error) {
 		enc = zapcore.NewConsoleEncoder(zap.NewDevelopmentEncoderConfig())
 		opts = append(opts, zap.AddCaller())
 	default:
-		return nil, nil, fmt.Errorf("-log-format %q: want json or console", format)
+		return nil, zap.AtomicLevel{}, nil, fmt.Errorf("-log-format %q: want json or console", format)
 	}
 	ws := &zapcore.BufferedWriteSyncer{WS: zapcore.AddSync(os.Stderr), Size: logBuffer, FlushInterval: logFlush}
 	opts = append(opts, zap.ErrorOutput(zapcore.Lock(os.Stderr)))
-	log := zap.New(zapcore.NewCore(enc, ws, zap.NewAtomicLevelAt(lvl)), opts...)
-	return log, func() { _ = ws.Stop() }, nil
+	al := zap.NewAtomicLevelAt(lvl)
+	log := zap.New(zapcore.NewCore(enc, ws, al), opts...)
+	return log, al, func() { _ = ws.Stop() }, nil
 }
 
 func indent(s string) string { return "  " + strings.ReplaceAll(s, "\n", "\n  ") }

@@ -39,6 +39,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -66,7 +67,11 @@ type Options struct {
 type Store struct {
 	log     *zap.Logger
 	root    string
-	actors  map[string]*actor // read-only after New
+	mu      sync.RWMutex
+	actors  map[string]*actor // under mu: Add may add to it while Run runs
+	runCtx  context.Context   // under mu: Run's, for the actors Add starts; nil before Run
+	stopped bool              // under mu: Run's ctx is done; Add starts no actor
+	wg      sync.WaitGroup    // the running actors
 	host    string            // escaped hostname for unique names
 	pid     int
 	counter atomic.Uint64
@@ -127,15 +132,9 @@ func New(opt Options) (*Store, error) {
 	}
 	now := time.Now()
 	for _, a := range s.actors {
-		for _, sub := range []string{dirTmp, dirNew, dirCur} {
-			if err := os.MkdirAll(filepath.Join(a.dir, sub), 0o700); err != nil {
-				return nil, fmt.Errorf("mailbox: create %s: %w", a.dir, err)
-			}
-		}
-		if err := syncDir(a.dir); err != nil {
+		if err := prepare(a.dir, now); err != nil {
 			return nil, err
 		}
-		cleanTmp(a.dir, now)
 	}
 	if err := syncDir(root); err != nil {
 		return nil, err
@@ -150,21 +149,29 @@ func (s *Store) Run(ctx context.Context) error {
 		return errors.New("mailbox: Run called twice")
 	}
 	defer close(s.done)
-	stopped := make(chan struct{}, len(s.actors))
+	s.mu.Lock()
+	s.runCtx = ctx
 	for _, a := range s.actors {
-		go func() {
-			defer func() { stopped <- struct{}{} }()
-			a.run(ctx)
-		}()
+		s.start(a)
 	}
-	for range s.actors {
-		<-stopped
-	}
+	s.mu.Unlock()
+	<-ctx.Done()
+	s.mu.Lock()
+	s.stopped = true
+	s.mu.Unlock()
+	s.wg.Wait()
 	return nil
 }
 
+// start runs a's goroutine under Run's context; s.mu is held.
+func (s *Store) start(a *actor) {
+	s.wg.Go(func() { a.run(s.runCtx) })
+}
+
 func (s *Store) actor(user string) (*actor, error) {
+	s.mu.RLock()
 	a, ok := s.actors[address.Account(user)]
+	s.mu.RUnlock()
 	if !ok {
 		return nil, fmt.Errorf("%w: %s", ErrNoUser, user)
 	}

@@ -75,9 +75,9 @@ type Settings struct {
 	Listen          string     `toml:"listen"`           // IP address the listeners bind to
 	Resolver        string     `toml:"resolver"`         // "fdns" (tables only) or "dns" (real DNS MX as fallback)
 	TrustedNetworks []string   `toml:"trusted_networks"` // CIDRs allowed to submit for local senders without AUTH
-	MaxMessageSize  int64      `toml:"max_message_size"` // octets; 552 5.3.4 beyond
-	MaxRecipients   int        `toml:"max_recipients"`   // per message; 452 4.5.3 beyond
-	MaxErrors       int        `toml:"max_errors"`       // per session before 421 4.7.0
+	MaxMessageSize  int64      `toml:"max_message_size"` // octets; 552 5.3.4 beyond; 0 = no limit
+	MaxRecipients   int        `toml:"max_recipients"`   // per message; 452 4.5.3 beyond; 0 = no limit
+	MaxErrors       int        `toml:"max_errors"`       // per session before 421 4.7.0; 0 = no limit
 	CommandTimeout  Duration   `toml:"command_timeout"`  // SMTP idle wait for a command
 	POP3Timeout     Duration   `toml:"pop3_timeout"`     // POP3 autologout
 	QueueWorkers    int        `toml:"queue_workers"`    // concurrent delivery attempts per host
@@ -100,6 +100,9 @@ type Settings struct {
 	// none. It goes with the first attempt past that age.
 	DelayWarning Duration `toml:"delay_warning"`
 	retrySet     bool     // the file sets retry (even to [])
+	// LogLevel is the daemon's log level (debug, info, warn, error); "" =
+	// mtad's -log-level flag (info). The flag, when given, wins.
+	LogLevel string `toml:"log_level"`
 	// MaxRelayConnections bounds a host's outbound SMTP transactions in
 	// progress at once, across all its delivery attempts.
 	MaxRelayConnections int `toml:"max_relay_connections"`

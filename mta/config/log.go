@@ -29,7 +29,7 @@ func (c *Config) LogFields() []zap.Field {
 		zap.Int("max_relay_connections", s.MaxRelayConnections),
 		zap.Bool("tls", s.TLSCert != "" || s.TLSSelfSigned), zap.String("tls_cert", s.TLSCert),
 		zap.Bool("tls_self_signed", s.TLSSelfSigned), zap.Any("implicit_tls", s.ImplicitTLS),
-		zap.String("plaintext_auth", s.PlaintextAuth),
+		zap.String("plaintext_auth", s.PlaintextAuth), zap.String("log_level", s.LogLevel),
 		zap.Int("max_connections", s.MaxConnections), zap.Int("max_connections_per_ip", s.MaxConnectionsPerIP),
 		zap.Int("auth_failures", s.AuthFailures),
 		zap.Stringer("auth_window", s.AuthWindow),

@@ -121,9 +121,9 @@ func (c *Config) validateSettings(p *problems) {
 		name string
 		ok   bool
 	}{
-		{"max_message_size must be positive", c.MaxMessageSize > 0},
-		{"max_recipients must be positive", c.MaxRecipients > 0},
-		{"max_errors must be positive", c.MaxErrors > 0},
+		{"max_message_size must be 0 (off) or positive", c.MaxMessageSize >= 0},
+		{"max_recipients must be 0 (off) or positive", c.MaxRecipients >= 0},
+		{"max_errors must be 0 (off) or positive", c.MaxErrors >= 0},
 		{"queue_workers must be positive", c.QueueWorkers > 0},
 		{"max_relay_connections must be positive", c.MaxRelayConnections > 0},
 		{"max_queue must be positive, or -1 for unlimited", c.MaxQueue > 0 || c.MaxQueue == -1},
@@ -138,6 +138,11 @@ func (c *Config) validateSettings(p *problems) {
 		if !v.ok {
 			p.add("[gomta] %s", v.name)
 		}
+	}
+	switch c.LogLevel {
+	case "", "debug", "info", "warn", "error":
+	default:
+		p.add("[gomta] log_level %q: want \"debug\", \"info\", \"warn\" or \"error\"", c.LogLevel)
 	}
 	switch c.PlaintextAuth {
 	case "trusted", "always", "never":

@@ -27,7 +27,7 @@ func TestDanglingNamesAllReported(t *testing.T) {
 "smtp.a.test." = "2025"
 "pop.b.test." = "2110"
 [gomta]
-max_errors = 0
+max_errors = -1
 `
 	_, err := Parse("bad.toml", []byte(bad), "fdns.toml", []byte("[MX]\n\"d.test.\" = \"mx.d.test.\"\n"))
 	if err == nil {

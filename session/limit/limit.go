@@ -104,6 +104,22 @@ func New(cfg Config) *Limiter {
 	}
 }
 
+// Reconfigure replaces the limits of cfg (MaxConns, MaxConnsPerIP,
+// AuthFailures, AuthWindow, AuthDelay) while the Limiter is in use; the
+// functions ExemptPerIP and Account stay those given to New. Connections
+// open and failures counted are kept: a lower limit refuses new connections
+// and logins until the counts fall under it, it never cuts one.
+func (l *Limiter) Reconfigure(cfg Config) {
+	if cfg.AuthWindow <= 0 {
+		cfg.AuthWindow = DefaultAuthWindow
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	// Field by field: userKey reads Account without the lock.
+	l.cfg.MaxConns, l.cfg.MaxConnsPerIP = cfg.MaxConns, cfg.MaxConnsPerIP
+	l.cfg.AuthFailures, l.cfg.AuthWindow, l.cfg.AuthDelay = cfg.AuthFailures, cfg.AuthWindow, cfg.AuthDelay
+}
+
 // Accept counts a new connection from remote. On success it returns release,
 // to be called once when the connection ends (later calls do nothing). On
 // refusal err is ErrTooManyConns or ErrTooManyFromIP and nothing is counted.

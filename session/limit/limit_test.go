@@ -410,3 +410,42 @@ func TestConcurrent(t *testing.T) {
 		t.Fatalf("records: list %d, map %d, cap 64", l.order.Len(), len(l.fails))
 	}
 }
+
+// TestReconfigure: new limits apply to the next connection and login; the
+// connections already open stay counted and none is cut.
+func TestReconfigure(t *testing.T) {
+	t.Parallel()
+	l := New(Config{MaxConns: 1, Account: strings.ToLower})
+	a := tcp("192.0.2.1:1000")
+	rel1, err := l.Accept(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Accept(a); err != ErrTooManyConns {
+		t.Fatalf("second connection under MaxConns 1: %v", err)
+	}
+	l.Reconfigure(Config{MaxConns: 2, AuthFailures: 1})
+	rel2, err := l.Accept(a)
+	if err != nil {
+		t.Fatalf("second connection under MaxConns 2: %v", err)
+	}
+	att, _, ok := l.BeginAuth(a, "U@x")
+	if !ok {
+		t.Fatal("first login refused")
+	}
+	att.Failed()
+	if _, _, ok := l.BeginAuth(tcp("192.0.2.9:1"), "u@x"); ok {
+		t.Error("login allowed after AuthFailures 1 was reached (Account kept from New: U@x counts as u@x)")
+	}
+	l.Reconfigure(Config{MaxConns: 1})
+	if _, err := l.Accept(a); err != ErrTooManyConns {
+		t.Fatalf("third connection under MaxConns 1 with two open: %v", err)
+	}
+	rel1()
+	rel2()
+	rel3, err := l.Accept(a)
+	if err != nil {
+		t.Fatalf("connection after both closed: %v", err)
+	}
+	rel3()
+}

@@ -23,7 +23,7 @@ func (s *session) cmdStls(c cmd) response {
 	if len(c.Args) > 0 {
 		return single(replyTooManyArgs)
 	}
-	if s.srv.cfg.TLSConfig == nil {
+	if s.cfg.TLSConfig == nil {
 		return single(replyUnknown)
 	}
 	if s.tls {
@@ -91,7 +91,7 @@ func (s *session) continuation() (line string, r response, done bool) {
 	if err := s.w.Flush(); err != nil {
 		return "", response{reply: replyInternal, close: true}, true
 	}
-	if err := s.conn.SetReadDeadline(time.Now().Add(s.srv.cfg.IdleTimeout)); err != nil {
+	if err := s.conn.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout)); err != nil {
 		return "", response{reply: replyInternal, close: true}, true
 	}
 	if s.srv.shell.Closing() {
@@ -132,7 +132,7 @@ func parsePlain(b []byte) (authz, user, pass string, ok bool) {
 // passwords than the limit allows; a backend that could not check gives the
 // place back.
 func (s *session) login(user, pass string) response {
-	a, delay, allowed := s.srv.cfg.Limiter.BeginAuth(s.raw.RemoteAddr(), user)
+	a, delay, allowed := s.cfg.Limiter.BeginAuth(s.raw.RemoteAddr(), user)
 	if !allowed {
 		s.log.Info("login refused, too many failures", zap.String("user", user))
 		return response{reply: replyLockedOut, close: true}

@@ -110,7 +110,7 @@ func (s *session) capabilities() []string {
 		caps = append(caps, "USER", "SASL PLAIN") // RFC 2449 §6.3, RFC 5034 §5
 	}
 	caps = append(caps, "RESP-CODES", "PIPELINING", "AUTH-RESP-CODE") // RFC 2449 §6.4, §6.6, RFC 3206 §6
-	if s.srv.cfg.TLSConfig != nil && !s.tls {
+	if s.cfg.TLSConfig != nil && !s.tls {
 		caps = append(caps, "STLS") // RFC 2595 §4
 	}
 	return append(caps, "IMPLEMENTATION gomta")

@@ -67,7 +67,7 @@ func (s *session) cmdQuit(c cmd) response {
 		return single(replyTooManyArgs)
 	}
 	if s.state == stateAuthorization {
-		return response{reply: replyBye(s.srv.cfg.Hostname), close: true}
+		return response{reply: replyBye(s.cfg.Hostname), close: true}
 	}
 	s.state = stateUpdate
 	var del []int
@@ -81,7 +81,7 @@ func (s *session) cmdQuit(c cmd) response {
 		s.drop.Close()
 		return response{reply: replyCommitFailed, close: true}
 	}
-	return response{reply: replyByeLeft(s.srv.cfg.Hostname, len(s.msgs)-s.nDel), close: true}
+	return response{reply: replyByeLeft(s.cfg.Hostname, len(s.msgs)-s.nDel), close: true}
 }
 
 // cmdCapa lists capabilities (RFC 2449 §5).

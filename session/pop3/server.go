@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -31,7 +32,7 @@ const (
 type Config struct {
 	Hostname    string        // greeting and sign-off text
 	IdleTimeout time.Duration // per command read and per reply write; 0 = DefaultIdleTimeout
-	MaxErrors   int           // -ERR replies before close; 0 = DefaultMaxErrors
+	MaxErrors   int           // -ERR replies before close; 0 = DefaultMaxErrors; negative = no limit
 	Logger      *zap.Logger   // parent of one child per session; nil = no logging
 
 	// TLSConfig, when set, enables STLS (RFC 2595 §4) and is used by
@@ -48,9 +49,11 @@ type Config struct {
 }
 
 // Server accepts POP3 connections and runs one session goroutine per
-// connection. Its zero value is not usable; call NewServer.
+// connection. Its zero value is not usable; call NewServer. Its
+// configuration can be replaced while it serves (Reconfigure); each session
+// keeps the one current when it started.
 type Server struct {
-	cfg   Config
+	cfg   atomic.Pointer[Config]
 	be    Backend
 	log   *zap.Logger
 	shell *serve.Shell // accept loop, limiter, live sessions, Shutdown
@@ -73,17 +76,35 @@ func (s *Server) putBuf(b *[]byte) { s.bufs.Put(b) }
 
 // NewServer returns a Server answering from be.
 func NewServer(cfg Config, be Backend) *Server {
-	if cfg.IdleTimeout <= 0 {
-		cfg.IdleTimeout = DefaultIdleTimeout
-	}
-	if cfg.MaxErrors <= 0 {
-		cfg.MaxErrors = DefaultMaxErrors
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = zap.NewNop()
-	}
+	cfg = cfg.withDefaults()
 	log := cfg.Logger.With(zap.String("proto", "pop3"), zap.String("host", cfg.Hostname))
-	return &Server{cfg: cfg, be: be, log: log, shell: serve.New(log, cfg.Limiter)}
+	s := &Server{be: be, log: log, shell: serve.New(log, cfg.Limiter)}
+	s.cfg.Store(&cfg)
+	return s
+}
+
+func (c Config) withDefaults() Config {
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.MaxErrors == 0 {
+		c.MaxErrors = DefaultMaxErrors
+	}
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+	return c
+}
+
+// Reconfigure makes cfg the configuration of the sessions that start from
+// now on; a session in progress keeps the one it started with. Hostname,
+// Logger and Limiter stay those given to NewServer (the accept loop and the
+// log lines hold them).
+func (s *Server) Reconfigure(cfg Config) {
+	old := s.cfg.Load()
+	cfg.Hostname, cfg.Logger, cfg.Limiter = old.Hostname, old.Logger, old.Limiter
+	cfg = cfg.withDefaults()
+	s.cfg.Store(&cfg)
 }
 
 // Serve accepts connections on l until l fails or Shutdown is called; it
@@ -98,11 +119,12 @@ func (s *Server) Serve(l net.Listener) error {
 // ServeTLS is Serve on an implicit-TLS port (pop3s, RFC 8314 §3.3): every
 // connection on l starts with a TLS handshake using Config.TLSConfig.
 func (s *Server) ServeTLS(l net.Listener) error {
-	if s.cfg.TLSConfig == nil {
+	tc := s.cfg.Load().TLSConfig
+	if tc == nil {
 		l.Close()
 		return errors.New("pop3: ServeTLS without Config.TLSConfig")
 	}
-	return s.Serve(tls.NewListener(l, s.cfg.TLSConfig))
+	return s.Serve(tls.NewListener(l, tc))
 }
 
 // ServeConn runs one session on an established connection and returns when

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	"math"
 	"net"
 	"time"
 
@@ -31,6 +32,7 @@ func single(r Reply) response { return response{reply: r} }
 // from Server.Shutdown setting raw's read deadline (Wake) and closing raw (Cut).
 type session struct {
 	srv  *Server
+	cfg  *Config  // the server's configuration when the session began
 	raw  net.Conn // the transport connection, never replaced
 	conn net.Conn // raw, or the TLS connection over it once TLS is up
 	r    *bufio.Reader
@@ -75,19 +77,24 @@ func (d deadlineWriter) Write(p []byte) (int, error) {
 }
 
 func (s *Server) newSession(conn net.Conn) *session {
+	cfg := s.cfg.Load()
 	sess := &session{
 		srv:  s,
+		cfg:  cfg,
 		raw:  conn,
 		conn: conn,
 		r:    bufio.NewReader(conn),
-		w:    bufio.NewWriter(deadlineWriter{conn: conn, timeout: s.cfg.IdleTimeout}),
+		w:    bufio.NewWriter(deadlineWriter{conn: conn, timeout: cfg.IdleTimeout}),
 		log: s.log.With(zap.String("session_id", newSessionID()),
 			zap.String("remote", conn.RemoteAddr().String())),
 		ctx:       s.shell.Context(),
 		line:      make([]byte, 0, maxLine),
-		plainAuth: s.cfg.AllowPlainAuth == nil || s.cfg.AllowPlainAuth(conn.RemoteAddr()),
+		plainAuth: cfg.AllowPlainAuth == nil || cfg.AllowPlainAuth(conn.RemoteAddr()),
 	}
-	sess.errors.Max = s.cfg.MaxErrors
+	sess.errors.Max = cfg.MaxErrors
+	if cfg.MaxErrors < 0 {
+		sess.errors.Max = math.MaxInt
+	}
 	if tc, ok := conn.(*tls.Conn); ok {
 		sess.raw = tc.NetConn()
 		sess.implicit = true
@@ -101,7 +108,7 @@ const refuseTimeout = 10 * time.Second
 
 // refuse sends r to a connection that gets no session, and closes it.
 func (s *session) refuse(r Reply) {
-	s.conn.SetDeadline(time.Now().Add(min(refuseTimeout, s.srv.cfg.IdleTimeout)))
+	s.conn.SetDeadline(time.Now().Add(min(refuseTimeout, s.cfg.IdleTimeout)))
 	s.w.WriteString(r.String() + "\r\n")
 	s.w.Flush()
 	s.conn.Close()
@@ -127,7 +134,7 @@ func (s *session) Run() {
 			return
 		}
 	}
-	if err := s.send(single(replyGreeting(s.srv.cfg.Hostname))); err != nil {
+	if err := s.send(single(replyGreeting(s.cfg.Hostname))); err != nil {
 		s.log.Debug("write failed", zap.Error(err))
 		return
 	}
@@ -177,7 +184,7 @@ func (s *session) readCommand() ([]byte, error) {
 			return nil, flushError{err}
 		}
 	}
-	if err := s.conn.SetReadDeadline(time.Now().Add(s.srv.cfg.IdleTimeout)); err != nil {
+	if err := s.conn.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout)); err != nil {
 		return nil, err
 	}
 	// Checked after setting the deadline, so a Shutdown that set its own
@@ -238,7 +245,7 @@ func (s *session) upgrade() bool {
 		// class). The TLS connection reads raw directly, so it is dropped here.
 		s.log.Info("input pipelined after STLS discarded", zap.Int("bytes", n))
 	}
-	if err := s.startTLS(tls.Server(s.raw, s.srv.cfg.TLSConfig)); err != nil {
+	if err := s.startTLS(tls.Server(s.raw, s.cfg.TLSConfig)); err != nil {
 		s.log.Info("tls handshake failed", zap.Error(err))
 		return false
 	}
@@ -274,7 +281,7 @@ func (s *session) Cut() { s.raw.Close() }
 // moves the session onto it, with empty buffers and AUTHORIZATION state
 // forgotten (RFC 2595 §4: the client starts over).
 func (s *session) startTLS(tc *tls.Conn) error {
-	if err := tc.SetDeadline(time.Now().Add(s.srv.cfg.IdleTimeout)); err != nil {
+	if err := tc.SetDeadline(time.Now().Add(s.cfg.IdleTimeout)); err != nil {
 		return err
 	}
 	// Checked after setting the deadline, as in serve: a Shutdown that woke
@@ -287,7 +294,7 @@ func (s *session) startTLS(tc *tls.Conn) error {
 	}
 	s.conn = tc
 	s.r.Reset(tc)
-	s.w.Reset(deadlineWriter{conn: tc, timeout: s.srv.cfg.IdleTimeout})
+	s.w.Reset(deadlineWriter{conn: tc, timeout: s.cfg.IdleTimeout})
 	s.tls = true
 	s.implicit = false
 	s.user = ""

@@ -21,8 +21,8 @@ func (s *session) extensions() []string {
 	ext = append(ext,
 		"PIPELINING", // RFC 2920
 		"8BITMIME",   // RFC 6152
-		"SIZE "+strconv.FormatInt(s.cfg.MaxSize, 10), // RFC 1870
-		"ENHANCEDSTATUSCODES",                        // RFC 2034
+		"SIZE "+strconv.FormatInt(max(s.cfg.MaxSize, 0), 10), // RFC 1870 §4: 0 = no fixed maximum
+		"ENHANCEDSTATUSCODES", // RFC 2034
 	)
 	if s.cfg.TLSConfig != nil && !s.conn.TLS {
 		ext = append(ext, "STARTTLS") // RFC 3207
@@ -103,7 +103,7 @@ func (s *session) mail(arg string) (*Reply, error) {
 	if r != nil {
 		return r, nil
 	}
-	if mp.size > s.cfg.MaxSize {
+	if s.cfg.MaxSize != NoLimit && mp.size > s.cfg.MaxSize {
 		return replySizeExceeded, nil
 	}
 	if err := s.srv.be.Mail(s.ctx, &s.conn, pa.addr); err != nil {
@@ -147,7 +147,7 @@ func (s *session) rcpt(arg string) (*Reply, error) {
 			return replyRcptOK, nil
 		}
 	}
-	if len(s.rcpts) >= s.cfg.MaxRcpts {
+	if s.cfg.MaxRcpts != NoLimit && len(s.rcpts) >= s.cfg.MaxRcpts {
 		return replyTooMany, nil
 	}
 	if err := s.srv.be.Rcpt(s.ctx, &s.conn, s.from, pa.addr); err != nil {

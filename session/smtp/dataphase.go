@@ -2,6 +2,7 @@ package smtp
 
 import (
 	"io"
+	"math"
 	"time"
 
 	"go.uber.org/zap"
@@ -39,7 +40,7 @@ func (s *session) data(arg string) (*Reply, error) {
 	defer s.srv.chunks.Put(buf)
 	cw := &chunkWriter{w: mw, buf: buf[:0]}
 	hdr := s.receivedHeader(id, start)
-	dr := &dataReader{br: s.br, max: s.cfg.MaxSize, sink: cw, maxHops: s.cfg.MaxReceived}
+	dr := &dataReader{br: s.br, max: bodyLimit(s.cfg.MaxSize), sink: cw, maxHops: s.cfg.MaxReceived}
 	// The Received field prepended here counts, as Postfix's cleanup counts
 	// the one its smtpd adds: the message as queued has at most MaxReceived.
 	dr.hops.N = 1
@@ -69,4 +70,12 @@ func (s *session) data(arg string) (*Reply, error) {
 		zap.Strings("rcpt", s.rcpts), zap.Int64("bytes", dr.n+int64(len(hdr))),
 		zap.Int64("duration_ms", time.Since(start).Milliseconds()))
 	return replyQueued(id), nil
+}
+
+// bodyLimit is the DATA reader's size limit for MaxSize.
+func bodyLimit(maxSize int64) int64 {
+	if maxSize == NoLimit {
+		return math.MaxInt64
+	}
+	return maxSize
 }

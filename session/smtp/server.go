@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -34,13 +35,16 @@ const (
 	defaultMaxReceived = 100
 )
 
+// NoLimit, as MaxSize, MaxRcpts or MaxErrors, switches that limit off.
+const NoLimit = -1
+
 // Config is the configuration of one SMTP server (one mail host's listener).
 // Zero values mean the defaults above.
 type Config struct {
 	Hostname    string              // this mail host's name: greeting, EHLO reply, Received header
-	MaxSize     int64               // SIZE limit in octets; 0 = default 32 MiB
-	MaxRcpts    int                 // recipients per message; 0 = default 100 (RFC 5321 §4.5.3.1.8); beyond: 452 4.5.3
-	MaxErrors   int                 // errors before 421 4.7.0 and close; 0 = default 10
+	MaxSize     int64               // SIZE limit in octets; 0 = default 32 MiB; NoLimit = none
+	MaxRcpts    int                 // recipients per message; 0 = default 100 (RFC 5321 §4.5.3.1.8); beyond: 452 4.5.3; NoLimit = none
+	MaxErrors   int                 // errors before 421 4.7.0 and close; 0 = default 10; NoLimit = none
 	CmdTimeout  time.Duration       // idle wait for a command; 0 = default 5m (RFC 5321 §4.5.3.2.7)
 	DataTimeout time.Duration       // max time for the whole DATA phase; 0 = default 10m
 	Trusted     func(net.Addr) bool // nil = nothing trusted; sets Peer.Trusted
@@ -73,15 +77,9 @@ func (c Config) withDefaults() Config {
 			c.Hostname = h
 		}
 	}
-	if c.MaxSize <= 0 {
-		c.MaxSize = defaultMaxSize
-	}
-	if c.MaxRcpts <= 0 {
-		c.MaxRcpts = defaultMaxRcpts
-	}
-	if c.MaxErrors <= 0 {
-		c.MaxErrors = defaultMaxErrors
-	}
+	c.MaxSize = orDefault(c.MaxSize, defaultMaxSize)
+	c.MaxRcpts = orDefault(c.MaxRcpts, defaultMaxRcpts)
+	c.MaxErrors = orDefault(c.MaxErrors, defaultMaxErrors)
 	if c.CmdTimeout <= 0 {
 		c.CmdTimeout = defaultCmdTimeout
 	}
@@ -106,9 +104,23 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
+// orDefault is v, or def for 0, or NoLimit for any negative v.
+func orDefault[T int | int64](v, def T) T {
+	switch {
+	case v == 0:
+		return def
+	case v < 0:
+		return NoLimit
+	}
+	return v
+}
+
 // Server accepts SMTP connections and runs one session goroutine for each.
+// Its configuration can be replaced while it serves (Reconfigure): each
+// session reads the one current when it started, so that no session sees a
+// limit change under it.
 type Server struct {
-	cfg     Config
+	cfg     atomic.Pointer[Config]
 	be      Backend
 	shell   *serve.Shell // accept loop, limiter, live sessions, Shutdown
 	chunks  sync.Pool    // *[chunkSize]byte, the DATA streaming buffers
@@ -118,7 +130,8 @@ type Server struct {
 // NewServer returns a server for cfg that asks be about every transaction.
 func NewServer(cfg Config, be Backend) *Server {
 	cfg = cfg.withDefaults()
-	s := &Server{cfg: cfg, be: be, shell: serve.New(cfg.Logger, cfg.Limiter)}
+	s := &Server{be: be, shell: serve.New(cfg.Logger, cfg.Limiter)}
+	s.cfg.Store(&cfg)
 	s.chunks.New = func() any { return new([chunkSize]byte) }
 	s.writers.New = func() any { return bufio.NewWriterSize(nil, 4096) }
 	return s
@@ -134,7 +147,7 @@ func (s *Server) Serve(l net.Listener) error {
 // session starts with a TLS handshake under Config.TLSConfig, then the
 // greeting. STARTTLS is not offered on such a session.
 func (s *Server) ServeTLS(l net.Listener) error {
-	if s.cfg.TLSConfig == nil {
+	if s.cfg.Load().TLSConfig == nil {
 		l.Close()
 		return errors.New("smtp: ServeTLS without Config.TLSConfig")
 	}
@@ -150,6 +163,17 @@ func (s *Server) sessionFor(implicitTLS bool) serve.NewSession {
 		sess.refused = refused
 		return sess
 	}
+}
+
+// Reconfigure makes cfg the configuration of the sessions that start from
+// now on; a session in progress keeps the one it started with. Logger and
+// Limiter stay those given to NewServer: the accept loop holds them (the
+// Limiter has its own Reconfigure).
+func (s *Server) Reconfigure(cfg Config) {
+	old := s.cfg.Load()
+	cfg.Logger, cfg.Limiter = old.Logger, old.Limiter
+	cfg = cfg.withDefaults()
+	s.cfg.Store(&cfg)
 }
 
 // Shutdown stops accepting connections. A session waiting for its next command

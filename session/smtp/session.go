@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	"math"
 	"net"
 	"strconv"
 	"strings"
@@ -132,7 +133,7 @@ type session struct {
 }
 
 func (srv *Server) newSession(nc net.Conn) *session {
-	cfg := &srv.cfg
+	cfg := srv.cfg.Load()
 	s := &session{
 		srv:   srv,
 		cfg:   cfg,
@@ -146,6 +147,9 @@ func (srv *Server) newSession(nc net.Conn) *session {
 		conn:  Peer{Remote: nc.RemoteAddr()},
 	}
 	s.errors.Max = cfg.MaxErrors
+	if cfg.MaxErrors == NoLimit {
+		s.errors.Max = math.MaxInt
+	}
 	s.log = cfg.Logger.WithLazy(zap.String("proto", "smtp"), zap.String("session_id", sessionID()),
 		zap.String("remote", addrString(nc.RemoteAddr())))
 	return s
