@@ -89,9 +89,15 @@ func (q *Queue) settle(ctx context.Context, h Handler, env *envelope, m *Message
 			zap.Int64("duration_ms", time.Since(env.Received).Milliseconds()))
 		return nil
 	}
-	if len(left) > 0 {
+	switch {
+	case len(left) > 0 && ctx.Err() != nil:
+		// The stop cut the attempt short, not the far side: due again as
+		// soon as the queue runs again (the next attempt survives a
+		// restart, so a retry wait here would delay it for nothing).
+		env.Next = time.Now()
+	case len(left) > 0:
 		env.Next = q.sched.next(env.Received, m.Attempt, time.Now())
-	} else {
+	default:
 		env.Next = time.Now().Add(min(q.sched.wait(1), bounceRetry))
 	}
 	if err := q.persist(env); err != nil {

@@ -260,8 +260,27 @@ func TestDropBounceAndExitCodes(t *testing.T) {
 		t.Fatalf("status: %+v", st)
 	}
 	p.ctl("status")
-	if _, errOut, code := p.ctl("reload"); code != exitRefused || errOut != "mtactl: reload not available\n" {
-		t.Fatalf("reload: exit %d %q", code, errOut)
+	if out, errOut, code := p.ctl("reload"); code != 0 || out != "reloaded: nothing changed\n" {
+		t.Fatalf("reload: exit %d %q %q", code, out, errOut)
+	}
+	// A bad config is refused whole: exit 1, every problem listed, and the
+	// daemon keeps serving with the old one.
+	good, err := os.ReadFile(p.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := strings.Replace(string(good), "[gomta]", "[gomta]\nmax_errors = -3", 1)
+	if err := os.WriteFile(p.cfg, []byte(bad), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, errOut, code := p.ctl("reload"); code != exitRefused || !strings.Contains(errOut, "max_errors") {
+		t.Fatalf("reload of a bad config: exit %d %q", code, errOut)
+	}
+	if err := os.WriteFile(p.cfg, good, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, code := p.ctl("status"); code != 0 {
+		t.Fatalf("status after a refused reload: exit %d", code)
 	}
 
 	// No daemon: exit 2, one line naming the socket.
