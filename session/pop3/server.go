@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"gomta/session/limit"
+	"gomta/session/metrics"
 	"gomta/session/serve"
 )
 
@@ -45,6 +46,9 @@ type Config struct {
 	// Limiter, when set, limits connections and failed logins; it may be
 	// shared with other servers. nil = no limits.
 	Limiter *limit.Limiter
+	// Metrics counts sessions, TLS handshakes and failed logins; nil = not
+	// counted.
+	Metrics *metrics.Sessions
 }
 
 // Server accepts POP3 connections and runs one session goroutine per
@@ -83,7 +87,7 @@ func NewServer(cfg Config, be Backend) *Server {
 		cfg.Logger = zap.NewNop()
 	}
 	log := cfg.Logger.With(zap.String("proto", "pop3"), zap.String("host", cfg.Hostname))
-	return &Server{cfg: cfg, be: be, log: log, shell: serve.New(log, cfg.Limiter)}
+	return &Server{cfg: cfg, be: be, log: log, shell: serve.New(log, cfg.Limiter, cfg.Metrics)}
 }
 
 // Serve accepts connections on l until l fails or Shutdown is called; it

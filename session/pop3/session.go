@@ -289,6 +289,7 @@ func (s *session) startTLS(tc *tls.Conn) error {
 	s.r.Reset(tc)
 	s.w.Reset(deadlineWriter{conn: tc, timeout: s.srv.cfg.IdleTimeout})
 	s.tls = true
+	s.srv.cfg.Metrics.TLS()
 	s.implicit = false
 	s.user = ""
 	st := tc.ConnectionState()

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"gomta/session/limit"
+	"gomta/session/metrics"
 	"gomta/session/serve"
 )
 
@@ -64,6 +65,9 @@ type Config struct {
 	// counting the one this server adds; 0 = default 100 (RFC 5321 §6.3).
 	// Beyond: 554 5.4.6 at the end of DATA (mail loop).
 	MaxReceived int
+	// Metrics counts sessions, replies by class, accepted messages, TLS
+	// handshakes and failed logins; nil = not counted.
+	Metrics *metrics.Sessions
 }
 
 func (c Config) withDefaults() Config {
@@ -118,7 +122,7 @@ type Server struct {
 // NewServer returns a server for cfg that asks be about every transaction.
 func NewServer(cfg Config, be Backend) *Server {
 	cfg = cfg.withDefaults()
-	s := &Server{cfg: cfg, be: be, shell: serve.New(cfg.Logger, cfg.Limiter)}
+	s := &Server{cfg: cfg, be: be, shell: serve.New(cfg.Logger, cfg.Limiter, cfg.Metrics)}
 	s.chunks.New = func() any { return new([chunkSize]byte) }
 	s.writers.New = func() any { return bufio.NewWriterSize(nil, 4096) }
 	return s
