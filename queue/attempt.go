@@ -114,8 +114,11 @@ func (q *Queue) settle(ctx context.Context, h Handler, env *envelope, m *Message
 		env.Attempts = m.Attempt - 1
 	}
 	env.Rcpts, env.Errors = left, errs
+	bouncing := len(env.Failed) > 0 && env.From != ""
 	if err := q.bounce(ctx, h, env, log); err != nil {
 		log.Error("bounce not queued, message kept until it is", zap.Error(err))
+	} else if bouncing {
+		q.metrics.BounceQueued()
 	}
 	if len(left) == 0 && len(env.Failed) == 0 {
 		if err := q.remove(env.ID); err != nil {

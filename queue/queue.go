@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"gomta/session/metrics"
 )
 
 // Defaults for zero Options fields.
@@ -32,6 +34,7 @@ type Options struct {
 	MaxMessages int             // messages in the spool before ErrFull; 0 = default 100000; <0 = unlimited
 	Retry       []time.Duration // waits before attempts 2,3,...; after the last one the next attempt is Final (nil: the first is); the default schedule is the config's
 	Logger      *zap.Logger
+	Metrics     *metrics.Queue // nil: not counted
 }
 
 // Queue is the spool of one mail host. NewMessage, Submit and Len are safe from
@@ -48,6 +51,7 @@ type Queue struct {
 	max     int64 // < 0: unlimited
 	retry   []time.Duration
 	log     *zap.Logger
+	metrics *metrics.Queue // nil: not counted
 
 	count atomic.Int64  // drafts + inbox + messages owned by Run (see Len)
 	seq   atomic.Uint32 // id counter
@@ -77,6 +81,7 @@ func Open(opt Options) (*Queue, error) {
 		max:        int64(opt.MaxMessages),
 		retry:      opt.Retry,
 		log:        opt.Logger,
+		metrics:    opt.Metrics,
 		drafts:     make(map[string]struct{}),
 		kick:       make(chan struct{}, 1),
 	}

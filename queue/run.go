@@ -31,6 +31,7 @@ type scheduler struct {
 	due     dueHeap
 	busy    int          // attempts in progress, at most q.workers
 	results chan outcome // capacity q.workers: an attempt never blocks sending
+	gauges  *gauges      // the schedule's counts, for the metrics
 }
 
 // Run loads the spool, then delivers every message when it is due through h,
@@ -47,6 +48,7 @@ func (q *Queue) Run(ctx context.Context, h Handler) error {
 		h:       h,
 		entries: make(map[string]*entry),
 		results: make(chan outcome, q.workers),
+		gauges:  newGauges(q.metrics),
 	}
 	if err := s.load(); err != nil {
 		return err
@@ -57,6 +59,7 @@ func (q *Queue) Run(ctx context.Context, h Handler) error {
 	for {
 		s.dispatch(ctx)
 		s.arm(timer)
+		s.gauges.publish(s.entries)
 		comp.maybeStart(q)
 		select {
 		case <-ctx.Done():
@@ -66,6 +69,7 @@ func (q *Queue) Run(ctx context.Context, h Handler) error {
 			comp.wait()
 			// The messages stay on disk; the next Run counts them again.
 			q.count.Add(-int64(len(s.entries)))
+			s.gauges.reset()
 			return nil
 		case <-q.kick:
 			s.takeInbox()
@@ -100,7 +104,9 @@ func (s *scheduler) add(env *envelope, now time.Time) {
 	if due.Before(now) {
 		due = now
 	}
-	s.entries[env.ID] = &entry{env: env, due: due}
+	e := &entry{env: env, due: due}
+	s.entries[env.ID] = e
+	s.gauges.enter(e)
 	heap.Push(&s.due, dueItem{due: due, id: env.ID})
 }
 
@@ -111,12 +117,15 @@ func (s *scheduler) apply(o outcome) {
 	if e == nil {
 		return
 	}
+	from := stateOf(e)
 	if o.env == nil {
 		delete(s.entries, o.id)
+		s.gauges.leave(from)
 		s.q.release()
 		return
 	}
 	e.env, e.busy, e.due = o.env, false, o.env.Next
+	s.gauges.move(from, stateOf(e))
 	heap.Push(&s.due, dueItem{due: e.due, id: o.id})
 }
 
@@ -132,7 +141,9 @@ func (s *scheduler) dispatch(ctx context.Context) {
 			return
 		}
 		heap.Pop(&s.due)
+		from := stateOf(e)
 		e.busy = true
+		s.gauges.move(from, stateOf(e))
 		s.busy++
 		env := *e.env
 		env.Rcpts = slices.Clone(env.Rcpts)
