@@ -132,6 +132,11 @@ func (c *Config) validateSettings(p *problems) {
 			p.add("[gomta] %s", v.name)
 		}
 	}
+	if c.MetricsListen != "" {
+		if err := CheckMetricsListen(c.MetricsListen); err != nil {
+			p.add("[gomta] metrics_listen: %v", err)
+		}
+	}
 	switch c.PlaintextAuth {
 	case "trusted", "always", "never":
 	default:
