@@ -21,6 +21,7 @@ import (
 	"gomta/mta/config"
 	"gomta/queue"
 	"gomta/session/address"
+	"gomta/session/metrics"
 	"gomta/session/pop3"
 	"gomta/session/smtp"
 )
@@ -84,9 +85,12 @@ func (s *Stop) begin() context.Context {
 
 // NewHost builds the mail host s of cfg with its data under dataDir, and opens
 // its listeners (a port already in use is an error naming it). tlsConf (nil:
-// no TLS) is the certificate of the process (TLSConfig).
-func NewHost(cfg *config.Config, s *config.Server, dataDir string, tlsConf *tls.Config, log *zap.Logger) (*Host, error) {
+// no TLS) is the certificate of the process (TLSConfig). m (nil: none) is the
+// process's metrics: the host's servers, queue and worker count into their
+// handles for s.Name.
+func NewHost(cfg *config.Config, s *config.Server, dataDir string, tlsConf *tls.Config, log *zap.Logger, m *metrics.Metrics) (*Host, error) {
 	base := log // the queue and the POP3 server add the host field themselves
+	hm := m.Host(s.Name)
 	log = log.With(zap.String("host", s.Name))
 	h := &Host{Name: s.Name, cfg: cfg, srv: s, log: log, dataDir: dataDir, local: map[string]bool{}, accounts: map[string]string{}}
 	for _, d := range s.Domains {
@@ -102,6 +106,7 @@ func NewHost(cfg *config.Config, s *config.Server, dataDir string, tlsConf *tls.
 	h.Queue, err = queue.Open(queue.Options{
 		Dir: filepath.Join(dataDir, "spool"), Host: s.Name, Workers: cfg.QueueWorkers,
 		MaxMessages: cfg.MaxQueue, Retry: cfg.RetryWaits(), Logger: base.With(zap.String("proto", "queue")),
+		Metrics: hm.Queue,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("host %s: %w", s.Name, err)
@@ -116,11 +121,11 @@ func NewHost(cfg *config.Config, s *config.Server, dataDir string, tlsConf *tls.
 		Hostname: s.Name, MaxSize: cfg.MaxMessageSize, MaxRcpts: cfg.MaxRecipients, MaxErrors: cfg.MaxErrors,
 		CmdTimeout: time.Duration(cfg.CommandTimeout), SessionTimeout: time.Duration(cfg.SessionTimeout),
 		Trusted: cfg.Trusted, TLSConfig: tlsConf, Auth: h.smtpAuth, AllowPlainAuth: allowPlain,
-		Limiter: lim, Logger: log,
+		Limiter: lim, Logger: log, Metrics: hm.SMTP,
 	}, smtpBackend{h})
 	h.pop3 = pop3.NewServer(pop3.Config{
 		Hostname: s.Name, IdleTimeout: time.Duration(cfg.POP3Timeout), MaxErrors: cfg.MaxErrors,
-		TLSConfig: tlsConf, AllowPlainAuth: allowPlain, Limiter: lim, Logger: base,
+		TLSConfig: tlsConf, AllowPlainAuth: allowPlain, Limiter: lim, Logger: base, Metrics: hm.POP3,
 	}, pop3Backend{h})
 	if err := h.listenAll(cfg, s); err != nil {
 		h.Close()
@@ -133,6 +138,7 @@ func NewHost(cfg *config.Config, s *config.Server, dataDir string, tlsConf *tls.
 		Relay: relay.New(res, relay.Options{LocalName: s.Name, Logger: log.With(zap.String("proto", "relay")),
 			TLS: relayTLS(tlsConf), Self: selfAddrs([]net.Listener{h.smtpLn, h.smtpsLn})}),
 		MaxRelay: cfg.MaxRelayConnections, Logger: log.With(zap.String("proto", "delivery")),
+		Metrics: hm.Delivery,
 	}
 	if s.Postmaster != "" {
 		log.Info("postmaster account", zap.String("rcpt", s.Postmaster))

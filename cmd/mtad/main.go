@@ -2,7 +2,9 @@
 // starts every mail host of it (or the one named by -n) and runs their SMTP and
 // POP3 listeners, queues and delivery workers in one oklog/run group until
 // SIGINT or SIGTERM. SIGHUP (reload, not implemented yet) is logged and
-// ignored: it never stops the daemon.
+// ignored: it never stops the daemon. With -metrics ADDR or [gomta]
+// metrics_listen it also serves /metrics (Prometheus text format) from the
+// process's own registry, as one more actor of the group.
 package main
 
 import (
@@ -25,14 +27,15 @@ import (
 
 	"gomta/mta"
 	"gomta/mta/config"
+	"gomta/session/metrics"
 )
 
 func main() { os.Exit(realMain(os.Args[1:], os.Stderr)) }
 
 type options struct {
-	config, fdns, name, data, logFormat, logLevel, genCert, pprof string
-	smtpPort, popPort                                             int
-	dataSet                                                       bool
+	config, fdns, name, data, logFormat, logLevel, genCert, pprof, metrics string
+	smtpPort, popPort                                                      int
+	dataSet                                                                bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -48,9 +51,11 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.logFormat, "log-format", "json", "log format: json or console")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&o.pprof, "pprof", "", "serve Go profiles on `ADDR` (loopback only, e.g. 127.0.0.1:6060) for go tool pprof")
+	fs.StringVar(&o.metrics, "metrics", "", "serve Prometheus metrics at http://`ADDR`/metrics (IP:PORT; overrides metrics_listen of [gomta]; "+
+		"loopback such as 127.0.0.1:9100, or an address written out: 0.0.0.0:9100 for every one)")
 	fs.StringVar(&o.genCert, "gen-cert", "", "write a self-signed certificate (cert.pem, key.pem) for the config's servers into `DIR` and exit")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: mtad [-config FILE] [-fdns FILE] [-n NAME] [-s PORT] [-p PORT] [-data DIR] [-log-format json|console] [-log-level LEVEL] [-pprof ADDR] [-gen-cert DIR]")
+		fmt.Fprintln(stderr, "usage: mtad [-config FILE] [-fdns FILE] [-n NAME] [-s PORT] [-p PORT] [-data DIR] [-log-format json|console] [-log-level LEVEL] [-pprof ADDR] [-metrics ADDR] [-gen-cert DIR]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -113,18 +118,23 @@ func realMain(args []string, stderr io.Writer) int {
 			return 2
 		}
 	}
+	m, met, err := newMetrics(o.metrics, cfg, log)
+	if err != nil {
+		fmt.Fprintln(stderr, "mtad:", err)
+		return 2
+	}
 	raiseFileLimit(log)
 	tlsConf, err := mta.TLSConfig(cfg, log)
 	if err != nil {
 		fmt.Fprintln(stderr, "mtad:", err)
 		return 1
 	}
-	hosts, err := newHosts(cfg, servers, tlsConf, log)
+	hosts, err := newHosts(cfg, servers, tlsConf, log, m)
 	if err != nil {
 		fmt.Fprintln(stderr, "mtad:", err)
 		return 1
 	}
-	return runHosts(cfg, hosts, tlsConf, sigc, prof, log)
+	return runHosts(cfg, hosts, tlsConf, sigc, prof, met, log)
 }
 
 // logConfig logs the effective configuration, once, at start: the files it
@@ -140,11 +150,12 @@ func logConfig(log *zap.Logger, o *options, cfg *config.Config) {
 }
 
 // newHosts builds the mail hosts of servers, opening their listeners; on an
-// error the listeners already open are closed.
-func newHosts(cfg *config.Config, servers []*config.Server, tlsConf *tls.Config, log *zap.Logger) ([]*mta.Host, error) {
+// error the listeners already open are closed. m (nil: none) is the
+// process's metrics.
+func newHosts(cfg *config.Config, servers []*config.Server, tlsConf *tls.Config, log *zap.Logger, m *metrics.Metrics) ([]*mta.Host, error) {
 	var hosts []*mta.Host
 	for _, s := range servers {
-		h, err := mta.NewHost(cfg, s, mta.DataDir(cfg.DataDir, s), tlsConf, log)
+		h, err := mta.NewHost(cfg, s, mta.DataDir(cfg.DataDir, s), tlsConf, log, m)
 		if err != nil {
 			for _, h := range hosts {
 				h.Close()
@@ -156,14 +167,18 @@ func newHosts(cfg *config.Config, servers []*config.Server, tlsConf *tls.Config,
 	return hosts, nil
 }
 
-// runHosts runs one run group with the signal actor, the profiler (nil:
-// none) and every host's actors until a signal or an actor's end, and
-// returns the exit code.
-func runHosts(cfg *config.Config, hosts []*mta.Host, tlsConf *tls.Config, sigc <-chan os.Signal, prof *pprofServer, log *zap.Logger) int {
+// runHosts runs one run group with the signal actor, the profiler and the
+// metrics server (nil: none) and every host's actors until a signal or an
+// actor's end, and returns the exit code.
+func runHosts(cfg *config.Config, hosts []*mta.Host, tlsConf *tls.Config, sigc <-chan os.Signal, prof *pprofServer,
+	met *metricsServer, log *zap.Logger) int {
 	var g run.Group
 	g.Add(signalActor(sigc, log))
 	if prof != nil {
 		g.Add(prof.execute(log), prof.interrupt)
+	}
+	if met != nil {
+		g.Add(met.execute(log), met.interrupt)
 	}
 	stop := mta.NewStop(mta.ShutdownGrace) // one deadline for every host's drain
 	for _, h := range hosts {
