@@ -6,7 +6,8 @@
 // of the error, reply.Temporary), with what a bounce must say. The queue owns
 // bounces; the Worker writes their text (RFC 3464, delivery/dsn). A message
 // that has looped (more than MaxReceived Received: fields, RFC 5321 §6.3) is
-// never relayed: its remote recipients fail with 554 5.4.6.
+// never relayed: its remote recipients fail with 554 5.4.6. Each recipient's
+// result is counted as the queue will take it (Worker.Metrics).
 package delivery
 
 import (
@@ -23,6 +24,7 @@ import (
 	"gomta/delivery/relay"
 	"gomta/queue"
 	"gomta/session/address"
+	"gomta/session/metrics"
 	"gomta/session/reply"
 )
 
@@ -54,6 +56,9 @@ type Worker struct {
 	// host, across all attempts (0: DefaultMaxRelay).
 	MaxRelay int
 	Logger   *zap.Logger
+	// Metrics counts each recipient's result by kind (local, relay) and
+	// the delivery latency from acceptance; nil = not counted.
+	Metrics *metrics.Delivery
 
 	semOnce sync.Once
 	sem     chan struct{} // relay slots
@@ -128,13 +133,38 @@ func (w *Worker) Deliver(ctx context.Context, m *queue.Message) []queue.Result {
 		err := errs[r]
 		if err == nil {
 			results = append(results, queue.Result{Rcpt: r})
+			w.count(ctx, m, queue.Result{Rcpt: r})
 			continue
 		}
 		f := relay.Failure(r, mxs[r], err)
-		results = append(results, queue.Result{Rcpt: r, Err: err, Permanent: !reply.Temporary(err),
-			Failure: queue.Failure{Rcpt: r, Code: f.Code, Enhanced: f.Enhanced, Text: f.Text, Remote: f.RemoteMTA}})
+		res := queue.Result{Rcpt: r, Err: err, Permanent: !reply.Temporary(err),
+			Failure: queue.Failure{Rcpt: r, Code: f.Code, Enhanced: f.Enhanced, Text: f.Text, Remote: f.RemoteMTA}}
+		results = append(results, res)
+		w.count(ctx, m, res)
 	}
 	return results
+}
+
+// count counts one recipient's result as the queue will take it: a failure
+// is bounced when permanent, or on the final attempt unless a stop cut
+// that attempt short (the queue then makes it again).
+func (w *Worker) count(ctx context.Context, m *queue.Message, r queue.Result) {
+	if w.Metrics == nil {
+		return
+	}
+	kind := metrics.KindRelay
+	if w.Local(address.Domain(r.Rcpt)) {
+		kind = metrics.KindLocal
+	}
+	result := metrics.ResultDelivered
+	switch {
+	case r.Err == nil:
+	case r.Permanent || m.Final && ctx.Err() == nil:
+		result = metrics.ResultBounced
+	default:
+		result = metrics.ResultDeferred
+	}
+	w.Metrics.Result(kind, result, time.Since(m.Received))
 }
 
 // acquire takes a relay slot, waiting while MaxRelay transactions are in

@@ -22,6 +22,7 @@ import (
 	"gomta/queue"
 	"gomta/session/address"
 	"gomta/session/limit"
+	"gomta/session/metrics"
 	"gomta/session/pop3"
 	"gomta/session/smtp"
 )
@@ -87,9 +88,12 @@ func (s *Stop) begin() context.Context {
 
 // NewHost builds the mail host s of cfg with its data under dataDir, and opens
 // its listeners (a port already in use is an error naming it). tlsConf (nil:
-// no TLS) is the certificate of the process (TLSConfig).
-func NewHost(cfg *config.Config, s *config.Server, dataDir string, tlsConf *tls.Config, log *zap.Logger) (*Host, error) {
+// no TLS) is the certificate of the process (TLSConfig). m (nil: none) is the
+// process's metrics: the host's servers, queue and worker count into their
+// handles for s.Name.
+func NewHost(cfg *config.Config, s *config.Server, dataDir string, tlsConf *tls.Config, log *zap.Logger, m *metrics.Metrics) (*Host, error) {
 	base := log // the queue and the POP3 server add the host field themselves
+	hm := m.Host(s.Name)
 	log = log.With(zap.String("host", s.Name))
 	h := &Host{Name: s.Name, log: log, dataDir: dataDir, tls: tlsConf}
 	hc := newHostConfig(cfg, s)
@@ -101,7 +105,8 @@ func NewHost(cfg *config.Config, s *config.Server, dataDir string, tlsConf *tls.
 		Dir: filepath.Join(dataDir, "spool"), Host: s.Name, Workers: cfg.QueueWorkers,
 		MaxMessages: cfg.MaxQueue, Retry: cfg.RetryWaits(), RetryBase: retryBase, RetryMax: retryMax,
 		MaxLifetime: time.Duration(cfg.MaxQueueLifetime), DelayWarning: time.Duration(cfg.DelayWarning),
-		Logger: base.With(zap.String("proto", "queue")),
+		Logger:  base.With(zap.String("proto", "queue")),
+		Metrics: hm.Queue,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("host %s: %w", s.Name, err)
@@ -110,8 +115,12 @@ func NewHost(cfg *config.Config, s *config.Server, dataDir string, tlsConf *tls.
 	if err != nil {
 		return nil, fmt.Errorf("host %s: %w", s.Name, err)
 	}
-	h.smtp = smtp.NewServer(h.smtpConfig(cfg), smtpBackend{h})
-	h.pop3 = pop3.NewServer(h.pop3Config(cfg, base), pop3Backend{h})
+	sc := h.smtpConfig(cfg)
+	sc.Metrics = hm.SMTP
+	h.smtp = smtp.NewServer(sc, smtpBackend{h})
+	pc := h.pop3Config(cfg, base)
+	pc.Metrics = hm.POP3
+	h.pop3 = pop3.NewServer(pc, pop3Backend{h})
 	if err := h.listenAll(cfg, s); err != nil {
 		h.Close()
 		return nil, err
@@ -121,6 +130,7 @@ func NewHost(cfg *config.Config, s *config.Server, dataDir string, tlsConf *tls.
 	h.worker = &delivery.Worker{
 		Host: s.Name, MailDomain: mailDomain(s), Local: h.isLocal, Account: h.account, Mailboxes: h.Mailboxes, Relay: &h.relay,
 		MaxRelay: cfg.MaxRelayConnections, Logger: log.With(zap.String("proto", "delivery")),
+		Metrics: hm.Delivery,
 	}
 	if s.Postmaster != "" {
 		log.Info("postmaster account", zap.String("rcpt", s.Postmaster))

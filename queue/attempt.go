@@ -77,8 +77,11 @@ func (q *Queue) settle(ctx context.Context, h Handler, env *envelope, m *Message
 	if cut && len(left) > 0 {
 		env.Attempts = m.Attempt - 1
 	}
+	bouncing := len(env.Failed) > 0 && env.From != ""
 	if err := q.bounce(ctx, h, env, log); err != nil {
 		log.Error("bounce not queued, message kept until it is", zap.Error(err))
+	} else if bouncing {
+		q.metrics.BounceQueued()
 	}
 	q.warnDelay(ctx, h, env, log)
 	if len(left) == 0 && len(env.Failed) == 0 {

@@ -3,6 +3,7 @@ package queue
 import (
 	"fmt"
 	"sync"
+	"time"
 
 	"go.uber.org/zap"
 )
@@ -94,14 +95,19 @@ func (q *Queue) commitBatch(recs []rec) (err error) {
 	}()
 	// Bodies first: an add record is never durable before its body's
 	// directory entry.
+	start := time.Now()
 	if err := syncDir(q.msgDir); err != nil {
 		return err
 	}
+	fsync := time.Since(start)
 	off, err := q.j.append(recs...)
 	if err != nil {
 		return err
 	}
-	if err := q.j.syncTo(off); err != nil {
+	start = time.Now()
+	err = q.j.syncTo(off)
+	q.metrics.Committed(len(recs), fsync+time.Since(start))
+	if err != nil {
 		// The Commits fail and their bodies go: take the records back
 		// (best effort; at load an add without its body is dropped).
 		undo := make([]rec, len(recs))

@@ -94,11 +94,13 @@ func (s *scheduler) setHeld(e *entry, held bool) ActionResult {
 	if e.env.Held == held {
 		return ActionResult{Done: "already " + word}
 	}
+	from := stateOf(e)
 	e.env.Held = held
 	if err := s.q.persist(e.env); err != nil {
 		e.env.Held = !held
 		return ActionResult{Err: err}
 	}
+	s.gauges.move(from, stateOf(e))
 	if held {
 		s.q.log.Info("message held", zap.String("msg_id", e.env.ID))
 	} else {
@@ -140,6 +142,7 @@ func (s *scheduler) drop(ctx context.Context, e *entry, bounce bool) ActionResul
 		log.Error("message not removed from the spool", zap.Error(err))
 	}
 	delete(s.entries, env.ID)
+	s.gauges.leave(stateOf(e))
 	s.q.release()
 	log.Info("message dropped", zap.Strings("rcpt", env.Rcpts), zap.Bool("bounce", bounce))
 	return ActionResult{Done: done}

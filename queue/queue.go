@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"gomta/session/metrics"
 )
 
 // Defaults for zero Options fields.
@@ -48,6 +50,7 @@ type Options struct {
 	// sender, never to the null sender; 0 = none.
 	DelayWarning time.Duration
 	Logger       *zap.Logger
+	Metrics      *metrics.Queue // nil: not counted
 }
 
 // Queue is the spool of one mail host. NewMessage, Submit and Len are safe from
@@ -64,6 +67,7 @@ type Queue struct {
 	max     int64 // < 0: unlimited
 	sched   schedule
 	log     *zap.Logger
+	metrics *metrics.Queue // nil: not counted
 
 	count atomic.Int64  // drafts + inbox + messages owned by Run (see Len)
 	seq   atomic.Uint32 // id counter
@@ -95,6 +99,7 @@ func Open(opt Options) (*Queue, error) {
 		max:        int64(opt.MaxMessages),
 		sched:      newSchedule(opt),
 		log:        opt.Logger,
+		metrics:    opt.Metrics,
 		drafts:     make(map[string]struct{}),
 		kick:       make(chan struct{}, 1),
 		ctl:        make(chan ctlRequest),

@@ -32,6 +32,7 @@ type scheduler struct {
 	due     dueHeap
 	busy    int          // attempts in progress, at most q.workers
 	results chan outcome // capacity q.workers: an attempt never blocks sending
+	gauges  *gauges      // the schedule's counts, for the metrics
 }
 
 // Run loads the spool, then delivers every message when it is due through h,
@@ -48,6 +49,7 @@ func (q *Queue) Run(ctx context.Context, h Handler) error {
 		h:       h,
 		entries: make(map[string]*entry),
 		results: make(chan outcome, q.workers),
+		gauges:  newGauges(q.metrics),
 	}
 	if err := s.load(); err != nil {
 		return err
@@ -58,6 +60,7 @@ func (q *Queue) Run(ctx context.Context, h Handler) error {
 	for {
 		s.dispatch(ctx)
 		s.arm(timer)
+		s.gauges.publish(s.entries)
 		comp.maybeStart(q)
 		select {
 		case <-ctx.Done():
@@ -67,6 +70,7 @@ func (q *Queue) Run(ctx context.Context, h Handler) error {
 			comp.wait()
 			// The messages stay on disk; the next Run counts them again.
 			q.count.Add(-int64(len(s.entries)))
+			s.gauges.reset()
 			return nil
 		case <-q.kick:
 			s.takeInbox()
@@ -105,7 +109,9 @@ func (s *scheduler) add(env *envelope, now time.Time) {
 	if due.Before(now) {
 		due = now
 	}
-	s.entries[env.ID] = &entry{env: env, due: due}
+	e := &entry{env: env, due: due}
+	s.entries[env.ID] = e
+	s.gauges.enter(e)
 	if env.Held {
 		return
 	}
@@ -120,12 +126,15 @@ func (s *scheduler) apply(ctx context.Context, o outcome) {
 	if e == nil {
 		return
 	}
+	from := stateOf(e)
 	if o.env == nil {
 		delete(s.entries, o.id)
+		s.gauges.leave(from)
 		s.q.release()
 		return
 	}
 	e.env, e.busy, e.due = o.env, false, o.env.Next
+	s.gauges.move(from, stateOf(e))
 	if !e.env.Held {
 		heap.Push(&s.due, dueItem{due: e.due, id: o.id})
 	}
@@ -144,7 +153,9 @@ func (s *scheduler) dispatch(ctx context.Context) {
 			return
 		}
 		heap.Pop(&s.due)
+		from := stateOf(e)
 		e.busy = true
+		s.gauges.move(from, stateOf(e))
 		s.busy++
 		env := *e.env
 		env.Rcpts = slices.Clone(env.Rcpts)

@@ -4,7 +4,9 @@
 // mtactl talks to (-control, [gomta] control_socket), in one oklog/run group
 // until SIGINT or SIGTERM. SIGHUP (or mtactl reload) reloads the config and
 // fake DNS files (mta.Hosts.Reload): it never stops the daemon, and a bad new
-// config leaves the running one in place.
+// config leaves the running one in place. With -metrics ADDR or [gomta]
+// metrics_listen it also serves /metrics (Prometheus text format) from the
+// process's own registry, as one more actor of the group.
 package main
 
 import (
@@ -30,13 +32,14 @@ import (
 	"gomta/mta/config"
 	"gomta/mta/control"
 	"gomta/mta/control/ctlserver"
+	"gomta/session/metrics"
 )
 
 func main() { os.Exit(realMain(os.Args[1:], os.Stderr)) }
 
 type options struct {
 	config, fdns, name, data, logFormat, logLevel, genCert, pprof string
-	control                                                       string
+	control, metrics                                              string
 	smtpPort, popPort                                             int
 	dataSet, levelSet, version                                    bool
 }
@@ -54,6 +57,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error (without it, log_level of [gomta] applies and follows a reload)")
 	fs.StringVar(&o.fdns, "fdns", "", "fake DNS `FILE` with [MX] and [P] tables (added to the config's; default: none)")
 	fs.StringVar(&o.pprof, "pprof", "", "serve Go profiles on `ADDR` (loopback only, e.g. 127.0.0.1:6060) for go tool pprof (default: off)")
+	fs.StringVar(&o.metrics, "metrics", "", "serve Prometheus metrics at http://`ADDR`/metrics (IP:PORT; overrides metrics_listen of [gomta]; "+
+		"loopback such as 127.0.0.1:9100, or an address written out: 0.0.0.0:9100 for every one; default: off)")
 	fs.StringVar(&o.control, "control", "", "control socket `PATH` for mtactl (default: control_socket of [gomta], <data dir>/control.sock)")
 	fs.BoolVar(&o.version, "version", false, "print the version (module version and VCS revision) and exit")
 	fs.StringVar(&o.genCert, "gen-cert", "", "write a self-signed certificate (cert.pem, key.pem) for the config's servers into `DIR` and exit (default: off)")
@@ -113,8 +118,14 @@ func realMain(args []string, stderr io.Writer) int {
 	}
 	defer stopLog()
 	// From here on, an error sentence comes after the log lines before it.
-	stderr = logFirst{log: log, w: stderr}
+	return start(o, log, level, sigc, logFirst{log: log, w: stderr})
+}
 
+// start loads the config, builds the mail hosts, the control socket and the
+// optional profiler and metrics listeners, and runs them all until a stop
+// signal. It returns the exit code.
+func start(o *options, log *zap.Logger, level zap.AtomicLevel, sigc <-chan os.Signal, stderr io.Writer) int {
+	fail := func(code int, err error) int { fmt.Fprintln(stderr, "mtad:", err); return code }
 	cfg, err := config.Load(o.config, o.fdns)
 	if err != nil {
 		fmt.Fprintf(stderr, "mtad: bad configuration:\n%s\n", indent(err.Error()))
@@ -125,8 +136,7 @@ func realMain(args []string, stderr io.Writer) int {
 	}
 	servers, err := selectServers(cfg, o)
 	if err != nil {
-		fmt.Fprintln(stderr, "mtad:", err)
-		return 1
+		return fail(1, err)
 	}
 	applyFlags(cfg, o)
 	if !o.levelSet && cfg.LogLevel != "" {
@@ -134,23 +144,29 @@ func realMain(args []string, stderr io.Writer) int {
 		level.SetLevel(lvl)
 	}
 	logConfig(log, o, cfg)
-	var prof *pprofServer
+	var extra []actor
 	if o.pprof != "" {
-		if prof, err = newPprof(o.pprof); err != nil {
-			fmt.Fprintln(stderr, "mtad:", err)
-			return 2
+		prof, err := newPprof(o.pprof)
+		if err != nil {
+			return fail(2, err)
 		}
+		extra = append(extra, actor{prof.execute(log), prof.interrupt})
+	}
+	m, met, err := newMetrics(o.metrics, cfg, log)
+	if err != nil {
+		return fail(2, err)
+	}
+	if met != nil {
+		extra = append(extra, actor{met.execute(log), met.interrupt})
 	}
 	raiseFileLimit(log)
 	certs, err := mta.NewTLS(cfg, log)
 	if err != nil {
-		fmt.Fprintln(stderr, "mtad:", err)
-		return 1
+		return fail(1, err)
 	}
-	hosts, err := newHosts(cfg, servers, certs, log)
+	hosts, err := newHosts(cfg, servers, certs, log, m)
 	if err != nil {
-		fmt.Fprintln(stderr, "mtad:", err)
-		return 1
+		return fail(1, err)
 	}
 	ho := mta.HostsOptions{Load: func() (*config.Config, error) { return reloadConfig(o) }, TLS: certs, Logger: log}
 	if !o.levelSet {
@@ -162,10 +178,16 @@ func realMain(args []string, stderr io.Writer) int {
 		for _, h := range hosts {
 			h.Close()
 		}
-		fmt.Fprintln(stderr, "mtad:", err)
-		return 1
+		return fail(1, err)
 	}
-	return runHosts(cfg, hs, sigc, prof, ctl, log)
+	extra = append(extra, actor{ctl.Serve, func(error) { ctl.Close() }})
+	return runHosts(cfg, hs, sigc, log, extra...)
+}
+
+// actor is one block of the run group.
+type actor struct {
+	execute   func() error
+	interrupt func(error)
 }
 
 // applyFlags puts the command line's overrides into a loaded config.
@@ -223,14 +245,14 @@ func logConfig(log *zap.Logger, o *options, cfg *config.Config) {
 
 // newHosts builds the mail hosts of servers, opening their listeners; on an
 // error the listeners already open are closed.
-func newHosts(cfg *config.Config, servers []*config.Server, certs *mta.TLS, log *zap.Logger) ([]*mta.Host, error) {
+func newHosts(cfg *config.Config, servers []*config.Server, certs *mta.TLS, log *zap.Logger, m *metrics.Metrics) ([]*mta.Host, error) {
 	var tlsConf *tls.Config
 	if certs != nil {
 		tlsConf = certs.Config
 	}
 	var hosts []*mta.Host
 	for _, s := range servers {
-		h, err := mta.NewHost(cfg, s, mta.DataDir(cfg.DataDir, s), tlsConf, log)
+		h, err := mta.NewHost(cfg, s, mta.DataDir(cfg.DataDir, s), tlsConf, log, m)
 		if err != nil {
 			for _, h := range hosts {
 				h.Close()
@@ -245,13 +267,11 @@ func newHosts(cfg *config.Config, servers []*config.Server, certs *mta.TLS, log 
 // runHosts runs one run group with the signal actor, the profiler (nil:
 // none), the control socket and every host's actors until a signal or an
 // actor's end, and returns the exit code.
-func runHosts(cfg *config.Config, hs *mta.Hosts, sigc <-chan os.Signal, prof *pprofServer, ctl *ctlserver.Server,
-	log *zap.Logger) int {
+func runHosts(cfg *config.Config, hs *mta.Hosts, sigc <-chan os.Signal, log *zap.Logger, extra ...actor) int {
 	var g run.Group
 	g.Add(signalActor(sigc, hs.Reload, log))
-	g.Add(ctl.Serve, func(error) { ctl.Close() })
-	if prof != nil {
-		g.Add(prof.execute(log), prof.interrupt)
+	for _, a := range extra {
+		g.Add(a.execute, a.interrupt)
 	}
 	stop := mta.NewStop(mta.ShutdownGrace) // one deadline for every host's drain
 	hosts := hs.List()
@@ -267,7 +287,7 @@ func runHosts(cfg *config.Config, hs *mta.Hosts, sigc <-chan os.Signal, prof *pp
 			zap.Bool("tls", cfg.TLSCert != "" || cfg.TLSSelfSigned), zap.String("data_dir", mta.DataDir(cfg.DataDir, h.Server())))...)
 	}
 	log.Info("mtad started", zap.Int("hosts", len(hosts)), zap.String("resolver", cfg.Resolver),
-		zap.String("control_socket", ctl.Addr()),
+		zap.String("control_socket", cfg.ControlPath()),
 		zap.Strings("trusted_networks", cfg.TrustedNetworks))
 	err := g.Run()
 	if err != nil && !errors.Is(err, errSignal) {

@@ -135,6 +135,11 @@ type Settings struct {
 	AuthDelay           Duration `toml:"auth_delay"`             // delay after a failure, doubling
 	SessionTimeout      Duration `toml:"session_timeout"`        // whole SMTP session; 421 4.4.2 beyond
 
+	// MetricsListen is where /metrics (Prometheus text format) is served,
+	// "IP:PORT"; "" (the default) serves none. See CheckMetricsListen for
+	// the addresses allowed.
+	MetricsListen string `toml:"metrics_listen"`
+
 	trusted []netip.Prefix
 }
 

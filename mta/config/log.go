@@ -34,6 +34,7 @@ func (c *Config) LogFields() []zap.Field {
 		zap.Int("auth_failures", s.AuthFailures),
 		zap.Stringer("auth_window", s.AuthWindow),
 		zap.Stringer("auth_delay", s.AuthDelay),
+		zap.String("metrics_listen", s.MetricsListen),
 	}
 }
 

@@ -144,6 +144,11 @@ func (c *Config) validateSettings(p *problems) {
 	default:
 		p.add("[gomta] log_level %q: want \"debug\", \"info\", \"warn\" or \"error\"", c.LogLevel)
 	}
+	if c.MetricsListen != "" {
+		if err := CheckMetricsListen(c.MetricsListen); err != nil {
+			p.add("[gomta] metrics_listen: %v", err)
+		}
+	}
 	switch c.PlaintextAuth {
 	case "trusted", "always", "never":
 	default:

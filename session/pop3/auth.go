@@ -151,6 +151,7 @@ func (s *session) login(user, pass string) response {
 	if err != nil {
 		if isAuthFailure(err) {
 			a.Failed()
+			s.cfg.Metrics.AuthFailed()
 		}
 		return single(s.backendReply("login failed", err, replyAuthFailed))
 	}

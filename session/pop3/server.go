@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"gomta/session/limit"
+	"gomta/session/metrics"
 	"gomta/session/serve"
 )
 
@@ -46,6 +47,9 @@ type Config struct {
 	// Limiter, when set, limits connections and failed logins; it may be
 	// shared with other servers. nil = no limits.
 	Limiter *limit.Limiter
+	// Metrics counts sessions, TLS handshakes and failed logins; nil = not
+	// counted.
+	Metrics *metrics.Sessions
 }
 
 // Server accepts POP3 connections and runs one session goroutine per
@@ -78,7 +82,7 @@ func (s *Server) putBuf(b *[]byte) { s.bufs.Put(b) }
 func NewServer(cfg Config, be Backend) *Server {
 	cfg = cfg.withDefaults()
 	log := cfg.Logger.With(zap.String("proto", "pop3"), zap.String("host", cfg.Hostname))
-	s := &Server{be: be, log: log, shell: serve.New(log, cfg.Limiter)}
+	s := &Server{be: be, log: log, shell: serve.New(log, cfg.Limiter, cfg.Metrics)}
 	s.cfg.Store(&cfg)
 	return s
 }
@@ -98,11 +102,11 @@ func (c Config) withDefaults() Config {
 
 // Reconfigure makes cfg the configuration of the sessions that start from
 // now on; a session in progress keeps the one it started with. Hostname,
-// Logger and Limiter stay those given to NewServer (the accept loop and the
-// log lines hold them).
+// Logger, Limiter and Metrics stay those given to NewServer (the accept
+// loop and the log lines hold them).
 func (s *Server) Reconfigure(cfg Config) {
 	old := s.cfg.Load()
-	cfg.Hostname, cfg.Logger, cfg.Limiter = old.Hostname, old.Logger, old.Limiter
+	cfg.Hostname, cfg.Logger, cfg.Limiter, cfg.Metrics = old.Hostname, old.Logger, old.Limiter, old.Metrics
 	cfg = cfg.withDefaults()
 	s.cfg.Store(&cfg)
 }

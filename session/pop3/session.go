@@ -296,6 +296,7 @@ func (s *session) startTLS(tc *tls.Conn) error {
 	s.r.Reset(tc)
 	s.w.Reset(deadlineWriter{conn: tc, timeout: s.cfg.IdleTimeout})
 	s.tls = true
+	s.cfg.Metrics.TLS()
 	s.implicit = false
 	s.user = ""
 	st := tc.ConnectionState()

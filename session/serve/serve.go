@@ -23,6 +23,7 @@ import (
 	"go.uber.org/zap"
 
 	"gomta/session/limit"
+	"gomta/session/metrics"
 )
 
 // Session is one connection's protocol session as the shell drives it.
@@ -47,6 +48,7 @@ type NewSession func(nc net.Conn, refused error) Session
 type Shell struct {
 	log     *zap.Logger
 	limiter *limit.Limiter
+	counts  *metrics.Sessions // nil: not counted
 
 	// ctx is handed to backends; cancel ends it when Shutdown cuts or has
 	// drained every session.
@@ -62,9 +64,10 @@ type Shell struct {
 	isDrained bool
 }
 
-// New returns a shell that logs accept failures to log and admits
-// connections through lim (nil: no limits).
-func New(log *zap.Logger, lim *limit.Limiter) *Shell {
+// New returns a shell that logs accept failures to log, admits connections
+// through lim (nil: no limits) and counts its sessions in counts (nil: not
+// counted).
+func New(log *zap.Logger, lim *limit.Limiter, counts *metrics.Sessions) *Shell {
 	if log == nil {
 		log = zap.NewNop()
 	}
@@ -72,6 +75,7 @@ func New(log *zap.Logger, lim *limit.Limiter) *Shell {
 	return &Shell{
 		log:       log,
 		limiter:   lim,
+		counts:    counts,
 		ctx:       ctx,
 		cancel:    cancel,
 		listeners: map[net.Listener]struct{}{},
@@ -139,8 +143,12 @@ func (sh *Shell) admit(nc net.Conn, newSession NewSession) (Session, func(), boo
 }
 
 // run runs a tracked session, then gives its slot back and forgets it.
+// A session the limiter refused is counted too: it is a connection served
+// (with a refusal).
 func (sh *Shell) run(sess Session, release func()) {
+	sh.counts.Opened()
 	defer sh.untrack(sess)
+	defer sh.counts.Closed()
 	if release != nil {
 		defer release()
 	}

@@ -11,6 +11,8 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"gomta/session/limit"
+	"gomta/session/metrics"
+	"gomta/session/metrics/metricstest"
 )
 
 // fakeSession runs until it is woken or cut, telling started when it runs.
@@ -66,7 +68,7 @@ func dial(t *testing.T, addr string) net.Conn {
 
 func TestShutdownWakesAndDrains(t *testing.T) {
 	t.Parallel()
-	sh := New(zap.NewNop(), nil)
+	sh := New(zap.NewNop(), nil, nil)
 	addr, started, served := serveFake(t, sh)
 	dial(t, addr)
 	<-started
@@ -94,7 +96,7 @@ func (b *blockingSession) Cut()  { close(b.cut) }
 
 func TestShutdownCutsSessionInCommand(t *testing.T) {
 	t.Parallel()
-	sh := New(zap.NewNop(), nil)
+	sh := New(zap.NewNop(), nil, nil)
 	cc, sc := net.Pipe()
 	defer cc.Close()
 	sess := &blockingSession{nc: sc, started: make(chan struct{}), cut: make(chan struct{})}
@@ -121,7 +123,7 @@ func TestShutdownCutsSessionInCommand(t *testing.T) {
 func TestRefusedSessionRunsAndReleases(t *testing.T) {
 	t.Parallel()
 	lim := limit.New(limit.Config{MaxConns: 1})
-	sh := New(zap.NewNop(), lim)
+	sh := New(zap.NewNop(), lim, nil)
 	addr, started, _ := serveFake(t, sh)
 	dial(t, addr)
 	first := <-started
@@ -145,7 +147,7 @@ func TestRefusedSessionRunsAndReleases(t *testing.T) {
 func TestServeConnAfterShutdown(t *testing.T) {
 	t.Parallel()
 	lim := limit.New(limit.Config{MaxConns: 1})
-	sh := New(zap.NewNop(), lim)
+	sh := New(zap.NewNop(), lim, nil)
 	if err := sh.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -197,4 +199,28 @@ func TestRecoverLogsAndAnswers(t *testing.T) {
 	}
 	// No panic: nothing logged, no reply.
 	func() { defer Recover(zap.New(core), func() { t.Error("reply without a panic") }) }()
+}
+
+// Every session is counted opened when it runs and closed when it ends, a
+// refused one too; Shutdown returns once the open gauge is back to 0.
+func TestSessionsCounted(t *testing.T) {
+	t.Parallel()
+	m := metrics.New()
+	counts := m.Host("h").SMTP
+	sh := New(zap.NewNop(), limit.New(limit.Config{MaxConns: 1}), counts)
+	addr, started, _ := serveFake(t, sh)
+	dial(t, addr)
+	<-started
+	dial(t, addr)
+	<-started // refused: it ends at once
+	f := metricstest.Gather(t, m.Registry())
+	if n := f.Get(t, "gomta_sessions_total", "host", "h", "proto", "smtp"); n != 2 {
+		t.Errorf("sessions_total = %v, want 2", n)
+	}
+	if err := sh.Shutdown(context.Background()); err != nil {
+		t.Fatalf("Shutdown = %v", err)
+	}
+	if n := metricstest.Gather(t, m.Registry()).Get(t, "gomta_sessions_open", "host", "h", "proto", "smtp"); n != 0 {
+		t.Errorf("sessions_open after Shutdown = %v, want 0", n)
+	}
 }

@@ -74,6 +74,7 @@ func (s *session) checkPassword(user, pass string) (*Reply, error) {
 	}
 	if !s.cfg.Auth(s.ctx, user, pass) {
 		a.Failed()
+		s.cfg.Metrics.AuthFailed()
 		s.log.Info("authentication failed")
 		return replyAuthFailed, nil
 	}

@@ -66,6 +66,7 @@ func (s *session) data(arg string) (*Reply, error) {
 		return s.backendReply(err, zap.String("msg_id", id)), nil
 	}
 	committed = true
+	s.cfg.Metrics.Accepted(dr.n + int64(len(hdr)))
 	s.log.Info("message accepted", zap.String("msg_id", id), zap.String("mail_from", s.from),
 		zap.Strings("rcpt", s.rcpts), zap.Int64("bytes", dr.n+int64(len(hdr))),
 		zap.Int64("duration_ms", time.Since(start).Milliseconds()))

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"gomta/session/limit"
+	"gomta/session/metrics"
 	"gomta/session/serve"
 )
 
@@ -68,6 +69,9 @@ type Config struct {
 	// counting the one this server adds; 0 = default 100 (RFC 5321 §6.3).
 	// Beyond: 554 5.4.6 at the end of DATA (mail loop).
 	MaxReceived int
+	// Metrics counts sessions, replies by class, accepted messages, TLS
+	// handshakes and failed logins; nil = not counted.
+	Metrics *metrics.Sessions
 }
 
 func (c Config) withDefaults() Config {
@@ -130,7 +134,7 @@ type Server struct {
 // NewServer returns a server for cfg that asks be about every transaction.
 func NewServer(cfg Config, be Backend) *Server {
 	cfg = cfg.withDefaults()
-	s := &Server{be: be, shell: serve.New(cfg.Logger, cfg.Limiter)}
+	s := &Server{be: be, shell: serve.New(cfg.Logger, cfg.Limiter, cfg.Metrics)}
 	s.cfg.Store(&cfg)
 	s.chunks.New = func() any { return new([chunkSize]byte) }
 	s.writers.New = func() any { return bufio.NewWriterSize(nil, 4096) }
@@ -166,12 +170,12 @@ func (s *Server) sessionFor(implicitTLS bool) serve.NewSession {
 }
 
 // Reconfigure makes cfg the configuration of the sessions that start from
-// now on; a session in progress keeps the one it started with. Logger and
-// Limiter stay those given to NewServer: the accept loop holds them (the
-// Limiter has its own Reconfigure).
+// now on; a session in progress keeps the one it started with. Logger,
+// Limiter and Metrics stay those given to NewServer: the accept loop holds
+// them (the Limiter has its own Reconfigure).
 func (s *Server) Reconfigure(cfg Config) {
 	old := s.cfg.Load()
-	cfg.Logger, cfg.Limiter = old.Logger, old.Limiter
+	cfg.Logger, cfg.Limiter, cfg.Metrics = old.Logger, old.Limiter, old.Metrics
 	cfg = cfg.withDefaults()
 	s.cfg.Store(&cfg)
 }

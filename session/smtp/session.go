@@ -461,6 +461,7 @@ func isTimeout(err error) bool {
 // code; RFC 2034: the enhanced code on each line) into the write buffer. Lines
 // are flushed by flushIfIdle or flush.
 func (s *session) reply(r *Reply) error {
+	s.cfg.Metrics.Reply(r.Code)
 	lines := strings.Split(r.Text, "\n")
 	code := strconv.Itoa(r.Code)
 	bw := s.out()

@@ -61,6 +61,7 @@ func (s *session) handshake() error {
 		s.bw.Reset(tc)
 	}
 	s.conn.TLS = true
+	s.cfg.Metrics.TLS()
 	s.log.Info("TLS started")
 	return nil
 }
