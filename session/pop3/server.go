@@ -2,9 +2,7 @@ package pop3
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/tls"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -14,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"gomta/session/limit"
+	"gomta/session/logvocab"
 	"gomta/session/serve"
 )
 
@@ -82,7 +81,7 @@ func NewServer(cfg Config, be Backend) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
-	log := cfg.Logger.With(zap.String("proto", "pop3"), zap.String("host", cfg.Hostname))
+	log := cfg.Logger.With(zap.String(logvocab.Proto, logvocab.POP3), zap.String(logvocab.Host, cfg.Hostname))
 	return &Server{cfg: cfg, be: be, log: log, shell: serve.New(log, cfg.Limiter)}
 }
 
@@ -128,11 +127,4 @@ func (s *Server) sessionFor(conn net.Conn, refused error) serve.Session {
 // cut sessions to be gone.
 func (s *Server) Shutdown(ctx context.Context) error {
 	return s.shell.Shutdown(ctx)
-}
-
-// newSessionID returns a random 96-bit hex id for the session's log lines.
-func newSessionID() string {
-	var b [12]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }

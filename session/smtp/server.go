@@ -3,9 +3,7 @@ package smtp
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
 	"crypto/tls"
-	"encoding/base32"
 	"errors"
 	"net"
 	"os"
@@ -159,11 +157,4 @@ func (s *Server) sessionFor(implicitTLS bool) serve.NewSession {
 // when ctx is done (their backend context is cancelled too).
 func (s *Server) Shutdown(ctx context.Context) error {
 	return s.shell.Shutdown(ctx)
-}
-
-// sessionID returns a short random identifier for logs.
-func sessionID() string {
-	var b [10]byte
-	rand.Read(b[:]) // never fails (crypto/rand, Go ≥ 1.24)
-	return base32.StdEncoding.EncodeToString(b[:])
 }

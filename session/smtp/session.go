@@ -14,6 +14,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"gomta/session/logvocab"
 	"gomta/session/reply"
 	"gomta/session/serve"
 )
@@ -146,7 +147,7 @@ func (srv *Server) newSession(nc net.Conn) *session {
 		conn:  Peer{Remote: nc.RemoteAddr()},
 	}
 	s.errors.Max = cfg.MaxErrors
-	s.log = cfg.Logger.WithLazy(zap.String("proto", "smtp"), zap.String("session_id", sessionID()),
+	s.log = cfg.Logger.WithLazy(zap.String(logvocab.Proto, logvocab.SMTP), zap.String(logvocab.SessionID, serve.SessionID()),
 		zap.String("remote", addrString(nc.RemoteAddr())))
 	return s
 }
