@@ -22,6 +22,7 @@ import (
 	"gomta/queue"
 	"gomta/session/address"
 	"gomta/session/limit"
+	"gomta/session/logvocab"
 	"gomta/session/metrics"
 	"gomta/session/pop3"
 	"gomta/session/smtp"
@@ -105,13 +106,14 @@ func NewHost(cfg *config.Config, s *config.Server, dataDir string, tlsConf *tls.
 		Dir: filepath.Join(dataDir, "spool"), Host: s.Name, Workers: cfg.QueueWorkers,
 		MaxMessages: cfg.MaxQueue, Retry: cfg.RetryWaits(), RetryBase: retryBase, RetryMax: retryMax,
 		MaxLifetime: time.Duration(cfg.MaxQueueLifetime), DelayWarning: time.Duration(cfg.DelayWarning),
-		Logger:  base.With(zap.String("proto", "queue")),
+		Logger:  base.With(zap.String(logvocab.Proto, logvocab.Queue)),
 		Metrics: hm.Queue,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("host %s: %w", s.Name, err)
 	}
-	h.Mailboxes, err = mailbox.New(mailbox.Options{Root: filepath.Join(dataDir, "mail"), Users: hc.users(), Logger: log})
+	h.Mailboxes, err = mailbox.New(mailbox.Options{Root: filepath.Join(dataDir, "mail"), Users: hc.users(),
+		Logger: log.With(zap.String(logvocab.Proto, logvocab.Mailbox))})
 	if err != nil {
 		return nil, fmt.Errorf("host %s: %w", s.Name, err)
 	}
@@ -127,15 +129,17 @@ func NewHost(cfg *config.Config, s *config.Server, dataDir string, tlsConf *tls.
 	}
 	h.SMTPAddr, h.POP3Addr = h.smtpLn.Addr(), h.pop3Ln.Addr()
 	h.relay.set(h.newRelay(cfg))
+	dlog := log.With(zap.String(logvocab.Proto, logvocab.Delivery))
 	h.worker = &delivery.Worker{
 		Host: s.Name, MailDomain: mailDomain(s), Local: h.isLocal, Account: h.account, Mailboxes: h.Mailboxes, Relay: &h.relay,
-		MaxRelay: cfg.MaxRelayConnections, Logger: log.With(zap.String("proto", "delivery")),
+		MaxRelay: cfg.MaxRelayConnections, Logger: dlog,
 		Metrics: hm.Delivery,
 	}
+	// Mail to postmaster is delivered to this account (RFC 5321 §4.5.1).
 	if s.Postmaster != "" {
-		log.Info("postmaster account", zap.String("rcpt", s.Postmaster))
+		dlog.Info("postmaster account", zap.String(logvocab.Rcpt, s.Postmaster))
 	} else {
-		log.Warn("no postmaster account: the host has no account")
+		dlog.Warn("no postmaster account: the host has no account")
 	}
 	return h, nil
 }
@@ -216,10 +220,10 @@ func (h *Host) Actors(stop *Stop) []Actor {
 			go func() {
 				defer close(drained)
 				var wg sync.WaitGroup
-				for proto, f := range map[string]func(context.Context) error{"smtp": h.smtp.Shutdown, "pop3": h.pop3.Shutdown} {
+				for proto, f := range map[string]func(context.Context) error{logvocab.SMTP: h.smtp.Shutdown, logvocab.POP3: h.pop3.Shutdown} {
 					wg.Go(func() {
 						if err := f(ctx); err != nil {
-							h.log.Warn("shutdown cut open sessions", zap.String("proto", proto), zap.Error(err))
+							h.log.Warn("shutdown cut open sessions", zap.String(logvocab.Proto, proto), zap.Error(err))
 						}
 					})
 				}

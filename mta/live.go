@@ -12,6 +12,7 @@ import (
 	"gomta/delivery/relay"
 	"gomta/mta/config"
 	"gomta/session/address"
+	"gomta/session/logvocab"
 	"gomta/session/pop3"
 	"gomta/session/smtp"
 )
@@ -88,7 +89,7 @@ func (h *Host) pop3Config(cfg *config.Config, log *zap.Logger) pop3.Config {
 // newRelay builds the host's outbound SMTP with the fake DNS tables of cfg.
 func (h *Host) newRelay(cfg *config.Config) *relay.Relay {
 	res := &relay.Resolver{MX: cfg.MX, P: cfg.P, DNS: cfg.Resolver == "dns"}
-	return relay.New(res, relay.Options{LocalName: h.Name, Logger: h.log.With(zap.String("proto", "relay")),
+	return relay.New(res, relay.Options{LocalName: h.Name, Logger: h.log.With(zap.String(logvocab.Proto, logvocab.Relay)),
 		TLS: relayTLS(h.tls), Self: selfAddrs([]net.Listener{h.smtpLn, h.smtpsLn})})
 }
 

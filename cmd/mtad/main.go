@@ -32,6 +32,7 @@ import (
 	"gomta/mta/config"
 	"gomta/mta/control"
 	"gomta/mta/control/ctlserver"
+	"gomta/session/logvocab"
 	"gomta/session/metrics"
 )
 
@@ -207,7 +208,7 @@ func newControl(cfg *config.Config, file string, hs *mta.Hosts, log *zap.Logger)
 		file = "built-in default config"
 	}
 	opt := ctlserver.Options{Path: cfg.ControlPath(), ConfigFile: file, Reload: ctlserver.ReloadFunc(hs.Reload),
-		Logger: log.With(zap.String("proto", "control"))}
+		Logger: log.With(zap.String(logvocab.Proto, logvocab.Control))}
 	for _, h := range hs.List() {
 		opt.Hosts = append(opt.Hosts, ctlserver.Host{Name: h.Name, Queue: h.Queue, Listeners: h.ListenAddrs(), Sessions: h.Sessions})
 	}

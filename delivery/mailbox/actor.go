@@ -10,6 +10,8 @@ import (
 	"runtime/debug"
 
 	"go.uber.org/zap"
+
+	"gomta/session/logvocab"
 )
 
 // errPanic answers a request whose handling panicked; the actor goes on.
@@ -84,7 +86,7 @@ type actor struct {
 func newActor(s *Store, user, dir string) *actor {
 	return &actor{
 		s:    s,
-		log:  s.log.With(zap.String("rcpt", user)),
+		log:  s.log.With(zap.String(logvocab.User, user)),
 		user: user,
 		dir:  dir,
 		reqs: make(chan request),

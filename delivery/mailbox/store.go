@@ -46,6 +46,7 @@ import (
 	"go.uber.org/zap"
 
 	"gomta/session/address"
+	"gomta/session/logvocab"
 )
 
 // Errors returned by the Store.
@@ -195,7 +196,7 @@ func (s *Store) Deliver(ctx context.Context, user, bodyPath string) error {
 		err = fmt.Errorf("mailbox: %s is not a regular file", bodyPath)
 	}
 	if err != nil {
-		s.log.Warn("delivery failed", zap.String("rcpt", a.user), zap.Error(err))
+		s.log.Warn("delivery failed", zap.String(logvocab.User, a.user), zap.Error(err))
 		return err
 	}
 	size := fi.Size()
@@ -214,12 +215,12 @@ func (s *Store) Deliver(ctx context.Context, user, bodyPath string) error {
 	}
 	if err != nil {
 		if ctx.Err() == nil {
-			s.log.Warn("delivery failed", zap.String("rcpt", a.user), zap.Error(err))
+			s.log.Warn("delivery failed", zap.String(logvocab.User, a.user), zap.Error(err))
 		}
 		return err
 	}
 	s.log.Debug("message delivered",
-		zap.String("rcpt", a.user),
+		zap.String(logvocab.User, a.user),
 		zap.Int64("bytes", size),
 		zap.Int64("duration_ms", time.Since(start).Milliseconds()))
 	return nil

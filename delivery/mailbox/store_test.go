@@ -118,7 +118,7 @@ func TestDeliverLink(t *testing.T) {
 		t.Fatalf("%d 'message delivered' logs, want 1", len(entries))
 	}
 	f := entries[0].ContextMap()
-	if f["rcpt"] != user1 || f["bytes"] != int64(len(body)) {
+	if f["user"] != user1 || f["bytes"] != int64(len(body)) {
 		t.Errorf("log fields = %v", f)
 	}
 	if _, ok := f["duration_ms"]; !ok {

@@ -2,9 +2,7 @@ package pop3
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/tls"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -15,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"gomta/session/limit"
+	"gomta/session/logvocab"
 	"gomta/session/metrics"
 	"gomta/session/serve"
 )
@@ -81,7 +80,7 @@ func (s *Server) putBuf(b *[]byte) { s.bufs.Put(b) }
 // NewServer returns a Server answering from be.
 func NewServer(cfg Config, be Backend) *Server {
 	cfg = cfg.withDefaults()
-	log := cfg.Logger.With(zap.String("proto", "pop3"), zap.String("host", cfg.Hostname))
+	log := cfg.Logger.With(zap.String(logvocab.Proto, logvocab.POP3), zap.String(logvocab.Host, cfg.Hostname))
 	s := &Server{be: be, log: log, shell: serve.New(log, cfg.Limiter, cfg.Metrics)}
 	s.cfg.Store(&cfg)
 	return s
@@ -158,10 +157,3 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // Sessions is the number of POP3 sessions open now.
 func (s *Server) Sessions() int { return s.shell.Sessions() }
-
-// newSessionID returns a random 96-bit hex id for the session's log lines.
-func newSessionID() string {
-	var b [12]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}

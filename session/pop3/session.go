@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"gomta/session/dotstuff"
+	"gomta/session/logvocab"
 	"gomta/session/serve"
 )
 
@@ -85,7 +86,7 @@ func (s *Server) newSession(conn net.Conn) *session {
 		conn: conn,
 		r:    bufio.NewReader(conn),
 		w:    bufio.NewWriter(deadlineWriter{conn: conn, timeout: cfg.IdleTimeout}),
-		log: s.log.With(zap.String("session_id", newSessionID()),
+		log: s.log.With(zap.String(logvocab.SessionID, serve.SessionID()),
 			zap.String("remote", conn.RemoteAddr().String())),
 		ctx:       s.shell.Context(),
 		line:      make([]byte, 0, maxLine),
@@ -130,7 +131,7 @@ func (s *session) Run() {
 
 	if s.implicit {
 		if err := s.startTLS(s.conn.(*tls.Conn)); err != nil {
-			s.log.Info("tls handshake failed", zap.Error(err))
+			s.log.Info("TLS handshake failed", zap.Error(err))
 			return
 		}
 	}
@@ -246,7 +247,7 @@ func (s *session) upgrade() bool {
 		s.log.Info("input pipelined after STLS discarded", zap.Int("bytes", n))
 	}
 	if err := s.startTLS(tls.Server(s.raw, s.cfg.TLSConfig)); err != nil {
-		s.log.Info("tls handshake failed", zap.Error(err))
+		s.log.Info("TLS handshake failed", zap.Error(err))
 		return false
 	}
 	return true
@@ -300,7 +301,7 @@ func (s *session) startTLS(tc *tls.Conn) error {
 	s.implicit = false
 	s.user = ""
 	st := tc.ConnectionState()
-	s.log.Info("tls established",
+	s.log.Info("TLS started",
 		zap.String("tls_version", tls.VersionName(st.Version)),
 		zap.String("tls_cipher", tls.CipherSuiteName(st.CipherSuite)))
 	return nil

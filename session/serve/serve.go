@@ -5,7 +5,8 @@
 // waiting for a command, waits for every session to end, and cuts the
 // connections left when ctx is done. It also holds the two rules both
 // protocols apply inside a session: the error budget (Errors) and how a
-// recovered panic is logged (Recover).
+// recovered panic is logged (Recover); and the one format of the session ids
+// both log (SessionID).
 //
 // Invariants: every accepted connection either runs as a session or is closed
 // here; a limiter slot taken for a connection is given back exactly once,

@@ -6,6 +6,10 @@ import (
 	"errors"
 	"strings"
 	"time"
+
+	"go.uber.org/zap"
+
+	"gomta/session/logvocab"
 )
 
 // maxAuthLine bounds a line of an AUTH exchange, CRLF included: RFC 4954 §4
@@ -80,7 +84,7 @@ func (s *session) checkPassword(user, pass string) (*Reply, error) {
 	}
 	a.Succeeded()
 	s.conn.AuthUser = user
-	s.log.Info("authenticated") // the account name is no field of the log vocabulary
+	s.log.Info("authenticated", zap.String(logvocab.User, user))
 	return replyAuthOK, nil
 }
 

@@ -3,9 +3,7 @@ package smtp
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
 	"crypto/tls"
-	"encoding/base32"
 	"errors"
 	"net"
 	"os"
@@ -191,10 +189,3 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // Sessions is the number of SMTP sessions open now.
 func (s *Server) Sessions() int { return s.shell.Sessions() }
-
-// sessionID returns a short random identifier for logs.
-func sessionID() string {
-	var b [10]byte
-	rand.Read(b[:]) // never fails (crypto/rand, Go ≥ 1.24)
-	return base32.StdEncoding.EncodeToString(b[:])
-}

@@ -15,6 +15,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"gomta/session/logvocab"
 	"gomta/session/reply"
 	"gomta/session/serve"
 )
@@ -150,7 +151,7 @@ func (srv *Server) newSession(nc net.Conn) *session {
 	if cfg.MaxErrors == NoLimit {
 		s.errors.Max = math.MaxInt
 	}
-	s.log = cfg.Logger.WithLazy(zap.String("proto", "smtp"), zap.String("session_id", sessionID()),
+	s.log = cfg.Logger.WithLazy(zap.String(logvocab.Proto, logvocab.SMTP), zap.String(logvocab.SessionID, serve.SessionID()),
 		zap.String("remote", addrString(nc.RemoteAddr())))
 	return s
 }
