@@ -60,7 +60,7 @@ retry = ["1h", "1h", "1h"]
 		t.Fatal(err)
 	}
 	return &pair{t: t, cfg: path, ports: p, nearDir: filepath.Join(dir, "near"), farDir: filepath.Join(dir, "far"),
-		socket: filepath.Join(dir, "near", "control.sock"), transcript: &bytes.Buffer{}}
+		socket: filepath.Join(dir, "near", "exmail.qq.com", "control.sock"), transcript: &bytes.Buffer{}}
 }
 
 func (p *pair) startNear() {
@@ -262,6 +262,12 @@ func TestDropBounceAndExitCodes(t *testing.T) {
 	p.ctl("status")
 	if out, errOut, code := p.ctl("reload"); code != 0 || out != "reloaded: nothing changed\n" {
 		t.Fatalf("reload: exit %d %q %q", code, out, errOut)
+	}
+	// status says when the config in force was loaded: the reload's time.
+	out, _, _ = p.ctl("status", "-json")
+	var st2 control.Status
+	if err := json.Unmarshal([]byte(out), &st2); err != nil || !st2.ConfigLoaded.After(st.ConfigLoaded) {
+		t.Fatalf("config loaded %v before the reload, %v after: %v", st.ConfigLoaded, st2.ConfigLoaded, err)
 	}
 	// A bad config is refused whole: exit 1, every problem listed, and the
 	// daemon keeps serving with the old one.

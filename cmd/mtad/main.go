@@ -196,8 +196,13 @@ func applyFlags(cfg *config.Config, o *options) {
 	if o.dataSet {
 		cfg.DataDir = o.data
 	}
-	if o.control != "" {
+	switch {
+	case o.control != "":
 		cfg.ControlSocket = o.control
+	case cfg.ControlSocket == "" && o.name != "":
+		// One process per host (-n) on one data directory: one socket each,
+		// in the host's own folder.
+		cfg.ControlSocket = filepath.Join(mta.DataDir(cfg.DataDir, cfg.Server(o.name)), "control.sock")
 	}
 }
 
@@ -208,6 +213,7 @@ func newControl(cfg *config.Config, file string, hs *mta.Hosts, log *zap.Logger)
 		file = "built-in default config"
 	}
 	opt := ctlserver.Options{Path: cfg.ControlPath(), ConfigFile: file, Reload: ctlserver.ReloadFunc(hs.Reload),
+		Loaded: func() time.Time { _, at := hs.Config(); return at },
 		Logger: log.With(zap.String(logvocab.Proto, logvocab.Control))}
 	for _, h := range hs.List() {
 		opt.Hosts = append(opt.Hosts, ctlserver.Host{Name: h.Name, Queue: h.Queue, Listeners: h.ListenAddrs(), Sessions: h.Sessions})

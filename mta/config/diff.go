@@ -37,10 +37,14 @@ func orNone(v string) string {
 
 // restartKeys are the [gomta] keys a running daemon cannot change: where it
 // listens and keeps its data, and what its queues and workers were built
-// with (the retry schedule included: each queue holds its own copy). A reload reports a change to them and keeps the running value.
+// with (the retry schedule included: each queue holds its own copy), and
+// the process's own listeners (metrics, control socket). A reload reports a
+// change to them and keeps the running value.
 var restartKeys = map[string]bool{
 	"data_dir": true, "listen": true, "implicit_tls": true, "tls_self_signed": true,
 	"queue_workers": true, "max_queue": true, "max_relay_connections": true, "retry": true,
+	"retry_base": true, "retry_max": true, "max_queue_lifetime": true, "delay_warning": true,
+	"metrics_listen": true, "control_socket": true,
 }
 
 // NeedsRestart reports whether the [gomta] key cannot change while mtad runs.

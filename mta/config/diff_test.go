@@ -76,3 +76,20 @@ max_errors = 0
 		t.Error("KeepRunning undid a change that applies live")
 	}
 }
+
+// TestProcessAndScheduleKeysNeedARestart: what no running part can take
+// (each queue's schedule, the process's own listeners) is reported as
+// needing a restart, not as applied.
+func TestProcessAndScheduleKeysNeedARestart(t *testing.T) {
+	for _, k := range []string{"retry", "retry_base", "retry_max", "max_queue_lifetime", "delay_warning",
+		"metrics_listen", "control_socket", "listen", "data_dir"} {
+		if !NeedsRestart(k) {
+			t.Errorf("%s: a reload would claim to apply it", k)
+		}
+	}
+	for _, k := range []string{"max_errors", "trusted_networks", "auth_failures"} {
+		if NeedsRestart(k) {
+			t.Errorf("%s: a live key reported as needing a restart", k)
+		}
+	}
+}

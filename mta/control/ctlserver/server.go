@@ -21,6 +21,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -92,12 +93,14 @@ func Listen(opt Options) (*Server, error) {
 	if err := clearStale(opt.Path); err != nil {
 		return nil, err
 	}
+	// The socket is created 0600 (no window in which another user could
+	// connect): every command here is an operator's.
+	old := syscall.Umask(0o177)
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: opt.Path, Net: "unix"})
+	syscall.Umask(old)
 	if err != nil {
 		return nil, fmt.Errorf("control socket %s: %w", opt.Path, err)
 	}
-	// The data directory is 0750 already; 0600 keeps the group out too,
-	// since every command here is an operator's.
 	if err := os.Chmod(opt.Path, 0o600); err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("control socket %s: %w", opt.Path, err)
@@ -126,9 +129,14 @@ func clearStale(path string) error {
 	if st.Mode().Type() != fs.ModeSocket {
 		return fmt.Errorf("control socket %s: a file that is not a socket is in the way", path)
 	}
-	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+	c, err := net.DialTimeout("unix", path, time.Second)
+	if err == nil {
 		c.Close()
 		return fmt.Errorf("control socket %s: another mtad is running on it", path)
+	}
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		// A live daemon that is slow to accept is not stale.
+		return fmt.Errorf("control socket %s: cannot tell whether another mtad is running on it: %w", path, err)
 	}
 	if err := os.Remove(path); err != nil {
 		return fmt.Errorf("control socket %s: remove stale socket: %w", path, err)
