@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"time"
+
+	"gomta/session/metrics"
 )
 
 // ErrUnknown is the error of a control action on an id the queue does not
@@ -16,7 +18,7 @@ var ErrUnknown = errors.New("no such message in the queue")
 // Recipient states as the control API reports them.
 const (
 	RcptDeferred = "deferred" // waiting for its next attempt
-	RcptActive   = "active"   // an attempt is in progress
+	RcptActive   = "active"   // an attempt is in progress, or the first one is pending
 	RcptHeld     = "held"     // the message is held: never attempted until released
 	RcptFailed   = "failed"   // failed for good; its bounce waits to be queued
 )
@@ -145,10 +147,10 @@ func (q *Queue) Stats(ctx context.Context) (Stats, error) {
 		s.takeInbox()
 		for _, e := range s.entries {
 			st.Messages++
-			switch {
-			case e.busy:
+			switch stateOf(e) { // the states the metrics count, by the same rule
+			case metrics.StateActive:
 				st.Active++
-			case e.env.Held:
+			case metrics.StateHeld:
 				st.Held++
 			default:
 				st.Deferred++

@@ -37,13 +37,7 @@ func (e *entry) info(history bool) MessageInfo {
 	env := e.env
 	mi := MessageInfo{ID: env.ID, From: env.From, Size: env.Size, Arrival: env.Received, Attempts: env.Attempts,
 		Next: e.due, Held: env.Held, Busy: e.busy}
-	status := RcptDeferred
-	switch {
-	case e.busy:
-		status = RcptActive
-	case env.Held:
-		status = RcptHeld
-	}
+	status := stateOf(e) // the states the metrics count, by the same rule
 	for _, rcpt := range env.Rcpts {
 		l := env.last(rcpt)
 		mi.Recipients = append(mi.Recipients, RcptInfo{Address: rcpt, Status: status,
