@@ -116,7 +116,8 @@ func (w *Worker) Deliver(ctx context.Context, m *queue.Message) []queue.Result {
 					}
 				}
 			}()
-			out := w.Relay.Deliver(ctx, relay.Job{MsgID: m.ID, Domain: domain, From: m.From, Rcpts: rcpts, Open: m.Open})
+			out := w.Relay.Deliver(ctx, relay.Job{MsgID: m.ID, Domain: domain, From: m.From, Rcpts: rcpts, Open: m.Open,
+				Attempt: m.Attempt, Final: m.Final})
 			for i, r := range rcpts {
 				err := errors.New("relay: no result")
 				if i < len(out.Errs) {
