@@ -170,7 +170,7 @@ func (m maildrop) List() []pop3.MsgInfo {
 	l := m.s.List()
 	out := make([]pop3.MsgInfo, len(l))
 	for i, x := range l {
-		out[i] = pop3.MsgInfo{Size: x.Size, UID: x.UID}
+		out[i] = pop3.MsgInfo{Size: x.Size, UID: x.UID, MsgID: x.MsgID}
 	}
 	return out
 }
