@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap"
 
 	"gomta/delivery/dsn"
+	"gomta/delivery/mailbox"
 	"gomta/delivery/relay"
 	"gomta/queue"
 	"gomta/session/address"
@@ -28,9 +29,10 @@ import (
 	"gomta/session/reply"
 )
 
-// Mailboxes is the local store as delivery needs it (delivery/mailbox.Store).
+// Mailboxes is the local store as delivery needs it (delivery/mailbox.Store),
+// which logs each delivery.
 type Mailboxes interface {
-	Deliver(ctx context.Context, user, bodyPath string) error
+	Deliver(ctx context.Context, d mailbox.Delivery) error
 }
 
 // Relayer sends one message to every recipient of one remote domain and says
@@ -116,7 +118,8 @@ func (w *Worker) Deliver(ctx context.Context, m *queue.Message) []queue.Result {
 					}
 				}
 			}()
-			out := w.Relay.Deliver(ctx, relay.Job{MsgID: m.ID, Domain: domain, From: m.From, Rcpts: rcpts, Open: m.Open})
+			out := w.Relay.Deliver(ctx, relay.Job{MsgID: m.ID, Domain: domain, From: m.From, Rcpts: rcpts, Open: m.Open,
+				Attempt: m.Attempt, Final: m.Final})
 			for i, r := range rcpts {
 				err := errors.New("relay: no result")
 				if i < len(out.Errs) {
@@ -192,13 +195,11 @@ func (w *Worker) deliverLocal(ctx context.Context, log *zap.Logger, m *queue.Mes
 	if !ok {
 		return errNoMailbox
 	}
-	start := time.Now()
-	if err := w.Mailboxes.Deliver(ctx, user, m.BodyPath); err != nil {
+	d := mailbox.Delivery{User: user, Rcpt: rcpt, MsgID: m.ID, BodyPath: m.BodyPath}
+	if err := w.Mailboxes.Deliver(ctx, d); err != nil {
 		log.Warn("local delivery failed", zap.String("rcpt", rcpt), zap.Error(err))
 		return fmt.Errorf("mailbox %s: %w", user, err) // temporary: disk, shutdown
 	}
-	log.Info("delivered", zap.String("rcpt", rcpt), zap.String("mail_from", m.From),
-		zap.Int64("bytes", m.Size), zap.Int64("duration_ms", time.Since(start).Milliseconds()))
 	return nil
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"go.uber.org/zap/zaptest"
 
+	"gomta/delivery/mailbox"
 	"gomta/delivery/relay"
 	"gomta/queue"
 	"gomta/session/reply"
@@ -28,13 +29,13 @@ type fakeMailboxes struct {
 	fail error
 }
 
-func (f *fakeMailboxes) Deliver(_ context.Context, user, _ string) error {
+func (f *fakeMailboxes) Deliver(_ context.Context, d mailbox.Delivery) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.fail != nil {
 		return f.fail
 	}
-	f.got = append(f.got, user)
+	f.got = append(f.got, d.User)
 	return nil
 }
 

@@ -6,12 +6,9 @@ import (
 	"io"
 	"strings"
 
-	"go.uber.org/zap"
-
 	"gomta/delivery/mailbox"
 	"gomta/queue"
 	"gomta/session/address"
-	"gomta/session/logvocab"
 	"gomta/session/pop3"
 	"gomta/session/reply"
 	"gomta/session/smtp"
@@ -131,7 +128,7 @@ func (b smtpBackend) NewMessage(ctx context.Context, _ *smtp.Peer) (smtp.Message
 	if err != nil {
 		return nil, err
 	}
-	return &tracingDraft{Draft: d, envelope: b.h.envelope, log: b.h.log.With(zap.String(logvocab.Proto, logvocab.SMTP))}, nil
+	return &envelopeDraft{Draft: d, envelope: b.h.envelope}, nil
 }
 
 // pop3Backend authenticates a host's accounts and opens their mailboxes.
@@ -170,7 +167,7 @@ func (m maildrop) List() []pop3.MsgInfo {
 	l := m.s.List()
 	out := make([]pop3.MsgInfo, len(l))
 	for i, x := range l {
-		out[i] = pop3.MsgInfo{Size: x.Size, UID: x.UID}
+		out[i] = pop3.MsgInfo{Size: x.Size, UID: x.UID, MsgID: x.MsgID}
 	}
 	return out
 }

@@ -111,18 +111,3 @@ func TestPOP3Login(t *testing.T) {
 		}
 	}
 }
-
-func TestUpstreamID(t *testing.T) {
-	ours := "Received: from a (b [127.0.0.1])\r\n\tby gmail.com (gomta) with ESMTP id OURS;\r\n\tThu, 26 Nov 2026 15:00:00 +0000\r\n"
-	for _, c := range []struct{ head, want string }{
-		{ours + "Received: from c (d)\r\n\tby exmail.qq.com (gomta) with ESMTPS id 06h1gqm8ifuj62nc0rtg\r\n\tfor <x@y>;\r\n\tdate\r\nSubject: s\r\n\r\nbody", "06h1gqm8ifuj62nc0rtg"},
-		{ours + "Subject: no upstream\r\n\r\nReceived: in the body id NOTME", ""},
-		{ours + "Received: from c by d with SMTP; date\r\n\r\n", ""},
-		{ours + "Received: by postfix.example (Postfix) id <4F1A2>;\r\n x\r\n\r\n", "4F1A2"},
-		{"Subject: nothing\r\n\r\n", ""},
-	} {
-		if got := upstreamID([]byte(c.head)); got != c.want {
-			t.Errorf("upstreamID(%q) = %q, want %q", c.head, got, c.want)
-		}
-	}
-}

@@ -112,7 +112,7 @@ func realMain(args []string, stderr io.Writer) int {
 		fmt.Println(control.Version())
 		return 0
 	}
-	log, level, stopLog, err := newLogger(o.logFormat, o.logLevel)
+	log, level, stopLog, err := newLogger(o.logFormat, o.logLevel, os.Stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "mtad:", err)
 		return 2
@@ -397,36 +397,47 @@ func (l logFirst) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
-// newLogger builds the daemon's logger on stderr and returns the function
-// that writes out what is buffered and stops the flusher.
-func newLogger(format, level string) (*zap.Logger, zap.AtomicLevel, func(), error) {
+// newLogger builds the daemon's logger on w (stderr) and returns the
+// function that writes out what is buffered and stops the flusher.
+func newLogger(format, level string, w io.Writer) (*zap.Logger, zap.AtomicLevel, func(), error) {
 	lvl, err := zapcore.ParseLevel(level)
 	if err != nil {
 		return nil, zap.AtomicLevel{}, nil, fmt.Errorf("-log-level: %w", err)
 	}
-	var enc zapcore.Encoder
-	var opts []zap.Option
+	enc, err := logEncoder(format)
+	if err != nil {
+		return nil, zap.AtomicLevel{}, nil, err
+	}
+	ws := &zapcore.BufferedWriteSyncer{WS: zapcore.AddSync(w), Size: logBuffer, FlushInterval: logFlush}
+	opts := []zap.Option{zap.ErrorOutput(zapcore.Lock(zapcore.AddSync(w)))}
+	if format == "json" {
+		opts = append(opts, zap.AddStacktrace(zapcore.ErrorLevel))
+	}
+	al := zap.NewAtomicLevelAt(lvl)
+	log := zap.New(zapcore.NewCore(enc, ws, al), opts...)
+	return log, al, func() { _ = ws.Stop() }, nil
+}
+
+// logEncoder is the encoder of a -log-format. Neither format writes the
+// source file and line ("caller"): the constant message and the
+// component's fields say where a line comes from, and runtime.Callers on
+// every line costs CPU under load. JSON lines carry "ts" in RFC 3339 with
+// nanoseconds, one object per line.
+func logEncoder(format string) (zapcore.Encoder, error) {
 	switch format {
 	case "json":
 		ec := zap.NewProductionEncoderConfig()
 		ec.TimeKey = "ts"
 		ec.EncodeTime = zapcore.RFC3339NanoTimeEncoder
-		// No "caller": the constant message and the component's fields say
-		// where a line comes from, and runtime.Callers on every line cost
-		// ~3 % of the daemon's CPU under load (pprof, issue 4).
-		enc = zapcore.NewJSONEncoder(ec)
-		opts = append(opts, zap.AddStacktrace(zapcore.ErrorLevel))
+		ec.CallerKey = zapcore.OmitKey
+		return zapcore.NewJSONEncoder(ec), nil
 	case "console":
-		enc = zapcore.NewConsoleEncoder(zap.NewDevelopmentEncoderConfig())
-		opts = append(opts, zap.AddCaller())
-	default:
-		return nil, zap.AtomicLevel{}, nil, fmt.Errorf("-log-format %q: want json or console", format)
+		ec := zap.NewDevelopmentEncoderConfig()
+		ec.CallerKey = zapcore.OmitKey
+		ec.EncodeTime = zapcore.RFC3339NanoTimeEncoder
+		return zapcore.NewConsoleEncoder(ec), nil
 	}
-	ws := &zapcore.BufferedWriteSyncer{WS: zapcore.AddSync(os.Stderr), Size: logBuffer, FlushInterval: logFlush}
-	opts = append(opts, zap.ErrorOutput(zapcore.Lock(os.Stderr)))
-	al := zap.NewAtomicLevelAt(lvl)
-	log := zap.New(zapcore.NewCore(enc, ws, al), opts...)
-	return log, al, func() { _ = ws.Stop() }, nil
+	return nil, fmt.Errorf("-log-format %q: want json or console", format)
 }
 
 func indent(s string) string { return "  " + strings.ReplaceAll(s, "\n", "\n  ") }

@@ -27,8 +27,9 @@ type request interface {
 // deliverReq publishes a message into new/: a hard link of src, or tmp/<name>
 // renamed when src is "" (the copy path).
 type deliverReq struct {
-	name  string // unique name in new/ (and in tmp/ when src is "")
+	name  string // unique name in new/ (and in tmp/ when src is ""); the name published once answered
 	src   string // committed spool file to hard-link into new/; "" = rename tmp/name
+	msgID string // for a fresh name when name is taken
 	size  int64
 	reply chan error
 }
@@ -223,7 +224,7 @@ func (a *actor) link(d *deliverReq, newDir string) error {
 		if err = a.s.link(d.src, filepath.Join(newDir, d.name)); !errors.Is(err, fs.ErrExist) {
 			break
 		}
-		d.name = a.s.newName(d.size)
+		d.name = a.s.newName(d.msgID, d.size)
 	}
 	switch {
 	case err == nil:

@@ -16,13 +16,13 @@ func TestAddWhileRunning(t *testing.T) {
 	s := startStore(t, zaptest.NewLogger(t), user1)
 	ctx := context.Background()
 	const user2 = "new@mail.sustech.edu.cn"
-	if err := s.Deliver(ctx, user2, spool(t, t.TempDir(), "m0", "x\r\n")); !errors.Is(err, ErrNoUser) {
+	if err := s.Deliver(ctx, Delivery{User: user2, BodyPath: spool(t, t.TempDir(), "m0", "x\r\n")}); !errors.Is(err, ErrNoUser) {
 		t.Fatalf("Deliver before Add: %v, want ErrNoUser", err)
 	}
 	if err := s.Add([]string{"USR1@mail.sustech.edu.cn", user2}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Deliver(ctx, user2, spool(t, t.TempDir(), "m1", msgBody(1))); err != nil {
+	if err := s.Deliver(ctx, Delivery{User: user2, BodyPath: spool(t, t.TempDir(), "m1", msgBody(1))}); err != nil {
 		t.Fatalf("Deliver after Add: %v", err)
 	}
 	ss := mustOpen(t, s, user2)

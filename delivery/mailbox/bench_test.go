@@ -59,7 +59,7 @@ func BenchmarkDeliver(b *testing.B) {
 						if bc.nogroup {
 							alone.Lock()
 						}
-						err := s.Deliver(context.Background(), user1, srcs[i%int64(len(srcs))])
+						err := s.Deliver(context.Background(), Delivery{User: user1, BodyPath: srcs[i%int64(len(srcs))]})
 						if bc.nogroup {
 							alone.Unlock()
 						}

@@ -74,18 +74,56 @@ func escapeHost(h string) string {
 	return r.Replace(h)
 }
 
-// uniqueName builds a Maildir unique name for one delivery:
+// uniqueName builds a Maildir unique name for one delivery of message
+// msgID:
 //
-//	<sec>.M<usec>P<pid>Q<counter>R<random>.<host>,S=<size>
+//	<sec>.M<usec>P<pid>Q<counter>R<msg_id>.<host>,S=<size>
 //
 // M, P, Q and R are the modern spec's fields; R (random) keeps two Stores of
-// one process, or two processes reusing a pid, apart. ",S=" is the size
-// extension Dovecot and others read to list without a stat.
-func uniqueName(now time.Time, pid int, counter uint64, host string, size int64) string {
-	var rnd [4]byte
-	_, _ = rand.Read(rnd[:]) // crypto/rand.Read never fails (Go 1.24+)
+// one process, or two processes reusing a pid, apart. The queue's msg_id
+// holds 32 random bits, so it serves as R and names the message for POP3's
+// logs (msgIDOf); an msgID not of the queue's shape gets 32 random bits in
+// hex instead. ",S=" is the size extension Dovecot and others read to list
+// without a stat.
+func uniqueName(now time.Time, pid int, counter uint64, msgID, host string, size int64) string {
+	r := msgID
+	if !isMsgID(r) {
+		var rnd [4]byte
+		_, _ = rand.Read(rnd[:]) // crypto/rand.Read never fails (Go 1.24+)
+		r = hex.EncodeToString(rnd[:])
+	}
 	return fmt.Sprintf("%d.M%06dP%dQ%dR%s.%s,S=%d",
-		now.Unix(), now.Nanosecond()/1000, pid, counter, hex.EncodeToString(rnd[:]), host, size)
+		now.Unix(), now.Nanosecond()/1000, pid, counter, r, host, size)
+}
+
+// msgIDLen is the length of the queue's ids: 20 characters of lower-case
+// base32hex. The random R of other names (8 hex digits here, other lengths
+// elsewhere) is never taken for one.
+const msgIDLen = 20
+
+// isMsgID reports whether s has the shape of a queue msg_id.
+func isMsgID(s string) bool {
+	if len(s) != msgIDLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'v') {
+			return false
+		}
+	}
+	return true
+}
+
+// msgIDOf is the msg_id a unique name carries in its R field ("" when it
+// carries none: a name of an older version or of another tool).
+func msgIDOf(base string) string {
+	_, rest, _ := strings.Cut(base, ".")
+	mid, _, _ := strings.Cut(rest, ".")
+	i := strings.LastIndexByte(mid, 'R')
+	if i < 0 || !isMsgID(mid[i+1:]) {
+		return ""
+	}
+	return mid[i+1:]
 }
 
 // baseName is the unique name: the file name without the ":2,..." info.
@@ -166,11 +204,11 @@ type entry struct {
 // copyToTmp puts an fsync'd copy of the committed spool file src into
 // dir/tmp under a fresh unique name (the path taken when src cannot be
 // hard-linked into the mailbox) and returns the name.
-func (s *Store) copyToTmp(dir, src string, size int64) (name string, err error) {
+func (s *Store) copyToTmp(dir, src, msgID string, size int64) (name string, err error) {
 	// A name collision is practically impossible (counter + random), but a
 	// retry is cheap and bounded.
 	for range 3 {
-		name = s.newName(size)
+		name = s.newName(msgID, size)
 		if err = copyFile(src, filepath.Join(dir, dirTmp, name)); !errors.Is(err, fs.ErrExist) {
 			break
 		}
@@ -181,9 +219,9 @@ func (s *Store) copyToTmp(dir, src string, size int64) (name string, err error) 
 	return name, nil
 }
 
-// newName is a fresh unique name for a message of size octets.
-func (s *Store) newName(size int64) string {
-	return uniqueName(time.Now(), s.pid, s.counter.Add(1), s.host, size)
+// newName is a fresh unique name for message msgID of size octets.
+func (s *Store) newName(msgID string, size int64) string {
+	return uniqueName(time.Now(), s.pid, s.counter.Add(1), msgID, s.host, size)
 }
 
 // copyFile copies src to a new file dst (O_EXCL, 0600) and fsyncs it.
@@ -257,7 +295,7 @@ func snapshot(dir string) (list []entry, moved bool, err error) {
 		}
 		list = append(list, entry{
 			dir: curDir, file: n, base: base, key: parseOrder(base),
-			info: Info{Size: size, UID: popUID(base)},
+			info: Info{Size: size, UID: popUID(base), MsgID: msgIDOf(base)},
 		})
 	}
 	sort.Slice(list, func(i, j int) bool {

@@ -14,6 +14,9 @@ import (
 type Info struct {
 	Size int64  // exact octets (the file size; CRLF line endings as delivered)
 	UID  string // unique id for POP3 UIDL (RFC 1939 §7), stable across sessions
+	// MsgID is the queue's msg_id of the message, read from its file name;
+	// "" for a message delivered by another tool or an older version.
+	MsgID string
 }
 
 // Session is one POP3 session's hold on a mailbox: the lock and a listing

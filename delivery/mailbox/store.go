@@ -13,6 +13,10 @@
 //     where linking fails, an fsync'd copy is staged in tmp/ and the actor
 //     renames it into new/. Then new/ is fsync'd: deliveries that queue up at
 //     the actor at once share one directory fsync (group commit).
+//   - A message's unique name carries its queue msg_id (in the R field,
+//     which the msg_id's random bits fill), so that a POP3 session can name
+//     the message it serves (Info.MsgID); the delivery is logged once
+//     durable, as "message delivered" with the file name.
 //   - Messages are stored byte for byte as given — the spool's CRLF line
 //     endings included — so a message's POP3 size (RFC 1939 LIST) is its file
 //     size, recorded in the unique name as ",S=<size>" and read from there.
@@ -179,12 +183,23 @@ func (s *Store) actor(user string) (*actor, error) {
 	return a, nil
 }
 
-// Deliver stores the committed spool file at bodyPath (left untouched) as a
-// new message for user. It returns nil only when the message is durable.
-// When ctx ends first, the message may still be delivered (at-least-once).
-func (s *Store) Deliver(ctx context.Context, user, bodyPath string) error {
+// Delivery is one message for one mailbox.
+type Delivery struct {
+	User     string // the account: the mailbox owner
+	Rcpt     string // the recipient as queued, for the log
+	MsgID    string // the queue's msg_id: in the log and in the file name
+	BodyPath string // the committed spool file, left untouched
+}
+
+// Deliver stores the committed spool file at d.BodyPath as a new message
+// for d.User, under a name that carries d.MsgID. It returns nil only when
+// the message is durable, and then logs "message delivered" with the file
+// name. When ctx ends first, the message may still be delivered
+// (at-least-once).
+func (s *Store) Deliver(ctx context.Context, d Delivery) error {
 	start := time.Now()
-	a, err := s.actor(user)
+	bodyPath := d.BodyPath
+	a, err := s.actor(d.User)
 	if err != nil {
 		return err
 	}
@@ -196,31 +211,37 @@ func (s *Store) Deliver(ctx context.Context, user, bodyPath string) error {
 		err = fmt.Errorf("mailbox: %s is not a regular file", bodyPath)
 	}
 	if err != nil {
-		s.log.Warn("delivery failed", zap.String(logvocab.User, a.user), zap.Error(err))
+		s.log.Warn("delivery failed", zap.String("msg_id", d.MsgID), zap.String(logvocab.User, a.user), zap.Error(err))
 		return err
 	}
 	size := fi.Size()
 	// First choice: the actor hard-links the spool file straight into new/
 	// (zero copy; the spool made the content durable and the link is atomic).
-	err = s.publish(ctx, a, &deliverReq{name: s.newName(size), src: bodyPath, size: size})
+	req := &deliverReq{name: s.newName(d.MsgID, size), src: bodyPath, msgID: d.MsgID, size: size}
+	err = s.publish(ctx, a, req)
 	var le *linkError
 	if errors.As(err, &le) {
 		// EXDEV, EPERM (protected_hardlinks), a file system without links...:
 		// an fsync'd copy staged in tmp/ (in parallel with other deliveries:
 		// it touches no mailbox state), which the actor renames into new/.
 		var name string
-		if name, err = s.copyToTmp(a.dir, bodyPath, size); err == nil {
-			err = s.publish(ctx, a, &deliverReq{name: name, size: size})
+		if name, err = s.copyToTmp(a.dir, bodyPath, d.MsgID, size); err == nil {
+			req = &deliverReq{name: name, msgID: d.MsgID, size: size}
+			err = s.publish(ctx, a, req)
 		}
 	}
 	if err != nil {
 		if ctx.Err() == nil {
-			s.log.Warn("delivery failed", zap.String(logvocab.User, a.user), zap.Error(err))
+			s.log.Warn("delivery failed", zap.String("msg_id", d.MsgID), zap.String(logvocab.User, a.user), zap.Error(err))
 		}
 		return err
 	}
-	s.log.Debug("message delivered",
+	// req.name is the name published: the actor wrote it before answering.
+	s.log.Info("message delivered",
+		zap.String("msg_id", d.MsgID),
 		zap.String(logvocab.User, a.user),
+		zap.String(logvocab.Rcpt, d.Rcpt),
+		zap.String("file", req.name),
 		zap.Int64("bytes", size),
 		zap.Int64("duration_ms", time.Since(start).Milliseconds()))
 	return nil

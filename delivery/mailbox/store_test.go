@@ -94,7 +94,7 @@ func TestDeliverLink(t *testing.T) {
 	s := startStore(t, zap.New(core), user1)
 	body := msgBody(3)
 	src := spool(t, t.TempDir(), "m1", body)
-	if err := s.Deliver(context.Background(), user1, src); err != nil {
+	if err := s.Deliver(context.Background(), Delivery{User: user1, BodyPath: src}); err != nil {
 		t.Fatalf("Deliver: %v", err)
 	}
 	newDir := filepath.Join(s.root, user1, dirNew)
@@ -136,7 +136,7 @@ func TestDeliverCopyWhenLinkFails(t *testing.T) {
 	}
 	body := msgBody(5)
 	src := spool(t, t.TempDir(), "m1", body)
-	if err := s.Deliver(context.Background(), user1, src); err != nil {
+	if err := s.Deliver(context.Background(), Delivery{User: user1, BodyPath: src}); err != nil {
 		t.Fatalf("Deliver: %v", err)
 	}
 	if links != 1 {
@@ -171,7 +171,7 @@ func TestDeliverCopyWhenLinkFails(t *testing.T) {
 func TestDeliverMissingBody(t *testing.T) {
 	t.Parallel()
 	s := startStore(t, zaptest.NewLogger(t), user1)
-	if err := s.Deliver(context.Background(), user1, filepath.Join(t.TempDir(), "nope")); err == nil {
+	if err := s.Deliver(context.Background(), Delivery{User: user1, BodyPath: filepath.Join(t.TempDir(), "nope")}); err == nil {
 		t.Fatal("Deliver of a missing file succeeded")
 	}
 	if got := names(t, filepath.Join(s.root, user1, dirNew)); len(got) != 0 {
@@ -186,7 +186,7 @@ func TestOpenSizesAndStableUIDs(t *testing.T) {
 	var bodies []string
 	for i := range 3 {
 		bodies = append(bodies, msgBody(i+1))
-		if err := s.Deliver(context.Background(), user1, spool(t, dir, fmt.Sprint(i), bodies[i])); err != nil {
+		if err := s.Deliver(context.Background(), Delivery{User: user1, BodyPath: spool(t, dir, fmt.Sprint(i), bodies[i])}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -232,7 +232,7 @@ func TestOpenSizesAndStableUIDs(t *testing.T) {
 func TestUIDSurvivesFlagChange(t *testing.T) {
 	t.Parallel()
 	s := startStore(t, zaptest.NewLogger(t), user1)
-	if err := s.Deliver(context.Background(), user1, spool(t, t.TempDir(), "m", msgBody(1))); err != nil {
+	if err := s.Deliver(context.Background(), Delivery{User: user1, BodyPath: spool(t, t.TempDir(), "m", msgBody(1))}); err != nil {
 		t.Fatal(err)
 	}
 	ss := mustOpen(t, s, user1)
@@ -288,7 +288,7 @@ func TestCommitDeletesOnlyMarked(t *testing.T) {
 	s := startStore(t, zaptest.NewLogger(t), user1)
 	dir := t.TempDir()
 	for i := range 4 {
-		if err := s.Deliver(context.Background(), user1, spool(t, dir, fmt.Sprint(i), msgBody(i))); err != nil {
+		if err := s.Deliver(context.Background(), Delivery{User: user1, BodyPath: spool(t, dir, fmt.Sprint(i), msgBody(i))}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -317,7 +317,7 @@ func TestCommitDeletesOnlyMarked(t *testing.T) {
 func TestCommitBadIndexReleasesLock(t *testing.T) {
 	t.Parallel()
 	s := startStore(t, zaptest.NewLogger(t), user1)
-	if err := s.Deliver(context.Background(), user1, spool(t, t.TempDir(), "m", msgBody(1))); err != nil {
+	if err := s.Deliver(context.Background(), Delivery{User: user1, BodyPath: spool(t, t.TempDir(), "m", msgBody(1))}); err != nil {
 		t.Fatal(err)
 	}
 	ss := mustOpen(t, s, user1)
@@ -335,7 +335,7 @@ func TestCloseDeletesNothing(t *testing.T) {
 	t.Parallel()
 	s := startStore(t, zaptest.NewLogger(t), user1)
 	for i := range 2 {
-		if err := s.Deliver(context.Background(), user1, spool(t, t.TempDir(), "m", msgBody(i))); err != nil {
+		if err := s.Deliver(context.Background(), Delivery{User: user1, BodyPath: spool(t, t.TempDir(), "m", msgBody(i))}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -357,11 +357,11 @@ func TestDeliveryDuringSession(t *testing.T) {
 	s := startStore(t, zaptest.NewLogger(t), user1)
 	ctx := context.Background()
 	dir := t.TempDir()
-	if err := s.Deliver(ctx, user1, spool(t, dir, "a", msgBody(1))); err != nil {
+	if err := s.Deliver(ctx, Delivery{User: user1, BodyPath: spool(t, dir, "a", msgBody(1))}); err != nil {
 		t.Fatal(err)
 	}
 	ss := mustOpen(t, s, user1)
-	if err := s.Deliver(ctx, user1, spool(t, dir, "b", msgBody(2))); err != nil {
+	if err := s.Deliver(ctx, Delivery{User: user1, BodyPath: spool(t, dir, "b", msgBody(2))}); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(ss.List()); n != 1 {
@@ -389,7 +389,7 @@ func TestConcurrentDeliver(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
 	for range n {
-		wg.Go(func() { errs <- s.Deliver(context.Background(), user1, src) })
+		wg.Go(func() { errs <- s.Deliver(context.Background(), Delivery{User: user1, BodyPath: src}) })
 	}
 	wg.Wait()
 	close(errs)
@@ -475,7 +475,7 @@ func TestUnknownUser(t *testing.T) {
 	t.Parallel()
 	s := startStore(t, zaptest.NewLogger(t), user1)
 	ctx := context.Background()
-	if err := s.Deliver(ctx, "nobody@x", spool(t, t.TempDir(), "m", "x\r\n")); !errors.Is(err, ErrNoUser) {
+	if err := s.Deliver(ctx, Delivery{User: "nobody@x", BodyPath: spool(t, t.TempDir(), "m", "x\r\n")}); !errors.Is(err, ErrNoUser) {
 		t.Errorf("Deliver: %v, want ErrNoUser", err)
 	}
 	if _, err := s.Open(ctx, "nobody@x"); !errors.Is(err, ErrNoUser) {
@@ -491,7 +491,7 @@ func TestCanceledContexts(t *testing.T) {
 	if _, err := s.Open(canceled, user1); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Open(canceled): %v", err)
 	}
-	if err := s.Deliver(canceled, user1, spool(t, t.TempDir(), "m", "x\r\n")); !errors.Is(err, context.Canceled) {
+	if err := s.Deliver(canceled, Delivery{User: user1, BodyPath: spool(t, t.TempDir(), "m", "x\r\n")}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Deliver(canceled): %v", err)
 	}
 	for _, d := range []string{dirTmp, dirNew, dirCur} {
@@ -531,7 +531,7 @@ func TestStoppedStore(t *testing.T) {
 	if _, err := s.Open(context.Background(), user1); !errors.Is(err, ErrClosed) {
 		t.Errorf("Open after stop: %v, want ErrClosed", err)
 	}
-	if err := s.Deliver(context.Background(), user1, spool(t, t.TempDir(), "m", "x\r\n")); !errors.Is(err, ErrClosed) {
+	if err := s.Deliver(context.Background(), Delivery{User: user1, BodyPath: spool(t, t.TempDir(), "m", "x\r\n")}); !errors.Is(err, ErrClosed) {
 		t.Errorf("Deliver after stop: %v, want ErrClosed", err)
 	}
 	ss.Close() // returns although no actor runs
@@ -556,7 +556,7 @@ func TestActorSurvivesPanic(t *testing.T) {
 	if n := logs.FilterMessage("mailbox actor panic").Len(); n != 1 {
 		t.Errorf("%d panic logs, want 1", n)
 	}
-	if err := s.Deliver(context.Background(), user1, spool(t, t.TempDir(), "m", "x\r\n")); err != nil {
+	if err := s.Deliver(context.Background(), Delivery{User: user1, BodyPath: spool(t, t.TempDir(), "m", "x\r\n")}); err != nil {
 		t.Fatalf("Deliver after panic: %v", err)
 	}
 }

@@ -8,8 +8,12 @@
 // only when the next MTA accepted the message for that recipient (2xx at the
 // end of DATA); a *reply.Reply when the remote refused. Whether a result is
 // worth another try is session/reply's Temporary, in one place (a resolution
-// miss answers through ResolveError.Permanent). Message bodies are never
-// logged.
+// miss answers through ResolveError.Permanent). Each recipient's result is
+// logged once per attempt, as relay delivered, relay deferred or relay
+// bounced (as the queue will take it), with the mail exchanger's name, the
+// address the connection reached (mx_addr) and the far side's reply
+// (remote_reply, which names its queue id on success). Message bodies are
+// never logged.
 package relay
 
 import (
@@ -76,17 +80,26 @@ func New(r *Resolver, opt Options) *Relay {
 // Outcome is what Deliver reports: one result per recipient and the mail
 // exchanger that gave them ("" when none was reached).
 type Outcome struct {
-	MX   string
-	Errs []error
+	MX     string
+	MXAddr string // the ip:port the last connection reached; "" when none was made
+	// Reply is the mail exchanger's final reply to the message when it took
+	// it ("250 2.0.0 OK queued as ..."); nil otherwise.
+	Reply *reply.Reply
+	Errs  []error
 }
 
 // Job is one relay transaction: one message to every recipient of one
 // domain, over one connection.
 type Job struct {
-	MsgID  string   // for logs
-	Domain string   // the recipients' domain, folded (address.Domain)
-	From   string   // the reverse-path; "" for a bounce
-	Rcpts  []string // all of Domain
+	MsgID  string // for logs
+	Domain string // the recipients' domain, folded (address.Domain)
+	// Attempt is the queue's attempt number, and Final tells that the queue
+	// bounces what this attempt leaves undelivered: they decide whether a
+	// failed recipient is logged as deferred or bounced.
+	Attempt int
+	Final   bool
+	From    string   // the reverse-path; "" for a bounce
+	Rcpts   []string // all of Domain
 	// Open gives the body; it is called again for each target tried.
 	Open func() (io.ReadCloser, error)
 }
@@ -99,14 +112,14 @@ type Job struct {
 // field of a bounce.
 func (rl *Relay) Deliver(ctx context.Context, j Job) (out Outcome) {
 	start := time.Now()
-	log := rl.log.With(zap.String("msg_id", j.MsgID), zap.String("domain", j.Domain))
+	log := rl.log.With(zap.String("msg_id", j.MsgID), zap.String("domain", j.Domain), zap.Int("attempt", j.Attempt))
 	out.Errs = make([]error, len(j.Rcpts))
 	defer func() {
 		if p := recover(); p != nil {
 			log.Error("relay panic", zap.Any("error", p), zap.ByteString("stack", debug.Stack()))
 			failAll(out.Errs, fmt.Errorf("relay: internal error: %v", p))
 		}
-		rl.logDone(log, out, j.Rcpts, start)
+		logResults(ctx, log, j, out, start)
 	}()
 	if len(j.Rcpts) == 0 {
 		return out
@@ -147,8 +160,8 @@ func (rl *Relay) tryTargets(ctx context.Context, log *zap.Logger, j Job, targets
 			last = fmt.Errorf("relay: %w", err)
 			break
 		}
-		out.MX = t.Host
-		errs, err := rl.attempt(ctx, log, j, i+1, t)
+		out.MX, out.MXAddr = t.Host, ""
+		errs, err := rl.attempt(ctx, log, j, i+1, t, out)
 		if errs != nil {
 			out.Errs = errs
 			return
@@ -168,12 +181,16 @@ func (rl *Relay) tryTargets(ctx context.Context, log *zap.Logger, j Job, targets
 // attempt tries target t, the n-th, for j. It returns per-recipient results when the
 // target gave answers that stand (final), or nil and the error that makes
 // the next target worth trying (connect failure, greeting or EHLO refused,
-// connection lost, 421).
-func (rl *Relay) attempt(ctx context.Context, log *zap.Logger, j Job, n int, t Target) (errs []error, err error) {
+// connection lost, 421). It records in out the address the connection
+// reached and the final reply to the message.
+func (rl *Relay) attempt(ctx context.Context, log *zap.Logger, j Job, n int, t Target, out *Outcome) (errs []error, err error) {
 	start := time.Now()
-	log = log.With(zap.String("mx", t.Host), zap.Int("attempt", n))
+	log = log.With(zap.String("mx", t.Host), zap.Int("target", n))
 	defer func() {
 		fields := []zap.Field{zap.Int64("duration_ms", time.Since(start).Milliseconds())}
+		if out.MXAddr != "" {
+			fields = append(fields, zap.String("mx_addr", out.MXAddr))
+		}
 		if err != nil {
 			fields = append(fields, replyFields(err)...)
 			fields = append(fields, zap.Error(err))
@@ -184,7 +201,8 @@ func (rl *Relay) attempt(ctx context.Context, log *zap.Logger, j Job, n int, t T
 	if err != nil {
 		return nil, netError(ctx, t, nil, err)
 	}
-	if rl.opt.Self != nil && rl.opt.Self(c.RemoteAddr().String()) {
+	out.MXAddr = c.RemoteAddr().String()
+	if rl.opt.Self != nil && rl.opt.Self(out.MXAddr) {
 		_ = c.Close()
 		return nil, errSelf
 	}
@@ -208,6 +226,9 @@ func (rl *Relay) attempt(ctx context.Context, log *zap.Logger, j Job, n int, t T
 	errs, err = c.Send(j.From, j.Rcpts, body)
 	if err != nil && !final(err) {
 		return nil, netError(ctx, t, c.RemoteAddr(), err)
+	}
+	if err == nil {
+		out.Reply = c.LastReply()
 	}
 	_ = c.Quit()
 	return errs, nil
@@ -237,18 +258,38 @@ func failAll(errs []error, err error) {
 	}
 }
 
-func (rl *Relay) logDone(log *zap.Logger, out Outcome, rcpts []string, start time.Time) {
+// logResults writes one line per recipient of j: relay delivered (info),
+// relay deferred (info) or relay bounced (warn), decided as the queue will
+// take the result: bounced when permanent, or on the final attempt unless a
+// stop cut it short. remote_reply is the far side's reply as a line: its
+// final reply to the message, or its refusal.
+func logResults(ctx context.Context, log *zap.Logger, j Job, out Outcome, start time.Time) {
 	d := time.Since(start).Milliseconds()
-	for i, rcpt := range rcpts {
+	for i, rcpt := range j.Rcpts {
 		err := out.Errs[i]
-		fields := []zap.Field{zap.String("mx", out.MX), zap.String("rcpt", rcpt), zap.Int64("duration_ms", d)}
+		fields := []zap.Field{zap.String("rcpt", rcpt), zap.String("mx", out.MX)}
+		if out.MXAddr != "" {
+			fields = append(fields, zap.String("mx_addr", out.MXAddr))
+		}
 		if err == nil {
-			log.Info("relay done", fields...)
+			if out.Reply != nil {
+				fields = append(fields, zap.String("remote_reply", out.Reply.Error()),
+					zap.Int("smtp_code", out.Reply.Code), zap.String("enhanced", out.Reply.Enhanced))
+			}
+			log.Info("relay delivered", append(fields, zap.Int64("duration_ms", d))...)
 			continue
 		}
+		var r *reply.Reply
+		if out.MXAddr != "" && errors.As(err, &r) {
+			fields = append(fields, zap.String("remote_reply", r.Error()))
+		}
 		fields = append(fields, replyFields(err)...)
-		fields = append(fields, zap.Error(err))
-		log.Warn("relay done", fields...)
+		fields = append(fields, zap.Int64("duration_ms", d), zap.Error(err))
+		if reply.Temporary(err) && !(j.Final && ctx.Err() == nil) {
+			log.Info("relay deferred", fields...)
+		} else {
+			log.Warn("relay bounced", fields...)
+		}
 	}
 }
 

@@ -54,7 +54,9 @@ func TestSendPerRecipient(t *testing.T) {
 	rl, logs := newRelay(t, res)
 	var opens atomic.Int32
 	rcpts := []string{"ann@b.test", "bad@b.test", "later@b.test"}
-	errs := rl.Deliver(context.Background(), job("m1", "b.test", opener(&opens), rcpts...)).Errs
+	j := job("m1", "b.test", opener(&opens), rcpts...)
+	j.Attempt = 3
+	errs := rl.Deliver(context.Background(), j).Errs
 	if len(errs) != 3 {
 		t.Fatalf("got %d results", len(errs))
 	}
@@ -80,18 +82,33 @@ func TestSendPerRecipient(t *testing.T) {
 		t.Fatalf("lines %q", lines)
 	}
 
-	// Logs: one attempt, one done per rcpt with the vocabulary; never the body.
+	// Logs: one attempt, one line per rcpt with the vocabulary; never the body.
 	if n := logs.FilterMessage("relay attempt").Len(); n != 1 {
 		t.Fatalf("%d attempt lines", n)
 	}
-	done := logs.FilterMessage("relay done").All()
-	if len(done) != 3 {
-		t.Fatalf("%d done lines", len(done))
+	delivered := logs.FilterMessage("relay delivered").All()
+	deferred := logs.FilterMessage("relay deferred").All()
+	bounced := logs.FilterMessage("relay bounced").All()
+	if len(delivered) != 1 || len(deferred) != 1 || len(bounced) != 1 {
+		t.Fatalf("delivered %d, deferred %d, bounced %d lines, want 1 each", len(delivered), len(deferred), len(bounced))
 	}
-	m := done[1].ContextMap()
+	if bounced[0].Level != zapcore.WarnLevel || delivered[0].Level != zapcore.InfoLevel || deferred[0].Level != zapcore.InfoLevel {
+		t.Errorf("levels: delivered %v, deferred %v, bounced %v", delivered[0].Level, deferred[0].Level, bounced[0].Level)
+	}
+	m := delivered[0].ContextMap()
+	if m["msg_id"] != "m1" || m["domain"] != "b.test" || m["mx"] != "mx.b.test" || m["rcpt"] != "ann@b.test" ||
+		m["mx_addr"] != srv.Addr() || m["remote_reply"] != "250 2.0.0 queued" || m["smtp_code"] != int64(250) ||
+		m["enhanced"] != "2.0.0" || m["attempt"] != int64(3) || m["duration_ms"] == nil || m["error"] != nil {
+		t.Errorf("delivered fields %v", m)
+	}
+	m = bounced[0].ContextMap()
 	if m["msg_id"] != "m1" || m["domain"] != "b.test" || m["mx"] != "mx.b.test" || m["rcpt"] != "bad@b.test" ||
+		m["mx_addr"] != srv.Addr() || m["remote_reply"] != "550 5.1.1 no such user" || m["attempt"] != int64(3) ||
 		m["smtp_code"] != int64(550) || m["enhanced"] != "5.1.1" || m["error"] == nil || m["duration_ms"] == nil {
-		t.Fatalf("done fields %v", m)
+		t.Errorf("bounced fields %v", m)
+	}
+	if m := deferred[0].ContextMap(); m["rcpt"] != "later@b.test" || m["remote_reply"] != "450 4.2.1 mailbox busy" || m["smtp_code"] != int64(450) {
+		t.Errorf("deferred fields %v", m)
 	}
 	for _, e := range logs.All() {
 		for k, v := range e.ContextMap() {

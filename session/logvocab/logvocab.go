@@ -5,7 +5,8 @@
 //
 // Invariants: every log line about a mail host carries host and one of
 // Protos as proto; a mailbox's owner is logged as User wherever it appears
-// (the mailbox actor, a POP3 login), a message's recipient as Rcpt. The
+// (the mailbox actor, a POP3 login), a message's recipient as Rcpt (on a
+// mailbox's line only beside User: a delivery names both). The
 // end-to-end test cmd/mtad/vocab_test.go checks a real run's log against it.
 package logvocab
 

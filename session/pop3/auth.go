@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"gomta/session/logvocab"
 )
 
 // maxAuthLine bounds an AUTH continuation line, CRLF included. RFC 4616 §2
@@ -165,8 +167,9 @@ func (s *session) login(user, pass string) response {
 	s.deleted = make([]bool, len(s.msgs))
 	s.state = stateTransaction
 	n, size := s.count()
-	s.log.Info("login", zap.String("user", user), zap.Bool("tls", s.tls),
-		zap.Int("messages", n), zap.Int64("bytes", size))
+	// Every later line of the session names the mailbox's owner.
+	s.log = s.log.With(zap.String(logvocab.User, user))
+	s.log.Info("login", zap.Bool("tls", s.tls), zap.Int("messages", n), zap.Int64("bytes", size))
 	return single(replyMaildrop(n, size))
 }
 

@@ -10,6 +10,10 @@
 // a session that ends any other way closes its maildrop with nothing removed;
 // plaintext pipelined after STLS is never run; passwords and AUTH payloads are
 // never logged; every command read has a deadline (Config.IdleTimeout).
+// After login every line names the user; a message retrieved (RETR, TOP),
+// marked deleted (DELE) or deleted (at QUIT, once removed) is logged with
+// its msg_id (MsgInfo.MsgID), so that a message can be followed from its
+// acceptance to its reader.
 package pop3
 
 import (
@@ -28,6 +32,9 @@ var (
 type MsgInfo struct {
 	Size int64  // exact octets as sent over POP3 (CRLF line endings, before dot-stuffing)
 	UID  string // unique id for UIDL (RFC 1939 §7), stable across sessions
+	// MsgID is the msg_id the message was accepted under, for the log
+	// lines of its retrieval and deletion; "" when unknown.
+	MsgID string
 }
 
 // Backend authenticates users and opens their maildrop.

@@ -81,6 +81,9 @@ func (s *session) cmdQuit(c cmd) response {
 		s.drop.Close()
 		return response{reply: replyCommitFailed, close: true}
 	}
+	for _, i := range del {
+		s.log.Info("message deleted", s.msgID(i))
+	}
 	return response{reply: replyByeLeft(s.cfg.Hostname, len(s.msgs)-s.nDel), close: true}
 }
 
@@ -176,6 +179,7 @@ func (s *session) cmdRetr(c cmd) response {
 			return fmt.Errorf("pop3: retr %d: %w", i+1, err)
 		}
 		s.retrieved++
+		s.log.Info("message retrieved", zap.String("command", "RETR"), s.msgID(i), zap.Int64("bytes", n))
 		return nil
 	}}
 }
@@ -211,6 +215,7 @@ func (s *session) cmdTop(c cmd) response {
 		if err != nil {
 			return fmt.Errorf("pop3: top %d: %w", i+1, err)
 		}
+		s.log.Info("message retrieved", zap.String("command", "TOP"), s.msgID(i), zap.Int64("bytes", n))
 		return nil
 	}}
 }
@@ -263,8 +268,13 @@ func (s *session) cmdDele(c cmd) response {
 	}
 	s.deleted[i] = true
 	s.nDel++
+	s.log.Info("message marked deleted", s.msgID(i))
 	return single(replyDeleted(i + 1))
 }
+
+// msgID is the msg_id field of message i (0-based), for the lines that
+// follow a message from its acceptance to its retrieval and deletion.
+func (s *session) msgID(i int) zap.Field { return zap.String("msg_id", s.msgs[i].MsgID) }
 
 // cmdRset unmarks every deleted message (RFC 1939 §5).
 func (s *session) cmdRset(c cmd) response {

@@ -13,7 +13,12 @@
 // pipelined after a command that must end a group (RFC 2920 §3.1: HELO, EHLO,
 // NOOP, VRFY, EXPN, a refused DATA) is never run (554 5.5.0, close); AUTH
 // payloads and passwords are never logged; every read and write has a deadline
-// no later than the end of the session (Config.SessionTimeout).
+// no later than the end of the session (Config.SessionTimeout). A message
+// taken is logged once, "message accepted", after its Commit: msg_id, the
+// client, sender, recipients as queued (QueuedRcpts), size, TLS, the AUTH
+// user, the Message-ID and the previous hop's id (upstream_msg_id, from the
+// first Received field as sent: a claim), the last two picked from the
+// header section as it streams by, in bounded memory (traceScan).
 package smtp
 
 import (
@@ -58,4 +63,11 @@ type MessageWriter interface {
 	Commit(ctx context.Context, from string, rcpts []string) error
 	// Abort throws the partial message away (size exceeded, client gone, ...).
 	Abort()
+}
+
+// QueuedRcpts may be implemented by a MessageWriter whose Commit queues the
+// recipients in another form than given (canonical, each once): after a
+// Commit that returned nil, the acceptance line logs them as queued.
+type QueuedRcpts interface {
+	QueuedRcpts() []string
 }

@@ -68,6 +68,9 @@ type dataReader struct {
 	// maxHops of them is faultLoop. maxHops 0: no limit.
 	hops    received.Counter
 	maxHops int
+	// trace picks the Message-ID and the previous hop's Received field
+	// from the header section, for the acceptance line.
+	trace traceScan
 }
 
 // read consumes the body and its end marker. It returns nil once the end marker
@@ -93,6 +96,9 @@ func (d *dataReader) read() error {
 			}
 			var endsCRLF bool
 			endsCRLF, prevCR = d.scan(frag, prevCR)
+			if !d.trace.done {
+				d.trace.Scan(frag)
+			}
 			if !d.hops.Done() {
 				d.hops.Scan(frag)
 				if d.maxHops > 0 && d.hops.N > d.maxHops {

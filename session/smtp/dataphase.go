@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"gomta/session/logvocab"
 )
 
 // data runs the DATA phase (RFC 5321 §4.1.1.4): it opens a MessageWriter,
@@ -66,11 +68,32 @@ func (s *session) data(arg string) (*Reply, error) {
 		return s.backendReply(err, zap.String("msg_id", id)), nil
 	}
 	committed = true
-	s.cfg.Metrics.Accepted(dr.n + int64(len(hdr)))
-	s.log.Info("message accepted", zap.String("msg_id", id), zap.String("mail_from", s.from),
-		zap.Strings("rcpt", s.rcpts), zap.Int64("bytes", dr.n+int64(len(hdr))),
-		zap.Int64("duration_ms", time.Since(start).Milliseconds()))
+	size := dr.n + int64(len(hdr))
+	s.cfg.Metrics.Accepted(size)
+	s.logAccepted(mw, id, size, &dr.trace, start)
 	return replyQueued(id), nil
+}
+
+// logAccepted writes the acceptance line: the line a message is followed
+// from, across hosts (upstream_msg_id, the previous hop's id as its
+// Received field claims it) and by the Message-ID its author gave it.
+func (s *session) logAccepted(mw MessageWriter, id string, size int64, tr *traceScan, start time.Time) {
+	rcpts := s.rcpts
+	if q, ok := mw.(QueuedRcpts); ok {
+		rcpts = q.QueuedRcpts()
+	}
+	fields := []zap.Field{zap.String("msg_id", id), zap.String("mail_from", s.from),
+		zap.Strings(logvocab.Rcpt, rcpts), zap.Int64("bytes", size), zap.Bool("tls", s.conn.TLS)}
+	if mid := tr.MessageID(); mid != "" {
+		fields = append(fields, zap.String("message_id", mid))
+	}
+	if s.conn.AuthUser != "" {
+		fields = append(fields, zap.String("auth_user", s.conn.AuthUser))
+	}
+	if up := tr.UpstreamID(); up != "" {
+		fields = append(fields, zap.String("upstream_msg_id", up))
+	}
+	s.log.Info("message accepted", append(fields, zap.Int64("duration_ms", time.Since(start).Milliseconds()))...)
 }
 
 // bodyLimit is the DATA reader's size limit for MaxSize.

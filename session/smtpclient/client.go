@@ -179,6 +179,18 @@ func NewClient(conn net.Conn, opt Options) (*Client, error) {
 // RemoteAddr is the address the connection reached.
 func (c *Client) RemoteAddr() net.Addr { return c.conn.RemoteAddr() }
 
+// LastReply is the last reply the server sent, as a value: after a Send or
+// Data that succeeded, the final reply to the message ("250 2.0.0 OK queued
+// as ...", which names the far side's queue id for gomta and Postfix), or
+// its refusal. Nil before any reply. It allocates; the hot path does not
+// call it.
+func (c *Client) LastReply() *reply.Reply {
+	if c.rb.code == 0 {
+		return nil
+	}
+	return c.rb.reply()
+}
+
 // Greeting is the server's 220 text.
 func (c *Client) Greeting() string { return c.greeting }
 

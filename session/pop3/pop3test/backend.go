@@ -38,8 +38,9 @@ type account struct {
 }
 
 type message struct {
-	uid  string
-	data []byte
+	uid   string
+	msgID string
+	data  []byte
 }
 
 // New returns an empty Backend.
@@ -54,14 +55,15 @@ func (b *Backend) AddUser(user, pass string) {
 	b.users[user] = &account{pass: pass, free: closed}
 }
 
-// Add appends a message to user's maildrop and returns its UID.
+// Add appends a message to user's maildrop and returns its UID, uid-NNNN;
+// the listing gives it the msg_id msg-NNNN.
 func (b *Backend) Add(user string, data []byte) string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.nextUID++
 	uid := fmt.Sprintf("uid-%04d", b.nextUID)
 	a := b.users[user]
-	a.msgs = append(a.msgs, message{uid: uid, data: bytes.Clone(data)})
+	a.msgs = append(a.msgs, message{uid: uid, msgID: fmt.Sprintf("msg-%04d", b.nextUID), data: bytes.Clone(data)})
 	return uid
 }
 
@@ -136,7 +138,7 @@ type maildrop struct {
 func (m *maildrop) List() []pop3.MsgInfo {
 	out := make([]pop3.MsgInfo, len(m.msgs))
 	for i, msg := range m.msgs {
-		out[i] = pop3.MsgInfo{Size: int64(len(msg.data)), UID: msg.uid}
+		out[i] = pop3.MsgInfo{Size: int64(len(msg.data)), UID: msg.uid, MsgID: msg.msgID}
 	}
 	return out
 }
