@@ -61,6 +61,7 @@ func (g *gen) id() string {
 }
 
 func (g *gen) message(i int) {
+	g.ts = g.ts.Add(time.Duration(g.rng.IntN(800)) * time.Millisecond) // about 200,000 messages a day
 	h := i % 2
 	host, local := genHosts[h], genDomains[h]
 	from := genUsers[g.rng.IntN(len(genUsers))] + "@" + local

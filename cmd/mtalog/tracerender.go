@@ -75,7 +75,7 @@ func stepText(st *Step) string {
 		}
 		add("%d bytes", st.Bytes)
 		if st.Upstream != "" {
-			add("from hop %s (%s)", st.Upstream, st.Link)
+			add("upstream %s (%s link)", st.Upstream, st.Link)
 		}
 	case "delivered":
 		add("%s into the mailbox of %s", joinMax(st.Rcpt, 3), st.User)
