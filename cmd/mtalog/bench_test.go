@@ -64,7 +64,7 @@ var benchLine = []byte(`{"level":"info","ts":"2026-12-06T03:22:29.518723122Z","m
 // is hand-written.
 func BenchmarkParse(b *testing.B) {
 	b.Run("mtalog", func(b *testing.B) {
-		p, l := newParser(), &Line{}
+		p, l := newParser(allFields), &Line{}
 		b.SetBytes(int64(len(benchLine)))
 		b.ReportAllocs()
 		for b.Loop() {

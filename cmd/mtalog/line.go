@@ -50,9 +50,28 @@ const internMax = 4096
 // millions of lines.
 type parser struct {
 	intern map[string]string
+	fields fieldSet
 }
 
-func newParser() *parser { return &parser{intern: make(map[string]string, 256)} }
+// fieldSet says which of Line's fields a parser decodes.
+type fieldSet int
+
+const (
+	allFields     fieldSet = iota // every field: trace
+	summaryFields                 // those summary counts: the others are skipped, not copied
+)
+
+func newParser(fs fieldSet) *parser {
+	return &parser{intern: make(map[string]string, 256), fields: fs}
+}
+
+// detail reads a field that only trace shows.
+func (p *parser) detail(sc *scanner, dst *string, intern bool) bool {
+	if p.fields == summaryFields {
+		return sc.skip()
+	}
+	return p.str(sc, dst, intern)
+}
 
 // parse decodes one line into l, overwriting all of it. It returns
 // errNotJSON for a line that is not one well-formed JSON object and
@@ -117,7 +136,7 @@ func (p *parser) value(sc *scanner, key []byte, l *Line) bool {
 	case "proto":
 		return p.str(sc, &l.Proto, true)
 	case "session_id":
-		return p.str(sc, &l.SessionID, false)
+		return p.detail(sc, &l.SessionID, false)
 	case "remote":
 		return p.str(sc, &l.Remote, false)
 	case "msg_id":
@@ -125,7 +144,7 @@ func (p *parser) value(sc *scanner, key []byte, l *Line) bool {
 	case "mail_from":
 		return p.str(sc, &l.MailFrom, false)
 	case "message_id":
-		return p.str(sc, &l.MessageID, false)
+		return p.detail(sc, &l.MessageID, false)
 	case "rcpt":
 		return p.rcpt(sc, l)
 	case "bytes":
@@ -133,23 +152,23 @@ func (p *parser) value(sc *scanner, key []byte, l *Line) bool {
 	case "tls":
 		return p.boolean(sc, &l.TLS)
 	case "auth_user":
-		return p.str(sc, &l.AuthUser, false)
+		return p.detail(sc, &l.AuthUser, false)
 	case "upstream_msg_id":
-		return p.str(sc, &l.UpstreamMsgID, false)
+		return p.detail(sc, &l.UpstreamMsgID, false)
 	case "user":
-		return p.str(sc, &l.User, false)
+		return p.detail(sc, &l.User, false)
 	case "file":
-		return p.str(sc, &l.File, false)
+		return p.detail(sc, &l.File, false)
 	case "command":
-		return p.str(sc, &l.Command, true)
+		return p.detail(sc, &l.Command, true)
 	case "domain":
 		return p.str(sc, &l.Domain, true)
 	case "mx":
-		return p.str(sc, &l.MX, true)
+		return p.detail(sc, &l.MX, true)
 	case "mx_addr":
-		return p.str(sc, &l.MXAddr, false)
+		return p.detail(sc, &l.MXAddr, false)
 	case "remote_reply":
-		return p.str(sc, &l.RemoteReply, false)
+		return p.detail(sc, &l.RemoteReply, false)
 	case "smtp_code":
 		var n int64
 		ok := p.int(sc, &n)
@@ -167,9 +186,9 @@ func (p *parser) value(sc *scanner, key []byte, l *Line) bool {
 	case "duration_ms":
 		return p.int(sc, &l.DurationMS)
 	case "next_attempt":
-		return p.str(sc, &l.NextAttempt, false)
+		return p.detail(sc, &l.NextAttempt, false)
 	case "bounce_msg_id":
-		return p.str(sc, &l.BounceMsgID, false)
+		return p.detail(sc, &l.BounceMsgID, false)
 	}
 	return sc.skip()
 }
@@ -357,14 +376,11 @@ type scanner struct {
 }
 
 func (s *scanner) ws() {
-	for s.i < len(s.b) {
-		switch s.b[s.i] {
-		case ' ', '\t', '\r', '\n':
-			s.i++
-		default:
-			return
-		}
+	i := s.i
+	for i < len(s.b) && (s.b[i] == ' ' || s.b[i] == '\t' || s.b[i] == '\r' || s.b[i] == '\n') {
+		i++
 	}
+	s.i = i
 }
 
 func (s *scanner) peek() byte {
@@ -388,20 +404,18 @@ func (s *scanner) stringBytes() (raw []byte, esc, ok bool) {
 	if !s.eat('"') {
 		return nil, false, false
 	}
-	start := s.i
-	for s.i < len(s.b) {
-		switch c := s.b[s.i]; {
+	// Locals, not s.b and s.i: the loop runs for every byte of every line.
+	b, start := s.b, s.i
+	for i := start; i < len(b); i++ {
+		switch c := b[i]; {
 		case c == '"':
-			raw = s.b[start:s.i]
-			s.i++
-			return raw, esc, true
+			s.i = i + 1
+			return b[start:i], esc, true
 		case c == '\\':
 			esc = true
-			s.i += 2
+			i++
 		case c < 0x20:
 			return nil, false, false
-		default:
-			s.i++
 		}
 	}
 	return nil, false, false

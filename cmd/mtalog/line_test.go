@@ -49,7 +49,7 @@ func TestParseOddLines(t *testing.T) {
 		{"other program's JSON", `{"time":"2026-12-06T03:22:29Z","level":"INFO","message":"GET /"}`, errNotGomta, Line{}},
 		{"missing msg", `{"ts":"2026-12-06T03:22:29.518723122Z","level":"info"}`, errNotGomta, Line{}},
 	}
-	p := newParser()
+	p := newParser(allFields)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			l := Line{Rcpt: []string{"left over"}, Host: "left over"}
@@ -111,7 +111,7 @@ func TestReaderMergesAndSkips(t *testing.T) {
 		{window{}, "a1 b1 a2 b2 a4 b3"},
 		{window{since: since, until: until}, "b1 a2 b2 a4"},
 	} {
-		r, err := openAll([]string{pa, pb}, nil, tc.win)
+		r, err := openAll([]string{pa, pb}, nil, tc.win, allFields)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -137,7 +137,7 @@ func TestLongLineSkipped(t *testing.T) {
 	long := `{"ts":"2026-12-06T03:00:01Z","msg":"long","x":"` + strings.Repeat("x", maxLine) + `"}`
 	mid := `{"ts":"2026-12-06T03:00:02Z","msg":"mid","x":"` + strings.Repeat("y", readBuf*2) + `"}`
 	in := long + "\n" + mid + "\n" + `{"ts":"2026-12-06T03:00:03Z","msg":"short"}` + "\n"
-	r, err := openAll([]string{"-"}, strings.NewReader(in), window{})
+	r, err := openAll([]string{"-"}, strings.NewReader(in), window{}, allFields)
 	if err != nil {
 		t.Fatal(err)
 	}

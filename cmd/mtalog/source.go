@@ -40,7 +40,7 @@ type source struct {
 
 // openSource opens name ("-" is stdin), reading through gzip when the
 // content starts with gzip's magic bytes, whatever the name says.
-func openSource(name string, stdin io.Reader) (*source, error) {
+func openSource(name string, stdin io.Reader, fs fieldSet) (*source, error) {
 	var rd io.Reader
 	closeFn := func() error { return nil }
 	if name == "-" {
@@ -63,7 +63,7 @@ func openSource(name string, stdin io.Reader) (*source, error) {
 		closeFn = func() error { zr.Close(); return fileClose() }
 		br = bufio.NewReaderSize(zr, readBuf)
 	}
-	return &source{name: name, r: br, close: closeFn, p: newParser()}, nil
+	return &source{name: name, r: br, close: closeFn, p: newParser(fs)}, nil
 }
 
 // readLine returns the next raw line without its newline; io.EOF at the
@@ -111,11 +111,12 @@ type reader struct {
 	err     error
 }
 
-// openAll opens every name; on an error it closes those already open.
-func openAll(names []string, stdin io.Reader, win window) (*reader, error) {
+// openAll opens every name, to be read within win decoding the fields fs;
+// on an error it closes those already open.
+func openAll(names []string, stdin io.Reader, win window, fs fieldSet) (*reader, error) {
 	r := &reader{win: win}
 	for _, n := range names {
-		s, err := openSource(n, stdin)
+		s, err := openSource(n, stdin, fs)
 		if err != nil {
 			r.Close()
 			return nil, err

@@ -61,7 +61,7 @@ func runSummary(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 // summarize reads files (merged by time, within win) into a Summary.
 func summarize(files []string, stdin io.Reader, win window, top int) (Summary, error) {
-	r, err := openAll(files, stdin, win)
+	r, err := openAll(files, stdin, win, summaryFields)
 	if err != nil {
 		return Summary{}, err
 	}

@@ -121,7 +121,7 @@ func trace(files []string, crit criteria, win window) ([]*Trace, int64, error) {
 
 // eachLine calls fn with every line of files in time order.
 func eachLine(files []string, win window, fn func(*Line)) (int64, error) {
-	r, err := openAll(files, nil, win)
+	r, err := openAll(files, nil, win, allFields)
 	if err != nil {
 		return 0, err
 	}
