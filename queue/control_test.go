@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"gomta/mta/mtatest"
 )
 
 // retryAll makes every message of a running q due now.
@@ -44,7 +46,7 @@ func TestControlListAndShowKeepTheLastReply(t *testing.T) {
 	run(t, q, h)
 	next(t, ch)
 	var list []MessageInfo
-	waitFor(t, "the first attempt's outcome", func() bool {
+	mtatest.Eventually(t, "the first attempt's outcome", func() bool {
 		var err error
 		list, err = q.List(context.Background())
 		return err == nil && len(list) == 1 && list[0].Attempts == 1 && !list[0].Busy
@@ -79,7 +81,7 @@ func TestControlHoldSurvivesRestart(t *testing.T) {
 	held := commit(t, q1, "s@x.test", []string{"a@far.test"}, "x\r\n")
 	stop := run(t, q1, h1)
 	next(t, ch1)
-	waitFor(t, "the first attempt's outcome", func() bool {
+	mtatest.Eventually(t, "the first attempt's outcome", func() bool {
 		s, err := q1.Show(context.Background(), held)
 		return err == nil && s.Attempts == 1 && !s.Busy
 	})
@@ -106,7 +108,7 @@ func TestControlHoldSurvivesRestart(t *testing.T) {
 	if m := next(t, ch2); m.ID != held || m.Attempt != 2 {
 		t.Fatalf("after release: attempt %d of %s", m.Attempt, m.ID)
 	}
-	waitFor(t, "spool empty", func() bool { return q2.Len() == 0 })
+	mtatest.Eventually(t, "spool empty", func() bool { return q2.Len() == 0 })
 }
 
 // TestControlDuringAnAttempt: actions on a message in an attempt say so and
@@ -130,7 +132,7 @@ func TestControlDuringAnAttempt(t *testing.T) {
 		t.Fatalf("hold: %+v", r)
 	}
 	close(finish)
-	waitFor(t, "held once the attempt is over", func() bool {
+	mtatest.Eventually(t, "held once the attempt is over", func() bool {
 		s, err := q.Show(context.Background(), id)
 		return err == nil && s.Held && !s.Busy && s.Attempts == 1
 	})
@@ -158,7 +160,7 @@ func TestControlDropWithBounce(t *testing.T) {
 	id := commit(t, q, "s@x.test", []string{"a@far.test"}, "x\r\n")
 	run(t, q, h)
 	next(t, ch)
-	waitFor(t, "the first attempt's outcome", func() bool {
+	mtatest.Eventually(t, "the first attempt's outcome", func() bool {
 		s, err := q.Show(context.Background(), id)
 		return err == nil && s.Attempts == 1 && !s.Busy
 	})
@@ -171,5 +173,5 @@ func TestControlDropWithBounce(t *testing.T) {
 		!strings.Contains(b.Body, "a@far.test 0 5.0.0 removed from the queue by the postmaster; last attempt: connect to") {
 		t.Fatalf("bounce: %+v", b)
 	}
-	waitFor(t, "spool empty", func() bool { return q.Len() == 0 })
+	mtatest.Eventually(t, "spool empty", func() bool { return q.Len() == 0 })
 }

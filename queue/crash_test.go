@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"gomta/mta/mtatest"
 )
 
 // crashEnv names the spool directory of the child process of TestCrashSafety.
@@ -148,7 +150,7 @@ func crashRound(t *testing.T, killAfter int) {
 		return allDone(m)
 	})
 	stop := run(t, q, h)
-	waitFor(t, "spool drained", func() bool {
+	mtatest.Eventually(t, "spool drained", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(delivered) >= len(printed) && q.Len() == 0

@@ -16,6 +16,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 	"golang.org/x/sys/unix"
+
+	"gomta/mta/mtatest"
 )
 
 // observed opens dir with a logger whose lines the test can read.
@@ -72,7 +74,7 @@ func deliverAll(t *testing.T, q *Queue, n int) map[string]seen {
 		s := next(t, ch)
 		got[s.ID] = s
 	}
-	waitFor(t, "spool empty", func() bool { return q.Len() == 0 })
+	mtatest.Eventually(t, "spool empty", func() bool { return q.Len() == 0 })
 	stop()
 	return got
 }
@@ -255,7 +257,7 @@ func TestBounceKeptUntilDurable(t *testing.T) {
 	id := commit(t, q1, "s@x.test", []string{"a@x.test", "gone@far.test"}, "Subject: hi\r\n\r\nhi\r\n")
 	stop := run(t, q1, h)
 	waitChan(t, h.attempts, "the first attempt")
-	waitFor(t, "the failed bounce", func() bool {
+	mtatest.Eventually(t, "the failed bounce", func() bool {
 		return logs.FilterMessage("bounce not queued, message kept until it is").Len() > 0
 	})
 	stop()
@@ -274,7 +276,7 @@ func TestBounceKeptUntilDurable(t *testing.T) {
 	if !strings.Contains(b, "bounce of "+id) || !strings.Contains(b, "gone@far.test 550 5.1.1") {
 		t.Fatalf("bounce body: %q", b)
 	}
-	waitFor(t, "spool empty", func() bool { return q2.Len() == 0 })
+	mtatest.Eventually(t, "spool empty", func() bool { return q2.Len() == 0 })
 	stop2()
 	close(h.attempts)
 	for a := range h.attempts {
@@ -297,7 +299,7 @@ func TestBounceHasRoomInAFullQueue(t *testing.T) {
 	}
 	run(t, q, h)
 	waitChan(t, h.bounces, "the bounce")
-	waitFor(t, "spool empty", func() bool { return q.Len() == 0 })
+	mtatest.Eventually(t, "spool empty", func() bool { return q.Len() == 0 })
 }
 
 // TestNullSenderNotBounced: a failed message from <> gets no bounce; it is
@@ -309,12 +311,12 @@ func TestNullSenderNotBounced(t *testing.T) {
 	h := newBounceHandler("gone@far.test")
 	commit(t, q, "", []string{"gone@far.test"}, "Subject: a bounce\r\n\r\nx\r\n")
 	run(t, q, h)
-	waitFor(t, "the null sender's failure logged", func() bool {
+	mtatest.Eventually(t, "the null sender's failure logged", func() bool {
 		return logs.FilterMessage("bounce not sent for a message from the null sender").Len() == 1
 	})
-	waitFor(t, "spool empty", func() bool { return q.Len() == 0 })
+	mtatest.Eventually(t, "spool empty", func() bool { return q.Len() == 0 })
 	marker := commit(t, q, "s@x.test", []string{"a@x.test"}, "marker\r\n")
-	waitFor(t, "the marker attempted", func() bool {
+	mtatest.Eventually(t, "the marker attempted", func() bool {
 		for {
 			select {
 			case id := <-h.attempts:

@@ -6,6 +6,8 @@ import (
 
 	"gomta/session/metrics"
 	"gomta/session/metrics/metricstest"
+
+	"gomta/mta/mtatest"
 )
 
 // queueMetric reads one sample of the test host's queue metrics.
@@ -32,9 +34,9 @@ func TestGaugesFollowStates(t *testing.T) {
 	stop := run(t, q, h)
 	next(t, ch) // the attempt is in progress, held by the handler
 	state := func(st string) float64 { return queueMetric(t, m, "gomta_queue_messages", "state", st) }
-	waitFor(t, "one active message", func() bool { return state("active") == 1 })
+	mtatest.Eventually(t, "one active message", func() bool { return state("active") == 1 })
 	close(proceed)
-	waitFor(t, "one deferred message", func() bool { return state("deferred") == 1 && state("active") == 0 })
+	mtatest.Eventually(t, "one deferred message", func() bool { return state("deferred") == 1 && state("active") == 0 })
 	if age := queueMetric(t, m, "gomta_queue_oldest_message_age_seconds"); age <= 0 || age > 3600 {
 		t.Errorf("oldest message age %v s, want above 0 and under the test's length", age)
 	}
@@ -67,11 +69,11 @@ func TestBounceCounted(t *testing.T) {
 	})
 	commit(t, q, "s@x.test", []string{"a@x.test"}, "x\r\n")
 	run(t, q, h)
-	waitFor(t, "message and bounce done", func() bool { return q.Len() == 0 })
+	mtatest.Eventually(t, "message and bounce done", func() bool { return q.Len() == 0 })
 	if n := queueMetric(t, m, "gomta_bounces_total"); n != 1 {
 		t.Errorf("bounces_total %v, want 1", n)
 	}
-	waitFor(t, "an empty queue in the gauges", func() bool {
+	mtatest.Eventually(t, "an empty queue in the gauges", func() bool {
 		return queueMetric(t, m, "gomta_queue_messages", "state", "active") == 0 &&
 			queueMetric(t, m, "gomta_queue_oldest_message_age_seconds") == 0
 	})

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"gomta/mta/mtatest"
 )
 
 func TestScheduleWaits(t *testing.T) {
@@ -117,7 +119,7 @@ func TestLifetimeBouncesWith547(t *testing.T) {
 		!strings.Contains(b.Body, "a@x.test 451 4.3.0 mailbox busy status=5.4.7") {
 		t.Fatalf("bounce: %+v", b)
 	}
-	waitFor(t, "message and bounce done", func() bool { return q.Len() == 0 })
+	mtatest.Eventually(t, "message and bounce done", func() bool { return q.Len() == 0 })
 	stop()
 	if len(ch) != 0 {
 		t.Fatalf("%d attempts after the final one", len(ch))
@@ -210,7 +212,7 @@ func TestNoDelayNoticeToNullSender(t *testing.T) {
 	})
 	id := commit(t, q, "", []string{"s@x.test"}, "x\r\n")
 	stop := run(t, q, h)
-	waitFor(t, "the bounce delivered", func() bool { return q.Len() == 0 })
+	mtatest.Eventually(t, "the bounce delivered", func() bool { return q.Len() == 0 })
 	stop()
 	for len(ch) > 0 {
 		if s := <-ch; s.ID != id {

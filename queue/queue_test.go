@@ -18,6 +18,8 @@ import (
 
 	"go.uber.org/goleak"
 	"go.uber.org/zap/zaptest"
+
+	"gomta/mta/mtatest"
 )
 
 func TestMain(m *testing.M) {
@@ -153,18 +155,6 @@ func next(t *testing.T, ch <-chan seen) seen {
 	}
 }
 
-// waitFor polls cond (bounded).
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for range 2000 {
-		if cond() {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s", what)
-}
-
 // files lists the files under sub of dir.
 func files(t *testing.T, dir, sub string) []string {
 	t.Helper()
@@ -259,7 +249,7 @@ func TestCommitThenRunDelivers(t *testing.T) {
 		s.Attempt != 1 || s.Final || s.Body != body || s.Size != int64(len(body)) {
 		t.Fatalf("attempt = %+v", s)
 	}
-	waitFor(t, "message removed", func() bool { return q.Len() == 0 })
+	mtatest.Eventually(t, "message removed", func() bool { return q.Len() == 0 })
 	stop()
 	assertEmptySpool(t, dir)
 }
@@ -293,7 +283,7 @@ func TestCommitWhileRunning(t *testing.T) {
 		}
 		delete(want, s.ID)
 	}
-	waitFor(t, "spool empty", func() bool { return q.Len() == 0 })
+	mtatest.Eventually(t, "spool empty", func() bool { return q.Len() == 0 })
 	stop()
 	if len(ch) != 0 {
 		t.Fatalf("%d extra attempts", len(ch))
@@ -321,7 +311,7 @@ func TestRetryUntilSuccess(t *testing.T) {
 			t.Fatalf("attempt %d: got %+v", want, s.Message)
 		}
 	}
-	waitFor(t, "message removed", func() bool { return q.Len() == 0 })
+	mtatest.Eventually(t, "message removed", func() bool { return q.Len() == 0 })
 	stop()
 	if len(ch) != 0 {
 		t.Fatalf("%d attempts after success", len(ch))
@@ -353,7 +343,7 @@ func TestFinalAfterScheduleExhausted(t *testing.T) {
 		!strings.Contains(b.Body, "a@x.test") || !strings.Contains(b.Body, "451 try later") {
 		t.Fatalf("bounce: %+v", b)
 	}
-	waitFor(t, "message and bounce done", func() bool { return q.Len() == 0 })
+	mtatest.Eventually(t, "message and bounce done", func() bool { return q.Len() == 0 })
 	stop()
 	if len(ch) != 0 {
 		t.Fatalf("%d attempts after the final one", len(ch))
@@ -391,7 +381,7 @@ func TestPartialResults(t *testing.T) {
 	if s := next(t, ch); s.Attempt != 2 || !slices.Equal(s.Rcpts, []string{"b@x.test", "c@x.test"}) {
 		t.Fatalf("attempt 2: %+v", s.Message)
 	}
-	waitFor(t, "message removed", func() bool { return q.Len() == 0 })
+	mtatest.Eventually(t, "message removed", func() bool { return q.Len() == 0 })
 	stop()
 	assertEmptySpool(t, dir)
 }
@@ -411,7 +401,7 @@ func TestPanicIsTemporaryFailure(t *testing.T) {
 	if s := next(t, ch); s.Attempt != 2 || len(s.Rcpts) != 2 {
 		t.Fatalf("attempt 2: %+v", s.Message)
 	}
-	waitFor(t, "message removed", func() bool { return q.Len() == 0 })
+	mtatest.Eventually(t, "message removed", func() bool { return q.Len() == 0 })
 }
 
 func TestWorkersBound(t *testing.T) {
@@ -439,9 +429,9 @@ func TestWorkersBound(t *testing.T) {
 	var once sync.Once
 	unblock := func() { once.Do(func() { close(release) }) }
 	t.Cleanup(unblock) // runs before Run is stopped
-	waitFor(t, "two attempts", func() bool { return calls.Load() >= 2 })
+	mtatest.Eventually(t, "two attempts", func() bool { return calls.Load() >= 2 })
 	unblock()
-	waitFor(t, "all delivered", func() bool { return q.Len() == 0 })
+	mtatest.Eventually(t, "all delivered", func() bool { return q.Len() == 0 })
 	if p := peak.Load(); p > 2 {
 		t.Fatalf("%d attempts at once, Workers is 2", p)
 	}
@@ -509,7 +499,7 @@ func TestErrFull(t *testing.T) {
 	run(t, q, h)
 	next(t, ch)
 	next(t, ch)
-	waitFor(t, "places freed", func() bool { return q.Len() == 0 })
+	mtatest.Eventually(t, "places freed", func() bool { return q.Len() == 0 })
 	d4, err := q.NewMessage(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -608,7 +598,7 @@ func TestRunTwice(t *testing.T) {
 	q := open(t, t.TempDir(), nil)
 	h, _ := recorder(t, nil)
 	run(t, q, h)
-	waitFor(t, "Run started", func() bool { return q.inRun.Load() })
+	mtatest.Eventually(t, "Run started", func() bool { return q.inRun.Load() })
 	if err := q.Run(context.Background(), h); err == nil {
 		t.Fatal("second concurrent Run succeeded")
 	}

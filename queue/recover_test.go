@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"gomta/mta/mtatest"
 )
 
 // TestDoneRecordRemovesTheBody: a crash between a message's done record and
@@ -56,7 +58,7 @@ func TestCrashedDraftIsRemoved(t *testing.T) {
 	}
 	q2, logs := observed(t, dir, nil) // q1 "crashed": its draft is nobody's
 	run(t, q2, handlerFunc(allDone2))
-	waitFor(t, "spool loaded", func() bool { return logs.FilterMessage("spool loaded").Len() == 1 })
+	mtatest.Eventually(t, "spool loaded", func() bool { return logs.FilterMessage("spool loaded").Len() == 1 })
 	l := logs.FilterMessage("spool loaded").All()[0].ContextMap()
 	if l["stale_files"] != int64(1) || l["recovered"] != int64(0) || l["corrupt"] != int64(0) {
 		t.Fatalf("spool loaded %v, want the draft removed as stale", l)
@@ -105,7 +107,7 @@ func TestUpdateOutlivesItsDamagedAdd(t *testing.T) {
 	})
 	stop := run(t, q1, h1)
 	next(t, ch1)
-	waitFor(t, "the update record", func() bool {
+	mtatest.Eventually(t, "the update record", func() bool {
 		env, err := q1.readEnvelope(id)
 		return err == nil && env.Attempts == 1
 	})
@@ -159,7 +161,7 @@ func TestCopyDroppedWhenDone(t *testing.T) {
 		return allDone(m)
 	})
 	run(t, q, h)
-	waitFor(t, "message done", func() bool { return q.Len() == 0 })
+	mtatest.Eventually(t, "message done", func() bool { return q.Len() == 0 })
 	if _, err := getXattr(link, envXattr); !errors.Is(err, unix.ENODATA) {
 		t.Fatalf("the delivered copy still carries the envelope: %v", err)
 	}

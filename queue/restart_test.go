@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"gomta/mta/mtatest"
 )
 
 func TestRestartAfterStop(t *testing.T) {
@@ -68,7 +70,7 @@ func TestRestartAfterStop(t *testing.T) {
 	if s, ok := got[failed]; !ok || s.Attempt != 2 || !slices.Equal(s.Rcpts, []string{"a@x.test"}) {
 		t.Errorf("failed: %+v", s)
 	}
-	waitFor(t, "spool empty", func() bool { return q2.Len() == 0 })
+	mtatest.Eventually(t, "spool empty", func() bool { return q2.Len() == 0 })
 	stop()
 	if len(ch) != 0 {
 		t.Errorf("unexpected attempt of %s", (<-ch).ID)
@@ -115,7 +117,7 @@ func TestRestartAfterCrash(t *testing.T) {
 	if got[m1] != "one\r\n" || got[m2] != "two\r\n" {
 		t.Fatalf("delivered %v, want %s and %s", got, m1, m2)
 	}
-	waitFor(t, "spool empty", func() bool { return q2.Len() == 0 })
+	mtatest.Eventually(t, "spool empty", func() bool { return q2.Len() == 0 })
 	stop()
 	if len(ch) != 0 {
 		t.Fatalf("unexpected attempt of %s", (<-ch).ID)
@@ -165,7 +167,7 @@ func TestScheduleKeptAcrossRestart(t *testing.T) {
 	id := commit(t, q1, "s@x.test", []string{"a@x.test"}, "x\r\n")
 	stop := run(t, q1, h)
 	next(t, ch)
-	waitFor(t, "retry scheduled", func() bool {
+	mtatest.Eventually(t, "retry scheduled", func() bool {
 		env, err := q1.readEnvelope(id)
 		return err == nil && env.Attempts == 1
 	})
