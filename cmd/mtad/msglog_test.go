@@ -110,8 +110,11 @@ func TestMessageFollowedAcrossHosts(t *testing.T) {
 		wantFields(t, l, map[string]any{"proto": "pop3", "msg_id": second, "user": "usr@gmail.com",
 			"session_id": retr.str("session_id")})
 	}
-	// In order, on each host and from one host to the next.
-	for _, pair := range [][2]logRec{{qqAcc, gmAcc}, {qqAcc, relayed}, {relayed, done}, {gmAcc, delivered},
+	// In order, on each host and from one host to the next. (The queue
+	// hands a message to the workers inside Commit, before the session
+	// writes its acceptance line, so a fast delivery may be logged just
+	// before it: that pair is not ordered here; mtalog takes either order.)
+	for _, pair := range [][2]logRec{{qqAcc, gmAcc}, {relayed, done}, {gmAcc, retr},
 		{delivered, retr}, {retr, marked}, {marked, deleted}} {
 		if pair[0].n >= pair[1].n {
 			t.Errorf("%q (line %d) is not before %q (line %d)", pair[0].str("msg"), pair[0].n, pair[1].str("msg"), pair[1].n)

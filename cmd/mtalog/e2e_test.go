@@ -68,6 +68,9 @@ trusted_networks = ["127.0.0.1/32"]
 	}
 	firstID = regexp.MustCompile(`"msg_id":"([0-9a-v]{20})"`).FindStringSubmatch(m)[1]
 
+	// The relayed message is in usr's mailbox (and so first in it) before
+	// anyone writes a Received header claiming it.
+	mtatest.WaitMailbox(t, gmPOP, "usr@gmail.com", "pass", 1)
 	// Anyone may write a Received header: this one claims the first message.
 	forged := "Received: from mx.example by exmail.qq.com (gomta) with ESMTP id " + firstID +
 		";\r\n\tSun, 6 Dec 2026 03:00:00 +0000\r\nFrom: mallory@example.net\r\nSubject: forged\r\n\r\nhi\r\n"
@@ -152,6 +155,19 @@ func TestTraceAndSummaryOfARealRun(t *testing.T) {
 			t.Fatalf("trace %v: exit %d\n%s", args, code, out)
 		}
 		inOrder(t, fmt.Sprint("trace ", args), out, steps...)
+		// The confirmed hop is the one read and deleted over POP3; the
+		// forged message is the claimed one.
+		hop := func(marker string) string {
+			for _, l := range strings.Split(out, "\n") {
+				if f := strings.Fields(l); len(f) > 4 && strings.Contains(l, marker) {
+					return f[3]
+				}
+			}
+			return ""
+		}
+		if c, r, d := hop("(confirmed link)"), hop("retrieved"), hop("expunged"); c == "" || r != c || d != c || hop("(claimed link)") == c {
+			t.Errorf("trace %v: confirmed hop %q, retrieved %q, deleted %q, claimed %q:\n%s", args, c, r, d, hop("(claimed link)"), out)
+		}
 		for _, want := range []string{"relayed", "queued as", "bounced", "nobody@gmail.com", "bounce "} {
 			if !strings.Contains(out, want) {
 				t.Errorf("trace %v lacks %q:\n%s", args, want, out)

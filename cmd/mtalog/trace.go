@@ -178,8 +178,15 @@ type Step struct {
 
 // Link strengths.
 const (
+	// linkConfirmed: both hops agree, the receiver's upstream_msg_id names
+	// the sender and the sender's reply names the receiver.
 	linkConfirmed = "confirmed"
-	linkClaimed   = "claimed"
+	// linkClaimed: only the receiving hop says so (any client can write a
+	// Received: header).
+	linkClaimed = "claimed"
+	// linkNamed: only the sending hop's reply names the receiver (a far
+	// side that is not gomta, or one whose reply names another message).
+	linkNamed = "named by the sender only"
 )
 
 // stepNames are the steps trace shows, by log message.

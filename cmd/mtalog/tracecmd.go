@@ -103,12 +103,27 @@ func rereadable(files []string, stdin io.Reader) ([]string, func(), error) {
 	return out, cleanup, nil
 }
 
+// maxHops bounds the extra passes of trace's first scan: far more hops than
+// a message makes (RFC 5321 §6.3 allows a hundred Received: fields, but a
+// trace through one site's logs sees a handful).
+const maxHops = 16
+
 // trace follows the messages crit selects through files (read twice:
 // files must be re-readable) and returns one Trace per message, in the
 // order they were accepted, and how many lines were skipped.
 func trace(files []string, crit criteria, win window) ([]*Trace, int64, error) {
 	sel := newSelection(crit)
 	skipped, err := eachLine(files, win, sel.scan)
+	// A hop's lines may come before its parent's (clocks of two hosts
+	// apart, a file not in time order, a delivery logged before its
+	// acceptance): scan again until the selection stops growing, at most
+	// once per hop a message can make.
+	for pass := 0; err == nil && len(sel.order) > 0 && pass < maxHops; pass++ {
+		n := len(sel.order)
+		if _, err = eachLine(files, win, sel.scan); len(sel.order) == n {
+			break
+		}
+	}
 	if err != nil || len(sel.order) == 0 {
 		return nil, skipped, err
 	}
@@ -215,7 +230,9 @@ func (c *collector) finish() []*Trace {
 			}
 			r := c.sel.rel[st.MsgID]
 			if st.Upstream == "" && r.kind == relHop {
-				st.Upstream = r.parent // the sending hop names it; the receiver did not say
+				// The sending hop names it; the receiver did not say.
+				st.Upstream, st.Link = r.parent, linkNamed
+				continue
 			}
 			if st.Upstream == "" {
 				continue

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -41,18 +42,51 @@ func writeTrace(w io.Writer, t *Trace, indent string) {
 	if from == "" {
 		from = "<>"
 	}
-	head := fmt.Sprintf("%s%s %s", indent, t.Kind, t.MsgID)
+	head := fmt.Sprintf("%s%s %s", indent, t.Kind, safe(t.MsgID))
 	if t.MessageID != "" {
-		head += " " + t.MessageID
+		head += " " + safe(t.MessageID)
 	}
-	fmt.Fprintf(w, "%s\n%s  from %s to %s\n", head, indent, from, joinMax(t.Rcpt, 5))
+	fmt.Fprintf(w, "%s\n%s  from %s to %s\n", head, indent, safe(from), safe(joinMax(t.Rcpt, 5)))
 	for _, st := range t.Steps {
-		fmt.Fprintf(w, "%s  %s\t%s\t%s\t%s\t%s\n", indent, st.TS.Format(tsLayout), st.Host, st.MsgID, st.Step, stepText(&st))
+		fmt.Fprintf(w, "%s  %s\t%s\t%s\t%s\t%s\n", indent, st.TS.Format(tsLayout), safe(st.Host), safe(st.MsgID), st.Step,
+			safe(stepText(&st)))
 	}
 	for _, b := range t.Bounces {
 		fmt.Fprintln(w)
 		writeTrace(w, b, indent+"    ")
 	}
+}
+
+// safe escapes what a log line may carry from the outside (a Message-ID
+// header, a remote server's reply) and a terminal would act on: control
+// characters (C0, DEL, C1, a tab that would break the columns) and the
+// bidirectional overrides, written as Go escapes.
+func safe(s string) string {
+	clean := true
+	for _, r := range s {
+		if unsafeRune(r) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if unsafeRune(r) {
+			q := strconv.QuoteRuneToASCII(r)
+			b.WriteString(q[1 : len(q)-1])
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func unsafeRune(r rune) bool {
+	return r < 0x20 || r == 0x7f || r >= 0x80 && r <= 0x9f ||
+		r >= 0x202a && r <= 0x202e || r >= 0x2066 && r <= 0x2069
 }
 
 // stepText is what a step says beyond its time, host, id and name.
