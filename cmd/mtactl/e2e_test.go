@@ -37,28 +37,8 @@ type pair struct {
 // message deferred once stays deferred for the whole test unless retried.
 func newPair(t *testing.T) *pair {
 	t.Helper()
-	p := mtatest.FreePorts(t, 4)
+	path, p := mtatest.Course(t, `retry = ["1h", "1h", "1h"]`)
 	dir := t.TempDir()
-	cfg := fmt.Sprintf(`[server]
-"exmail.qq.com" = { smtp = %d, pop = %d }
-"gmail.com" = { smtp = %d, pop = %d }
-[accounts."exmail.qq.com"]
-"usr1@mail.sustech.edu.cn" = "pass1"
-[accounts."gmail.com"]
-"usr@gmail.com" = "pass"
-[MX]
-"mail.sustech.edu.cn." = "mxbiz1.qq.com."
-"gmail.com." = "gmail-smtp-in.l.google.com."
-[P]
-"mxbiz1.qq.com." = "%d"
-"gmail-smtp-in.l.google.com." = "%d"
-[gomta]
-retry = ["1h", "1h", "1h"]
-`, p[0], p[1], p[2], p[3], p[0], p[2])
-	path := filepath.Join(dir, "config.toml")
-	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	return &pair{t: t, cfg: path, ports: p, nearDir: filepath.Join(dir, "near"), farDir: filepath.Join(dir, "far"),
 		socket: filepath.Join(dir, "near", "exmail.qq.com", "control.sock"), transcript: &bytes.Buffer{}}
 }

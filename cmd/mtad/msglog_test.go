@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/smtp"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -20,27 +18,7 @@ import (
 // gmail.com.
 func bothCourseHosts(t *testing.T) (d *mtatest.Daemon, qqSMTP, gmPOP string) {
 	t.Helper()
-	p := mtatest.FreePorts(t, 4) // exmail.qq.com SMTP, POP3; gmail.com SMTP, POP3
-	cfg := fmt.Sprintf(`[server]
-"exmail.qq.com" = { smtp = %d, pop = %d }
-"gmail.com" = { smtp = %d, pop = %d }
-[accounts."exmail.qq.com"]
-"usr1@mail.sustech.edu.cn" = "pass1"
-[accounts."gmail.com"]
-"usr@gmail.com" = "pass"
-[MX]
-"mail.sustech.edu.cn." = "mxbiz1.qq.com."
-"gmail.com." = "gmail-smtp-in.l.google.com."
-[P]
-"mxbiz1.qq.com." = "%d"
-"gmail-smtp-in.l.google.com." = "%d"
-[gomta]
-trusted_networks = ["127.0.0.1/32"]
-`, p[0], p[1], p[2], p[3], p[0], p[2])
-	path := filepath.Join(t.TempDir(), "config.toml")
-	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	path, p := mtatest.Course(t, `trusted_networks = ["127.0.0.1/32"]`)
 	d = mtatest.StartDaemon(t, []string{"-config", path, "-data", t.TempDir()}, p...)
 	return d, mtatest.Addr(p[0]), mtatest.Addr(p[3])
 }

@@ -30,28 +30,8 @@ func TestMain(m *testing.M) { os.Exit(mtatest.WithMtad(m).Run()) }
 // QUIT). It returns the log file and the first host's msg_id.
 func courseRun(t *testing.T) (logFile, firstID string) {
 	t.Helper()
-	p := mtatest.FreePorts(t, 4) // exmail.qq.com SMTP, POP3; gmail.com SMTP, POP3
-	cfg := fmt.Sprintf(`[server]
-"exmail.qq.com" = { smtp = %d, pop = %d }
-"gmail.com" = { smtp = %d, pop = %d }
-[accounts."exmail.qq.com"]
-"usr1@mail.sustech.edu.cn" = "pass1"
-[accounts."gmail.com"]
-"usr@gmail.com" = "pass"
-[MX]
-"mail.sustech.edu.cn." = "mxbiz1.qq.com."
-"gmail.com." = "gmail-smtp-in.l.google.com."
-[P]
-"mxbiz1.qq.com." = "%d"
-"gmail-smtp-in.l.google.com." = "%d"
-[gomta]
-trusted_networks = ["127.0.0.1/32"]
-`, p[0], p[1], p[2], p[3], p[0], p[2])
+	path, p := mtatest.Course(t, `trusted_networks = ["127.0.0.1/32"]`)
 	dir := t.TempDir()
-	path := filepath.Join(dir, "config.toml")
-	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	d := mtatest.StartDaemon(t, []string{"-config", path, "-data", filepath.Join(dir, "data")}, p...)
 	qq, gm, gmPOP, qqPOP := mtatest.Addr(p[0]), mtatest.Addr(p[2]), mtatest.Addr(p[3]), mtatest.Addr(p[1])
 
