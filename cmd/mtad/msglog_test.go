@@ -1,16 +1,13 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/smtp"
 	"strings"
 	"testing"
-	"time"
 
 	"gomta/mta/mtatest"
-	"gomta/session/pop3client"
 )
 
 // bothCourseHosts starts one mtad with the course's two hosts and returns
@@ -40,7 +37,7 @@ func TestMessageFollowedAcrossHosts(t *testing.T) {
 		t.Fatal(err)
 	}
 	mtatest.WaitMailbox(t, gmPOP, "usr@gmail.com", "pass", 1)
-	popRetrDele(t, gmPOP, "usr@gmail.com", "pass")
+	mtatest.RetrDele(t, gmPOP, "usr@gmail.com", "pass")
 	d.WaitLog(t, `"msg":"message deleted"`)
 	d.WaitLog(t, `"msg":"session end","proto":"pop3"`)
 	d.Stop(t)
@@ -97,30 +94,6 @@ func TestMessageFollowedAcrossHosts(t *testing.T) {
 		if pair[0].n >= pair[1].n {
 			t.Errorf("%q (line %d) is not before %q (line %d)", pair[0].str("msg"), pair[0].n, pair[1].str("msg"), pair[1].n)
 		}
-	}
-}
-
-// popRetrDele reads message 1 of user's maildrop, deletes it and quits.
-func popRetrDele(t *testing.T, addr, user, pass string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := pop3client.Dial(ctx, addr, pop3client.Options{Timeout: 10 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if err := c.Login(user, pass); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Retr(1); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Dele(1); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Quit(); err != nil {
-		t.Fatal(err)
 	}
 }
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
@@ -13,10 +12,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"gomta/mta/mtatest"
-	"gomta/session/pop3client"
 )
 
 // TestMain builds mtad once for the end-to-end test and removes it after.
@@ -59,7 +56,7 @@ func courseRun(t *testing.T) (logFile, firstID string) {
 	}
 	mtatest.WaitMailbox(t, gmPOP, "usr@gmail.com", "pass", 2)
 	mtatest.WaitMailbox(t, qqPOP, "usr1@mail.sustech.edu.cn", "pass1", 1) // the bounce
-	readFirst(t, gmPOP)
+	mtatest.RetrDele(t, gmPOP, "usr@gmail.com", "pass")
 	d.WaitLog(t, `"msg":"message deleted"`)
 	d.Stop(t)
 
@@ -68,30 +65,6 @@ func courseRun(t *testing.T) (logFile, firstID string) {
 		t.Fatal(err)
 	}
 	return logFile, firstID
-}
-
-// readFirst reads usr@gmail.com's first message over POP3 and deletes it.
-func readFirst(t *testing.T, addr string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c, err := pop3client.Dial(ctx, addr, pop3client.Options{Timeout: 30 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if err := c.Login("usr@gmail.com", "pass"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Retr(1); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Dele(1); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Quit(); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // mtalog runs the command and returns its stdout and exit status.

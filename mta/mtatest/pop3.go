@@ -46,3 +46,28 @@ func WaitMailbox(t testing.TB, addr, user, pass string, n int) {
 		return last == nil && got >= n
 	})
 }
+
+// RetrDele reads message 1 of user's maildrop at addr (RETR), deletes it
+// (DELE) and quits, so that the deletion is committed (RFC 1939 UPDATE).
+func RetrDele(t testing.TB, addr, user, pass string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := pop3client.Dial(ctx, addr, pop3client.Options{Timeout: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Login(user, pass); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Retr(1); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Dele(1); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Quit(); err != nil {
+		t.Fatal(err)
+	}
+}
