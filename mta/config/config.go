@@ -8,7 +8,8 @@
 // server; every [server] port is in 1-65535 and used once; every [P] value
 // is a dialable "host:port"; names (MX keys and values, P keys, agent hosts)
 // are lower-case without a trailing dot; TrustedNetworks are parsed
-// (Trusted).
+// (Trusted); DNSServers are "ip:port" and set only with resolver = "dns";
+// RelayPort is a port.
 //
 // The package imports nothing of gomta but the embedded default config, so
 // that the agent can read a config without linking the daemon's queue,
