@@ -86,9 +86,12 @@ func (h *Host) pop3Config(cfg *config.Config, log *zap.Logger) pop3.Config {
 	}
 }
 
-// newRelay builds the host's outbound SMTP with the fake DNS tables of cfg.
+// newRelay builds the host's outbound SMTP with the fake DNS tables of cfg
+// and, with resolver = "dns", real DNS through cfg's name servers (the
+// system's when none is set), dialling what it finds at relay_port.
 func (h *Host) newRelay(cfg *config.Config) *relay.Relay {
-	res := &relay.Resolver{MX: cfg.MX, P: cfg.P, DNS: cfg.Resolver == "dns"}
+	res := &relay.Resolver{MX: cfg.MX, P: cfg.P, DNS: cfg.Resolver == "dns",
+		Net: relay.DNSClient(cfg.DNSServers), Port: cfg.RelayPort}
 	return relay.New(res, relay.Options{LocalName: h.Name, Logger: h.log.With(zap.String(logvocab.Proto, logvocab.Relay)),
 		TLS: relayTLS(h.tls), Self: selfAddrs([]net.Listener{h.smtpLn, h.smtpsLn})})
 }

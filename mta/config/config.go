@@ -8,7 +8,8 @@
 // server; every [server] port is in 1-65535 and used once; every [P] value
 // is a dialable "host:port"; names (MX keys and values, P keys, agent hosts)
 // are lower-case without a trailing dot; TrustedNetworks are parsed
-// (Trusted).
+// (Trusted); DNSServers are "ip:port" and set only with resolver = "dns";
+// RelayPort is a port.
 //
 // The package imports nothing of gomta but the embedded default config, so
 // that the agent can read a config without linking the daemon's queue,
@@ -71,9 +72,18 @@ type Settings struct {
 	DataDir string `toml:"data_dir"` // spool and Maildirs; a subfolder per host
 	// ControlSocket is the Unix-domain socket mtactl talks to (mode 0600);
 	// "" means control.sock in data_dir.
-	ControlSocket   string     `toml:"control_socket"`
-	Listen          string     `toml:"listen"`           // IP address the listeners bind to
-	Resolver        string     `toml:"resolver"`         // "fdns" (tables only) or "dns" (real DNS MX as fallback)
+	ControlSocket string `toml:"control_socket"`
+	Listen        string `toml:"listen"`   // IP address the listeners bind to
+	Resolver      string `toml:"resolver"` // "fdns" (tables only) or "dns" (real DNS MX as fallback)
+	// DNSServers are the name servers asked when resolver = "dns", "ip" or
+	// "ip:port" (port 53 by default), instead of the system's
+	// (/etc/resolv.conf); empty = the system's. Validation writes them as
+	// "ip:port".
+	DNSServers []string `toml:"dns_servers"`
+	// RelayPort is the SMTP port dialled at the mail exchangers found
+	// through DNS ([P] values carry their own): 25, or another port for
+	// tests and for sites behind a port mapping.
+	RelayPort       int        `toml:"relay_port"`
 	TrustedNetworks []string   `toml:"trusted_networks"` // CIDRs allowed to submit for local senders without AUTH
 	MaxMessageSize  int64      `toml:"max_message_size"` // octets; 552 5.3.4 beyond; 0 = no limit
 	MaxRecipients   int        `toml:"max_recipients"`   // per message; 452 4.5.3 beyond; 0 = no limit
@@ -191,6 +201,7 @@ func DefaultSettings() Settings {
 		DataDir:             "./var",
 		Listen:              "127.0.0.1",
 		Resolver:            "fdns",
+		RelayPort:           25,
 		TrustedNetworks:     []string{"127.0.0.0/8", "::1/128"},
 		MaxMessageSize:      32 << 20,
 		MaxRecipients:       100,

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -24,6 +25,7 @@ func (c *Config) validate(name string) []error {
 	p := &problems{name: name}
 	c.validateServers(p)
 	c.validateDNS(p)
+	c.validateResolver(p)
 	c.validateSettings(p)
 	c.validateTLS(p)
 	return p.errs
@@ -105,9 +107,6 @@ func (c *Config) validateSettings(p *problems) {
 	if net.ParseIP(c.Listen) == nil {
 		p.add("[gomta] listen %q is not an IP address", c.Listen)
 	}
-	if c.Resolver != "fdns" && c.Resolver != "dns" {
-		p.add("[gomta] resolver %q: want \"fdns\" or \"dns\"", c.Resolver)
-	}
 	c.trusted = c.trusted[:0]
 	for _, n := range c.TrustedNetworks {
 		prefix, err := netip.ParsePrefix(n)
@@ -175,4 +174,39 @@ func (c *Config) validateTLS(p *problems) {
 			p.add("[gomta.implicit_tls.%q] needs tls_cert/tls_key or tls_self_signed", name)
 		}
 	}
+}
+
+// validateResolver checks resolver, dns_servers and relay_port, and writes
+// each DNS server as "ip:port".
+func (c *Config) validateResolver(p *problems) {
+	if c.Resolver != "fdns" && c.Resolver != "dns" {
+		p.add("[gomta] resolver %q: want \"fdns\" or \"dns\"", c.Resolver)
+	}
+	if len(c.DNSServers) > 0 && c.Resolver != "dns" {
+		p.add("[gomta] dns_servers is set but resolver is not \"dns\"")
+	}
+	for i, s := range c.DNSServers {
+		addr, err := parseDNSServer(s)
+		if err != nil {
+			p.add("[gomta] dns_servers %q: %v", s, err)
+			continue
+		}
+		c.DNSServers[i] = addr
+	}
+	if c.RelayPort < 1 || c.RelayPort > 65535 {
+		p.add("[gomta] relay_port %d: want a port (1-65535)", c.RelayPort)
+	}
+}
+
+// parseDNSServer parses a name server as "ip" (port 53, RFC 1035 §4.2) or
+// "ip:port" ("[ip6]:port"): a name would itself need a resolver.
+func parseDNSServer(s string) (string, error) {
+	if ip, err := netip.ParseAddr(s); err == nil {
+		return netip.AddrPortFrom(ip, 53).String(), nil
+	}
+	ap, err := netip.ParseAddrPort(s)
+	if err != nil || ap.Port() == 0 {
+		return "", errors.New("want an IP address or ip:port")
+	}
+	return ap.String(), nil
 }
