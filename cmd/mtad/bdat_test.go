@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"net"
+	"net/smtp"
 	"net/textproto"
 	"strings"
 	"testing"
@@ -70,5 +71,33 @@ func TestCourseBdat(t *testing.T) {
 		if len(msgs) != 1 || !strings.Contains(msgs[0], want) {
 			t.Errorf("%s got %q, want it to hold %q", box.user, msgs, want)
 		}
+	}
+}
+
+// TestCourseRelayLargeByBdat: a message over 1 MiB, submitted by DATA, is
+// relayed from exmail.qq.com to gmail.com in BDAT chunks (gomta's server
+// offers CHUNKING, its client uses it for large bodies) and arrives whole.
+func TestCourseRelayLargeByBdat(t *testing.T) {
+	t.Parallel()
+	c := newCourse(t)
+	c.extraArgs = []string{"-log-level", "debug"} // the receiving side logs each command
+	c.start()
+	var b strings.Builder
+	for i := 0; b.Len() < 3<<19; i++ {
+		fmt.Fprintf(&b, "line %d %s\r\n", i, strings.Repeat("z", i%700))
+	}
+	b.WriteString(".leading dot\r\nthe end")
+	text := b.String()
+	err := smtp.SendMail(c.qqSMTPAddr(), nil, "usr1@mail.sustech.edu.cn", []string{"usr@gmail.com"},
+		message("usr1@mail.sustech.edu.cn", "usr@gmail.com", "large", text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs := waitMail(t, c.gmPOPAddr(), "usr@gmail.com", "pass", 1)
+	if len(msgs) != 1 || !strings.Contains(msgs[0], "\r\n\r\n"+text) {
+		t.Errorf("the large message did not arrive whole (%d message(s))", len(msgs))
+	}
+	if log := c.gm.Log.String(); !strings.Contains(log, `"command":"BDAT `) || !strings.Contains(log, ` LAST"`) {
+		t.Errorf("gmail.com's log shows no BDAT chunks from the relay")
 	}
 }
