@@ -19,6 +19,16 @@
 // user, the Message-ID and the previous hop's id (upstream_msg_id, from the
 // first Received field as sent: a claim), the last two picked from the
 // header section as it streams by, in bounded memory (traceScan).
+//
+// CHUNKING (RFC 3030): a message may come in BDAT chunks instead of DATA,
+// read exactly by their size (no dot-stuffing, no end marker) and checked as
+// DATA is (bare CR or LF, NUL, line length, size, Received count) across
+// chunk boundaries; it streams into one MessageWriter (the draft) and is
+// committed, and answered 250, only after the LAST chunk. The octets of a
+// chunk are read whatever its reply, so that a session stays in step with a
+// client that pipelined its chunks; a BDAT whose size cannot be read ends the
+// session. BDAT and DATA do not mix in one transaction; RSET, HELO/EHLO, a
+// refused chunk and the end of the session abort the draft.
 package smtp
 
 import (

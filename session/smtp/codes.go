@@ -1,6 +1,10 @@
 package smtp
 
-import "gomta/session/reply"
+import (
+	"strconv"
+
+	"gomta/session/reply"
+)
 
 // Every fixed reply of the server is named here once, from session/reply's
 // codes (each named there with the RFC that defines it). Handlers use these
@@ -11,7 +15,7 @@ var (
 	replySenderOK    = &Reply{Code: reply.CodeOK, Enhanced: reply.EnhSenderOK, Text: "sender OK"}
 	replyRcptOK      = &Reply{Code: reply.CodeOK, Enhanced: reply.EnhRcptOK, Text: "recipient OK"}
 	replyVrfy        = &Reply{Code: reply.CodeCannotVerify, Enhanced: reply.EnhRcptOK, Text: "cannot VRFY user, but will accept message and attempt delivery"}
-	replyHelp        = &Reply{Code: reply.CodeHelp, Enhanced: reply.EnhOK, Text: "commands: HELO EHLO STARTTLS AUTH MAIL RCPT DATA RSET NOOP VRFY HELP QUIT"}
+	replyHelp        = &Reply{Code: reply.CodeHelp, Enhanced: reply.EnhOK, Text: "commands: HELO EHLO STARTTLS AUTH MAIL RCPT DATA BDAT RSET NOOP VRFY HELP QUIT"}
 	replyStartData   = &Reply{Code: reply.CodeStartInput, Text: "end data with <CR><LF>.<CR><LF>"}
 	replyLocalError  = &Reply{Code: reply.CodeLocalError, Enhanced: reply.EnhTempSystem, Text: "local error in processing, try again later"}
 	replyPanic       = &Reply{Code: reply.CodeUnavailable, Enhanced: reply.EnhTempSystem, Text: "internal error, closing connection"}
@@ -45,6 +49,14 @@ var (
 	replyNestedMail = &Reply{Code: reply.CodeBadSequence, Enhanced: reply.EnhInvalidCmd, Text: "nested MAIL command"}
 	replyNeedMail   = &Reply{Code: reply.CodeBadSequence, Enhanced: reply.EnhInvalidCmd, Text: "need MAIL before RCPT"}
 	replyNeedRcpt   = &Reply{Code: reply.CodeBadSequence, Enhanced: reply.EnhInvalidCmd, Text: "need RCPT before DATA"}
+
+	// BDAT (RFC 3030 §2, §4.2). Between the chunks of a message only BDAT,
+	// RSET, QUIT and commands that touch no transaction may come; DATA may not
+	// be mixed with BDAT in one transaction. A BDAT with no readable size ends
+	// the session: where its chunk ends is unknown.
+	replyBdatNeedRcpt = &Reply{Code: reply.CodeBadSequence, Enhanced: reply.EnhInvalidCmd, Text: "need RCPT before BDAT"}
+	replyInChunks     = &Reply{Code: reply.CodeBadSequence, Enhanced: reply.EnhInvalidCmd, Text: "only BDAT, RSET or QUIT may follow a BDAT chunk that is not LAST"}
+	replyBadBdat      = &Reply{Code: reply.CodeSyntaxParam, Enhanced: reply.EnhBadArgs, Text: "syntax: BDAT <size> [LAST]; closing connection"}
 
 	// Syntax.
 	replyUnknownCmd  = &Reply{Code: reply.CodeSyntax, Enhanced: reply.EnhSyntax, Text: "command not recognized"}
@@ -102,6 +114,11 @@ func replySessionTimeout(host string) *Reply {
 
 func replyQueued(id string) *Reply {
 	return &Reply{Code: reply.CodeOK, Enhanced: reply.EnhOK, Text: "OK queued as " + id}
+}
+
+// replyChunkOK acknowledges a BDAT chunk that is not the last (RFC 3030 §2).
+func replyChunkOK(size int64) *Reply {
+	return &Reply{Code: reply.CodeOK, Enhanced: reply.EnhOK, Text: strconv.FormatInt(size, 10) + " octets received"}
 }
 
 func replyBadSender(detail string) *Reply {

@@ -23,6 +23,7 @@ func (s *session) extensions() []string {
 		"8BITMIME",   // RFC 6152
 		"SIZE "+strconv.FormatInt(max(s.cfg.MaxSize, 0), 10), // RFC 1870 §4: 0 = no fixed maximum
 		"ENHANCEDSTATUSCODES", // RFC 2034
+		"CHUNKING",            // RFC 3030
 	)
 	if s.cfg.TLSConfig != nil && !s.conn.TLS {
 		ext = append(ext, "STARTTLS") // RFC 3207
@@ -86,6 +87,7 @@ func printable(v string) string {
 }
 
 func (s *session) resetTx() {
+	s.abortDraft()
 	s.from, s.rcpts, s.declared, s.eightBit = "", nil, 0, false
 	if s.state > stateReady && s.state != stateQuit {
 		s.state = stateReady

@@ -68,6 +68,8 @@ type dataReader struct {
 	// maxHops of them is faultLoop. maxHops 0: no limit.
 	hops    received.Counter
 	maxHops int
+	prevCR  bool // the last fragment ended with CR
+	lineLen int  // octets of the current line so far
 	// trace picks the Message-ID and the previous hop's Received field
 	// from the header section, for the acceptance line.
 	trace traceScan
@@ -78,8 +80,6 @@ type dataReader struct {
 // stream inside the body). Faults are in d.faults.
 func (d *dataReader) read() error {
 	lineStart := true // the next octet starts a line that follows a CRLF
-	prevCR := false   // the last fragment ended with CR
-	lineLen := 0      // octets of the current line so far
 	for {
 		frag, err := d.br.ReadSlice('\n')
 		if len(frag) > 0 {
@@ -94,35 +94,7 @@ func (d *dataReader) read() error {
 					frag = frag[1:]
 				}
 			}
-			var endsCRLF bool
-			endsCRLF, prevCR = d.scan(frag, prevCR)
-			if !d.trace.done {
-				d.trace.Scan(frag)
-			}
-			if !d.hops.Done() {
-				d.hops.Scan(frag)
-				if d.maxHops > 0 && d.hops.N > d.maxHops {
-					d.faults |= faultLoop
-				}
-			}
-			lineLen += len(frag)
-			if lineLen > maxTextLine {
-				d.faults |= faultLongLine
-			}
-			d.n += int64(len(frag))
-			if d.n > d.max {
-				d.faults |= faultTooBig
-			}
-			if d.faults == 0 && len(frag) > 0 {
-				if _, werr := d.sink.Write(frag); werr != nil {
-					d.werr = werr
-					d.faults |= faultWrite
-				}
-			}
-			lineStart = false
-			if n := len(frag); n > 0 && frag[n-1] == '\n' {
-				lineStart, lineLen = endsCRLF, 0
-			}
+			lineStart = d.feed(frag, lineStart)
 		}
 		switch err {
 		case nil, bufio.ErrBufferFull:
@@ -132,6 +104,48 @@ func (d *dataReader) read() error {
 			return err
 		}
 	}
+}
+
+// feed checks one fragment of the body, which holds at most one LF, at its
+// end, and hands it to sink while no fault is set. It returns whether the
+// next octet starts a line that follows a CRLF (lineStart, as given when the
+// fragment ends inside a line). The state it keeps between fragments (a CR
+// at the end of the last one, the current line's length, the header scans)
+// is in d, so that a line may be split across fragments of any size.
+func (d *dataReader) feed(frag []byte, lineStart bool) bool {
+	if len(frag) == 0 {
+		return lineStart
+	}
+	var endsCRLF bool
+	endsCRLF, d.prevCR = d.scan(frag, d.prevCR)
+	if !d.trace.done {
+		d.trace.Scan(frag)
+	}
+	if !d.hops.Done() {
+		d.hops.Scan(frag)
+		if d.maxHops > 0 && d.hops.N > d.maxHops {
+			d.faults |= faultLoop
+		}
+	}
+	d.lineLen += len(frag)
+	if d.lineLen > maxTextLine {
+		d.faults |= faultLongLine
+	}
+	d.n += int64(len(frag))
+	if d.n > d.max {
+		d.faults |= faultTooBig
+	}
+	if d.faults == 0 {
+		if _, werr := d.sink.Write(frag); werr != nil {
+			d.werr = werr
+			d.faults |= faultWrite
+		}
+	}
+	if frag[len(frag)-1] == '\n' {
+		d.lineLen = 0
+		return endsCRLF
+	}
+	return false
 }
 
 // scan looks for CR and LF octets that are not a CRLF pair in frag, a fragment

@@ -55,23 +55,41 @@ func (s *session) data(arg string) (*Reply, error) {
 	if err := cw.Flush(); err != nil && dr.faults == 0 {
 		dr.faults, dr.werr = faultWrite, err
 	}
+	if r := s.refusal(dr, id); r != nil {
+		return r, nil // logged as a refusal by the session loop
+	}
+	r, ok := s.commit(mw, dr, len(hdr), start)
+	committed = ok
+	return r, nil
+}
+
+// refusal is the reply that refuses a message for the faults its reader
+// found, nil when there are none.
+func (s *session) refusal(dr *dataReader, id string) *Reply {
 	if r := dr.faults.reply(); r != nil {
 		if r == replyLoop {
 			s.log.Warn("mail loop detected", zap.String("msg_id", id), zap.Int("count", dr.hops.N))
 		}
-		return r, nil // logged as a refusal by the session loop
+		return r
 	}
 	if dr.faults&faultWrite != 0 {
-		return s.backendReply(dr.werr, zap.String("msg_id", id)), nil
+		return s.backendReply(dr.werr, zap.String("msg_id", id))
 	}
+	return nil
+}
+
+// commit makes a message read whole and without fault durable and logs its
+// acceptance; the reply is 250 only when it is (contract: 250 means
+// durable). hdrLen is the size of the Received field put before the body.
+func (s *session) commit(mw MessageWriter, dr *dataReader, hdrLen int, start time.Time) (*Reply, bool) {
+	id := mw.ID()
 	if err := mw.Commit(s.ctx, s.from, s.rcpts); err != nil {
-		return s.backendReply(err, zap.String("msg_id", id)), nil
+		return s.backendReply(err, zap.String("msg_id", id)), false
 	}
-	committed = true
-	size := dr.n + int64(len(hdr))
+	size := dr.n + int64(hdrLen)
 	s.cfg.Metrics.Accepted(size)
 	s.logAccepted(mw, id, size, &dr.trace, start)
-	return replyQueued(id), nil
+	return replyQueued(id), true
 }
 
 // logAccepted writes the acceptance line: the line a message is followed

@@ -134,6 +134,11 @@ func FuzzSession(f *testing.F) {
 		"EHLO x\r\nSTARTTLS x\r\nSTARTTLS\r\nRSET\r\nMAIL FROM:<a@b.c>\r\n",
 		"STARTTLS\r\nAUTH PLAIN\r\n" + strings.Repeat("QQ", 7000) + "\r\n",
 		"EHLO x\r\nSTARTTLS\r\n\x16\x03\x01\x00\x05hello",
+		"EHLO x\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<d@e.f>\r\nBDAT 5\r\nhi\r\nBDAT 6 LAST\r\nQUIT\r\nNOOP\r\n",
+		"EHLO x\r\nBDAT 3\r\nabcMAIL FROM:<a@b.c>\r\nRCPT TO:<d@e.f>\r\nBDAT 2\r\na\rDATA\r\nBDAT 1 last\r\n\nRSET\r\n",
+		"EHLO x\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<d@e.f>\r\nBDAT 5000\r\n" + strings.Repeat("z", 5000) + "BDAT 0 LAST\r\nNOOP\r\n",
+		"EHLO x\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<d@e.f>\r\nBDAT 99\r\nshort",
+		"EHLO x\r\nBDAT\r\nBDAT 1 FIRST\r\nBDAT -1\r\n",
 	} {
 		f.Add([]byte(s), false)
 		f.Add([]byte(s), true)

@@ -45,7 +45,7 @@ type Config struct {
 	MaxRcpts    int                 // recipients per message; 0 = default 100 (RFC 5321 §4.5.3.1.8); beyond: 452 4.5.3; NoLimit = none
 	MaxErrors   int                 // errors before 421 4.7.0 and close; 0 = default 10; NoLimit = none
 	CmdTimeout  time.Duration       // idle wait for a command; 0 = default 5m (RFC 5321 §4.5.3.2.7)
-	DataTimeout time.Duration       // max time for the whole DATA phase; 0 = default 10m
+	DataTimeout time.Duration       // max time for the whole DATA phase, and for each BDAT chunk; 0 = default 10m
 	Trusted     func(net.Addr) bool // nil = nothing trusted; sets Peer.Trusted
 	Logger      *zap.Logger         // child per session with proto=smtp, session_id, remote
 

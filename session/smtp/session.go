@@ -35,6 +35,7 @@ const (
 	stateReady                // HELO/EHLO done, no mail transaction
 	stateMail                 // MAIL accepted, no recipient yet
 	stateRcpt                 // at least one recipient accepted
+	stateChunk                // BDAT chunks taken, the LAST one not yet (RFC 3030)
 	stateQuit                 // QUIT answered; the session ends
 )
 
@@ -51,7 +52,7 @@ func states(sts ...state) stateSet {
 
 func (ss stateSet) has(st state) bool { return ss&(1<<st) != 0 }
 
-var anyState = states(stateGreeted, stateReady, stateMail, stateRcpt)
+var anyState = states(stateGreeted, stateReady, stateMail, stateRcpt, stateChunk)
 
 // command is one entry of the command table: the states it is allowed in, the
 // reply when it comes in another (after HELO/EHLO; before it, replyNeedHelo),
@@ -82,6 +83,7 @@ var commands = map[string]command{
 	"MAIL":     {allowed: states(stateReady), outOfSeq: replyNestedMail, handle: (*session).mail},
 	"RCPT":     {allowed: states(stateMail, stateRcpt), outOfSeq: replyNeedMail, handle: (*session).rcpt},
 	"DATA":     {allowed: states(stateRcpt), outOfSeq: replyNeedRcpt, handle: (*session).data},
+	"BDAT":     {allowed: anyState, handle: (*session).bdat}, // checks the state itself: its chunk is read whatever the reply
 	"RSET":     {allowed: anyState, handle: (*session).rset},
 	"NOOP":     {allowed: anyState, last: true, handle: (*session).noop},
 	"VRFY":     {allowed: anyState, last: true, handle: (*session).vrfy},
@@ -129,8 +131,9 @@ type session struct {
 	// The mail transaction (RFC 5321 §3.3); cleared by resetTx.
 	from     string
 	rcpts    []string
-	declared int64 // SIZE= of MAIL FROM
-	eightBit bool  // BODY=8BITMIME
+	declared int64  // SIZE= of MAIL FROM
+	eightBit bool   // BODY=8BITMIME
+	draft    *draft // the message of BDAT chunks (stateChunk)
 }
 
 func (srv *Server) newSession(nc net.Conn) *session {
@@ -167,6 +170,7 @@ func addrString(a net.Addr) string {
 // QUIT, an error, too many errors, a timeout or Shutdown.
 func (s *session) Run() {
 	defer s.nc.Close()
+	defer s.abortDraft()
 	defer serve.Recover(s.log, func() {
 		s.reply(replyPanic)
 		s.flush()
@@ -326,6 +330,8 @@ func (s *session) dispatch(verb, arg string) (*Reply, error) {
 		return replyUnknownCmd, nil
 	case !cmd.allowed.has(s.state) && s.state == stateGreeted:
 		return replyNeedHelo, nil
+	case !cmd.allowed.has(s.state) && s.state == stateChunk:
+		return replyInChunks, nil // DATA too: RFC 3030 §2, no mixing in one transaction
 	case !cmd.allowed.has(s.state):
 		return cmd.outOfSeq, nil
 	}

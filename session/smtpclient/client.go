@@ -1,7 +1,8 @@
 // Package smtpclient is gomta's one SMTP client (RFC 5321), used by the relay
 // worker, the mail agent and the load generator: dial (plain or implicit TLS,
 // RFC 8314), EHLO/HELO, STARTTLS (RFC 3207), AUTH PLAIN/LOGIN (RFC 4954),
-// MAIL, RCPT, DATA with dot-stuffing, RSET, NOOP, QUIT, with optional
+// MAIL, RCPT, DATA with dot-stuffing or BDAT chunks (RFC 3030, for a large
+// body to a server that offers CHUNKING), RSET, NOOP, QUIT, with optional
 // PIPELINING and per-step timing. Negative replies come back as
 // *reply.Reply errors (session/reply: Temporary/Permanent).
 //
@@ -47,8 +48,13 @@ type Options struct {
 	// InsecureAuth lets Auth send a password without TLS to a non-loopback
 	// server; by default Auth refuses (ErrInsecureAuth).
 	InsecureAuth bool
+	// ChunkingOver is the body size above which Send uses BDAT (RFC 3030)
+	// instead of DATA when the server offers CHUNKING and the body's size is
+	// known (an in-memory reader's Len, a regular file's size); 0 =
+	// DefaultChunkingOver, negative = never.
+	ChunkingOver int64
 	// Trace, when set, is called after each step with its name ("connect",
-	// "greeting", "ehlo", "mail", "rcpt", "data", "data-end", "quit", ...) and duration.
+	// "greeting", "ehlo", "mail", "rcpt", "data", "data-end", "bdat", "quit", ...) and duration.
 	Trace func(step string, d time.Duration)
 }
 

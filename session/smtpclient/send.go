@@ -18,8 +18,9 @@ var ErrNoRecipients = errors.New("smtpclient: no recipient accepted")
 // deadlock against a server whose replies fill the socket buffers.
 const pipelineWindow = 100
 
-// Send does one whole transaction: MAIL, every RCPT, DATA. With PIPELINING
-// offered, the commands are pipelined (RFC 2920). rcptErrs has one entry per
+// Send does one whole transaction: MAIL, every RCPT, DATA, or BDAT chunks
+// (RFC 3030) for a large body to a server that offers CHUNKING (useBdat).
+// With PIPELINING offered, the commands are pipelined (RFC 2920). rcptErrs has one entry per
 // recipient (nil = accepted). err is set when the transaction as a whole failed
 // (MAIL refused, no recipient accepted, DATA refused, connection lost).
 //
@@ -90,6 +91,9 @@ func (c *Client) sendStepwise(from string, rcpts []string, rcptErrs []error, bod
 		c.resetQuietly()
 		return fmt.Errorf("%w: %w", ErrNoRecipients, last)
 	}
+	if c.useBdat(body) {
+		return c.bdatBody(body)
+	}
 	_, err := c.Data(body)
 	if err != nil && c.usable() == nil && c.rb.code != reply.CodeStartInput {
 		c.resetQuietly()
@@ -99,13 +103,16 @@ func (c *Client) sendStepwise(from string, rcpts []string, rcptErrs []error, bod
 
 // sendPipelined writes MAIL, the RCPTs and DATA in batches of at most
 // pipelineWindow commands and then reads their replies in order (RFC 2920
-// §3.1: DATA is the last command of a group).
+// §3.1: DATA is the last command of a group). A body that goes in BDAT
+// chunks is sent only once a recipient was accepted, so that no chunk is
+// sent for nothing.
 func (c *Client) sendPipelined(from string, rcpts []string, rcptErrs []error, body io.Reader) error {
 	if err := c.usable(); err != nil {
 		return err
 	}
 	var mailErr, last error
 	ok := 0
+	bdat := c.useBdat(body)
 	c.writeMail(from, nil)
 	for s := 0; s < len(rcpts); s += pipelineWindow {
 		e := min(s+pipelineWindow, len(rcpts))
@@ -115,7 +122,7 @@ func (c *Client) sendPipelined(from string, rcpts []string, rcptErrs []error, bo
 			}
 		}
 		final := e == len(rcpts)
-		if final {
+		if final && !bdat {
 			c.cmd("DATA", "", "")
 		}
 		start := time.Now()
@@ -149,7 +156,7 @@ func (c *Client) sendPipelined(from string, rcpts []string, rcptErrs []error, bo
 			}
 			ok++
 		}
-		if !final {
+		if !final || bdat {
 			continue
 		}
 		if err := c.read(); err != nil {
@@ -159,6 +166,9 @@ func (c *Client) sendPipelined(from string, rcpts []string, rcptErrs []error, bo
 	}
 	if mailErr == nil && ok == 0 {
 		mailErr = fmt.Errorf("%w: %w", ErrNoRecipients, last)
+	}
+	if bdat {
+		return c.finishBdat(mailErr, body)
 	}
 	return c.finishPipelined(mailErr, body)
 }
@@ -190,6 +200,19 @@ func (c *Client) finishPipelined(refused error, body io.Reader) error {
 		return err
 	}
 	return c.dataBody(body)
+}
+
+// finishBdat sends the body in BDAT chunks after pipelined MAIL and RCPTs,
+// unless the transaction already failed (refused): then RSET.
+func (c *Client) finishBdat(refused error, body io.Reader) error {
+	if err := c.usable(); err != nil { // a 421 somewhere on the way
+		return err
+	}
+	if refused != nil {
+		c.resetQuietly()
+		return refused
+	}
+	return c.bdatBody(body)
 }
 
 // resetQuietly sends RSET on a live connection after a failed transaction;
