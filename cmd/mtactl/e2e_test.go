@@ -34,7 +34,9 @@ type pair struct {
 }
 
 // newPair writes the config: the retry waits are an hour, so that a
-// message deferred once stays deferred for the whole test unless retried.
+// message deferred once stays deferred for the whole test unless retried;
+// the relay's back-off is cut short, as the test starts the far host again
+// at once and expects the next message to reach it.
 func newPair(t *testing.T) *pair {
 	t.Helper()
 	p := mtatest.FreePorts(t, 4)
@@ -54,6 +56,7 @@ func newPair(t *testing.T) *pair {
 "gmail-smtp-in.l.google.com." = "%d"
 [gomta]
 retry = ["1h", "1h", "1h"]
+relay_backoff = "1ms"
 `, p[0], p[1], p[2], p[3], p[0], p[2])
 	path := filepath.Join(dir, "config.toml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
