@@ -99,6 +99,9 @@ func TestRelayConcurrencyPerDestination(t *testing.T) {
 		return ""
 	}})
 	_, addr := relayingMtad(t, srv, fmt.Sprintf("relay_concurrency = %d\nqueue_workers = 32\n", limit))
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(unblock) // a failing test must not leave the server's sessions blocked
 	for i := range n {
 		sendFar(t, addr, i)
 	}
@@ -107,7 +110,7 @@ func TestRelayConcurrencyPerDestination(t *testing.T) {
 		defer mu.Unlock()
 		return inBody == limit
 	})
-	close(release)
+	unblock()
 	mtatest.Eventually(t, "every message at the next MTA", func() bool { return len(srv.Messages()) == n })
 	mu.Lock()
 	defer mu.Unlock()

@@ -120,6 +120,9 @@ func TestPoolPerDestinationLimit(t *testing.T) {
 		return ""
 	}})
 	rl, _ := pooled(t, srv, PoolOptions{PerDest: limit, MaxIdle: time.Minute})
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(unblock) // a failing test must not leave the server's sessions blocked
 	var wg sync.WaitGroup
 	errs := make([]error, n)
 	for i := range n {
@@ -133,7 +136,7 @@ func TestPoolPerDestinationLimit(t *testing.T) {
 		defer mu.Unlock()
 		return inBody == limit
 	})
-	close(release)
+	unblock()
 	wg.Wait()
 	for _, err := range errs {
 		if err != nil {
