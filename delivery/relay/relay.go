@@ -14,6 +14,16 @@
 // address the connection reached (mx_addr) and the far side's reply
 // (remote_reply, which names its queue id on success). Message bodies are
 // never logged.
+//
+// Connections are reused through a Pool (pool.go), the relay's connection
+// cache: a connection to a mail exchanger address is kept after a message
+// for the next one to that address (RSET before each reuse, which also
+// finds a connection that died; a dead one is replaced without failing the
+// message), for a bounded idle time and number of messages. The pool also
+// bounds the connections to one address (relay_concurrency) and backs off
+// an address that refused a connection: its messages are deferred, naming
+// the refusal ("delivery temporarily suspended: ..."), without dialling
+// until the back-off ends.
 package relay
 
 import (
