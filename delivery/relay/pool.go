@@ -10,9 +10,10 @@ import (
 	"gomta/session/smtpclient"
 )
 
-// Pool defaults, as Postfix's connection cache (smtp_connection_cache_time_limit
-// 2s, smtp_connection_reuse_count_limit) and its per-destination concurrency
-// (default_destination_concurrency_limit 20).
+// Pool defaults. Postfix keeps an idle connection 2 s
+// (smtp_connection_cache_time_limit) and allows 20 connections per
+// destination (default_destination_concurrency_limit); a little longer idle
+// time lets a queue that delivers one message at a time still reuse.
 const (
 	DefaultPerDest     = 20
 	DefaultMaxIdle     = 5 * time.Second
