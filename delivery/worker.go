@@ -1,7 +1,8 @@
 // Package delivery owns what happens to a spooled message: a Worker (the queue's
 // Handler) splits its recipients by domain once, hands local recipients to their
 // mailbox actors (delivery/mailbox) and other domains to the relay worker
-// (delivery/relay), at most MaxRelay relay transactions at once per host, and
+// (delivery/relay), at most MaxRelay relay transactions at once per host (the
+// relay's pool bounds them per mail exchanger address under that), and
 // reports one result per recipient: done, temporary or permanent (a property
 // of the error, reply.Temporary), with what a bounce must say. The queue owns
 // bounces; the Worker writes their text (RFC 3464, delivery/dsn). A message

@@ -18,6 +18,7 @@ import (
 
 	"gomta/delivery"
 	"gomta/delivery/mailbox"
+	"gomta/delivery/relay"
 	"gomta/mta/config"
 	"gomta/queue"
 	"gomta/session/address"
@@ -45,7 +46,8 @@ type Host struct {
 	tls     *tls.Config // the process's (nil: no TLS); its certificate is swapped in place
 	log     *zap.Logger
 	worker  *delivery.Worker
-	relay   liveRelay // the worker's Relayer, rebuilt when [MX] or [P] change
+	relay   liveRelay   // the worker's Relayer, rebuilt when [MX] or [P] change
+	pool    *relay.Pool // the relay's connections, kept across reloads; closed when the queue stops
 	lim     *limit.Limiter
 	smtp    *smtp.Server
 	pop3    *pop3.Server
@@ -128,6 +130,7 @@ func NewHost(cfg *config.Config, s *config.Server, dataDir string, tlsConf *tls.
 		return nil, err
 	}
 	h.SMTPAddr, h.POP3Addr = h.smtpLn.Addr(), h.pop3Ln.Addr()
+	h.pool = relay.NewPool(relay.PoolOptions{PerDest: cfg.RelayConcurrency, Backoff: time.Duration(cfg.RelayBackoff)})
 	h.relay.set(h.newRelay(cfg))
 	dlog := log.With(zap.String(logvocab.Proto, logvocab.Delivery))
 	h.worker = &delivery.Worker{
@@ -288,6 +291,7 @@ func (h *Host) runCore(ctx context.Context) error {
 	mdone := make(chan error, 1)
 	go func() { mdone <- h.Mailboxes.Run(mctx) }()
 	qerr := h.Queue.Run(ctx, h.worker)
+	h.pool.Close() // no attempt is left to use a kept connection
 	stopMailboxes()
 	merr := <-mdone
 	return errors.Join(qerr, merr)

@@ -93,7 +93,7 @@ func (h *Host) newRelay(cfg *config.Config) *relay.Relay {
 	res := &relay.Resolver{MX: cfg.MX, P: cfg.P, DNS: cfg.Resolver == "dns",
 		Net: relay.DNSClient(cfg.DNSServers), Port: cfg.RelayPort}
 	return relay.New(res, relay.Options{LocalName: h.Name, Logger: h.log.With(zap.String(logvocab.Proto, logvocab.Relay)),
-		TLS: relayTLS(h.tls), Self: selfAddrs([]net.Listener{h.smtpLn, h.smtpsLn})})
+		TLS: relayTLS(h.tls), Self: selfAddrs([]net.Listener{h.smtpLn, h.smtpsLn}), Pool: h.pool})
 }
 
 // liveRelay is the delivery worker's Relayer: the current relay, which a

@@ -34,10 +34,12 @@ type pair struct {
 }
 
 // newPair writes the config: the retry waits are an hour, so that a
-// message deferred once stays deferred for the whole test unless retried.
+// message deferred once stays deferred for the whole test unless retried;
+// the relay's back-off is cut short, as the test starts the far host again
+// at once and expects the next message to reach it.
 func newPair(t *testing.T) *pair {
 	t.Helper()
-	path, p := mtatest.Course(t, `retry = ["1h", "1h", "1h"]`)
+	path, p := mtatest.Course(t, "retry = [\"1h\", \"1h\", \"1h\"]\nrelay_backoff = \"1ms\"")
 	dir := t.TempDir()
 	return &pair{t: t, cfg: path, ports: p, nearDir: filepath.Join(dir, "near"), farDir: filepath.Join(dir, "far"),
 		socket: filepath.Join(dir, "near", "exmail.qq.com", "control.sock"), transcript: &bytes.Buffer{}}

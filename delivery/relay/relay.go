@@ -14,6 +14,16 @@
 // address the connection reached (mx_addr) and the far side's reply
 // (remote_reply, which names its queue id on success). Message bodies are
 // never logged.
+//
+// Connections are reused through a Pool (pool.go), the relay's connection
+// cache: a connection to a mail exchanger address is kept after a message
+// for the next one to that address (RSET before each reuse, which also
+// finds a connection that died; a dead one is replaced without failing the
+// message), for a bounded idle time and number of messages. The pool also
+// bounds the connections to one address (relay_concurrency) and backs off
+// an address that refused a connection: its messages are deferred, naming
+// the refusal ("delivery temporarily suspended: ..."), without dialling
+// until the back-off ends.
 package relay
 
 import (
@@ -48,6 +58,10 @@ type Options struct {
 	// named by a host name is checked by the address its connection reached,
 	// and closed before any transaction when it is this host.
 	Self func(addr string) bool
+	// Pool, when set, keeps connections for the next message to the same
+	// address, bounds the connections to one address and backs off an
+	// address that refuses connections; nil: one connection per attempt.
+	Pool *Pool
 }
 
 // errSelf: the connection reached this host itself.
@@ -197,26 +211,20 @@ func (rl *Relay) attempt(ctx context.Context, log *zap.Logger, j Job, n int, t T
 		}
 		log.Info("relay attempt", fields...)
 	}()
-	c, err := smtpclient.Dial(ctx, t.Addr, smtpclient.Options{LocalName: rl.opt.LocalName, Timeout: rl.opt.Timeout})
+	cn, err := rl.connect(ctx, log, t, out)
 	if err != nil {
-		return nil, netError(ctx, t, nil, err)
+		return nil, err
 	}
-	out.MXAddr = c.RemoteAddr().String()
-	if rl.opt.Self != nil && rl.opt.Self(out.MXAddr) {
-		_ = c.Close()
-		return nil, errSelf
-	}
+	keep := false
+	defer func() { rl.opt.Pool.put(t.Addr, cn, keep) }()
+	c := cn.c
 	stop := context.AfterFunc(ctx, func() { _ = c.Close() })
-	defer stop()
-	defer func() { _ = c.Close() }()
-	if err := c.HelloTLS(rl.opt.TLS); err != nil {
-		return nil, netError(ctx, t, c.RemoteAddr(), err)
-	}
 	if c.TLS() {
 		log = log.With(zap.Bool("tls", true))
 	}
 	body, err := j.Open()
 	if err != nil {
+		stop()
 		// A local problem: another mail exchanger would not help.
 		errs = make([]error, len(j.Rcpts))
 		failAll(errs, fmt.Errorf("relay: open message: %w", err))
@@ -224,14 +232,78 @@ func (rl *Relay) attempt(ctx context.Context, log *zap.Logger, j Job, n int, t T
 	}
 	defer func() { _ = body.Close() }()
 	errs, err = c.Send(j.From, j.Rcpts, body)
+	cn.sent++
+	// A connection that a stop did not cut, whose transaction ended in an
+	// answer (not a lost connection or a 421), is kept for the next message.
+	keep = stop() && (err == nil || final(err))
 	if err != nil && !final(err) {
 		return nil, netError(ctx, t, c.RemoteAddr(), err)
 	}
 	if err == nil {
 		out.Reply = c.LastReply()
 	}
-	_ = c.Quit()
 	return errs, nil
+}
+
+// connect returns a connection to t ready for a transaction (greeted, TLS
+// when offered, not this host), holding one of t's slots in the pool: a
+// cached one that still answers RSET (a dead one is closed and the next
+// tried), else a new one. A refused connection (connect failure or a
+// greeting other than 220) backs t off in the pool. It records in out the
+// address the connection reached.
+func (rl *Relay) connect(ctx context.Context, log *zap.Logger, t Target, out *Outcome) (*conn, error) {
+	pool := rl.opt.Pool
+	cn, err := pool.get(ctx, t.Addr)
+	if err != nil {
+		return nil, err
+	}
+	for ; cn != nil; cn = pool.next(t.Addr) {
+		// RSET between messages (RFC 5321 §4.1.1.5) also proves that the
+		// cached connection is still alive.
+		if err := cn.c.Reset(); err == nil {
+			out.MXAddr = cn.c.RemoteAddr().String()
+			log.Debug("relay connection reused", zap.String("mx_addr", out.MXAddr), zap.Int("messages", cn.sent))
+			return cn, nil
+		}
+		_ = cn.c.Close()
+	}
+	c, err := smtpclient.Dial(ctx, t.Addr, smtpclient.Options{LocalName: rl.opt.LocalName, Timeout: rl.opt.Timeout})
+	if err != nil {
+		err = netError(ctx, t, nil, err)
+		if refusal(ctx, err) {
+			pool.refused(t.Addr, err)
+		}
+		pool.put(t.Addr, nil, false)
+		return nil, err
+	}
+	out.MXAddr = c.RemoteAddr().String()
+	if rl.opt.Self != nil && rl.opt.Self(out.MXAddr) {
+		_ = c.Close()
+		pool.put(t.Addr, nil, false)
+		return nil, errSelf
+	}
+	stop := context.AfterFunc(ctx, func() { _ = c.Close() })
+	err = c.HelloTLS(rl.opt.TLS)
+	stop()
+	if err != nil {
+		err = netError(ctx, t, c.RemoteAddr(), err)
+		_ = c.Close()
+		pool.put(t.Addr, nil, false)
+		return nil, err
+	}
+	return &conn{c: c}, nil
+}
+
+// refusal reports whether err, from a dial, is the destination refusing
+// connections: the connect failed, or the greeting was not 220. A stop is
+// not.
+func refusal(ctx context.Context, err error) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	var ce *ConnError
+	var r *reply.Reply
+	return errors.As(err, &ce) && ce.Enhanced == enhNoAnswer || errors.As(err, &r)
 }
 
 // final reports whether a failed transaction's result stands: the remote

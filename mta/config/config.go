@@ -116,6 +116,14 @@ type Settings struct {
 	// MaxRelayConnections bounds a host's outbound SMTP transactions in
 	// progress at once, across all its delivery attempts.
 	MaxRelayConnections int `toml:"max_relay_connections"`
+	// RelayConcurrency bounds a host's connections to one mail exchanger
+	// address at once, in use or kept idle for the next message, under
+	// max_relay_connections (as Postfix's default_destination_concurrency_limit).
+	RelayConcurrency int `toml:"relay_concurrency"`
+	// RelayBackoff is how long a mail exchanger address that refused a
+	// connection (connect failure, or a greeting other than 220) has its
+	// messages deferred without being dialled.
+	RelayBackoff Duration `toml:"relay_backoff"`
 	// ExtraDomains adds final-destination domains to a host: server name → domains.
 	ExtraDomains map[string][]string `toml:"domains"`
 	// Postmasters names the account that receives a host's postmaster mail
@@ -211,6 +219,8 @@ func DefaultSettings() Settings {
 		QueueWorkers:        16,
 		MaxQueue:            100000,
 		MaxRelayConnections: 100,
+		RelayConcurrency:    20,
+		RelayBackoff:        Duration(30 * time.Second),
 		// Postfix's defaults: 300 s doubling up to 4000 s, for 5 days (RFC
 		// 5321 §4.5.4.1: give up after at least 4-5 days), a delay notice
 		// after 4 hours.

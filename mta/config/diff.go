@@ -43,6 +43,7 @@ func orNone(v string) string {
 var restartKeys = map[string]bool{
 	"data_dir": true, "listen": true, "implicit_tls": true, "tls_self_signed": true,
 	"queue_workers": true, "max_queue": true, "max_relay_connections": true, "retry": true,
+	"relay_concurrency": true, "relay_backoff": true,
 	"retry_base": true, "retry_max": true, "max_queue_lifetime": true, "delay_warning": true,
 	"metrics_listen": true, "control_socket": true,
 }

@@ -28,6 +28,7 @@ func (c *Config) LogFields() []zap.Field {
 		zap.Stringer("retry_base", s.RetryBase), zap.Stringer("retry_max", s.RetryMax),
 		zap.Stringer("max_queue_lifetime", s.MaxQueueLifetime), zap.Stringer("delay_warning", s.DelayWarning),
 		zap.Int("max_relay_connections", s.MaxRelayConnections),
+		zap.Int("relay_concurrency", s.RelayConcurrency), zap.Stringer("relay_backoff", s.RelayBackoff),
 		zap.Bool("tls", s.TLSCert != "" || s.TLSSelfSigned), zap.String("tls_cert", s.TLSCert),
 		zap.Bool("tls_self_signed", s.TLSSelfSigned), zap.Any("implicit_tls", s.ImplicitTLS),
 		zap.String("plaintext_auth", s.PlaintextAuth), zap.String("log_level", s.LogLevel),

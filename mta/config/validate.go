@@ -125,6 +125,8 @@ func (c *Config) validateSettings(p *problems) {
 		{"max_errors must be 0 (off) or positive", c.MaxErrors >= 0},
 		{"queue_workers must be positive", c.QueueWorkers > 0},
 		{"max_relay_connections must be positive", c.MaxRelayConnections > 0},
+		{"relay_concurrency must be positive", c.RelayConcurrency > 0},
+		{"relay_backoff must be positive", c.RelayBackoff > 0},
 		{"max_queue must be positive, or -1 for unlimited", c.MaxQueue > 0 || c.MaxQueue == -1},
 		{"max_connections must be 0 (off) or positive", c.MaxConnections >= 0},
 		{"max_connections_per_ip must be 0 (off) or positive", c.MaxConnectionsPerIP >= 0},

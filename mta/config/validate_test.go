@@ -99,3 +99,30 @@ func TestControlSocket(t *testing.T) {
 		t.Fatalf("a control socket path of %d octets: %v", len(long), err)
 	}
 }
+
+// TestRelayConcurrencyAndBackoff: the relay's per-destination settings have
+// their defaults, are read from [gomta], and must be positive.
+func TestRelayConcurrencyAndBackoff(t *testing.T) {
+	t.Parallel()
+	base := "[server]\n\"a\" = { smtp = 2025, pop = 2110 }\n[accounts.\"a\"]\n\"x@a.test\" = \"p\"\n"
+	c, err := Parse("a.toml", []byte(base), "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.RelayConcurrency != 20 || c.RelayBackoff.String() != "30s" {
+		t.Fatalf("defaults %d %v", c.RelayConcurrency, c.RelayBackoff)
+	}
+	c, err = Parse("a.toml", []byte(base+"[gomta]\nrelay_concurrency = 3\nrelay_backoff = \"2s\"\n"), "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.RelayConcurrency != 3 || c.RelayBackoff.String() != "2s" {
+		t.Fatalf("read %d %v", c.RelayConcurrency, c.RelayBackoff)
+	}
+	_, err = Parse("a.toml", []byte(base+"[gomta]\nrelay_concurrency = 0\nrelay_backoff = \"0s\"\n"), "", nil)
+	for _, want := range []string{"relay_concurrency must be positive", "relay_backoff must be positive"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v does not say %q", err, want)
+		}
+	}
+}
