@@ -205,27 +205,7 @@ func TestSwaks(t *testing.T) {
 // with extra gomta settings, and returns its path and the ports.
 func writeConfig(t *testing.T, extra string) (string, []int) {
 	t.Helper()
-	p := mtatest.FreePorts(t, 4)
-	cfg := fmt.Sprintf(`[server]
-"exmail.qq.com" = { smtp = %d, pop = %d }
-"gmail.com" = { smtp = %d, pop = %d }
-[accounts."exmail.qq.com"]
-"usr1@mail.sustech.edu.cn" = "pass1"
-"usr2@mail.sustech.edu.cn" = "pass2"
-[accounts."gmail.com"]
-"usr@gmail.com" = "pass"
-[MX]
-"mail.sustech.edu.cn." = "mxbiz1.qq.com."
-"gmail.com." = "gmail-smtp-in.l.google.com."
-[P]
-"mxbiz1.qq.com." = "%d"
-"gmail-smtp-in.l.google.com." = "%d"
-%s`, p[0], p[1], p[2], p[3], p[0], p[2], extra)
-	path := filepath.Join(t.TempDir(), "config.toml")
-	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path, p
+	return mtatest.Course(t, strings.TrimPrefix(extra, "[gomta]\n"))
 }
 
 func TestOneProcessBothServers(t *testing.T) {

@@ -65,7 +65,6 @@ func (c *course) startOne(name string, smtpPort, popPort int) *mtatest.Daemon {
 
 func (c *course) qqSMTPAddr() string { return mtatest.Addr(c.qqSMTP) }
 func (c *course) qqPOPAddr() string  { return mtatest.Addr(c.qqPOP) }
-func (c *course) gmSMTPAddr() string { return mtatest.Addr(c.gmSMTP) }
 func (c *course) gmPOPAddr() string  { return mtatest.Addr(c.gmPOP) }
 
 // receivedID is the msg_id that the last hop's Received header gives msg.

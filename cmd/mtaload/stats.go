@@ -106,15 +106,6 @@ func (s *stats) merge(o *stats) {
 	}
 }
 
-// errorCount is the total of all error groups.
-func (s *stats) errorCount() int64 {
-	var n int64
-	for _, g := range s.errs {
-		n += g.n
-	}
-	return n
-}
-
 // classify groups an error: an SMTP reply by its code ("550"), a POP3 -ERR
 // by its RFC 2449 response code ("-ERR [IN-USE]") or "-ERR", and transport
 // problems by kind ("timeout", "refused", "reset", "eof", "net").

@@ -8,7 +8,7 @@ import (
 )
 
 // Course writes the course's two mail hosts as one config on free ports:
-// exmail.qq.com (usr1@mail.sustech.edu.cn, pass1) and gmail.com
+// exmail.qq.com (usr1@mail.sustech.edu.cn, pass1; usr2@…, pass2) and gmail.com
 // (usr@gmail.com, pass), with the fake DNS pointing each domain at its
 // host's SMTP port, and gomta as the [gomta] table's lines. It returns the
 // file's path and the ports: exmail.qq.com SMTP, POP3, gmail.com SMTP, POP3.
@@ -20,6 +20,7 @@ func Course(t testing.TB, gomta string) (path string, ports []int) {
 "gmail.com" = { smtp = %d, pop = %d }
 [accounts."exmail.qq.com"]
 "usr1@mail.sustech.edu.cn" = "pass1"
+"usr2@mail.sustech.edu.cn" = "pass2"
 [accounts."gmail.com"]
 "usr@gmail.com" = "pass"
 [MX]

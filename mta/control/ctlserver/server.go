@@ -144,9 +144,6 @@ func clearStale(path string) error {
 	return nil
 }
 
-// Addr is the socket's path.
-func (s *Server) Addr() string { return s.opt.Path }
-
 // Serve accepts connections until Close; it then returns nil.
 func (s *Server) Serve() error {
 	for {
