@@ -270,10 +270,8 @@ func (c *Client) Mail(from string, params ...string) error {
 	if err := checkPath(from, reply.EnhBadFromSyntax); err != nil {
 		return err
 	}
-	for _, p := range params {
-		if strings.ContainsAny(p, "\r\n") {
-			return badArgs(reply.EnhBadFromSyntax, "bad MAIL parameter")
-		}
+	if err := checkParams(params, reply.EnhBadFromSyntax); err != nil {
+		return err
 	}
 	c.writeMail(from, params)
 	if _, err := c.roundTrip("mail"); err != nil {
@@ -282,15 +280,18 @@ func (c *Client) Mail(from string, params ...string) error {
 	return c.expect(2)
 }
 
-// Rcpt sends RCPT TO:<to>.
-func (c *Client) Rcpt(to string) error {
+// Rcpt sends RCPT TO:<to> with optional parameters (e.g. "NOTIFY=NEVER").
+func (c *Client) Rcpt(to string, params ...string) error {
 	if err := c.usable(); err != nil {
 		return err
 	}
 	if err := checkRcpt(to); err != nil {
 		return err
 	}
-	c.cmd("RCPT TO:<", to, ">")
+	if err := checkParams(params, reply.EnhBadRcptSyntax); err != nil {
+		return err
+	}
+	c.writeRcpt(to, params)
 	if _, err := c.roundTrip("rcpt"); err != nil {
 		return err
 	}
@@ -395,15 +396,31 @@ func (c *Client) cmd(a, b, d string) {
 	_, _ = c.w.WriteString("\r\n")
 }
 
-func (c *Client) writeMail(from string, params []string) {
-	_, _ = c.w.WriteString("MAIL FROM:<")
-	_, _ = c.w.WriteString(from)
+func (c *Client) writeMail(from string, params []string) { c.writePath("MAIL FROM:<", from, params) }
+
+func (c *Client) writeRcpt(to string, params []string) { c.writePath("RCPT TO:<", to, params) }
+
+// writePath buffers verb + path + ">" and the parameters, each after a space.
+func (c *Client) writePath(verb, path string, params []string) {
+	_, _ = c.w.WriteString(verb)
+	_, _ = c.w.WriteString(path)
 	_ = c.w.WriteByte('>')
 	for _, p := range params {
 		_ = c.w.WriteByte(' ')
 		_, _ = c.w.WriteString(p)
 	}
 	_, _ = c.w.WriteString("\r\n")
+}
+
+// checkParams refuses ESMTP parameters that would break the command line
+// (RFC 5321 §4.1.2: esmtp-keyword ["=" esmtp-value], no SP, CR or LF).
+func checkParams(params []string, enh string) error {
+	for _, p := range params {
+		if p == "" || strings.ContainsAny(p, " \t\r\n") {
+			return badArgs(enh, "bad ESMTP parameter")
+		}
+	}
+	return nil
 }
 
 // roundTrip flushes the buffered command, reads its reply into c.rb and

@@ -30,6 +30,31 @@ const pipelineWindow = 100
 // refused transaction on a live connection RSET is sent, so the client can
 // start another.
 func (c *Client) Send(from string, rcpts []string, body io.Reader) (rcptErrs []error, err error) {
+	return c.SendEnvelope(Envelope{From: from, Rcpts: rcpts}, body)
+}
+
+// Envelope is one transaction's envelope: the reverse-path with the ESMTP
+// parameters of MAIL FROM, and the recipients with those of each RCPT TO.
+// The caller offers a parameter only when the server advertised its
+// extension (Extension).
+type Envelope struct {
+	From       string
+	MailParams []string   // e.g. "SIZE=1234", "BODY=8BITMIME", "SMTPUTF8", "RET=HDRS"
+	Rcpts      []string   // forward-paths
+	RcptParams [][]string // per recipient, parallel to Rcpts (nil or short: none), e.g. "NOTIFY=SUCCESS"
+}
+
+// rcptParams returns the parameters of recipient i.
+func (e *Envelope) rcptParams(i int) []string {
+	if i < len(e.RcptParams) {
+		return e.RcptParams[i]
+	}
+	return nil
+}
+
+// SendEnvelope is Send with ESMTP parameters on MAIL and RCPT.
+func (c *Client) SendEnvelope(env Envelope, body io.Reader) (rcptErrs []error, err error) {
+	from, rcpts := env.From, env.Rcpts
 	rcptErrs = make([]error, len(rcpts))
 	defer func() {
 		if err != nil {
@@ -49,10 +74,16 @@ func (c *Client) Send(from string, rcpts []string, body io.Reader) (rcptErrs []e
 	if err := checkPath(from, reply.EnhBadFromSyntax); err != nil {
 		return rcptErrs, err
 	}
+	if err := checkParams(env.MailParams, reply.EnhBadFromSyntax); err != nil {
+		return rcptErrs, err
+	}
 	valid := 0
 	var last error
 	for i, to := range rcpts {
 		if rcptErrs[i] = checkRcpt(to); rcptErrs[i] == nil {
+			rcptErrs[i] = checkParams(env.rcptParams(i), reply.EnhBadRcptSyntax)
+		}
+		if rcptErrs[i] == nil {
 			valid++
 		} else {
 			last = rcptErrs[i]
@@ -62,23 +93,23 @@ func (c *Client) Send(from string, rcpts []string, body io.Reader) (rcptErrs []e
 		return rcptErrs, fmt.Errorf("%w: %w", ErrNoRecipients, last)
 	}
 	if c.pipelining {
-		return rcptErrs, c.sendPipelined(from, rcpts, rcptErrs, body)
+		return rcptErrs, c.sendPipelined(&env, rcptErrs, body)
 	}
-	return rcptErrs, c.sendStepwise(from, rcpts, rcptErrs, body)
+	return rcptErrs, c.sendStepwise(&env, rcptErrs, body)
 }
 
 // sendStepwise waits for each reply before the next command.
-func (c *Client) sendStepwise(from string, rcpts []string, rcptErrs []error, body io.Reader) error {
-	if err := c.Mail(from); err != nil {
+func (c *Client) sendStepwise(env *Envelope, rcptErrs []error, body io.Reader) error {
+	if err := c.Mail(env.From, env.MailParams...); err != nil {
 		return err
 	}
 	ok := 0
 	var last error
-	for i, to := range rcpts {
+	for i, to := range env.Rcpts {
 		if rcptErrs[i] != nil {
 			continue
 		}
-		if err := c.Rcpt(to); err != nil {
+		if err := c.Rcpt(to, env.rcptParams(i)...); err != nil {
 			if err := c.usable(); err != nil {
 				return err
 			}
@@ -106,19 +137,20 @@ func (c *Client) sendStepwise(from string, rcpts []string, rcptErrs []error, bod
 // §3.1: DATA is the last command of a group). A body that goes in BDAT
 // chunks is sent only once a recipient was accepted, so that no chunk is
 // sent for nothing.
-func (c *Client) sendPipelined(from string, rcpts []string, rcptErrs []error, body io.Reader) error {
+func (c *Client) sendPipelined(env *Envelope, rcptErrs []error, body io.Reader) error {
 	if err := c.usable(); err != nil {
 		return err
 	}
+	rcpts := env.Rcpts
 	var mailErr, last error
 	ok := 0
 	bdat := c.useBdat(body)
-	c.writeMail(from, nil)
+	c.writeMail(env.From, env.MailParams)
 	for s := 0; s < len(rcpts); s += pipelineWindow {
 		e := min(s+pipelineWindow, len(rcpts))
 		for i := s; i < e; i++ {
 			if rcptErrs[i] == nil {
-				c.cmd("RCPT TO:<", rcpts[i], ">")
+				c.writeRcpt(rcpts[i], env.rcptParams(i))
 			}
 		}
 		final := e == len(rcpts)
