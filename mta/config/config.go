@@ -141,6 +141,11 @@ type Settings struct {
 	// ImplicitTLS adds implicit-TLS listeners (submissions, pop3s; RFC 8314):
 	// server name → ports.
 	ImplicitTLS map[string]TLSPorts `toml:"implicit_tls"`
+	// TLSPolicy is the relay's TLS policy per destination domain
+	// ([gomta.tls_policy]): opportunistic (the default), require or
+	// verify. A required TLS that fails defers the message, and bounces it
+	// when max_queue_lifetime ends. It applies with or without tls_cert.
+	TLSPolicy TLSPolicies `toml:"tls_policy"`
 	// PlaintextAuth says where SMTP AUTH and POP3 USER/PASS/AUTH are allowed
 	// without TLS: "trusted" (trusted networks only), "always" or "never".
 	PlaintextAuth string `toml:"plaintext_auth"`

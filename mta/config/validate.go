@@ -28,6 +28,7 @@ func (c *Config) validate(name string) []error {
 	c.validateResolver(p)
 	c.validateSettings(p)
 	c.validateTLS(p)
+	c.validateTLSPolicy(p)
 	return p.errs
 }
 
