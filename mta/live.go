@@ -93,7 +93,23 @@ func (h *Host) newRelay(cfg *config.Config) *relay.Relay {
 	res := &relay.Resolver{MX: cfg.MX, P: cfg.P, DNS: cfg.Resolver == "dns",
 		Net: relay.DNSClient(cfg.DNSServers), Port: cfg.RelayPort}
 	return relay.New(res, relay.Options{LocalName: h.Name, Logger: h.log.With(zap.String(logvocab.Proto, logvocab.Relay)),
-		TLS: relayTLS(h.tls), Self: selfAddrs([]net.Listener{h.smtpLn, h.smtpsLn}), Pool: h.pool})
+		TLS: relayTLS(h.tls), TLSPolicy: relayTLSPolicy(cfg.TLSPolicy),
+		Self: selfAddrs([]net.Listener{h.smtpLn, h.smtpsLn}), Pool: h.pool})
+}
+
+// relayTLSPolicy is [gomta.tls_policy] as the relay reads it; a reload
+// builds a new relay, and so a new policy, for the next attempts.
+func relayTLSPolicy(ps config.TLSPolicies) *relay.TLSPolicy {
+	if len(ps) == 0 {
+		return nil
+	}
+	modes := map[string]relay.TLSMode{config.TLSOpportunistic: relay.TLSOpportunistic,
+		config.TLSRequire: relay.TLSRequire, config.TLSVerify: relay.TLSVerify}
+	domains := make(map[string]relay.DomainTLS, len(ps))
+	for d, p := range ps {
+		domains[d] = relay.DomainTLS{Mode: modes[p.Policy], Roots: p.Roots()}
+	}
+	return relay.NewTLSPolicy(domains)
 }
 
 // liveRelay is the delivery worker's Relayer: the current relay, which a

@@ -69,6 +69,7 @@ type dest struct {
 type conn struct {
 	c     *smtpclient.Client
 	sent  int
+	tls   connTLS     // what its TLS proved, for the domain policies it meets
 	timer *time.Timer // closes the connection after MaxIdle idle
 }
 

@@ -24,6 +24,11 @@
 // an address that refused a connection: its messages are deferred, naming
 // the refusal ("delivery temporarily suspended: ..."), without dialling
 // until the back-off ends.
+//
+// TLS follows the destination domain's policy (tlspolicy.go): opportunistic
+// by default; where it is required (and verified), a connection without it
+// is a temporary failure with 4.7.5 naming the policy, and the cache hands
+// a domain only connections whose TLS meets its policy.
 package relay
 
 import (
@@ -58,6 +63,9 @@ type Options struct {
 	// named by a host name is checked by the address its connection reached,
 	// and closed before any transaction when it is this host.
 	Self func(addr string) bool
+	// TLSPolicy says, per destination domain, whether TLS is opportunistic
+	// (the default), required, or required and verified (tlspolicy.go).
+	TLSPolicy *TLSPolicy
 	// Pool, when set, keeps connections for the next message to the same
 	// address, bounds the connections to one address and backs off an
 	// address that refuses connections; nil: one connection per attempt.
@@ -96,6 +104,7 @@ func New(r *Resolver, opt Options) *Relay {
 type Outcome struct {
 	MX     string
 	MXAddr string // the ip:port the last connection reached; "" when none was made
+	TLS    bool   // the last connection was under TLS
 	// Reply is the mail exchanger's final reply to the message when it took
 	// it ("250 2.0.0 OK queued as ..."); nil otherwise.
 	Reply *reply.Reply
@@ -211,7 +220,7 @@ func (rl *Relay) attempt(ctx context.Context, log *zap.Logger, j Job, n int, t T
 		}
 		log.Info("relay attempt", fields...)
 	}()
-	cn, err := rl.connect(ctx, log, t, out)
+	cn, err := rl.connect(ctx, log, j.Domain, t, out)
 	if err != nil {
 		return nil, err
 	}
@@ -246,13 +255,14 @@ func (rl *Relay) attempt(ctx context.Context, log *zap.Logger, j Job, n int, t T
 }
 
 // connect returns a connection to t ready for a transaction (greeted, TLS
-// when offered, not this host), holding one of t's slots in the pool: a
-// cached one that still answers RSET (a dead one is closed and the next
-// tried), else a new one. A refused connection (connect failure or a
+// as domain's policy says, not this host), holding one of t's slots in the
+// pool: a cached one that meets the policy and still answers RSET (a dead
+// one, or one whose TLS falls short, is closed and the next tried), else a
+// new one. A refused connection (connect failure or a
 // greeting other than 220) backs t off in the pool. It records in out the
 // address the connection reached.
-func (rl *Relay) connect(ctx context.Context, log *zap.Logger, t Target, out *Outcome) (*conn, error) {
-	pool := rl.opt.Pool
+func (rl *Relay) connect(ctx context.Context, log *zap.Logger, domain string, t Target, out *Outcome) (*conn, error) {
+	pool, pol := rl.opt.Pool, rl.opt.TLSPolicy.For(domain)
 	cn, err := pool.get(ctx, t.Addr)
 	if err != nil {
 		return nil, err
@@ -260,8 +270,12 @@ func (rl *Relay) connect(ctx context.Context, log *zap.Logger, t Target, out *Ou
 	for ; cn != nil; cn = pool.next(t.Addr) {
 		// RSET between messages (RFC 5321 §4.1.1.5) also proves that the
 		// cached connection is still alive.
+		if !cn.tls.meets(pol, t.Host) {
+			closeConn(cn)
+			continue
+		}
 		if err := cn.c.Reset(); err == nil {
-			out.MXAddr = cn.c.RemoteAddr().String()
+			out.MXAddr, out.TLS = cn.c.RemoteAddr().String(), cn.tls.on
 			log.Debug("relay connection reused", zap.String("mx_addr", out.MXAddr), zap.Int("messages", cn.sent))
 			return cn, nil
 		}
@@ -283,15 +297,16 @@ func (rl *Relay) connect(ctx context.Context, log *zap.Logger, t Target, out *Ou
 		return nil, errSelf
 	}
 	stop := context.AfterFunc(ctx, func() { _ = c.Close() })
-	err = c.HelloTLS(rl.opt.TLS)
+	ct, err := rl.hello(c, domain, t, pol)
 	stop()
 	if err != nil {
-		err = netError(ctx, t, c.RemoteAddr(), err)
+		err = helloError(ctx, t, c.RemoteAddr(), err)
 		_ = c.Close()
 		pool.put(t.Addr, nil, false)
 		return nil, err
 	}
-	return &conn{c: c}, nil
+	out.TLS = ct.on
+	return &conn{c: c, tls: ct}, nil
 }
 
 // refusal reports whether err, from a dial, is the destination refusing
@@ -341,7 +356,7 @@ func logResults(ctx context.Context, log *zap.Logger, j Job, out Outcome, start 
 		err := out.Errs[i]
 		fields := []zap.Field{zap.String("rcpt", rcpt), zap.String("mx", out.MX)}
 		if out.MXAddr != "" {
-			fields = append(fields, zap.String("mx_addr", out.MXAddr))
+			fields = append(fields, zap.String("mx_addr", out.MXAddr), zap.Bool("tls", out.TLS))
 		}
 		if err == nil {
 			if out.Reply != nil {

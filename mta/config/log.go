@@ -31,6 +31,7 @@ func (c *Config) LogFields() []zap.Field {
 		zap.Int("relay_concurrency", s.RelayConcurrency), zap.Stringer("relay_backoff", s.RelayBackoff),
 		zap.Bool("tls", s.TLSCert != "" || s.TLSSelfSigned), zap.String("tls_cert", s.TLSCert),
 		zap.Bool("tls_self_signed", s.TLSSelfSigned), zap.Any("implicit_tls", s.ImplicitTLS),
+		zap.Stringer("tls_policy", s.TLSPolicy),
 		zap.String("plaintext_auth", s.PlaintextAuth), zap.String("log_level", s.LogLevel),
 		zap.Int("max_connections", s.MaxConnections), zap.Int("max_connections_per_ip", s.MaxConnectionsPerIP),
 		zap.Int("auth_failures", s.AuthFailures),
