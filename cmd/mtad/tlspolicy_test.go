@@ -220,3 +220,21 @@ func TestTLSPolicyOpportunisticThenRequireOnReload(t *testing.T) {
 		t.Fatalf("%d messages at the mail exchanger, want the first only", n)
 	}
 }
+
+// TestTLSPolicyVerifyChecksMXName: a certificate that chains to ca_file but
+// names another host does not pass verify: the message is deferred naming
+// the mismatch and never reaches gmail.com.
+func TestTLSPolicyVerifyChecksMXName(t *testing.T) {
+	t.Parallel()
+	cert, key := pemPair(t, "someone.else.test")
+	path, p := mtatest.Course(t, fmt.Sprintf("tls_cert = %q\ntls_key = %q\n"+
+		"tls_policy = { \"gmail.com\" = { policy = \"verify\", ca_file = %q } }\n", cert, key, cert))
+	d := mtatest.StartDaemon(t, []string{"-config", path, "-data", t.TempDir()}, p...)
+	submit(t, mtatest.Addr(p[0]), "usr@gmail.com", "wrong name")
+	d.WaitLog(t, "TLS required by policy for gmail.com, but certificate verification failed: "+
+		"x509: certificate is valid for someone.else.test, not "+gmailMX)
+	wantIn(t, "log", d.Log.String(), `"msg":"relay deferred"`)
+	if n, err := mtatest.MailboxCount(mtatest.Addr(p[3]), "usr@gmail.com", "pass"); err != nil || n != 0 {
+		t.Fatalf("gmail.com holds %d messages (%v)", n, err)
+	}
+}

@@ -9,7 +9,9 @@
 // is a dialable "host:port"; names (MX keys and values, P keys, agent hosts)
 // are lower-case without a trailing dot; TrustedNetworks are parsed
 // (Trusted); DNSServers are "ip:port" and set only with resolver = "dns";
-// RelayPort is a port.
+// RelayPort is a port; TLSPolicy keys are folded, each policy is
+// opportunistic, require or verify, and a ca_file (verify only) has been
+// read and holds a certificate (TLSPolicy.Roots).
 //
 // The package imports nothing of gomta but the embedded default config, so
 // that the agent can read a config without linking the daemon's queue,
