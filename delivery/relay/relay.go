@@ -38,6 +38,7 @@ import (
 	"go.uber.org/zap"
 
 	"gomta/delivery/dsn"
+	"gomta/session/logvocab"
 	"gomta/session/reply"
 	"gomta/session/smtpclient"
 )
@@ -100,6 +101,9 @@ type Outcome struct {
 	// it ("250 2.0.0 OK queued as ..."); nil otherwise.
 	Reply *reply.Reply
 	Errs  []error
+	// Converted names the conversion the message went through for the
+	// hop ("8bit-to-qp", params.go); "" when it went as it is.
+	Converted string
 }
 
 // Job is one relay transaction: one message to every recipient of one
@@ -230,8 +234,16 @@ func (rl *Relay) attempt(ctx context.Context, log *zap.Logger, j Job, n int, t T
 		failAll(errs, fmt.Errorf("relay: open message: %w", err))
 		return errs, nil
 	}
-	defer func() { _ = body.Close() }()
-	errs, err = c.Send(j.From, j.Rcpts, body)
+	env, send, conv, err := prepare(c, j, body)
+	if err != nil {
+		keep = stop() // nothing was sent: the connection is as good as before
+		errs = make([]error, len(j.Rcpts))
+		failAll(errs, err)
+		return errs, nil
+	}
+	defer func() { _ = send.Close() }()
+	errs, err = c.SendEnvelope(env, send)
+	out.Converted = conv
 	cn.sent++
 	// A connection that a stop did not cut, whose transaction ended in an
 	// answer (not a lost connection or a 421), is kept for the next message.
@@ -347,6 +359,9 @@ func logResults(ctx context.Context, log *zap.Logger, j Job, out Outcome, start 
 			if out.Reply != nil {
 				fields = append(fields, zap.String("remote_reply", out.Reply.Error()),
 					zap.Int("smtp_code", out.Reply.Code), zap.String("enhanced", out.Reply.Enhanced))
+			}
+			if out.Converted != "" {
+				fields = append(fields, zap.String(logvocab.Converted, out.Converted))
 			}
 			log.Info("relay delivered", append(fields, zap.Int64("duration_ms", d))...)
 			continue
