@@ -24,6 +24,14 @@
 // an address that refused a connection: its messages are deferred, naming
 // the refusal ("delivery temporarily suspended: ..."), without dialling
 // until the back-off ends.
+//
+// What goes on MAIL is decided per hop in params.go: SIZE= with the
+// message's size as queued (RFC 1870) and BODY=8BITMIME for an 8-bit body
+// (RFC 6152) when the hop offers them; a message larger than the hop's
+// SIZE limit fails with 552 5.3.4 before MAIL. An 8-bit message for a hop
+// without 8BITMIME is converted to 7-bit as it is sent (package downgrade,
+// logged converted=8bit-to-qp), after a first pass proved it can be; one
+// that cannot fails with 554 5.6.3 and is never sent unconverted.
 package relay
 
 import (
