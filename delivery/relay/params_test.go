@@ -6,7 +6,6 @@ import (
 	"io"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	"gomta/session/reply"
@@ -22,12 +21,12 @@ const body8 = "From: a@a.test\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; 
 	"Content-Transfer-Encoding: 8bit\r\n\r\nGr\u00fc\u00dfe \u4f60\u597d\r\n"
 
 // relayTo delivers msg to one recipient at a fake server with ext and
-// returns the result, the server and the logs.
-func relayTo(t *testing.T, ext []string, msg string) (error, *smtpclienttest.Server, *Outcome, []string) {
+// returns the server, the converted fields logged and the result.
+func relayTo(t *testing.T, ext []string, msg string) (*smtpclienttest.Server, []string, error) {
 	srv := smtpclienttest.Start(t, smtpclienttest.Config{Ext: ext})
 	rl, logs := newRelay(t, &Resolver{P: map[string]string{"b.test": srv.Addr()}})
-	var opens atomic.Int32
-	open := func() (io.ReadCloser, error) { opens.Add(1); return io.NopCloser(strings.NewReader(msg)), nil }
+	// Not seekable: the body is opened again after each pass.
+	open := func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(msg)), nil }
 	out := rl.Deliver(context.Background(), job("m8", "b.test", open, "ann@b.test"))
 	var conv []string
 	for _, e := range logs.FilterMessage("relay delivered").All() {
@@ -35,7 +34,7 @@ func relayTo(t *testing.T, ext []string, msg string) (error, *smtpclienttest.Ser
 			conv = append(conv, v)
 		}
 	}
-	return out.Errs[0], srv, &out, conv
+	return srv, conv, out.Errs[0]
 }
 
 func mailLine(srv *smtpclienttest.Server) string {
@@ -61,7 +60,7 @@ func TestMailParams(t *testing.T) {
 		{[]string{"PIPELINING"}, body, "MAIL FROM:<me@a.test>"},
 		{[]string{"SIZE 0"}, body8, "MAIL FROM:<me@a.test> SIZE=" + strconv.Itoa(n8)}, // converted; the original size
 	} {
-		err, srv, _, _ := relayTo(t, tt.ext, tt.msg)
+		srv, _, err := relayTo(t, tt.ext, tt.msg)
 		if err != nil || mailLine(srv) != tt.want {
 			t.Errorf("ext %v: %v, MAIL %q, want %q", tt.ext, err, mailLine(srv), tt.want)
 		}
@@ -70,7 +69,7 @@ func TestMailParams(t *testing.T) {
 
 func TestConvertedForHopWithout8BITMIME(t *testing.T) {
 	t.Parallel()
-	err, srv, _, conv := relayTo(t, []string{"PIPELINING"}, body8)
+	srv, conv, err := relayTo(t, []string{"PIPELINING"}, body8)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +87,7 @@ func TestConvertedForHopWithout8BITMIME(t *testing.T) {
 func TestNotConvertibleBounces563(t *testing.T) {
 	t.Parallel()
 	msg := "Subject: Gr\u00fc\u00dfe\r\n\r\nbody\r\n"
-	err, srv, _, _ := relayTo(t, []string{"PIPELINING"}, msg)
+	srv, _, err := relayTo(t, []string{"PIPELINING"}, msg)
 	var r *reply.Reply
 	if !errors.As(err, &r) || r.Enhanced != "5.6.3" || !r.Permanent() {
 		t.Fatalf("result %v, want a 5.6.3 refusal", err)
@@ -100,7 +99,7 @@ func TestNotConvertibleBounces563(t *testing.T) {
 
 func TestOverHopSizeLimitBounces534(t *testing.T) {
 	t.Parallel()
-	err, srv, _, _ := relayTo(t, []string{"SIZE 10"}, body)
+	srv, _, err := relayTo(t, []string{"SIZE 10"}, body)
 	var r *reply.Reply
 	if !errors.As(err, &r) || r.Code != 552 || r.Enhanced != "5.3.4" {
 		t.Fatalf("result %v, want 552 5.3.4", err)
@@ -109,5 +108,20 @@ func TestOverHopSizeLimitBounces534(t *testing.T) {
 		if strings.HasPrefix(l, "MAIL") || l == "DATA" {
 			t.Fatalf("sent %q", srv.Lines())
 		}
+	}
+}
+
+func TestMultipartConvertsOnlyTheTextPart(t *testing.T) {
+	t.Parallel()
+	head := "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b1\r\n\r\n--b1\r\nContent-Type: text/plain; charset=utf-8\r\n"
+	b64 := "--b1\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\nw7zDnw==\r\n--b1--\r\n"
+	msg := head + "Content-Transfer-Encoding: 8bit\r\n\r\n\u00fc\u00df\r\n" + b64
+	want := head + "Content-Transfer-Encoding: quoted-printable\r\n\r\n=C3=BC=C3=9F\r\n" + b64 + ".\r\n"
+	srv, conv, err := relayTo(t, []string{"PIPELINING"}, msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msgs := srv.Messages(); len(msgs) != 1 || string(msgs[0].Raw) != want || len(conv) != 1 {
+		t.Fatalf("got %q\nwant %q (converted %q)", msgs, want, conv)
 	}
 }
