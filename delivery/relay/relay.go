@@ -29,6 +29,14 @@
 // by default; where it is required (and verified), a connection without it
 // is a temporary failure with 4.7.5 naming the policy, and the cache hands
 // a domain only connections whose TLS meets its policy.
+//
+// What goes on MAIL is decided per hop in params.go: SIZE= with the
+// message's size as queued (RFC 1870) and BODY=8BITMIME for an 8-bit body
+// (RFC 6152) when the hop offers them; a message larger than the hop's
+// SIZE limit fails with 552 5.3.4 before MAIL. An 8-bit message for a hop
+// without 8BITMIME is converted to 7-bit as it is sent (package downgrade,
+// logged converted=8bit-to-qp), after a first pass proved it can be; one
+// that cannot fails with 554 5.6.3 and is never sent unconverted.
 package relay
 
 import (
@@ -43,6 +51,7 @@ import (
 	"go.uber.org/zap"
 
 	"gomta/delivery/dsn"
+	"gomta/session/logvocab"
 	"gomta/session/reply"
 	"gomta/session/smtpclient"
 )
@@ -109,6 +118,9 @@ type Outcome struct {
 	// it ("250 2.0.0 OK queued as ..."); nil otherwise.
 	Reply *reply.Reply
 	Errs  []error
+	// Converted names the conversion the message went through for the
+	// hop ("8bit-to-qp", params.go); "" when it went as it is.
+	Converted string
 }
 
 // Job is one relay transaction: one message to every recipient of one
@@ -239,8 +251,16 @@ func (rl *Relay) attempt(ctx context.Context, log *zap.Logger, j Job, n int, t T
 		failAll(errs, fmt.Errorf("relay: open message: %w", err))
 		return errs, nil
 	}
-	defer func() { _ = body.Close() }()
-	errs, err = c.Send(j.From, j.Rcpts, body)
+	env, send, conv, err := prepare(c, j, body)
+	if err != nil {
+		keep = stop() // nothing was sent: the connection is as good as before
+		errs = make([]error, len(j.Rcpts))
+		failAll(errs, err)
+		return errs, nil
+	}
+	defer func() { _ = send.Close() }()
+	errs, err = c.SendEnvelope(env, send)
+	out.Converted = conv
 	cn.sent++
 	// A connection that a stop did not cut, whose transaction ended in an
 	// answer (not a lost connection or a 421), is kept for the next message.
@@ -362,6 +382,9 @@ func logResults(ctx context.Context, log *zap.Logger, j Job, out Outcome, start 
 			if out.Reply != nil {
 				fields = append(fields, zap.String("remote_reply", out.Reply.Error()),
 					zap.Int("smtp_code", out.Reply.Code), zap.String("enhanced", out.Reply.Enhanced))
+			}
+			if out.Converted != "" {
+				fields = append(fields, zap.String(logvocab.Converted, out.Converted))
 			}
 			log.Info("relay delivered", append(fields, zap.Int64("duration_ms", d))...)
 			continue

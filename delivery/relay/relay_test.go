@@ -23,7 +23,7 @@ const body = "From: a@a.test\r\nSubject: secret-subject\r\n\r\nsecret-body-text\
 func opener(n *atomic.Int32) func() (io.ReadCloser, error) {
 	return func() (io.ReadCloser, error) {
 		n.Add(1)
-		return io.NopCloser(strings.NewReader(body)), nil
+		return nopSeekCloser{strings.NewReader(body)}, nil
 	}
 }
 

@@ -17,6 +17,7 @@ const (
 	SessionID = "session_id" // an SMTP or POP3 session (serve.SessionID)
 	User      = "user"       // the owner of a mailbox: a POP3 login, the mailbox actor
 	Rcpt      = "rcpt"       // a recipient of a message
+	Converted = "converted"  // how a relayed message was converted for the next hop ("8bit-to-qp")
 )
 
 // Values of the proto field: the part of a mail host that wrote the line.
