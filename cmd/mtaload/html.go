@@ -20,10 +20,10 @@ var htmlReport = template.Must(template.New("report").Parse(`<!DOCTYPE html>
 <meta charset="utf-8">
 <title>mtaload open loop: {{.Rep.Target}}</title>
 <style>
-body { font-family: system-ui, sans-serif; margin: 24px; color: #222; max-width: 1100px; }
+body { font-family: system-ui, sans-serif; margin: 24px; color: #222; max-width: 1400px; }
 h1 { font-size: 20px; } h2 { font-size: 16px; margin-top: 28px; }
 table { border-collapse: collapse; font-size: 13px; }
-th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: right; }
+th, td { border: 1px solid #ccc; padding: 3px 6px; text-align: right; white-space: nowrap; }
 th { background: #f3f3f3; } td.l, th.l { text-align: left; }
 .yes { color: #070; font-weight: bold; } .no { color: #b00; }
 .figure { font-size: 18px; margin: 12px 0; }
@@ -39,7 +39,8 @@ figure { margin: 12px 0; }
 {{end}}</table>
 <h2>Latency over time</h2>
 <p>Corrected latency runs from each message's intended send time to the 250 after its final dot
-(coordinated omission corrected, as wrk2 does); service time from the moment a worker began to send it.
+(coordinated omission corrected, as wrk2 does); service time from the moment a worker began to send it
+(connecting first, with greeting and EHLO, when it had no open connection). A message waits when every worker is busy.
 Each point is one second, by intended send time; dotted lines mark step boundaries; the dashed line is the SLO.</p>
 <figure>{{.Corrected}}</figure>
 <figure>{{.Service}}</figure>
