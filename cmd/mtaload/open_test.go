@@ -285,3 +285,68 @@ func TestOpenFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenLoopRamp: a ramp is reported in ten segments of rising rate,
+// every scheduled message is sent once, and the HTML draws it.
+func TestOpenLoopRamp(t *testing.T) {
+	t.Parallel()
+	be := &sinkBackend{}
+	addr, _ := startSMTP(t, be)
+	dir := t.TempDir()
+	jsonFile, htmlFile := filepath.Join(dir, "r.json"), filepath.Join(dir, "r.html")
+	var out, errb bytes.Buffer
+	code := run([]string{"smtp", "-open", "-ramp", "20:60", "-step", "1s", "-c", "4", "-pipelining",
+		"-addr", addr, "-to", "u%d@example.test", "-to-n", "3", "-json", jsonFile, "-html", htmlFile, "-progress", "0"}, &out, &errb)
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s%s", code, out.String(), errb.String())
+	}
+	data, err := os.ReadFile(jsonFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep report
+	if err := json.Unmarshal(data, &rep); err != nil {
+		t.Fatal(err)
+	}
+	o := rep.OpenLoop
+	if o == nil || o.Ramp != "20:60" || len(o.Steps) != rampSegments {
+		t.Fatalf("open-loop section %+v", o)
+	}
+	var sent int64
+	for i, s := range o.Steps {
+		if s.Sent != s.Scheduled || s.OK != s.Sent || (i > 0 && s.Rate <= o.Steps[i-1].Rate) {
+			t.Errorf("segment %d: %+v", i, s)
+		}
+		sent += s.Sent
+	}
+	if commits, _, distinct := be.counts(); int64(commits) != sent || distinct != commits || sent < 35 {
+		t.Errorf("sent %d, server commits %d (%d distinct)", sent, commits, distinct)
+	}
+	checkCorrectedNotBelowService(t, o.Steps)
+	page, err := os.ReadFile(htmlFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkHTML(t, string(page), 4)
+	if !strings.Contains(string(page), "ramp 20:60") {
+		t.Errorf("HTML does not name the ramp")
+	}
+}
+
+func TestJSONFileArgs(t *testing.T) {
+	t.Parallel()
+	fs := newFlagSet("smtp", "", io.Discard)
+	var cfg smtpConfig
+	cfg.register(fs)
+	for _, tc := range []struct{ in, want []string }{
+		{[]string{"-json"}, []string{"-json"}},
+		{[]string{"-json", "-c", "2"}, []string{"-json", "-c", "2"}},
+		{[]string{"-json", "r.json", "-c", "2"}, []string{"-json=r.json", "-c", "2"}},
+		{[]string{"--json", "false"}, []string{"--json", "false"}},
+		{[]string{"--", "-json", "x"}, []string{"--", "-json", "x"}},
+	} {
+		if got := jsonFileArgs(fs, tc.in); !slices.Equal(got, tc.want) {
+			t.Errorf("%q → %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
