@@ -36,7 +36,8 @@ type common struct {
 	duration   time.Duration
 	timeout    time.Duration
 	cmdTimeout time.Duration
-	json       bool
+	json       bool   // -json: the report as JSON on stdout
+	jsonFile   string // -json FILE: the report as JSON into FILE, the text on stdout
 	progress   time.Duration
 	cpuProfile string
 	procs      int
@@ -49,7 +50,7 @@ func (c *common) register(fs *flag.FlagSet, defAddr string) {
 	fs.DurationVar(&c.duration, "duration", 0, "run for this long (with -n: whichever ends first)")
 	fs.DurationVar(&c.timeout, "timeout", defaultTimeout, "hard limit on the whole run; in-flight sessions are cut")
 	fs.DurationVar(&c.cmdTimeout, "cmd-timeout", defaultCmdTimeout, "timeout per protocol command")
-	fs.BoolVar(&c.json, "json", false, "print the report as JSON")
+	fs.Var(&jsonFlag{on: &c.json, file: &c.jsonFile}, "json", "print the report as JSON; -json `FILE` writes it to FILE and prints the text")
 	fs.DurationVar(&c.progress, "progress", defaultProgress, "interval of plain progress lines on stderr when it is not a terminal (0 = none)")
 	fs.IntVar(&c.procs, "procs", -1, "OS threads running Go code (GOMAXPROCS); 0 = one per CPU; -1 = 1 (as smtp-source: the other CPUs are left to the server under test), or one per CPU with -tls (handshakes)")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write mtaload's own CPU profile to `FILE` (go tool pprof), to check that it is not the bottleneck")

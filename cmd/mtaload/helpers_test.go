@@ -14,6 +14,7 @@ import (
 	"go.uber.org/goleak"
 	"go.uber.org/zap/zaptest"
 
+	"gomta/mta/mtatest"
 	"gomta/session/smtp"
 )
 
@@ -23,7 +24,7 @@ var lastProcs atomic.Int64
 
 func TestMain(m *testing.M) {
 	setProcs = func(n int) { lastProcs.Store(int64(n)) }
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(mtatest.WithMtad(m)) // removes the mtad binary the open-loop test builds
 }
 
 // countingListener counts accepted connections.

@@ -5,6 +5,18 @@
 // measure a server's memory per connection, and verify over POP3 that every
 // message that got a 250 arrived exactly once.
 //
+// Open loop (smtp -open): instead of each session sending its next message
+// when the last is answered, a dispatcher hands every message to a pool of
+// -c workers at its intended time, from a schedule of -rate steps (each
+// -step long) or a linear -ramp, whatever the server does. A message that
+// finds every worker busy waits, and its corrected latency runs from its
+// intended send time to the 250 after the final dot (coordinated omission
+// corrected, as wrk2 does); its service time runs from the moment a worker
+// began to send it. Each step reports both (p50 to max), sent, ok, errors
+// and the achieved rate; the run's figure is the highest step rate whose
+// p99 corrected latency is under -slo with no errors. -json FILE and
+// -html FILE (a self-contained page of inline SVG charts) keep the results.
+//
 // It speaks the protocols only through gomta's own clients
 // (session/smtpclient, session/pop3client). It owns no server state.
 //
@@ -37,6 +49,7 @@ const usageText = `usage: mtaload <mode> [flags]
 
 modes:
   smtp    send messages (smtp-source-like): mtaload smtp -addr 127.0.0.1:2525 -c 20 -n 10000
+          or open loop at fixed arrival rates: mtaload smtp -open -rate 250,500,1000 -step 20s -c 200 -html r.html
   pop3    log in, STAT, LIST, RETR each (DELE with -dele), QUIT, over and over
   idle    open and hold sessions after the greeting; report held/refused/dropped and server RSS
   verify  count over POP3 what arrived for each recipient of a previous smtp run (-acked FILE)
@@ -84,7 +97,7 @@ func newFlagSet(mode, synopsis string, stderr io.Writer) *flag.FlagSet {
 // parseFlags parses args; done is true when the caller must return code
 // (after -h, or on a flag error).
 func parseFlags(fs *flag.FlagSet, args []string) (code int, done bool) {
-	err := fs.Parse(args)
+	err := fs.Parse(jsonFileArgs(fs, args))
 	switch {
 	case errors.Is(err, flag.ErrHelp):
 		return exitOK, true

@@ -142,7 +142,7 @@ func runPOP3(args []string, stdout, stderr io.Writer) int {
 	}
 	rep := loadPOP3(&cfg, addr, accts, stderr)
 	stopProfile()
-	if err := printReport(stdout, &rep, cfg.json); err != nil {
+	if err := emitReport(stdout, &cfg.common, &rep, func(w io.Writer) error { return printReport(w, &rep, false) }); err != nil {
 		fmt.Fprintf(stderr, "mtaload: %v\n", err)
 		return exitErrors
 	}

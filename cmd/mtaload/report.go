@@ -34,6 +34,10 @@ type report struct {
 	Latency        []stepReport `json:"latency_ms"`
 	Errors         []errReport  `json:"errors"`
 	Notes          []string     `json:"notes,omitempty"`
+
+	// smtp -open only: the steps, and the highest step rate sustained.
+	OpenLoop         *openSection `json:"open_loop,omitempty"`
+	MaxSustainedRate *float64     `json:"max_sustained_rate,omitempty"`
 }
 
 // stepReport is one step's latency in milliseconds.
@@ -127,6 +131,11 @@ func printReport(w io.Writer, r *report, asJSON bool) error {
 	}
 	if err := printLatency(w, r.Latency); err != nil {
 		return err
+	}
+	if r.OpenLoop != nil {
+		if err := printOpen(w, r); err != nil {
+			return err
+		}
 	}
 	return printErrors(w, r.Errors, r.Notes)
 }

@@ -26,7 +26,9 @@ type smtpConfig struct {
 	toN        int
 	reuse      int
 	pipelining bool
-	rate       float64
+	rate       float64 // closed loop: the one -rate value
+	rates      rateList
+	open       openConfig
 	auth       string
 	tls        bool
 	user, pass string      // from -auth
@@ -40,7 +42,12 @@ const smtpSynopsis = `Sends -n messages (or for -duration) over -c concurrent SM
 connection carrying -reuse messages. Recipients come from -to, a template
 such as user%d@example.test spread over -to-n mailboxes (user1..userN).
 Every message has a unique Message-ID <RUN.SEQ@mtaload>; -acked FILE saves
-the ids that got a 250, per recipient, for "mtaload verify".`
+the ids that got a 250, per recipient, for "mtaload verify".
+
+With -open, messages are sent at a fixed arrival rate instead (-rate steps
+of -step each, or a -ramp), by a pool of -c workers, and each step reports
+its latency from the intended send time (corrected) and from the actual one
+(service); -html FILE draws the run. -n and -duration do not apply.`
 
 func (c *smtpConfig) register(fs *flag.FlagSet) {
 	c.common.register(fs, "127.0.0.1:25")
@@ -51,7 +58,8 @@ func (c *smtpConfig) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.toN, "to-n", 1, "mailboxes the %d template is spread over (1..N)")
 	fs.IntVar(&c.reuse, "reuse", 1, "messages per connection (1 = a new connection per message)")
 	fs.BoolVar(&c.pipelining, "pipelining", false, "pipeline MAIL/RCPT/DATA when the server offers PIPELINING (RFC 2920)")
-	fs.Float64Var(&c.rate, "rate", 0, "cap on messages per second over all sessions (0 = none)")
+	fs.Var(&c.rates, "rate", "cap on messages per second over all sessions (0 = none); with -open, the `steps` of the arrival rate (250,500,1000)")
+	c.open.register(fs)
 	fs.StringVar(&c.auth, "auth", "", "authenticate every session with AUTH PLAIN (or LOGIN) as `user:pass`")
 	fs.BoolVar(&c.tls, "tls", false, "STARTTLS before MAIL in every session (certificate not checked); fails if not offered")
 	fs.StringVar(&c.acked, "acked", "", "write the acked Message-IDs per recipient to `FILE` (.json = JSON, else lines)")
@@ -67,8 +75,13 @@ func (c *smtpConfig) check() error {
 	if c.rcpts < 1 || c.reuse < 1 || c.toN < 1 {
 		errs = append(errs, errors.New("-rcpts, -reuse and -to-n must be at least 1"))
 	}
-	if c.rate < 0 {
-		errs = append(errs, errors.New("-rate must not be negative"))
+	if c.open.on {
+		errs = append(errs, c.open.check(&c.common, c.rates))
+	} else {
+		errs = append(errs, c.open.checkClosed(c.rates))
+		if len(c.rates) == 1 {
+			c.rate = c.rates[0]
+		}
 	}
 	if c.to == "" {
 		errs = append(errs, errors.New("-to is required"))
@@ -140,16 +153,32 @@ func runSMTP(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return usageErr(stderr, "%v", err)
 	}
-	res := loadSMTP(&cfg, addr, stderr)
+	var res *smtpResult
+	var rep report
+	if cfg.open.on {
+		ores := loadOpen(&cfg, addr, stderr)
+		res, rep = &ores.smtpResult, ores.report()
+		if err := ores.writeHTML(&rep); err != nil {
+			fmt.Fprintf(stderr, "mtaload: %v\n", err)
+			return exitErrors
+		}
+	} else {
+		res = loadSMTP(&cfg, addr, stderr)
+		rep = res.report()
+	}
 	stopProfile()
-	rep := res.report()
+	return finishSMTP(&cfg, res, &rep, stdout, stderr)
+}
+
+// finishSMTP writes the acked file and the report and returns the exit status.
+func finishSMTP(cfg *smtpConfig, res *smtpResult, rep *report, stdout, stderr io.Writer) int {
 	if cfg.acked != "" {
 		if err := writeAcked(cfg.acked, res.acked()); err != nil {
 			fmt.Fprintf(stderr, "mtaload: %v\n", err)
 			return exitErrors
 		}
 	}
-	if err := printReport(stdout, &rep, cfg.json); err != nil {
+	if err := emitReport(stdout, &cfg.common, rep, func(w io.Writer) error { return printReport(w, rep, false) }); err != nil {
 		fmt.Fprintf(stderr, "mtaload: %v\n", err)
 		return exitErrors
 	}
