@@ -201,22 +201,35 @@ type entry struct {
 	info Info
 }
 
-// copyToTmp puts an fsync'd copy of the committed spool file src into
-// dir/tmp under a fresh unique name (the path taken when src cannot be
-// hard-linked into the mailbox) and returns the name.
-func (s *Store) copyToTmp(dir, src, msgID string, size int64) (name string, err error) {
+// stage writes the message file — prefix, then the committed spool file
+// src — into dir/tmp under a fresh unique name and fsyncs it. It returns
+// the name and the file's size, which the name records.
+func (s *Store) stage(dir string, prefix []byte, src, msgID string) (name string, size int64, err error) {
+	in, err := os.Open(src)
+	if err != nil {
+		return "", 0, fmt.Errorf("mailbox: open %s: %w", src, err)
+	}
+	defer in.Close()
+	fi, err := in.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = errors.New("not a regular file")
+	}
+	if err != nil {
+		return "", 0, fmt.Errorf("mailbox: %s: %w", src, err)
+	}
+	size = int64(len(prefix)) + fi.Size()
 	// A name collision is practically impossible (counter + random), but a
 	// retry is cheap and bounded.
 	for range 3 {
 		name = s.newName(msgID, size)
-		if err = copyFile(src, filepath.Join(dir, dirTmp, name)); !errors.Is(err, fs.ErrExist) {
+		if err = writeMessage(filepath.Join(dir, dirTmp, name), prefix, in); !errors.Is(err, fs.ErrExist) {
 			break
 		}
 	}
 	if err != nil {
-		return "", fmt.Errorf("mailbox: stage %s: %w", src, err)
+		return "", 0, fmt.Errorf("mailbox: stage %s: %w", src, err)
 	}
-	return name, nil
+	return name, size, nil
 }
 
 // newName is a fresh unique name for message msgID of size octets.
@@ -224,13 +237,10 @@ func (s *Store) newName(msgID string, size int64) string {
 	return uniqueName(time.Now(), s.pid, s.counter.Add(1), msgID, s.host, size)
 }
 
-// copyFile copies src to a new file dst (O_EXCL, 0600) and fsyncs it.
-func copyFile(src, dst string) (err error) {
-	in, err := os.Open(src)
-	if err != nil {
-		return fmt.Errorf("mailbox: open %s: %w", src, err)
-	}
-	defer in.Close()
+// writeMessage creates dst (O_EXCL, 0600), writes prefix and then body from
+// its start, and fsyncs it. io.Copy between two *os.File copies kernel-side
+// (copy_file_range on Linux): the body never passes through user space.
+func writeMessage(dst string, prefix []byte, body *os.File) (err error) {
 	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return fmt.Errorf("mailbox: create %s: %w", dst, err)
@@ -241,7 +251,13 @@ func copyFile(src, dst string) (err error) {
 			os.Remove(dst)
 		}
 	}()
-	if _, err = io.Copy(out, in); err != nil {
+	if _, err = body.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("mailbox: rewind %s: %w", body.Name(), err)
+	}
+	if _, err = out.Write(prefix); err != nil {
+		return fmt.Errorf("mailbox: write %s: %w", dst, err)
+	}
+	if _, err = io.Copy(out, body); err != nil {
 		return fmt.Errorf("mailbox: copy to %s: %w", dst, err)
 	}
 	if err = out.Sync(); err != nil {
