@@ -176,7 +176,7 @@ func (a *actor) deliver(batch []*deliverReq) {
 	errs := make([]error, len(batch))
 	published := 0
 	for i, d := range batch {
-		if err := os.Rename(filepath.Join(tmpDir, d.name), filepath.Join(newDir, d.name)); err != nil {
+		if err := rename(filepath.Join(tmpDir, d.name), filepath.Join(newDir, d.name)); err != nil {
 			errs[i] = fmt.Errorf("mailbox: publish %s: %w", d.name, err)
 			os.Remove(filepath.Join(tmpDir, d.name))
 			continue

@@ -205,7 +205,7 @@ type entry struct {
 // src — into dir/tmp under a fresh unique name and fsyncs it. It returns
 // the name and the file's size, which the name records.
 func (s *Store) stage(dir string, prefix []byte, src, msgID string) (name string, size int64, err error) {
-	in, err := os.Open(src)
+	in, err := openFile(src, os.O_RDONLY, 0)
 	if err != nil {
 		return "", 0, fmt.Errorf("mailbox: open %s: %w", src, err)
 	}
@@ -217,12 +217,13 @@ func (s *Store) stage(dir string, prefix []byte, src, msgID string) (name string
 	if err != nil {
 		return "", 0, fmt.Errorf("mailbox: %s: %w", src, err)
 	}
-	size = int64(len(prefix)) + fi.Size()
+	body := fi.Size()
+	size = int64(len(prefix)) + body
 	// A name collision is practically impossible (counter + random), but a
 	// retry is cheap and bounded.
 	for range 3 {
 		name = s.newName(msgID, size)
-		if err = writeMessage(filepath.Join(dir, dirTmp, name), prefix, in); !errors.Is(err, fs.ErrExist) {
+		if err = writeMessage(filepath.Join(dir, dirTmp, name), prefix, in, body); !errors.Is(err, fs.ErrExist) {
 			break
 		}
 	}
@@ -237,11 +238,12 @@ func (s *Store) newName(msgID string, size int64) string {
 	return uniqueName(time.Now(), s.pid, s.counter.Add(1), msgID, s.host, size)
 }
 
-// writeMessage creates dst (O_EXCL, 0600), writes prefix and then body from
-// its start, and fsyncs it. io.Copy between two *os.File copies kernel-side
-// (copy_file_range on Linux): the body never passes through user space.
-func writeMessage(dst string, prefix []byte, body *os.File) (err error) {
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+// writeMessage creates dst (O_EXCL, 0600), writes prefix and then the n
+// octets of body from its start, and fsyncs it. io.CopyN between two
+// *os.File copies kernel-side (copy_file_range on Linux): the body never
+// passes through user space, and knowing n spares the call that finds EOF.
+func writeMessage(dst string, prefix []byte, body *os.File, n int64) (err error) {
+	out, err := openFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return fmt.Errorf("mailbox: create %s: %w", dst, err)
 	}
@@ -251,13 +253,12 @@ func writeMessage(dst string, prefix []byte, body *os.File) (err error) {
 			os.Remove(dst)
 		}
 	}()
-	if _, err = body.Seek(0, io.SeekStart); err != nil {
-		return fmt.Errorf("mailbox: rewind %s: %w", body.Name(), err)
-	}
 	if _, err = out.Write(prefix); err != nil {
 		return fmt.Errorf("mailbox: write %s: %w", dst, err)
 	}
-	if _, err = io.Copy(out, body); err != nil {
+	// body is read from where it was opened: a name taken fails before any
+	// copying, and any other failure ends the attempt.
+	if _, err = io.CopyN(out, body, n); err != nil {
 		return fmt.Errorf("mailbox: copy to %s: %w", dst, err)
 	}
 	if err = out.Sync(); err != nil {
