@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -24,22 +23,12 @@ type request interface {
 	fail(err error)
 }
 
-// deliverReq publishes a message into new/: a hard link of src, or tmp/<name>
-// renamed when src is "" (the copy path).
+// deliverReq publishes a message staged as tmp/<name> by renaming it into
+// new/<name>.
 type deliverReq struct {
-	name  string // unique name in new/ (and in tmp/ when src is ""); the name published once answered
-	src   string // committed spool file to hard-link into new/; "" = rename tmp/name
-	msgID string // for a fresh name when name is taken
-	size  int64
+	name  string // unique name in tmp/ and, once answered, in new/
 	reply chan error
 }
-
-// linkError is a delivery's hard link that failed for another reason than a
-// name taken: Deliver falls back to a copy.
-type linkError struct{ err error }
-
-func (e *linkError) Error() string { return e.err.Error() }
-func (e *linkError) Unwrap() error { return e.err }
 
 // openReq takes the POP3 lock for ss and fills ss.list.
 type openReq struct {
@@ -187,13 +176,7 @@ func (a *actor) deliver(batch []*deliverReq) {
 	errs := make([]error, len(batch))
 	published := 0
 	for i, d := range batch {
-		if d.src != "" {
-			if errs[i] = a.link(d, newDir); errs[i] == nil {
-				published++
-			}
-			continue
-		}
-		if err := os.Rename(filepath.Join(tmpDir, d.name), filepath.Join(newDir, d.name)); err != nil {
+		if err := rename(filepath.Join(tmpDir, d.name), filepath.Join(newDir, d.name)); err != nil {
 			errs[i] = fmt.Errorf("mailbox: publish %s: %w", d.name, err)
 			os.Remove(filepath.Join(tmpDir, d.name))
 			continue
@@ -213,26 +196,6 @@ func (a *actor) deliver(batch []*deliverReq) {
 	}
 	for i, d := range batch {
 		d.reply <- errs[i]
-	}
-}
-
-// link hard-links d.src into newDir under d.name, or a fresh name when that
-// one is taken (bounded). Any other failure is a *linkError.
-func (a *actor) link(d *deliverReq, newDir string) error {
-	var err error
-	for range 3 {
-		if err = a.s.link(d.src, filepath.Join(newDir, d.name)); !errors.Is(err, fs.ErrExist) {
-			break
-		}
-		d.name = a.s.newName(d.msgID, d.size)
-	}
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, fs.ErrExist): // three names taken: give up, the queue retries
-		return fmt.Errorf("mailbox: publish %s: %w", d.name, err)
-	default:
-		return &linkError{err: err}
 	}
 }
 

@@ -26,8 +26,8 @@ func TestAddWhileRunning(t *testing.T) {
 		t.Fatalf("Deliver after Add: %v", err)
 	}
 	ss := mustOpen(t, s, user2)
-	if got := readAll(t, ss, 0); got != msgBody(1) {
-		t.Errorf("message %q, want %q", got, msgBody(1))
+	if got, want := readAll(t, ss, 0), stored("", user2, msgBody(1)); got != want {
+		t.Errorf("message %q, want %q", got, want)
 	}
 	ss.Close()
 	if err := s.Add([]string{"ok@x.test", "../evil@x.test"}); err == nil {

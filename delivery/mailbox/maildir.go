@@ -201,22 +201,36 @@ type entry struct {
 	info Info
 }
 
-// copyToTmp puts an fsync'd copy of the committed spool file src into
-// dir/tmp under a fresh unique name (the path taken when src cannot be
-// hard-linked into the mailbox) and returns the name.
-func (s *Store) copyToTmp(dir, src, msgID string, size int64) (name string, err error) {
+// stage writes the message file — prefix, then the committed spool file
+// src — into dir/tmp under a fresh unique name and fsyncs it. It returns
+// the name and the file's size, which the name records.
+func (s *Store) stage(dir string, prefix []byte, src, msgID string) (name string, size int64, err error) {
+	in, err := openFile(src, os.O_RDONLY, 0)
+	if err != nil {
+		return "", 0, fmt.Errorf("mailbox: open %s: %w", src, err)
+	}
+	defer in.Close()
+	fi, err := in.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = errors.New("not a regular file")
+	}
+	if err != nil {
+		return "", 0, fmt.Errorf("mailbox: %s: %w", src, err)
+	}
+	body := fi.Size()
+	size = int64(len(prefix)) + body
 	// A name collision is practically impossible (counter + random), but a
 	// retry is cheap and bounded.
 	for range 3 {
 		name = s.newName(msgID, size)
-		if err = copyFile(src, filepath.Join(dir, dirTmp, name)); !errors.Is(err, fs.ErrExist) {
+		if err = writeMessage(filepath.Join(dir, dirTmp, name), prefix, in, body); !errors.Is(err, fs.ErrExist) {
 			break
 		}
 	}
 	if err != nil {
-		return "", fmt.Errorf("mailbox: stage %s: %w", src, err)
+		return "", 0, fmt.Errorf("mailbox: stage %s: %w", src, err)
 	}
-	return name, nil
+	return name, size, nil
 }
 
 // newName is a fresh unique name for message msgID of size octets.
@@ -224,14 +238,12 @@ func (s *Store) newName(msgID string, size int64) string {
 	return uniqueName(time.Now(), s.pid, s.counter.Add(1), msgID, s.host, size)
 }
 
-// copyFile copies src to a new file dst (O_EXCL, 0600) and fsyncs it.
-func copyFile(src, dst string) (err error) {
-	in, err := os.Open(src)
-	if err != nil {
-		return fmt.Errorf("mailbox: open %s: %w", src, err)
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+// writeMessage creates dst (O_EXCL, 0600), writes prefix and then the n
+// octets of body from its start, and fsyncs it. io.CopyN between two
+// *os.File copies kernel-side (copy_file_range on Linux): the body never
+// passes through user space, and knowing n spares the call that finds EOF.
+func writeMessage(dst string, prefix []byte, body *os.File, n int64) (err error) {
+	out, err := openFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return fmt.Errorf("mailbox: create %s: %w", dst, err)
 	}
@@ -241,7 +253,12 @@ func copyFile(src, dst string) (err error) {
 			os.Remove(dst)
 		}
 	}()
-	if _, err = io.Copy(out, in); err != nil {
+	if _, err = out.Write(prefix); err != nil {
+		return fmt.Errorf("mailbox: write %s: %w", dst, err)
+	}
+	// body is read from where it was opened: a name taken fails before any
+	// copying, and any other failure ends the attempt.
+	if _, err = io.CopyN(out, body, n); err != nil {
 		return fmt.Errorf("mailbox: copy to %s: %w", dst, err)
 	}
 	if err = out.Sync(); err != nil {

@@ -2,7 +2,6 @@ package mailbox
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -55,36 +54,31 @@ func TestUniqueNameCarriesTheMsgID(t *testing.T) {
 
 // TestDeliveredMessageNamesItsMsgID: the delivered file's name carries the
 // msg_id, the delivery is logged at info with the file name, and a POP3
-// session's listing gives the msg_id back, on both the link and copy paths.
+// session's listing gives the msg_id back.
 func TestDeliveredMessageNamesItsMsgID(t *testing.T) {
 	t.Parallel()
-	for _, copyPath := range []bool{false, true} {
-		core, logs := observer.New(zapcore.InfoLevel)
-		s := startStore(t, zap.New(core), user1)
-		if copyPath {
-			s.link = func(string, string) error { return &os.LinkError{Op: "link", Err: os.ErrPermission} }
-		}
-		src := spool(t, t.TempDir(), "m", msgBody(2))
-		d := Delivery{User: user1, Rcpt: "USR1@mail.sustech.edu.cn", MsgID: testMsgID, BodyPath: src}
-		if err := s.Deliver(context.Background(), d); err != nil {
-			t.Fatal(err)
-		}
-		files := names(t, filepath.Join(s.root, user1, dirNew))
-		if len(files) != 1 || msgIDOf(files[0]) != testMsgID {
-			t.Fatalf("copy %v: new/ = %v, want one file named with %s", copyPath, files, testMsgID)
-		}
-		lines := logs.FilterMessage("message delivered").All()
-		if len(lines) != 1 {
-			t.Fatalf("copy %v: %d message delivered lines at info", copyPath, len(lines))
-		}
-		f := lines[0].ContextMap()
-		if f["msg_id"] != testMsgID || f["user"] != user1 || f["rcpt"] != d.Rcpt || f["file"] != files[0] {
-			t.Errorf("copy %v: fields %v, file %s", copyPath, f, files[0])
-		}
-		ss := mustOpen(t, s, user1)
-		if l := ss.List(); len(l) != 1 || l[0].MsgID != testMsgID {
-			t.Errorf("copy %v: listing %+v, want msg_id %s", copyPath, l, testMsgID)
-		}
-		ss.Close()
+	core, logs := observer.New(zapcore.InfoLevel)
+	s := startStore(t, zap.New(core), user1)
+	src := spool(t, t.TempDir(), "m", msgBody(2))
+	d := Delivery{User: user1, Rcpt: "USR1@mail.sustech.edu.cn", MsgID: testMsgID, BodyPath: src}
+	if err := s.Deliver(context.Background(), d); err != nil {
+		t.Fatal(err)
 	}
+	files := names(t, filepath.Join(s.root, user1, dirNew))
+	if len(files) != 1 || msgIDOf(files[0]) != testMsgID {
+		t.Fatalf("new/ = %v, want one file named with %s", files, testMsgID)
+	}
+	lines := logs.FilterMessage("message delivered").All()
+	if len(lines) != 1 {
+		t.Fatalf("%d message delivered lines at info", len(lines))
+	}
+	f := lines[0].ContextMap()
+	if f["msg_id"] != testMsgID || f["user"] != user1 || f["rcpt"] != d.Rcpt || f["file"] != files[0] {
+		t.Errorf("fields %v, file %s", f, files[0])
+	}
+	ss := mustOpen(t, s, user1)
+	if l := ss.List(); len(l) != 1 || l[0].MsgID != testMsgID {
+		t.Errorf("listing %+v, want msg_id %s", l, testMsgID)
+	}
+	ss.Close()
 }

@@ -8,18 +8,21 @@
 // Invariants and decisions:
 //
 //   - Deliver returns nil only when the message is durable (ARCHITECTURE.md contract
-//     2): the actor hard-links the committed spool file into new/ under a
-//     unique name (a link is atomic and the spool made the content durable);
-//     where linking fails, an fsync'd copy is staged in tmp/ and the actor
-//     renames it into new/. Then new/ is fsync'd: deliveries that queue up at
-//     the actor at once share one directory fsync (group commit).
+//     2): the message file — Return-Path and Delivered-To lines (RFC 5321
+//     §4.4, as Postfix's local(8) writes them), then the committed spool
+//     file copied kernel-side (copy_file_range) — is written to tmp/ under a
+//     unique name and fsync'd, and the actor renames it into new/. Then new/
+//     is fsync'd: deliveries that queue up at the actor at once share one
+//     directory fsync (group commit). The header lines differ per recipient,
+//     so a message is never a hard link of the spool file.
 //   - A message's unique name carries its queue msg_id (in the R field,
 //     which the msg_id's random bits fill), so that a POP3 session can name
 //     the message it serves (Info.MsgID); the delivery is logged once
 //     durable, as "message delivered" with the file name.
-//   - Messages are stored byte for byte as given — the spool's CRLF line
-//     endings included — so a message's POP3 size (RFC 1939 LIST) is its file
-//     size, recorded in the unique name as ",S=<size>" and read from there.
+//   - Messages are stored byte for byte as given after the two header
+//     lines — the spool's CRLF line endings included — so a message's POP3
+//     size (RFC 1939 LIST) is its file size, recorded in the unique name as
+//     ",S=<size>" and read from there.
 //     Files dropped in by other tools with LF line endings are served as they
 //     are.
 //   - Open takes the mailbox's POP3 lock (RFC 1939 §8 exclusive maildrop),
@@ -82,9 +85,6 @@ type Store struct {
 	counter atomic.Uint64
 	running atomic.Bool
 	done    chan struct{} // closed when Run returns
-
-	// link is os.Link; tests replace it to force the copy path.
-	link func(oldname, newname string) error
 }
 
 // maxBatch is the most deliveries one new/ fsync covers (group commit). A
@@ -114,7 +114,6 @@ func New(opt Options) (*Store, error) {
 		host:   escapeHost(host),
 		pid:    os.Getpid(),
 		done:   make(chan struct{}),
-		link:   os.Link,
 	}
 	var errs []error
 	for _, u := range opt.Users {
@@ -187,15 +186,16 @@ func (s *Store) actor(user string) (*actor, error) {
 type Delivery struct {
 	User     string // the account: the mailbox owner
 	Rcpt     string // the recipient as queued, for the log
+	From     string // the envelope sender (reverse-path); "" for the null sender
 	MsgID    string // the queue's msg_id: in the log and in the file name
 	BodyPath string // the committed spool file, left untouched
 }
 
-// Deliver stores the committed spool file at d.BodyPath as a new message
-// for d.User, under a name that carries d.MsgID. It returns nil only when
-// the message is durable, and then logs "message delivered" with the file
-// name. When ctx ends first, the message may still be delivered
-// (at-least-once).
+// Deliver stores the committed spool file at d.BodyPath, after the
+// Return-Path and Delivered-To lines (traceHeaders), as a new message for
+// d.User, under a name that carries d.MsgID. It returns nil only when the
+// message is durable, and then logs "message delivered" with the file name.
+// When ctx ends first, the message may still be delivered (at-least-once).
 func (s *Store) Deliver(ctx context.Context, d Delivery) error {
 	start := time.Now()
 	bodyPath := d.BodyPath
@@ -206,29 +206,13 @@ func (s *Store) Deliver(ctx context.Context, d Delivery) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	fi, err := os.Stat(bodyPath)
-	if err == nil && !fi.Mode().IsRegular() {
-		err = fmt.Errorf("mailbox: %s is not a regular file", bodyPath)
-	}
-	if err != nil {
-		s.log.Warn("delivery failed", zap.String("msg_id", d.MsgID), zap.String(logvocab.User, a.user), zap.Error(err))
-		return err
-	}
-	size := fi.Size()
-	// First choice: the actor hard-links the spool file straight into new/
-	// (zero copy; the spool made the content durable and the link is atomic).
-	req := &deliverReq{name: s.newName(d.MsgID, size), src: bodyPath, msgID: d.MsgID, size: size}
-	err = s.publish(ctx, a, req)
-	var le *linkError
-	if errors.As(err, &le) {
-		// EXDEV, EPERM (protected_hardlinks), a file system without links...:
-		// an fsync'd copy staged in tmp/ (in parallel with other deliveries:
-		// it touches no mailbox state), which the actor renames into new/.
-		var name string
-		if name, err = s.copyToTmp(a.dir, bodyPath, d.MsgID, size); err == nil {
-			req = &deliverReq{name: name, msgID: d.MsgID, size: size}
-			err = s.publish(ctx, a, req)
-		}
+	// The copy is staged in tmp/ here, in parallel with other deliveries (it
+	// touches no mailbox state); the actor renames it into new/.
+	req := &deliverReq{}
+	var size int64
+	req.name, size, err = s.stage(a.dir, traceHeaders(d.From, a.user), bodyPath, d.MsgID)
+	if err == nil {
+		err = s.publish(ctx, a, req)
 	}
 	if err != nil {
 		if ctx.Err() == nil {
@@ -236,7 +220,6 @@ func (s *Store) Deliver(ctx context.Context, d Delivery) error {
 		}
 		return err
 	}
-	// req.name is the name published: the actor wrote it before answering.
 	s.log.Info("message delivered",
 		zap.String("msg_id", d.MsgID),
 		zap.String(logvocab.User, a.user),
@@ -253,9 +236,7 @@ func (s *Store) Deliver(ctx context.Context, d Delivery) error {
 func (s *Store) publish(ctx context.Context, a *actor, req *deliverReq) error {
 	req.reply = make(chan error, 1)
 	if err := a.send(ctx, req); err != nil {
-		if req.src == "" {
-			os.Remove(filepath.Join(a.dir, dirTmp, req.name))
-		}
+		os.Remove(filepath.Join(a.dir, dirTmp, req.name))
 		return err
 	}
 	select {

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 
 	"go.uber.org/zap"
@@ -88,64 +87,33 @@ func mustOpen(t *testing.T, s *Store, user string) *Session {
 	return ss
 }
 
-func TestDeliverLink(t *testing.T) {
+// stored is what a mailbox holds for body delivered to user from from.
+func stored(from, user, body string) string {
+	return "Return-Path: <" + from + ">\r\nDelivered-To: " + user + "\r\n" + body
+}
+
+func TestDeliverWritesTraceHeadersAndCopy(t *testing.T) {
 	t.Parallel()
 	core, logs := observer.New(zap.DebugLevel)
 	s := startStore(t, zap.New(core), user1)
-	body := msgBody(3)
+	// The message's own Return-Path stays, after ours (as Postfix does).
+	body := "Return-Path: <old@example.org>\r\n" + msgBody(3)
 	src := spool(t, t.TempDir(), "m1", body)
-	if err := s.Deliver(context.Background(), Delivery{User: user1, BodyPath: src}); err != nil {
+	d := Delivery{User: "USR1@Mail.SUSTech.edu.cn", Rcpt: "USR1@Mail.SUSTech.edu.cn", From: "a@x.example", BodyPath: src}
+	if err := s.Deliver(context.Background(), d); err != nil {
 		t.Fatalf("Deliver: %v", err)
 	}
+	want := stored("a@x.example", user1, body)
 	newDir := filepath.Join(s.root, user1, dirNew)
 	got := names(t, newDir)
 	if len(got) != 1 {
 		t.Fatalf("new/ = %v, want one file", got)
 	}
-	if want := fmt.Sprintf(",S=%d", len(body)); !strings.HasSuffix(got[0], want) {
-		t.Errorf("name %q lacks %q", got[0], want)
+	if suffix := fmt.Sprintf(",S=%d", len(want)); !strings.HasSuffix(got[0], suffix) {
+		t.Errorf("name %q lacks %q", got[0], suffix)
 	}
 	if tmp := names(t, filepath.Join(s.root, user1, dirTmp)); len(tmp) != 0 {
 		t.Errorf("tmp/ not empty: %v", tmp)
-	}
-	a, _ := os.Stat(src)
-	b, _ := os.Stat(filepath.Join(newDir, got[0]))
-	if !os.SameFile(a, b) {
-		t.Errorf("delivered file is not a hard link to the spool file")
-	}
-	entries := logs.FilterMessage("message delivered").All()
-	if len(entries) != 1 {
-		t.Fatalf("%d 'message delivered' logs, want 1", len(entries))
-	}
-	f := entries[0].ContextMap()
-	if f["user"] != user1 || f["bytes"] != int64(len(body)) {
-		t.Errorf("log fields = %v", f)
-	}
-	if _, ok := f["duration_ms"]; !ok {
-		t.Errorf("log lacks duration_ms: %v", f)
-	}
-}
-
-func TestDeliverCopyWhenLinkFails(t *testing.T) {
-	t.Parallel()
-	s := startStore(t, zaptest.NewLogger(t), user1)
-	links := 0
-	s.link = func(oldname, newname string) error {
-		links++
-		return &os.LinkError{Op: "link", Old: oldname, New: newname, Err: syscall.EXDEV}
-	}
-	body := msgBody(5)
-	src := spool(t, t.TempDir(), "m1", body)
-	if err := s.Deliver(context.Background(), Delivery{User: user1, BodyPath: src}); err != nil {
-		t.Fatalf("Deliver: %v", err)
-	}
-	if links != 1 {
-		t.Errorf("link tried %d times, want 1", links)
-	}
-	newDir := filepath.Join(s.root, user1, dirNew)
-	got := names(t, newDir)
-	if len(got) != 1 {
-		t.Fatalf("new/ = %v, want one file", got)
 	}
 	p := filepath.Join(newDir, got[0])
 	a, _ := os.Stat(src)
@@ -154,17 +122,43 @@ func TestDeliverCopyWhenLinkFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	if os.SameFile(a, b) {
-		t.Errorf("copy path produced a link")
+		t.Errorf("delivered file is a link to the spool file")
 	}
 	if b.Mode().Perm() != 0o600 {
-		t.Errorf("copied file mode %v, want 0600", b.Mode().Perm())
+		t.Errorf("delivered file mode %v, want 0600", b.Mode().Perm())
 	}
-	data, _ := os.ReadFile(p)
-	if string(data) != body {
-		t.Errorf("copied content differs")
+	if data, _ := os.ReadFile(p); string(data) != want {
+		t.Errorf("stored %q, want %q", data, want)
 	}
-	if _, err := os.Stat(src); err != nil {
-		t.Errorf("spool file touched: %v", err)
+	if data, _ := os.ReadFile(src); string(data) != body {
+		t.Errorf("spool file changed: %q", data)
+	}
+	entries := logs.FilterMessage("message delivered").All()
+	if len(entries) != 1 {
+		t.Fatalf("%d 'message delivered' logs, want 1", len(entries))
+	}
+	f := entries[0].ContextMap()
+	if f["user"] != user1 || f["bytes"] != int64(len(want)) || f["file"] != got[0] {
+		t.Errorf("log fields = %v", f)
+	}
+	if _, ok := f["duration_ms"]; !ok {
+		t.Errorf("log lacks duration_ms: %v", f)
+	}
+}
+
+// TestDeliverTraceHeaders: the null sender is "<>", and no address can add
+// a header line of its own.
+func TestDeliverTraceHeaders(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ from, rcpt, want string }{
+		{"", "u@h", "Return-Path: <>\r\nDelivered-To: u@h\r\n"},
+		{"a@x", "u@h", "Return-Path: <a@x>\r\nDelivered-To: u@h\r\n"},
+		{"a@x>\r\nX-Evil: 1", "u@h\n", "Return-Path: <a@x>X-Evil: 1>\r\nDelivered-To: u@h\r\n"},
+		{"\u5f20\u4e09@x", "u@h", "Return-Path: <\u5f20\u4e09@x>\r\nDelivered-To: u@h\r\n"},
+	} {
+		if got := string(traceHeaders(c.from, c.rcpt)); got != c.want {
+			t.Errorf("traceHeaders(%q, %q) = %q, want %q", c.from, c.rcpt, got, c.want)
+		}
 	}
 }
 
@@ -197,11 +191,11 @@ func TestOpenSizesAndStableUIDs(t *testing.T) {
 	}
 	seen := map[string]bool{}
 	for i, in := range first {
-		if in.Size != int64(len(bodies[i])) {
-			t.Errorf("msg %d size %d, want %d (oldest first)", i, in.Size, len(bodies[i]))
+		if in.Size != int64(len(stored("", user1, bodies[i]))) {
+			t.Errorf("msg %d size %d, want %d (oldest first)", i, in.Size, len(stored("", user1, bodies[i])))
 		}
-		if got := readAll(t, ss, i); got != bodies[i] {
-			t.Errorf("msg %d content %q, want %q", i, got, bodies[i])
+		if got := readAll(t, ss, i); got != stored("", user1, bodies[i]) {
+			t.Errorf("msg %d content %q, want %q", i, got, stored("", user1, bodies[i]))
 		}
 		if in.UID == "" || len(in.UID) > maxUIDLen || strings.ContainsAny(in.UID, " :/") || seen[in.UID] {
 			t.Errorf("msg %d bad UID %q", i, in.UID)
@@ -243,7 +237,7 @@ func TestUIDSurvivesFlagChange(t *testing.T) {
 	if err := os.Rename(filepath.Join(cur, n), filepath.Join(cur, n+"S")); err != nil {
 		t.Fatal(err)
 	}
-	if got := readAll(t, ss, 0); got != msgBody(1) {
+	if got := readAll(t, ss, 0); got != stored("", user1, msgBody(1)) {
 		t.Errorf("content after flag change = %q", got)
 	}
 	ss.Close()
@@ -376,7 +370,7 @@ func TestDeliveryDuringSession(t *testing.T) {
 	ss = mustOpen(t, s, user1)
 	defer ss.Close()
 	l := ss.List()
-	if len(l) != 1 || l[0].Size != int64(len(msgBody(2))) {
+	if len(l) != 1 || l[0].Size != int64(len(stored("", user1, msgBody(2)))) {
 		t.Errorf("next session lists %v, want the second message only", l)
 	}
 }

@@ -2,6 +2,7 @@ package mailbox
 
 import (
 	"fmt"
+	"os"
 	"syscall"
 )
 
@@ -33,4 +34,38 @@ func syncDir(dir string) error {
 		return fmt.Errorf("mailbox: fsync dir %s: %w", dir, err)
 	}
 	return nil
+}
+
+// openFile is os.OpenFile on the raw descriptor, for the regular files of a
+// delivery (the spool file read, the message file written): os.OpenFile
+// offers every descriptor to the poller, which refuses regular files, and
+// sets and clears O_NONBLOCK around the refusal, system calls spent for
+// nothing twice per delivery.
+func openFile(name string, flag int, perm os.FileMode) (*os.File, error) {
+	for {
+		fd, err := syscall.Open(name, flag|syscall.O_CLOEXEC, uint32(perm.Perm()))
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, &os.PathError{Op: "open", Path: name, Err: err}
+		}
+		return os.NewFile(uintptr(fd), name), nil
+	}
+}
+
+// rename is os.Rename without its lstat of newname (which guards against
+// renaming over a directory): a delivery renames tmp/<name> to new/<name>,
+// a fresh unique name, so the lstat would fail with ENOENT every time.
+func rename(oldname, newname string) error {
+	for {
+		err := syscall.Rename(oldname, newname)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return &os.LinkError{Op: "rename", Old: oldname, New: newname, Err: err}
+		}
+		return nil
+	}
 }

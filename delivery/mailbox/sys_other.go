@@ -23,3 +23,11 @@ func syncDir(dir string) error {
 	}
 	return nil
 }
+
+// openFile is os.OpenFile (the Linux version skips the poller).
+func openFile(name string, flag int, perm os.FileMode) (*os.File, error) {
+	return os.OpenFile(name, flag, perm)
+}
+
+// rename is os.Rename (the Linux version skips its lstat).
+func rename(oldname, newname string) error { return os.Rename(oldname, newname) }
