@@ -26,9 +26,8 @@
 //	msg/<id>          body: written once through one descriptor while a draft
 //	                  (mode 0400), made 0440 with a copy of its envelope in the
 //	                  extended attribute user.gomta.envelope at Commit, before
-//	                  its fsync; never modified once committed, may be
-//	                  hard-linked by the mailbox store (msg/ must stay on Dir's
-//	                  filesystem)
+//	                  its fsync; never modified once committed (local
+//	                  delivery copies it into the Maildir)
 //	journal           append-only envelope journal (journal.go): add (whole
 //	                  envelope), update (after an attempt) and done records,
 //	                  each length-prefixed and CRC-32C checked

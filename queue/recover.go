@@ -34,9 +34,9 @@ import (
 
 // envXattr is the extended attribute holding the envelope copy. It is in the
 // user namespace (any file system that has extended attributes allows it to
-// the file's owner). Bodies hard-linked into a Maildir share the inode and
-// so carry it too, readable by whoever may read the file, until the message
-// is done with and the copy removed (dropCopy).
+// the file's owner). It goes with the body when the message is done: local
+// delivery copies the body into the Maildir (with Return-Path and
+// Delivered-To), so no other name shares the inode.
 const envXattr = "user.gomta.envelope"
 
 // Modes of a body: a draft is readable by its owner only; Commit adds group
@@ -96,15 +96,6 @@ func (q *Queue) markCommitted(f *os.File, id string, env []byte) error {
 		}
 	}
 	return f.Chmod(modeCommitted)
-}
-
-// dropCopy removes the envelope copy from a body that is done with, before
-// its spool name goes: the inode lives on in the Maildirs it is linked into,
-// which should not carry the envelope (its Bcc recipients) for ever.
-func (q *Queue) dropCopy(id string) {
-	if q.xattr.Load() {
-		_ = removeXattr(q.bodyPath(id), envXattr)
-	}
 }
 
 // setJournalAside keeps a damaged journal in corrupt/ for the operator and

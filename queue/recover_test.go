@@ -4,14 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"gomta/mta/mtatest"
 )
@@ -137,33 +133,6 @@ func TestLargeEnvelopeCommits(t *testing.T) {
 	// Where the file system did not take the copy, a line says so.
 	if _, err := getXattr(q.bodyPath(id), envXattr); err != nil && logs.FilterMessage("envelope copy not kept on the body").Len() != 1 {
 		t.Fatalf("no copy (%v) and no line saying so", err)
-	}
-}
-
-// TestCopyDroppedWhenDone: the envelope copy (with every recipient) does not
-// stay on the Maildir links of a delivered body.
-func TestCopyDroppedWhenDone(t *testing.T) {
-	t.Parallel()
-	dir := t.TempDir()
-	q := open(t, dir, nil)
-	if !q.xattr.Load() {
-		t.Skip("no extended attributes here")
-	}
-	link := filepath.Join(t.TempDir(), "maildir-copy")
-	commit(t, q, "s@x.test", []string{"a@x.test", "bcc@x.test"}, "x\r\n")
-	h := handlerFunc(func(_ context.Context, m *Message) []Result {
-		if err := os.Link(m.BodyPath, link); err != nil {
-			t.Error(err)
-		}
-		if _, err := getXattr(link, envXattr); err != nil {
-			t.Errorf("no copy while queued: %v", err)
-		}
-		return allDone(m)
-	})
-	run(t, q, h)
-	mtatest.Eventually(t, "message done", func() bool { return q.Len() == 0 })
-	if _, err := getXattr(link, envXattr); !errors.Is(err, unix.ENODATA) {
-		t.Fatalf("the delivered copy still carries the envelope: %v", err)
 	}
 }
 

@@ -66,7 +66,6 @@ func (q *Queue) persist(env *envelope) error {
 // there; a message whose body is gone is dropped at load.
 func (q *Queue) remove(id string) error {
 	_, jerr := q.j.append(rec{kind: recDone, id: id})
-	q.dropCopy(id)
 	if err := os.Remove(q.bodyPath(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("queue: remove %s: %w", id, err)
 	}

@@ -59,14 +59,6 @@ func setXattr(f *os.File, name string, value []byte) error {
 	return fdCall(f, "fsetxattr", func(fd int) error { return unix.Fsetxattr(fd, name, value, 0) })
 }
 
-// removeXattr removes an extended attribute of a file (removexattr(2)).
-func removeXattr(path, name string) error {
-	if err := unix.Removexattr(path, name); err != nil {
-		return &os.PathError{Op: "removexattr", Path: path, Err: err}
-	}
-	return nil
-}
-
 // getXattr reads an extended attribute of a file (getxattr(2)).
 func getXattr(path, name string) ([]byte, error) {
 	for range 3 { // the value may grow between the size query and the read

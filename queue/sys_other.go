@@ -22,4 +22,3 @@ func setXattr(*os.File, string, []byte) error { return errNoXattr }
 
 func getXattr(string, string) ([]byte, error) { return nil, errNoXattr }
 
-func removeXattr(string, string) error { return errNoXattr }
