@@ -19,6 +19,9 @@ type Message struct {
 	Expires  time.Time // when the message stops being retried (Options.MaxLifetime); zero: never
 	BodyPath string    // spool file holding the body (Received header included); read-only
 	Size     int64     // body size in octets
+	// DSN is the sender's DSN parameters (RFC 3461), keyed by recipient
+	// as queued; read-only.
+	DSN Params
 }
 
 // Open opens the body for reading.

@@ -105,5 +105,6 @@ func (q *Queue) message(env *envelope, n int) *Message {
 		Expires:  q.sched.expires(env.Received),
 		BodyPath: q.bodyPath(env.ID),
 		Size:     env.Size,
+		DSN:      env.Params,
 	}
 }

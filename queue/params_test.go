@@ -1,0 +1,94 @@
+package queue
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"reflect"
+	"strings"
+	"testing"
+
+	"gomta/mta/mtatest"
+)
+
+// TestParamsSurviveRestart checks that DSN parameters are stored with the
+// envelope (journal and the copy on the body) and handed to delivery after
+// a restart, only for recipients of the envelope.
+func TestParamsSurviveRestart(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	q1 := open(t, dir, nil)
+	d, err := q1.NewMessage(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(d, "Subject: x\r\n\r\nbody\r\n")
+	d.SetParams(Params{Ret: "HDRS", EnvID: "e+2B1", Rcpt: map[string]RcptParams{
+		"a@x.test":    {Notify: "SUCCESS", ORCPT: "rfc822;A@x.test"},
+		"gone@x.test": {Notify: "NEVER"},
+	}})
+	if err := d.Commit(context.Background(), "s@x.test", []string{"a@x.test", "b@x.test"}); err != nil {
+		t.Fatal(err)
+	}
+	want := Params{Ret: "HDRS", EnvID: "e+2B1", Rcpt: map[string]RcptParams{
+		"a@x.test": {Notify: "SUCCESS", ORCPT: "rfc822;A@x.test"}}}
+	if env := journalLive(t, dir)[d.ID()]; !reflect.DeepEqual(env.Params, want) {
+		t.Errorf("journal params %+v, want %+v", env.Params, want)
+	}
+	copyData, err := getXattr(q1.bodyPath(d.ID()), envXattr)
+	if err == nil { // a file system without extended attributes keeps no copy
+		var env envelope
+		if err := json.Unmarshal(copyData, &env); err != nil || !reflect.DeepEqual(env.Params, want) {
+			t.Errorf("envelope copy params %+v (%v), want %+v", env.Params, err, want)
+		}
+	}
+
+	q2 := open(t, dir, nil)
+	h, ch := recorder(t, nil)
+	run(t, q2, h)
+	if s := next(t, ch); !reflect.DeepEqual(s.DSN, want) {
+		t.Errorf("delivery saw %+v, want %+v", s.DSN, want)
+	}
+	mtatest.Eventually(t, "spool empty", func() bool { return q2.Len() == 0 })
+}
+
+// TestOldRecordLoads checks that an envelope written before DSN parameters
+// existed loads with none, and that one without parameters is written as
+// before.
+func TestOldRecordLoads(t *testing.T) {
+	t.Parallel()
+	old := `{"id":"X1","from":"s@x.test","rcpts":["a@x.test"],"received":"2026-01-02T03:04:05Z","size":4,"attempts":1,"next_attempt":"2026-01-02T03:04:05Z"}`
+	var env envelope
+	if err := json.Unmarshal([]byte(old), &env); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(env.Params, Params{}) || !env.Notifies("a@x.test", "FAILURE") ||
+		!env.Notifies("a@x.test", "DELAY") || env.Notifies("a@x.test", "SUCCESS") {
+		t.Errorf("old record: %+v", env.Params)
+	}
+	data, err := json.Marshal(&env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"ret", "envid", "rcpt_params", "succeeded"} {
+		if strings.Contains(string(data), `"`+k+`"`) {
+			t.Errorf("record without parameters has %q: %s", k, data)
+		}
+	}
+}
+
+func TestNotifies(t *testing.T) {
+	t.Parallel()
+	p := Params{Rcpt: map[string]RcptParams{"n": {Notify: "NEVER"}, "s": {Notify: "SUCCESS,DELAY"}}}
+	for _, c := range []struct {
+		rcpt, event string
+		want        bool
+	}{
+		{"n", "FAILURE", false}, {"n", "SUCCESS", false}, {"s", "SUCCESS", true}, {"s", "FAILURE", false},
+		{"s", "DELAY", true}, {"other", "FAILURE", true}, {"other", "DELAY", true}, {"other", "SUCCESS", false},
+	} {
+		if got := p.Notifies(c.rcpt, c.event); got != c.want {
+			t.Errorf("Notifies(%s, %s) = %v", c.rcpt, c.event, got)
+		}
+	}
+}
