@@ -3,8 +3,10 @@ package queue
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -91,4 +93,63 @@ func TestNotifies(t *testing.T) {
 			t.Errorf("Notifies(%s, %s) = %v", c.rcpt, c.event, got)
 		}
 	}
+}
+
+// TestNotifyHonoured checks that a recipient with NOTIFY=NEVER gets no
+// bounce (and is not retried), one with NOTIFY=SUCCESS and a Notice gets a
+// success notice through the queue, and the others get their bounce.
+func TestNotifyHonoured(t *testing.T) {
+	t.Parallel()
+	q := open(t, t.TempDir(), nil)
+	d, err := q.NewMessage(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(d, "Subject: x\r\n\r\nbody\r\n")
+	d.SetParams(Params{Rcpt: map[string]RcptParams{
+		"never@x.test": {Notify: "NEVER"},
+		"succ@x.test":  {Notify: "SUCCESS"},
+		"hush@x.test":  {Notify: "DELAY"},
+	}})
+	rcpts := []string{"never@x.test", "succ@x.test", "hush@x.test", "fail@x.test", "plain@x.test"}
+	if err := d.Commit(context.Background(), "s@x.test", rcpts); err != nil {
+		t.Fatal(err)
+	}
+	perm := Result{Err: errors.New("550 no"), Permanent: true}
+	h, ch := recorder(t, func(m *Message) []Result {
+		if m.From == "" {
+			return allDone(m)
+		}
+		res := make([]Result, len(m.Rcpts))
+		for i, r := range m.Rcpts {
+			switch r {
+			case "succ@x.test", "plain@x.test":
+				res[i] = Result{Rcpt: r, Notice: "delivered"}
+			default:
+				res[i] = perm
+				res[i].Rcpt = r
+			}
+		}
+		return res
+	})
+	run(t, q, h)
+	if s := next(t, ch); s.ID != d.ID() {
+		t.Fatalf("first attempt of %s", s.ID)
+	}
+	got := map[string]string{}
+	for range 2 {
+		s := next(t, ch)
+		if s.From != "" || !slices.Equal(s.Rcpts, []string{"s@x.test"}) {
+			t.Fatalf("report %+v", s.Message)
+		}
+		subject, _, _ := strings.Cut(s.Body, "\r\n")
+		got[strings.Fields(subject)[1]] = s.Body
+	}
+	if b := got["bounce"]; !strings.Contains(b, "fail@x.test") || strings.Contains(b, "never@") || strings.Contains(b, "hush@") {
+		t.Errorf("bounce:\n%s", b)
+	}
+	if b := got["success"]; !strings.Contains(b, "succ@x.test delivered") || strings.Contains(b, "plain@") {
+		t.Errorf("success notice:\n%s", b)
+	}
+	mtatest.Eventually(t, "spool empty", func() bool { return q.Len() == 0 })
 }

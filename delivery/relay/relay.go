@@ -100,6 +100,7 @@ type Outcome struct {
 	// it ("250 2.0.0 OK queued as ..."); nil otherwise.
 	Reply *reply.Reply
 	Errs  []error
+	DSN   bool // the mail exchanger that answered offers DSN: it notifies the sender itself
 }
 
 // Job is one relay transaction: one message to every recipient of one
@@ -116,6 +117,7 @@ type Job struct {
 	Rcpts   []string // all of Domain
 	// Open gives the body; it is called again for each target tried.
 	Open func() (io.ReadCloser, error)
+	DSN  DSN // passed on when the next hop offers DSN (dsnparams.go)
 }
 
 // Deliver delivers j (EHLO, MAIL, RCPT per recipient, DATA, QUIT), trying
@@ -231,7 +233,8 @@ func (rl *Relay) attempt(ctx context.Context, log *zap.Logger, j Job, n int, t T
 		return errs, nil
 	}
 	defer func() { _ = body.Close() }()
-	errs, err = c.Send(j.From, j.Rcpts, body)
+	errs, err = c.SendEnvelope(withDSN(c, j, smtpclient.Envelope{From: j.From, Rcpts: j.Rcpts}), body)
+	out.DSN, _ = c.Extension("DSN")
 	cn.sent++
 	// A connection that a stop did not cut, whose transaction ended in an
 	// answer (not a lost connection or a 421), is kept for the next message.
