@@ -7,7 +7,11 @@
 // of the error, reply.Temporary), with what a bounce must say. The queue owns
 // bounces; the Worker writes their text (RFC 3464, delivery/dsn). A message
 // that has looped (more than MaxReceived Received: fields, RFC 5321 §6.3) is
-// never relayed: its remote recipients fail with 554 5.4.6. Each recipient's
+// never relayed: its remote recipients fail with 554 5.4.6. A delivered
+// recipient's Result says which success notice it gets if it asked for one
+// (RFC 3461 NOTIFY=SUCCESS): delivered (local), relayed (a next hop without
+// DSN), or none (a next hop with DSN, to which the relay passed the
+// parameters on). Each recipient's
 // result is counted as the queue will take it (Worker.Metrics).
 package delivery
 

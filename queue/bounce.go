@@ -23,7 +23,7 @@ const bounceRetry = time.Minute
 // logged and dropped. On error env.Failed is kept, and the caller persists
 // it so that the bounce is tried again, after a restart too.
 func (q *Queue) bounce(ctx context.Context, h Handler, env *envelope, log *zap.Logger) error {
-	env.Failed = notified(env, env.Failed, "FAILURE", log)
+	env.Failed = notified(env, env.Failed, "FAILURE", "bounce suppressed by NOTIFY", log)
 	if len(env.Failed) == 0 {
 		return nil
 	}
@@ -63,7 +63,7 @@ func (q *Queue) warnDelay(ctx context.Context, h Handler, env *envelope, log *za
 		pending[i] = env.Last[rcpt]
 		pending[i].Rcpt = rcpt
 	}
-	if pending = notified(env, pending, "DELAY", log); len(pending) == 0 {
+	if pending = notified(env, pending, "DELAY", "delay notice suppressed by NOTIFY", log); len(pending) == 0 {
 		env.DelayWarned = true
 		return
 	}
@@ -104,16 +104,15 @@ func (q *Queue) notifySuccess(ctx context.Context, h Handler, env *envelope, log
 }
 
 // notified returns the reports of rs whose recipient asked to be told of
-// event (RFC 3461 NOTIFY), logging each one left out.
-func notified(env *envelope, rs []Failure, event string, log *zap.Logger) []Failure {
+// event (RFC 3461 NOTIFY), logging each one left out with msg.
+func notified(env *envelope, rs []Failure, event, msg string, log *zap.Logger) []Failure {
 	var out []Failure
 	for _, f := range rs {
 		if env.Notifies(f.Rcpt, event) {
 			out = append(out, f)
 			continue
 		}
-		log.Info("notice suppressed by NOTIFY", zap.String("rcpt", f.Rcpt), zap.String("event", event),
-			zap.String("notify", env.Rcpt[f.Rcpt].Notify))
+		log.Info(msg, zap.String("rcpt", f.Rcpt), zap.String("notify", env.Rcpt[f.Rcpt].Notify))
 	}
 	return out
 }

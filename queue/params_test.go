@@ -8,7 +8,9 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"gomta/mta/mtatest"
 )
@@ -150,6 +152,48 @@ func TestNotifyHonoured(t *testing.T) {
 	}
 	if b := got["success"]; !strings.Contains(b, "succ@x.test delivered") || strings.Contains(b, "plain@") {
 		t.Errorf("success notice:\n%s", b)
+	}
+	mtatest.Eventually(t, "spool empty", func() bool { return q.Len() == 0 })
+}
+
+// TestDelayNoticeOnlyWhereAsked: the delay notice names the pending
+// recipients that asked for it (NOTIFY with DELAY, or no NOTIFY), not one
+// with NOTIFY=FAILURE.
+func TestDelayNoticeOnlyWhereAsked(t *testing.T) {
+	t.Parallel()
+	q := open(t, t.TempDir(), func(o *Options) {
+		o.Retry, o.RetryBase, o.RetryMax, o.DelayWarning = nil, 5*time.Millisecond, 5*time.Millisecond, 20*time.Millisecond
+	})
+	d, err := q.NewMessage(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(d, "x\r\n")
+	d.SetParams(Params{Rcpt: map[string]RcptParams{"f@x.test": {Notify: "FAILURE"}, "d@x.test": {Notify: "SUCCESS,DELAY"}}})
+	if err := d.Commit(context.Background(), "s@x.test", []string{"f@x.test", "d@x.test", "p@x.test"}); err != nil {
+		t.Fatal(err)
+	}
+	var warned atomic.Bool
+	h, ch := recorder(t, func(m *Message) []Result {
+		if m.From == "" {
+			warned.Store(true)
+			return allDone(m)
+		}
+		if warned.Load() {
+			return allDone(m)
+		}
+		return busyFar(m)
+	})
+	run(t, q, h)
+	for {
+		s := next(t, ch)
+		if s.From != "" {
+			continue
+		}
+		if !strings.Contains(s.Body, "d@x.test") || !strings.Contains(s.Body, "p@x.test") || strings.Contains(s.Body, "f@x.test") {
+			t.Errorf("delay notice:\n%s", s.Body)
+		}
+		break
 	}
 	mtatest.Eventually(t, "spool empty", func() bool { return q.Len() == 0 })
 }
