@@ -2,9 +2,12 @@ package main
 
 import (
 	"encoding/json"
+	"net"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"gomta/mta/mtatest"
@@ -48,12 +51,14 @@ func wantAll(t *testing.T, what, m string, want ...string) {
 
 // TestDSNSuccessLocal: NOTIFY=SUCCESS on a local recipient gives the sender
 // a success DSN (Action: delivered, 2.0.0) naming ENVID and ORCPT, headers
-// only (RET=HDRS); the recipient gets the message.
+// only (RET=HDRS); the recipient gets the message. The recipient is given
+// in another case than its account's: the parameters follow it to its
+// canonical form as queued.
 func TestDSNSuccessLocal(t *testing.T) {
 	t.Parallel()
 	c := newCourse(t)
 	c.start()
-	sendDSN(t, c.qqSMTPAddr(), []string{"usr2@mail.sustech.edu.cn"}, []string{"RET=HDRS", "ENVID=env+2B42"},
+	sendDSN(t, c.qqSMTPAddr(), []string{"Usr2@Mail.Sustech.Edu.CN"}, []string{"RET=HDRS", "ENVID=env+2B42"},
 		[]string{"NOTIFY=SUCCESS", "ORCPT=rfc822;Usr2@mail.sustech.edu.cn"},
 		"Subject: dsn success\r\n\r\nsecret-body-text\r\n")
 	waitMail(t, c.qqPOPAddr(), "usr2@mail.sustech.edu.cn", "pass2", 1)
@@ -145,5 +150,49 @@ func TestDSNRelay(t *testing.T) {
 		"Remote-MTA: dns; mx.far.test")
 	if l := strings.Join(noDSN.Lines(), "\n"); strings.Contains(l, "NOTIFY=") || strings.Contains(l, "ORCPT=") {
 		t.Errorf("DSN parameters sent to a hop without DSN:\n%s", l)
+	}
+}
+
+// TestDSNParamsSurviveRestart: a message deferred by the next hop keeps
+// its DSN parameters across a restart of mtad (journal round trip): the
+// attempt after the restart passes them on as the first did.
+func TestDSNParamsSurviveRestart(t *testing.T) {
+	t.Parallel()
+	var accept atomic.Bool
+	hop := smtpclienttest.Start(t, smtpclienttest.Config{Ext: []string{"PIPELINING", "DSN"}, Rcpt: func(string) string {
+		if accept.Load() {
+			return ""
+		}
+		return "451 4.3.0 try later"
+	}})
+	d, addr := relayingMtad(t, hop, "retry_base = \"200ms\"\nretry_max = \"200ms\"")
+	sendDSN(t, addr, []string{"ann@far.test"}, []string{"RET=HDRS", "ENVID=keep+2Bme"},
+		[]string{"NOTIFY=SUCCESS,FAILURE", "ORCPT=rfc822;Ann+2Bx@far.test"}, "Subject: restart\r\n\r\nbody\r\n")
+	d.WaitLog(t, `"msg":"retry scheduled"`)
+	d.Stop(t)
+	accept.Store(true)
+	_, smtpPort, _ := net.SplitHostPort(addr)
+	_, popPort, _ := net.SplitHostPort(popAddr(t, d))
+	sp, _ := strconv.Atoi(smtpPort)
+	pp, _ := strconv.Atoi(popPort)
+	mtatest.StartDaemon(t, d.Args, sp, pp)
+	mtatest.Eventually(t, "the message at the next hop after the restart", func() bool { return len(hop.Messages()) == 1 })
+	var mails, rcpts int
+	for _, l := range hop.Lines() {
+		switch {
+		case strings.HasPrefix(l, "MAIL FROM:"):
+			mails++
+			if l != "MAIL FROM:<usr1@mail.sustech.edu.cn> RET=HDRS ENVID=keep+2Bme" {
+				t.Errorf("MAIL line %q", l)
+			}
+		case strings.HasPrefix(l, "RCPT TO:"):
+			rcpts++
+			if l != "RCPT TO:<ann@far.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;Ann+2Bx@far.test" {
+				t.Errorf("RCPT line %q", l)
+			}
+		}
+	}
+	if mails < 2 || rcpts < 2 {
+		t.Errorf("%d MAIL and %d RCPT lines, want an attempt before and one after the restart", mails, rcpts)
 	}
 }
