@@ -7,7 +7,11 @@
 // of the error, reply.Temporary), with what a bounce must say. The queue owns
 // bounces; the Worker writes their text (RFC 3464, delivery/dsn). A message
 // that has looped (more than MaxReceived Received: fields, RFC 5321 §6.3) is
-// never relayed: its remote recipients fail with 554 5.4.6. Each recipient's
+// never relayed: its remote recipients fail with 554 5.4.6. A delivered
+// recipient's Result says which success notice it gets if it asked for one
+// (RFC 3461 NOTIFY=SUCCESS): delivered (local), relayed (a next hop without
+// DSN), or none (a next hop with DSN, to which the relay passed the
+// parameters on). Each recipient's
 // result is counted as the queue will take it (Worker.Metrics).
 package delivery
 
@@ -78,17 +82,16 @@ var errNoMailbox = &reply.Reply{Code: reply.CodeRejected, Enhanced: reply.EnhNoS
 // Deliver implements queue.Handler.
 func (w *Worker) Deliver(ctx context.Context, m *queue.Message) []queue.Result {
 	log := w.Logger.With(zap.String("msg_id", m.ID), zap.Int("attempt", m.Attempt))
-	errs := make(map[string]error, len(m.Rcpts))
-	mxs := make(map[string]string)
+	outs := make(map[string]rcptOutcome, len(m.Rcpts))
 	var mu sync.Mutex
-	set := func(rcpt, mx string, err error) { mu.Lock(); errs[rcpt], mxs[rcpt] = err, mx; mu.Unlock() }
+	set := func(rcpt string, o rcptOutcome) { mu.Lock(); outs[rcpt] = o; mu.Unlock() }
 
 	var wg sync.WaitGroup
 	loopChecked, looped := false, error(nil)
 	for domain, rcpts := range splitByDomain(m.Rcpts) {
 		if w.Local(domain) {
 			for _, r := range rcpts {
-				set(r, "", w.deliverLocal(ctx, log, m, r))
+				set(r, rcptOutcome{err: w.deliverLocal(ctx, log, m, r), notice: noticeDelivered})
 			}
 			continue
 		}
@@ -97,13 +100,13 @@ func (w *Worker) Deliver(ctx context.Context, m *queue.Message) []queue.Result {
 		}
 		if looped != nil {
 			for _, r := range rcpts {
-				set(r, "", looped)
+				set(r, rcptOutcome{err: looped})
 			}
 			continue
 		}
 		if err := w.acquire(ctx); err != nil {
 			for _, r := range rcpts {
-				set(r, "", err)
+				set(r, rcptOutcome{err: err})
 			}
 			continue
 		}
@@ -115,34 +118,48 @@ func (w *Worker) Deliver(ctx context.Context, m *queue.Message) []queue.Result {
 				if p := recover(); p != nil {
 					log.Error("relay panic", zap.String("domain", domain), zap.Any("panic", p), zap.Stack("stack"))
 					for _, r := range rcpts {
-						set(r, "", fmt.Errorf("relay: panic: %v", p))
+						set(r, rcptOutcome{err: fmt.Errorf("relay: panic: %v", p)})
 					}
 				}
 			}()
 			out := w.Relay.Deliver(ctx, relay.Job{MsgID: m.ID, Domain: domain, From: m.From, Rcpts: rcpts, Open: m.Open,
-				Attempt: m.Attempt, Final: m.Final})
+				Attempt: m.Attempt, Final: m.Final, DSN: relayDSN(m.DSN)})
 			for i, r := range rcpts {
-				err := errors.New("relay: no result")
+				o := rcptOutcome{err: errors.New("relay: no result"), mx: out.MX, notice: relayNotice(out)}
 				if i < len(out.Errs) {
-					err = out.Errs[i]
+					o.err = out.Errs[i]
 				}
-				set(r, out.MX, err)
+				set(r, o)
 			}
 		}()
 	}
 	wg.Wait()
+	return w.results(ctx, m, outs)
+}
 
+// rcptOutcome is what one attempt did for one recipient: err nil when
+// delivered; mx the mail exchanger that answered; notice the Action of a
+// success notice if the recipient asked for one (queue.Result.Notice).
+type rcptOutcome struct {
+	err    error
+	mx     string
+	notice string
+}
+
+// results turns the outcomes into one queue.Result per recipient of m, in
+// order, and counts them.
+func (w *Worker) results(ctx context.Context, m *queue.Message, outs map[string]rcptOutcome) []queue.Result {
 	results := make([]queue.Result, 0, len(m.Rcpts))
 	for _, r := range m.Rcpts {
-		err := errs[r]
-		if err == nil {
-			results = append(results, queue.Result{Rcpt: r})
-			w.count(ctx, m, queue.Result{Rcpt: r})
-			continue
+		o := outs[r]
+		res := queue.Result{Rcpt: r}
+		if o.err == nil {
+			res.Notice, res.Failure.Remote = o.notice, o.mx
+		} else {
+			f := relay.Failure(r, o.mx, o.err)
+			res = queue.Result{Rcpt: r, Err: o.err, Permanent: !reply.Temporary(o.err),
+				Failure: queue.Failure{Rcpt: r, Code: f.Code, Enhanced: f.Enhanced, Text: f.Text, Remote: f.RemoteMTA}}
 		}
-		f := relay.Failure(r, mxs[r], err)
-		res := queue.Result{Rcpt: r, Err: err, Permanent: !reply.Temporary(err),
-			Failure: queue.Failure{Rcpt: r, Code: f.Code, Enhanced: f.Enhanced, Text: f.Text, Remote: f.RemoteMTA}}
 		results = append(results, res)
 		w.count(ctx, m, res)
 	}
@@ -219,6 +236,13 @@ func (w *Worker) WriteDelay(out io.Writer, m *queue.Message, pending []queue.Fai
 	return w.writeReport(out, m, pending, true)
 }
 
+// WriteSuccess implements queue.Handler: the success notice (RFC 3461
+// §6.2) to m.From about recipients delivered here or relayed to a next hop
+// without DSN.
+func (w *Worker) WriteSuccess(out io.Writer, m *queue.Message, done []queue.Failure) error {
+	return w.writeReport(out, m, done, false)
+}
+
 func (w *Worker) writeReport(out io.Writer, m *queue.Message, failed []queue.Failure, delayed bool) error {
 	var orig io.Reader
 	if body, err := m.Open(); err != nil {
@@ -228,12 +252,16 @@ func (w *Worker) writeReport(out io.Writer, m *queue.Message, failed []queue.Fai
 		orig = body
 	}
 	fs := make([]dsn.Failure, len(failed))
+	success := false
 	for i, f := range failed {
-		fs[i] = dsn.Failure{Rcpt: f.Rcpt, Code: f.Code, Enhanced: f.Enhanced, Text: f.Text, RemoteMTA: f.Remote, Status: f.Status}
+		fs[i] = dsn.Failure{Rcpt: f.Rcpt, Code: f.Code, Enhanced: f.Enhanced, Text: f.Text, RemoteMTA: f.Remote, Status: f.Status,
+			ORCPT: m.DSN.Rcpt[f.Rcpt].ORCPT, Relayed: f.Action == noticeRelayed}
+		success = success || f.Action != ""
 	}
 	err := dsn.Write(out, dsn.Report{
 		ReportingMTA: w.Host, MailDomain: w.MailDomain, From: m.From, MsgID: m.ID, Arrival: m.Received,
 		Failures: fs, Original: orig, Delayed: delayed, RetryUntil: m.Expires,
+		Success: success, EnvID: m.DSN.EnvID, Full: m.DSN.Ret == "FULL",
 	})
 	if err != nil {
 		return fmt.Errorf("write DSN: %w", err)

@@ -4,24 +4,52 @@ import (
 	"context"
 
 	"gomta/queue"
+	"gomta/session/smtp"
 )
 
 // envelopeDraft is a queue draft that, at commit, puts the recipients in
 // their canonical form, once each (envelope), and tells the SMTP session
-// the recipients as queued, for its acceptance line (smtp.QueuedRcpts).
+// the recipients as queued, for its acceptance line (smtp.QueuedRcpts). The
+// session's DSN parameters (smtp.DSNWriter), keyed by recipient as given,
+// are keyed by the same canonical form, so that they follow the recipient
+// as queued.
 type envelopeDraft struct {
 	*queue.Draft
 	envelope func(rcpts []string) []string
 	queued   []string
+	dsn      smtp.DSN
 }
+
+// SetDSN implements smtp.DSNWriter.
+func (d *envelopeDraft) SetDSN(p smtp.DSN) { d.dsn = p }
 
 func (d *envelopeDraft) Commit(ctx context.Context, from string, rcpts []string) error {
 	env := d.envelope(rcpts)
+	if p := d.params(); p.Ret != "" || p.EnvID != "" || len(p.Rcpt) > 0 {
+		d.Draft.SetParams(p)
+	}
 	if err := d.Draft.Commit(ctx, from, env); err != nil {
 		return err
 	}
 	d.queued = env
 	return nil
+}
+
+// params is the session's DSN parameters for the queue. A recipient given
+// given in two forms that fold to one keeps the parameters of one of them.
+func (d *envelopeDraft) params() queue.Params {
+	p := queue.Params{Ret: d.dsn.Ret, EnvID: d.dsn.EnvID}
+	for rcpt, rd := range d.dsn.Rcpts {
+		canon := d.envelope([]string{rcpt})[0]
+		if _, dup := p.Rcpt[canon]; dup {
+			continue
+		}
+		if p.Rcpt == nil {
+			p.Rcpt = make(map[string]queue.RcptParams)
+		}
+		p.Rcpt[canon] = queue.RcptParams{Notify: rd.Notify, ORCPT: rd.ORCPT}
+	}
+	return p
 }
 
 // QueuedRcpts implements smtp.QueuedRcpts.

@@ -148,6 +148,11 @@ func (h noHandler) WriteDelay(_ io.Writer, m *queue.Message, _ []queue.Failure) 
 	return nil
 }
 
+func (h noHandler) WriteSuccess(_ io.Writer, m *queue.Message, _ []queue.Failure) error {
+	h.t.Errorf("reopened queue sends a success notice for %s", m.ID)
+	return nil
+}
+
 func mustRead(t *testing.T, p string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(p)

@@ -19,6 +19,9 @@ type Message struct {
 	Expires  time.Time // when the message stops being retried (Options.MaxLifetime); zero: never
 	BodyPath string    // spool file holding the body (Received header included); read-only
 	Size     int64     // body size in octets
+	// DSN is the sender's DSN parameters (RFC 3461), keyed by recipient
+	// as queued; read-only.
+	DSN Params
 }
 
 // Open opens the body for reading.
@@ -33,6 +36,12 @@ type Result struct {
 	Err       error
 	Permanent bool
 	Failure   Failure // what a bounce reports of a failed recipient
+	// Notice, for a delivered recipient, is the Action of its success
+	// notice when it asked for one (RFC 3461 NOTIFY=SUCCESS): "delivered"
+	// (into its mailbox) or "relayed" (to a next hop without DSN); ""
+	// sends none (the next hop offers DSN and notifies itself). Failure.
+	// Remote may name the next hop.
+	Notice string
 }
 
 // Failure is what a bounce (RFC 3464 DSN) reports of one failed recipient.
@@ -47,10 +56,13 @@ type Failure struct {
 	// Enhanced: 5.4.7 for a recipient still failing temporarily when the
 	// queue gave up, whose last reply Code, Enhanced and Text keep.
 	Status string `json:"status,omitempty"`
+	// Action is set in a success notice: "delivered" or "relayed".
+	Action string `json:"action,omitempty"`
 }
 
-// Handler delivers messages and writes their bounces; package delivery
-// implements it. The queue owns bounces: it asks WriteBounce for the text,
+// Handler delivers messages and writes their bounces, delay and success
+// notices; package delivery implements it. The queue owns bounces (and
+// notices): it asks WriteBounce for the text,
 // queues it itself (with room kept for bounces beyond MaxMessages), and
 // keeps the original until the bounce is durable (ARCHITECTURE.md contract 7).
 type Handler interface {
@@ -65,6 +77,10 @@ type Handler interface {
 	// last temporary failure; m.Expires says until when they are retried.
 	// m.From is never empty.
 	WriteDelay(w io.Writer, m *Message, pending []Failure) error
+	// WriteSuccess writes the whole success notice (RFC 3461 §6.2) to
+	// m.From about recipients of m delivered or relayed, each with its
+	// Action (and Remote when relayed). m.From is never empty.
+	WriteSuccess(w io.Writer, m *Message, done []Failure) error
 }
 
 // ErrFull is returned by NewMessage/Commit when the queue holds as many messages

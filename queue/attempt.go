@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"go.uber.org/zap"
@@ -58,7 +59,8 @@ func (q *Queue) deliver(ctx context.Context, h Handler, m *Message, rcpts []stri
 }
 
 // settle applies the results of attempt m to env and persists them:
-// delivered recipients leave the envelope; failed ones (permanently, or on
+// delivered recipients leave the envelope (their success notices queued
+// as bounces are); failed ones (permanently, or on
 // the final attempt) are bounced by the queue (bounce.go), and kept in the
 // envelope until their bounce is durable; the others wait for the next
 // attempt, and the sender hears of the delay once (warnDelay). The message
@@ -77,14 +79,17 @@ func (q *Queue) settle(ctx context.Context, h Handler, env *envelope, m *Message
 	if cut && len(left) > 0 {
 		env.Attempts = m.Attempt - 1
 	}
-	bouncing := len(env.Failed) > 0 && env.From != ""
+	bouncing := env.From != "" && slices.ContainsFunc(env.Failed, func(f Failure) bool { return env.Notifies(f.Rcpt, "FAILURE") })
 	if err := q.bounce(ctx, h, env, log); err != nil {
 		log.Error("bounce not queued, message kept until it is", zap.Error(err))
 	} else if bouncing {
 		q.metrics.BounceQueued()
 	}
+	if err := q.notifySuccess(ctx, h, env, log); err != nil {
+		log.Error("success notice not queued, message kept until it is", zap.Error(err))
+	}
 	q.warnDelay(ctx, h, env, log)
-	if len(left) == 0 && len(env.Failed) == 0 {
+	if len(left) == 0 && len(env.Failed) == 0 && len(env.Succeeded) == 0 {
 		if err := q.remove(env.ID); err != nil {
 			log.Error("message not removed from the spool", zap.Error(err))
 		}
@@ -117,7 +122,8 @@ func (q *Queue) settle(ctx context.Context, h Handler, env *envelope, m *Message
 }
 
 // classify sorts env's recipients by their result in res: delivered ones
-// leave; failed ones (permanently, or temporarily on a final attempt that
+// leave (to env.Succeeded when they asked for a success notice and the
+// result says one is ours to send); failed ones (permanently, or temporarily on a final attempt that
 // was not cut short, then with status 5.4.7 and their last reply) go to
 // env.Failed; the others stay in env.Rcpts with their last failure in
 // env.Errors and env.Last.
@@ -131,6 +137,9 @@ func (q *Queue) classify(env *envelope, m *Message, got map[string]Result, cut b
 			r = Result{Rcpt: rcpt, Err: errNoResult}
 		}
 		if r.Err == nil {
+			if r.Notice != "" && env.Notifies(rcpt, "SUCCESS") {
+				env.Succeeded = append(env.Succeeded, Failure{Rcpt: rcpt, Action: r.Notice, Remote: r.Failure.Remote})
+			}
 			continue
 		}
 		f := r.Failure

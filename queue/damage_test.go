@@ -224,6 +224,10 @@ func (b *bounceHandler) WriteDelay(w io.Writer, m *Message, pending []Failure) e
 	return handlerFunc(nil).WriteDelay(w, m, pending)
 }
 
+func (b *bounceHandler) WriteSuccess(w io.Writer, m *Message, done []Failure) error {
+	return handlerFunc(nil).WriteSuccess(w, m, done)
+}
+
 func newBounceHandler(fail ...string) *bounceHandler {
 	b := &bounceHandler{fail: map[string]bool{}, bounces: make(chan string, 100), attempts: make(chan string, 100)}
 	for _, f := range fail {

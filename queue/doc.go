@@ -100,6 +100,20 @@
 // delayed) through the same path as bounces; the envelope's DelayWarned
 // keeps it from going twice, across restarts too.
 //
+// # DSN parameters
+//
+// The sender's RFC 3461 parameters (RET, ENVID, and per recipient as
+// queued NOTIFY and ORCPT: Params, Draft.SetParams) are stored with the
+// envelope, in the journal and in the copy on the body, and given to the
+// Handler with each Message; a record written before they existed loads
+// with none. A recipient without NOTIFY is told of failures and delays
+// (DefaultNotify). A recipient whose NOTIFY lacks FAILURE (or DELAY) gets
+// no bounce (or delay notice): it is logged ("bounce suppressed by
+// NOTIFY") and still leaves the envelope. A delivered recipient with
+// NOTIFY=SUCCESS whose Result carries a Notice gets a success notice,
+// queued like a bounce: it stays in the envelope (Succeeded) until the
+// notice is durable, and none goes to the null sender.
+//
 // Ids are 20 characters of lower-case base32hex: 48 bits of Unix
 // milliseconds, a 16-bit counter and 32 random bits; they sort roughly by
 // acceptance time.

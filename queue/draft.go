@@ -24,6 +24,8 @@ type Draft struct {
 	size int64
 	err  error // first write error; the draft is already thrown away
 	done bool
+	// params is the DSN parameters (SetParams), stored with the envelope.
+	params Params
 }
 
 // NewMessage starts a draft: its body file is created in msg/ at once (a
@@ -150,6 +152,7 @@ func (d *Draft) Commit(ctx context.Context, from string, rcpts []string) error {
 		Received: now,
 		Size:     d.size,
 		Next:     now,
+		Params:   d.params.only(rcpts),
 	}
 	data, err := json.Marshal(env)
 	if err != nil {

@@ -57,6 +57,18 @@ func (f handlerFunc) WriteDelay(w io.Writer, m *Message, pending []Failure) erro
 	return err
 }
 
+// WriteSuccess writes a short success notice naming the original and the
+// recipients with their Action.
+func (f handlerFunc) WriteSuccess(w io.Writer, m *Message, done []Failure) error {
+	_, err := fmt.Fprintf(w, "Subject: success of %s\r\n\r\n", m.ID)
+	for _, x := range done {
+		if err == nil {
+			_, err = fmt.Fprintf(w, "%s %s %s\r\n", x.Rcpt, x.Action, x.Remote)
+		}
+	}
+	return err
+}
+
 // seen is one attempt as the handler saw it.
 type seen struct {
 	Message

@@ -29,6 +29,12 @@ type envelope struct {
 	DelayWarned bool  `json:"delay_warned,omitempty"`
 	Held        bool  `json:"held,omitempty"`    // never attempted until released (control.go)
 	History     []Try `json:"history,omitempty"` // the last maxHistory attempts, oldest first
+	// Params is the sender's DSN parameters (RFC 3461); absent in records
+	// written before DSN was offered, which load with the defaults.
+	Params
+	// Succeeded holds delivered rcpts whose success notice (NOTIFY=SUCCESS)
+	// is not queued yet, Failure.Status saying "delivered" or "relayed".
+	Succeeded []Failure `json:"succeeded,omitempty"`
 }
 
 func (q *Queue) bodyPath(id string) string { return filepath.Join(q.msgDir, id) }

@@ -1,17 +1,23 @@
 // Package dsn writes delivery status notifications (RFC 3464): the bounce a
-// sender gets when some recipients of a message have failed for good, and
-// the delay notice (Action: delayed) when some are still being retried
-// after a while. A report is a multipart/report (RFC 6522) with three
-// parts: a human-readable text/plain explanation, the machine-readable
-// message/delivery-status, and the original message's header section as
-// text/rfc822-headers. It comes From: MAILER-DAEMON at the host's mail
-// domain, so that a reply reaches a mailbox there.
+// sender gets when some recipients of a message have failed for good, the
+// delay notice (Action: delayed) when some are still being retried after a
+// while, and the success notice (Action: delivered or relayed) for
+// recipients that asked for one (RFC 3461 NOTIFY=SUCCESS). The sender's
+// ENVID and each recipient's ORCPT are reported, decoded from xtext, as
+// Original-Envelope-Id and Original-Recipient. A report is a
+// multipart/report (RFC 6522) with three parts: a human-readable text/plain
+// explanation, the machine-readable message/delivery-status, and the
+// original message's header section as text/rfc822-headers, or the whole
+// message as message/rfc822 when the sender asked for it (RET=FULL). It
+// comes From: MAILER-DAEMON at the host's mail domain, so that a reply
+// reaches a mailbox there.
 //
 // Invariants: output uses CRLF line endings throughout; field values are
 // stripped of CR and LF so nothing from a remote reply or an address can
-// inject a header; the copied header section is bounded (MaxHeaders); no
-// report is ever written to the null sender (RFC 5321 §4.5.5, §6.1: bounces
-// go to the reverse-path, and a null one gets none).
+// inject a header; the copied header section is bounded (MaxHeaders) and
+// without RET=FULL nothing of the body is returned; no report is ever
+// written to the null sender (RFC 5321 §4.5.5, §6.1: bounces go to the
+// reverse-path, and a null one gets none).
 package dsn
 
 import (
@@ -22,6 +28,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -51,6 +58,14 @@ type Failure struct {
 	// recipient that was failing temporarily, whose last reply the other
 	// fields keep (it stays in Diagnostic-Code).
 	Status string
+	// ORCPT is the recipient's ORCPT parameter (RFC 3461 §4.2) as given,
+	// "addr-type;xtext": reported, decoded, as Original-Recipient (RFC 3464
+	// §2.3.1). "" when none was given.
+	ORCPT string
+	// Relayed, in a success notice, says that the recipient was relayed
+	// to a next hop that does not offer DSN (Action: relayed) rather than
+	// delivered here (Action: delivered).
+	Relayed bool
 }
 
 // Report is one bounce.
@@ -68,6 +83,20 @@ type Report struct {
 	// (§2.3.9) when RetryUntil is set.
 	Delayed    bool
 	RetryUntil time.Time
+
+	// Success makes the report a success notice (RFC 3461 §6.2, NOTIFY=
+	// SUCCESS): Action: delivered, or relayed when the recipient's Relayed
+	// is set (the next
+	// hop does not offer DSN: Failure.Relayed), status 2.0.0, no diagnostic. Failures are
+	// then the recipients reported on.
+	Success bool
+
+	// EnvID is the sender's ENVID (RFC 3461 §4.4) as given (xtext),
+	// reported decoded as Original-Envelope-Id (RFC 3464 §2.2.1).
+	EnvID string
+	// Full returns the whole original (RET=FULL, RFC 3461 §4.3) as
+	// message/rfc822 instead of its header section.
+	Full bool
 
 	// Date is the bounce's Date; zero means now.
 	Date time.Time
@@ -102,7 +131,10 @@ func Write(w io.Writer, r Report) error {
 		domain = mta
 	}
 	subject := "Undelivered Mail Returned to Sender"
-	if r.Delayed {
+	switch {
+	case r.Success:
+		subject = "Successful Mail Delivery Report"
+	case r.Delayed:
 		subject = "Delayed Mail (still being retried)"
 	}
 	boundary = "=_gomta_" + boundary
@@ -124,7 +156,7 @@ func Write(w io.Writer, r Report) error {
 
 	writeNotification(lw, boundary, mta, r)
 	writeStatus(lw, boundary, mta, r)
-	if err := writeOriginal(lw, boundary, r.Original); err != nil {
+	if err := writeOriginal(lw, boundary, r.Original, r.Full); err != nil {
 		return err
 	}
 	lw.line("--" + boundary + "--")
@@ -158,6 +190,9 @@ func writeStatus(lw *lineWriter, boundary, mta string, r Report) {
 	lw.line("Content-Type: message/delivery-status")
 	lw.line("")
 	lw.line("Reporting-MTA: dns; " + mta)
+	if r.EnvID != "" {
+		lw.line("Original-Envelope-Id: " + clean(decodeXtext(r.EnvID)))
+	}
 	if r.MsgID != "" {
 		lw.line("X-Gomta-Msg-Id: " + clean(r.MsgID)) // extension field, RFC 3464 §2.4
 	}
@@ -165,16 +200,28 @@ func writeStatus(lw *lineWriter, boundary, mta string, r Report) {
 		lw.line("Arrival-Date: " + r.Arrival.Format(time.RFC1123Z))
 	}
 	action, status := "failed", Status
-	if r.Delayed {
+	switch {
+	case r.Success:
+		status = successStatus
+	case r.Delayed:
 		action, status = "delayed", delayStatus
 	}
 	for _, f := range r.Failures {
 		lw.line("")
+		if r.Success {
+			action = successAction(f)
+		}
+		if typ, addr, ok := strings.Cut(f.ORCPT, ";"); ok {
+			lw.line("Original-Recipient: " + clean(typ) + "; " + clean(decodeXtext(addr)))
+		}
 		lw.line("Final-Recipient: rfc822; " + clean(f.Rcpt))
 		lw.line("Action: " + action)
 		lw.line("Status: " + status(f))
 		if f.RemoteMTA != "" {
 			lw.line("Remote-MTA: dns; " + clean(f.RemoteMTA))
+		}
+		if r.Success && f.Code == 0 {
+			continue // nothing went wrong: no diagnostic
 		}
 		lw.line("Diagnostic-Code: " + diagnostic(f))
 		if r.Delayed && !r.RetryUntil.IsZero() {
@@ -185,19 +232,75 @@ func writeStatus(lw *lineWriter, boundary, mta string, r Report) {
 }
 
 // writeOriginal writes part 3, the original header section (RFC 6522 §4
-// text/rfc822-headers); original may be nil.
-func writeOriginal(lw *lineWriter, boundary string, original io.Reader) error {
+// text/rfc822-headers), or with full the whole original (message/rfc822,
+// RFC 3464 §2); original may be nil.
+func writeOriginal(lw *lineWriter, boundary string, original io.Reader, full bool) error {
 	lw.line("--" + boundary)
-	lw.line("Content-Description: Undelivered Message Headers")
-	lw.line("Content-Type: text/rfc822-headers")
+	copyPart := copyHeaders
+	if full && original != nil {
+		lw.line("Content-Description: Original Message")
+		lw.line("Content-Type: message/rfc822")
+		copyPart = copyAll
+	} else {
+		lw.line("Content-Description: Undelivered Message Headers")
+		lw.line("Content-Type: text/rfc822-headers")
+	}
 	lw.line("")
 	if original != nil {
-		if err := copyHeaders(lw, original); err != nil {
+		if err := copyPart(lw, original); err != nil {
 			return fmt.Errorf("dsn: read original: %w", err)
 		}
 	}
 	lw.line("")
 	return nil
+}
+
+// copyAll copies the whole of msg with CRLF line endings. Its size is the
+// original's, which the queue accepted.
+func copyAll(lw *lineWriter, msg io.Reader) error {
+	br := bufio.NewReader(msg)
+	for {
+		line, err := br.ReadString('\n')
+		if line != "" {
+			lw.line(strings.TrimRight(line, "\r\n"))
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// successAction is the Action of a recipient in a success notice (RFC
+// 3464 §2.3.3).
+func successAction(f Failure) string {
+	if f.Relayed {
+		return "relayed"
+	}
+	return "delivered"
+}
+
+// successStatus is the status of a recipient delivered or relayed (RFC
+// 3463 §3.1 X.0.0 with class 2, success).
+func successStatus(Failure) string { return "2.0.0" }
+
+// decodeXtext decodes RFC 3461 §4 xtext ("+XX" is the octet 0xXX); a
+// malformed "+" is kept as it is.
+func decodeXtext(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '+' && i+2 < len(s) {
+			if v, err := strconv.ParseUint(s[i+1:i+3], 16, 8); err == nil {
+				b.WriteByte(byte(v))
+				i += 2
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
 }
 
 // Status is the RFC 3463 status for a failure: its Status when set, else
@@ -265,6 +368,9 @@ func diagnostic(f Failure) string {
 func humanText(mta string, r Report) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "This is the mail system at host %s.\n\n", mta)
+	if r.Success {
+		return successText(&b, r)
+	}
 	if r.Delayed {
 		b.WriteString("Your message has not been delivered yet to the recipients below.\n")
 		b.WriteString("It is still in the queue and will be tried again")
@@ -285,6 +391,27 @@ func humanText(mta string, r Report) string {
 	}
 	if r.MsgID != "" {
 		fmt.Fprintf(&b, "\nThe message's id here was %s.\n", clean(r.MsgID))
+	}
+	return b.String()
+}
+
+// successText ends the explanation of a success notice.
+func successText(b *strings.Builder, r Report) string {
+	b.WriteString("Your message was delivered to the recipients below, or relayed to\n")
+	b.WriteString("a system that sends no delivery notifications (you may hear no more).\n\n")
+	for _, f := range r.Failures {
+		fmt.Fprintf(b, "<%s>: ", clean(f.Rcpt))
+		switch {
+		case f.Relayed && f.RemoteMTA != "":
+			fmt.Fprintf(b, "relayed to %s\n", clean(f.RemoteMTA))
+		case f.Relayed:
+			b.WriteString("relayed\n")
+		default:
+			b.WriteString("delivered to the mailbox\n")
+		}
+	}
+	if r.MsgID != "" {
+		fmt.Fprintf(b, "\nThe message's id here was %s.\n", clean(r.MsgID))
 	}
 	return b.String()
 }

@@ -121,6 +121,7 @@ type Outcome struct {
 	// Converted names the conversion the message went through for the
 	// hop ("8bit-to-qp", params.go); "" when it went as it is.
 	Converted string
+	DSN       bool // the mail exchanger that answered offers DSN: it notifies the sender itself
 }
 
 // Job is one relay transaction: one message to every recipient of one
@@ -137,6 +138,7 @@ type Job struct {
 	Rcpts   []string // all of Domain
 	// Open gives the body; it is called again for each target tried.
 	Open func() (io.ReadCloser, error)
+	DSN  DSN // passed on when the next hop offers DSN (dsnparams.go)
 }
 
 // Deliver delivers j (EHLO, MAIL, RCPT per recipient, DATA, QUIT), trying
@@ -259,8 +261,9 @@ func (rl *Relay) attempt(ctx context.Context, log *zap.Logger, j Job, n int, t T
 		return errs, nil
 	}
 	defer func() { _ = send.Close() }()
-	errs, err = c.SendEnvelope(env, send)
+	errs, err = c.SendEnvelope(withDSN(c, j, env), send)
 	out.Converted = conv
+	out.DSN, _ = c.Extension("DSN")
 	cn.sent++
 	// A connection that a stop did not cut, whose transaction ended in an
 	// answer (not a lost connection or a 421), is kept for the next message.

@@ -29,6 +29,11 @@
 // client that pipelined its chunks; a BDAT whose size cannot be read ends the
 // session. BDAT and DATA do not mix in one transaction; RSET, HELO/EHLO, a
 // refused chunk and the end of the session abort the draft.
+//
+// DSN (RFC 3461, dsnparams.go): RET and ENVID on MAIL, NOTIFY and ORCPT on
+// RCPT are checked (501 5.5.4 for a bad value, 555 for one given twice)
+// and handed, before Commit, to a MessageWriter that implements DSNWriter;
+// the session does nothing else with them.
 package smtp
 
 import (

@@ -24,6 +24,7 @@ func (s *session) extensions() []string {
 		"SIZE "+strconv.FormatInt(max(s.cfg.MaxSize, 0), 10), // RFC 1870 §4: 0 = no fixed maximum
 		"ENHANCEDSTATUSCODES", // RFC 2034
 		"CHUNKING",            // RFC 3030
+		"DSN",                 // RFC 3461
 	)
 	if s.cfg.TLSConfig != nil && !s.conn.TLS {
 		ext = append(ext, "STARTTLS") // RFC 3207
@@ -89,13 +90,15 @@ func printable(v string) string {
 func (s *session) resetTx() {
 	s.abortDraft()
 	s.from, s.rcpts, s.declared, s.eightBit = "", nil, 0, false
+	s.dsn = dsnTx{}
 	if s.state > stateReady && s.state != stateQuit {
 		s.state = stateReady
 	}
 }
 
 // mail answers MAIL FROM:<reverse-path> [SIZE=n] [BODY=7BIT|8BITMIME]
-// (RFC 5321 §4.1.1.2, RFC 1870, RFC 6152).
+// [RET=FULL|HDRS] [ENVID=xtext] (RFC 5321 §4.1.1.2, RFC 1870, RFC 6152,
+// RFC 3461).
 func (s *session) mail(arg string) (*Reply, error) {
 	pa, err := parsePathArg(arg, "FROM")
 	if r := pathReply(err, replyBadSender); r != nil {
@@ -112,6 +115,7 @@ func (s *session) mail(arg string) (*Reply, error) {
 		return s.backendReply(err, zap.String("mail_from", pa.addr)), nil
 	}
 	s.from, s.declared, s.eightBit = pa.addr, mp.size, mp.eightBit
+	s.dsn = dsnTx{ret: mp.ret, envID: mp.envID}
 	s.state = stateMail
 	return replySenderOK, nil
 }
@@ -129,9 +133,10 @@ func pathReply(err error, bad func(string) *Reply) *Reply {
 	return replyBadSyntax(err.Error())
 }
 
-// rcpt answers RCPT TO:<forward-path> (RFC 5321 §4.1.1.3). No RCPT parameter
-// is offered. "<Postmaster>" without a domain is accepted as §4.1.1.3 requires
-// and handed to the backend as it was written.
+// rcpt answers RCPT TO:<forward-path> [NOTIFY=...] [ORCPT=...] (RFC 5321
+// §4.1.1.3, RFC 3461 §4.1, §4.2). "<Postmaster>" without a domain is
+// accepted as §4.1.1.3 requires and handed to the backend as it was
+// written. A repeated recipient keeps the parameters it was first given.
 func (s *session) rcpt(arg string) (*Reply, error) {
 	pa, err := parsePathArg(arg, "TO")
 	if r := pathReply(err, replyBadRcpt); r != nil {
@@ -140,9 +145,9 @@ func (s *session) rcpt(arg string) (*Reply, error) {
 	if pa.addr == "" {
 		return replyBadRcpt("null path not allowed"), nil
 	}
-	if len(pa.params) > 0 {
-		kw, _, _ := strings.Cut(pa.params[0], "=")
-		return replyUnknownParam(strings.ToUpper(kw)), nil
+	rd, r := parseRcptParams(pa.params)
+	if r != nil {
+		return r, nil
 	}
 	for _, r := range s.rcpts {
 		if r == pa.addr { // a repeated recipient gets the mail once
@@ -156,6 +161,12 @@ func (s *session) rcpt(arg string) (*Reply, error) {
 		return s.backendReply(err, zap.String("rcpt", pa.addr)), nil
 	}
 	s.rcpts = append(s.rcpts, pa.addr)
+	if rd != (RcptDSN{}) {
+		if s.dsn.rcpts == nil {
+			s.dsn.rcpts = make(map[string]RcptDSN)
+		}
+		s.dsn.rcpts[pa.addr] = rd
+	}
 	s.state = stateRcpt
 	return replyRcptOK, nil
 }

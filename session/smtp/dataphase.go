@@ -83,6 +83,7 @@ func (s *session) refusal(dr *dataReader, id string) *Reply {
 // durable). hdrLen is the size of the Received field put before the body.
 func (s *session) commit(mw MessageWriter, dr *dataReader, hdrLen int, start time.Time) (*Reply, bool) {
 	id := mw.ID()
+	s.dsn.handOver(mw)
 	if err := mw.Commit(s.ctx, s.from, s.rcpts); err != nil {
 		return s.backendReply(err, zap.String("msg_id", id)), false
 	}

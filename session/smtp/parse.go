@@ -107,18 +107,27 @@ func parsePath(p string) (string, error) {
 
 // mailParams holds the MAIL FROM parameters this server offers.
 type mailParams struct {
-	size     int64 // SIZE= (RFC 1870), 0 when absent
-	eightBit bool  // BODY=8BITMIME (RFC 6152)
+	size     int64  // SIZE= (RFC 1870), 0 when absent
+	eightBit bool   // BODY=8BITMIME (RFC 6152)
+	ret      string // RET= (RFC 3461 §4.3), upper-cased; "" when absent
+	envID    string // ENVID= (RFC 3461 §4.4), xtext; "" when absent
 }
 
 // parseMailParams parses the MAIL FROM parameters. An unknown keyword returns
-// a 555 reply (RFC 5321 §4.1.1.11); a bad value or a repeated keyword a 501.
+// a 555 reply (RFC 5321 §4.1.1.11); a bad value or a repeated keyword a 501
+// (a repeated DSN keyword a 555, dsnparams.go).
 func parseMailParams(params []string) (mailParams, *Reply) {
 	var mp mailParams
 	seen := map[string]bool{}
 	for _, p := range params {
 		kw, val, hasVal := strings.Cut(p, "=")
 		kw = strings.ToUpper(kw)
+		if ok, r := mailDSN(kw, val, hasVal, &mp.ret, &mp.envID); ok {
+			if r != nil {
+				return mp, r
+			}
+			continue
+		}
 		if seen[kw] {
 			return mp, replyBadSyntax("repeated parameter " + kw)
 		}

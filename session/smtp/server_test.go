@@ -42,6 +42,7 @@ S: 250-8BITMIME
 S: 250-SIZE 33554432
 S: 250-ENHANCEDSTATUSCODES
 S: 250-CHUNKING
+S: 250-DSN
 S: 250 HELP
 `
 
@@ -65,6 +66,7 @@ S: 250-8BITMIME
 S: 250-SIZE 33554432
 S: 250-ENHANCEDSTATUSCODES
 S: 250-CHUNKING
+S: 250-DSN
 S: 250 HELP
 C: HELO
 S: 501 5.5.4 HELO/EHLO requires a domain or address literal
@@ -142,8 +144,8 @@ C: RCPT TO:<>
 S: 501 5.1.3 bad recipient address syntax: null path not allowed
 C: RCPT TO:<b@-example.org>
 S: 501 5.1.3 bad recipient address syntax: domain label must start and end with a letter or digit
-C: RCPT TO:<b@example.org> NOTIFY=NEVER
-S: 555 5.5.4 parameter not recognized: NOTIFY
+C: RCPT TO:<b@example.org> XFOO=1
+S: 555 5.5.4 parameter not recognized: XFOO
 C: RCPT TO:<b@example.org>x
 S: 501 5.5.4 syntax error: junk after address
 C: RCPT TO: <"b c"@[192.0.2.1]>
@@ -158,6 +160,7 @@ S: 250-8BITMIME
 S: 250-SIZE 1000
 S: 250-ENHANCEDSTATUSCODES
 S: 250-CHUNKING
+S: 250-DSN
 S: 250 HELP
 C: MAIL FROM:<> SIZE=1001
 S: 552 5.3.4 message size exceeds fixed maximum message size

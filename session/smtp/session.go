@@ -133,6 +133,7 @@ type session struct {
 	rcpts    []string
 	declared int64  // SIZE= of MAIL FROM
 	eightBit bool   // BODY=8BITMIME
+	dsn      dsnTx  // RFC 3461 parameters (dsnparams.go)
 	draft    *draft // the message of BDAT chunks (stateChunk)
 }
 
