@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -129,6 +130,36 @@ func TestTwoMachines(t *testing.T) {
 		n, _ := m.d[0].find(from, "relay delivered", "msg_id", id)["attempt"].(float64)
 		return n >= 2
 	})
+	m.traceAcross(dir, id)
+}
+
+// traceAcross runs mtalog trace on both machines' logs, as the two people
+// would on the files they exchange, and checks that it follows message id
+// from A's deferral to B's mailbox over a link both sides agree on.
+func (m *twoMachines) traceAcross(dir, id string) {
+	m.t.Helper()
+	mtalog := filepath.Join(dir, "mtalog")
+	if out, err := exec.Command("go", "build", "-o", mtalog, "gomta/cmd/mtalog").CombinedOutput(); err != nil {
+		m.t.Fatalf("build mtalog: %v\n%s", err, out)
+	}
+	logs := []string{mtalog, "trace", id}
+	for i, d := range m.d {
+		f := filepath.Join(dir, twoServer[i]+".log")
+		if err := os.WriteFile(f, []byte(d.log.String()), 0o644); err != nil {
+			m.t.Fatal(err)
+		}
+		logs = append(logs, f)
+	}
+	out, err := exec.Command(logs[0], logs[1:]...).CombinedOutput()
+	if err != nil {
+		m.t.Fatalf("mtalog trace: %v\n%s", err, out)
+	}
+	m.t.Logf("mtalog trace %s A.log B.log:\n%s", id, out)
+	for _, want := range []string{"exmail.qq.com  " + id + "  deferred", "confirmed link", "relayed", "gmail.com", "delivered"} {
+		if !strings.Contains(string(out), want) {
+			m.t.Errorf("mtalog trace lacks %q:\n%s", want, out)
+		}
+	}
 }
 
 // send submits one message on machine i with swaks, from its own machine.
