@@ -54,6 +54,7 @@ p.quit()
 type twoMachines struct {
 	*machines
 	swaks, py string
+	config    [2]string   // each machine's config.toml
 	args      [2][]string // each machine's mtad flags, for the restart
 	d         [2]*nsDaemon
 }
@@ -89,6 +90,7 @@ func TestTwoMachines(t *testing.T) {
 		if err := os.WriteFile(cfg, append(course, fmt.Sprintf(twoGomta, m.ip[i], m.ip[i])...), 0o644); err != nil {
 			t.Fatal(err)
 		}
+		m.config[i] = cfg
 		m.args[i] = []string{"-config", cfg, "-fdns", fdns, "-n", twoServer[i], "-data", filepath.Join(dir, "data-"+twoServer[i])}
 		m.d[i] = m.start(i, m.args[i]...)
 	}
@@ -101,6 +103,16 @@ func TestTwoMachines(t *testing.T) {
 	}
 	m.send(1, "usr@gmail.com", "usr2@mail.sustech.edu.cn", "from B to A")
 	m.waitMail(0, "usr2@mail.sustech.edu.cn", "pass2", "Subject: from B to A", 1)
+
+	// gomta's agent on B, finding its server as the course's agent does
+	// ([agent], then [P]) from the same two files; -no-tls because the
+	// server offers no STARTTLS and the agent talks to its own machine.
+	agent := m.build(dir, "agent")
+	if out, err := m.exec(1, agent, "-config", m.config[1], "-fdns", fdns, "-e", "usr@gmail.com", "-p", "pass", "-no-tls",
+		"send", "-to", "usr1@mail.sustech.edu.cn", "-subject", "agent from B", "-body", "sent by the agent"); err != nil {
+		t.Fatalf("agent in %s: %v\n%s", m.ns[1], err, out)
+	}
+	m.waitMail(0, "usr1@mail.sustech.edu.cn", "pass1", "Subject: agent from B", 1)
 
 	// An unknown user on B: B refuses the RCPT, A bounces to the sender.
 	m.send(0, "usr1@mail.sustech.edu.cn", "nobody@gmail.com", "to nobody")
@@ -133,15 +145,22 @@ func TestTwoMachines(t *testing.T) {
 	m.traceAcross(dir, id)
 }
 
+// build builds gomta/cmd/<name> into dir and returns the binary's path.
+func (m *twoMachines) build(dir, name string) string {
+	m.t.Helper()
+	bin := filepath.Join(dir, name)
+	if out, err := exec.Command("go", "build", "-o", bin, "gomta/cmd/"+name).CombinedOutput(); err != nil {
+		m.t.Fatalf("build %s: %v\n%s", name, err, out)
+	}
+	return bin
+}
+
 // traceAcross runs mtalog trace on both machines' logs, as the two people
 // would on the files they exchange, and checks that it follows message id
 // from A's deferral to B's mailbox over a link both sides agree on.
 func (m *twoMachines) traceAcross(dir, id string) {
 	m.t.Helper()
-	mtalog := filepath.Join(dir, "mtalog")
-	if out, err := exec.Command("go", "build", "-o", mtalog, "gomta/cmd/mtalog").CombinedOutput(); err != nil {
-		m.t.Fatalf("build mtalog: %v\n%s", err, out)
-	}
+	mtalog := m.build(dir, "mtalog")
 	logs := []string{mtalog, "trace", id}
 	for i, d := range m.d {
 		f := filepath.Join(dir, twoServer[i]+".log")
