@@ -185,6 +185,17 @@ func (d *nsDaemon) kill() {
 	}
 }
 
+// waitFind waits until find (from offset from) returns a line and returns it.
+func (d *nsDaemon) waitFind(t *testing.T, from int, msg, key, val string) map[string]any {
+	t.Helper()
+	var rec map[string]any
+	mtatest.Eventually(t, fmt.Sprintf("%q with %s %s in mtad's log", msg, key, val), func() bool {
+		rec = d.find(from, msg, key, val)
+		return rec != nil
+	})
+	return rec
+}
+
 // find returns the first JSON log line from byte offset from on whose msg is
 // msg and whose field key is val, or nil.
 func (d *nsDaemon) find(from int, msg, key, val string) map[string]any {
