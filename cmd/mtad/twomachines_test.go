@@ -113,6 +113,10 @@ func TestTwoMachines(t *testing.T) {
 		t.Fatalf("agent in %s: %v\n%s", m.ns[1], err, out)
 	}
 	m.waitMail(0, "usr1@mail.sustech.edu.cn", "pass1", "Subject: agent from B", 1)
+	if out, err := m.exec(0, agent, "-config", m.config[0], "-fdns", fdns, "-e", "usr1@mail.sustech.edu.cn", "-p", "pass1", "-no-tls",
+		"pop", "retr", "1"); err != nil || !strings.Contains(out, "agent from B") {
+		t.Fatalf("agent pop retr 1 in %s: %v\n%s", m.ns[0], err, out)
+	}
 
 	// An unknown user on B: B refuses the RCPT, A bounces to the sender.
 	m.send(0, "usr1@mail.sustech.edu.cn", "nobody@gmail.com", "to nobody")
