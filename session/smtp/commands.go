@@ -24,6 +24,7 @@ func (s *session) extensions() []string {
 		"SIZE "+strconv.FormatInt(max(s.cfg.MaxSize, 0), 10), // RFC 1870 §4: 0 = no fixed maximum
 		"ENHANCEDSTATUSCODES", // RFC 2034
 		"CHUNKING",            // RFC 3030
+		"SMTPUTF8",            // RFC 6531
 	)
 	if s.cfg.TLSConfig != nil && !s.conn.TLS {
 		ext = append(ext, "STARTTLS") // RFC 3207
@@ -88,14 +89,14 @@ func printable(v string) string {
 
 func (s *session) resetTx() {
 	s.abortDraft()
-	s.from, s.rcpts, s.declared, s.eightBit = "", nil, 0, false
+	s.from, s.rcpts, s.declared, s.eightBit, s.smtputf8 = "", nil, 0, false, false
 	if s.state > stateReady && s.state != stateQuit {
 		s.state = stateReady
 	}
 }
 
 // mail answers MAIL FROM:<reverse-path> [SIZE=n] [BODY=7BIT|8BITMIME]
-// (RFC 5321 §4.1.1.2, RFC 1870, RFC 6152).
+// [SMTPUTF8] (RFC 5321 §4.1.1.2, RFC 1870, RFC 6152, RFC 6531).
 func (s *session) mail(arg string) (*Reply, error) {
 	pa, err := parsePathArg(arg, "FROM")
 	if r := pathReply(err, replyBadSender); r != nil {
@@ -108,10 +109,13 @@ func (s *session) mail(arg string) (*Reply, error) {
 	if s.cfg.MaxSize != NoLimit && mp.size > s.cfg.MaxSize {
 		return replySizeExceeded, nil
 	}
+	if !mp.smtputf8 && !address.IsASCII(pa.addr) {
+		return replyNonASCIISender, nil
+	}
 	if err := s.srv.be.Mail(s.ctx, &s.conn, pa.addr); err != nil {
 		return s.backendReply(err, zap.String("mail_from", pa.addr)), nil
 	}
-	s.from, s.declared, s.eightBit = pa.addr, mp.size, mp.eightBit
+	s.from, s.declared, s.eightBit, s.smtputf8 = pa.addr, mp.size, mp.eightBit, mp.smtputf8
 	s.state = stateMail
 	return replySenderOK, nil
 }
@@ -143,6 +147,9 @@ func (s *session) rcpt(arg string) (*Reply, error) {
 	if len(pa.params) > 0 {
 		kw, _, _ := strings.Cut(pa.params[0], "=")
 		return replyUnknownParam(strings.ToUpper(kw)), nil
+	}
+	if !s.smtputf8 && !address.IsASCII(pa.addr) {
+		return replyNonASCIIRcpt, nil
 	}
 	for _, r := range s.rcpts {
 		if r == pa.addr { // a repeated recipient gets the mail once
@@ -225,8 +232,17 @@ func (s *session) receivedHeader(id string, now time.Time) string {
 }
 
 // protocol is the "with" clause of the Received header (RFC 3848): ESMTP,
-// plus S under TLS and A once authenticated.
+// plus S under TLS and A once authenticated; for a transaction that declared
+// SMTPUTF8, UTF8SMTP with the same suffixes (RFC 6531 §4.3 registers
+// UTF8SMTP, UTF8SMTPA, UTF8SMTPS and UTF8SMTPSA).
 func (s *session) protocol() string {
+	if s.smtputf8 {
+		return "UTF8SMTP" + strings.TrimPrefix(s.esmtpProtocol(), "ESMTP")
+	}
+	return s.esmtpProtocol()
+}
+
+func (s *session) esmtpProtocol() string {
 	switch {
 	case s.conn.TLS && s.conn.AuthUser != "":
 		return "ESMTPSA"

@@ -133,6 +133,7 @@ type session struct {
 	rcpts    []string
 	declared int64  // SIZE= of MAIL FROM
 	eightBit bool   // BODY=8BITMIME
+	smtputf8 bool   // SMTPUTF8 declared on MAIL (RFC 6531)
 	draft    *draft // the message of BDAT chunks (stateChunk)
 }
 
