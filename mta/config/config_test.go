@@ -199,7 +199,8 @@ func TestUTF8Accounts(t *testing.T) {
 "张三@mail.sustech.edu.cn" = "密码"
 "postmaster@例子.中国" = "pw"
 `
-	cfg, err := Parse("utf8", []byte(file), "", nil)
+	const fdns = "[MX]\n\"例子.中国.\" = \"邮件.例子.中国.\"\n[P]\n\"邮件.例子.中国.\" = \"2525\"\n"
+	cfg, err := Parse("utf8", []byte(file), "fdns", []byte(fdns))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,5 +213,9 @@ func TestUTF8Accounts(t *testing.T) {
 	}
 	if s.Postmaster != "postmaster@例子.中国" {
 		t.Errorf("postmaster %q", s.Postmaster)
+	}
+	// The fake DNS tables are keyed by the folded names that the relay asks for.
+	if a, _ := cfg.ResolveHost(cfg.MX["xn--fsqu00a.xn--fiqs8s"]); a != "127.0.0.1:2525" {
+		t.Errorf("MX %q, host %q", cfg.MX, a)
 	}
 }

@@ -263,6 +263,9 @@ func parsePort(s string) (int, error) {
 	return p, nil
 }
 
+// normHost is a domain or host name of the fake DNS tables in the form
+// in which names are compared: folded (an internationalized name in its
+// A-label form, address.FoldDomain), without the trailing dot.
 func normHost(h string) string {
-	return strings.TrimSuffix(strings.ToLower(strings.TrimSpace(h)), ".")
+	return address.FoldDomain(strings.TrimSuffix(strings.TrimSpace(h), "."))
 }
