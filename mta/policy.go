@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"strings"
 
 	"gomta/delivery/mailbox"
 	"gomta/queue"
@@ -38,7 +37,7 @@ func (b smtpBackend) Mail(_ context.Context, c *smtp.Peer, from string) error {
 	if from == "" {
 		return nil // the null sender: local recipients only, unless authenticated (see Rcpt)
 	}
-	if c.AuthUser != "" && !strings.EqualFold(c.AuthUser, from) {
+	if c.AuthUser != "" && address.Account(c.AuthUser) != address.Account(from) {
 		return replySenderNotOwned
 	}
 	hc := b.h.live.Load()

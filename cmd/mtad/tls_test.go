@@ -113,7 +113,8 @@ func TestAuthenticatedSubmissionOverSTARTTLS(t *testing.T) {
 	}
 	cl.Quit()
 	m := waitMail(t, mtatest.Addr(p[3]), "usr@gmail.com", "pass", 1)[0]
-	if !strings.Contains(m, "with ESMTPSA") {
+	// net/smtp declares SMTPUTF8 whenever the server offers it (RFC 6531 §4.3).
+	if !strings.Contains(m, "with UTF8SMTPSA") {
 		t.Errorf("first hop was authenticated over TLS; Received headers:\n%s", m)
 	}
 	if !strings.Contains(m, "with ESMTPS ") {

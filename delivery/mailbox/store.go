@@ -35,9 +35,13 @@
 //   - Commit unlinks the deleted messages, fsyncs cur/ and releases the lock;
 //     Close releases it and deletes nothing. The ctx given to Open bounds only
 //     that call: the lock is held until Commit or Close.
-//   - Users are looked up case-insensitively (the whole address is folded to
-//     lower case, local part included, as nearly every MTA does); the folded
-//     address is the directory name and must be one safe path element.
+//   - Users are looked up under address.Account: the local part folded to
+//     lower case (as nearly every MTA does) and, when it is UTF-8, put in
+//     NFC; the domain in its IDNA A-label form, so that 用户@例子.中国 and
+//     用户@xn--fsqu00a.xn--fiqs8s are one mailbox. The folded address is the
+//     directory name, kept in UTF-8 (a Linux file name is any octets but
+//     '/' and NUL; NFC makes it one spelling); it must be one safe path
+//     element (validUser: no '/', '\', control character or leading '.').
 package mailbox
 
 import (

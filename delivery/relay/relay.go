@@ -15,6 +15,11 @@
 // (remote_reply, which names its queue id on success). Message bodies are
 // never logged.
 //
+// A message that needs SMTPUTF8 (utf8.go: a non-ASCII envelope address, or
+// a UTF-8 header section of a message that came in declared SMTPUTF8) is
+// relayed with that parameter only to a hop that offers it; to any other,
+// each recipient is refused with a permanent 5.6.7, never downgraded.
+//
 // Connections are reused through a Pool (pool.go), the relay's connection
 // cache: a connection to a mail exchanger address is kept after a message
 // for the next one to that address (RSET before each reuse, which also
@@ -261,7 +266,12 @@ func (rl *Relay) attempt(ctx context.Context, log *zap.Logger, j Job, n int, t T
 		return errs, nil
 	}
 	defer func() { _ = send.Close() }()
-	errs, err = c.SendEnvelope(withDSN(c, j, env), send)
+	msg, uerrs := addSMTPUTF8(&env, c, j, send, t.Host)
+	if uerrs != nil {
+		keep = stop()
+		return uerrs, nil
+	}
+	errs, err = c.SendEnvelope(withDSN(c, j, env), msg)
 	out.Converted = conv
 	out.DSN, _ = c.Extension("DSN")
 	cn.sent++

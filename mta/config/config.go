@@ -56,10 +56,15 @@ type Server struct {
 	Name     string
 	SMTPPort int
 	POPPort  int
-	// Accounts maps an address to its password, as written in the file.
+	// Accounts maps an address to its password, as written in the file. An
+	// address may be UTF-8 ("张三@mail.sustech.edu.cn", a U-label domain):
+	// such an account receives mail sent with SMTPUTF8 and logs in by its
+	// UTF-8 name (SMTP AUTH, POP3 USER); it is looked up under
+	// address.Account, so its domain may be written in U- or A-labels.
 	Accounts map[string]string
 	// Domains are the mail domains this host is final destination for: the
-	// domains of its accounts, plus [gomta.domains."<server>"].
+	// domains of its accounts, plus [gomta.domains."<server>"], folded
+	// (address.FoldDomain: lower case, IDNA A-labels).
 	Domains []string
 	// Postmaster is the account (as configured) that receives mail for
 	// <Postmaster> and postmaster@ each local domain (RFC 5321 §4.5.1):

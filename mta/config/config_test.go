@@ -187,3 +187,35 @@ func TestRetrySettingsValidated(t *testing.T) {
 		t.Errorf("retry_max below retry_base: %v", err)
 	}
 }
+
+// TestUTF8Accounts checks that accounts with UTF-8 names, in the course's
+// file format, are read as written and that their domains are folded to the
+// A-label form in which domains are compared.
+func TestUTF8Accounts(t *testing.T) {
+	const file = `
+[server]
+"mail.sustech.edu.cn" = { smtp = 3025, pop = 3110 }
+[accounts."mail.sustech.edu.cn"]
+"张三@mail.sustech.edu.cn" = "密码"
+"postmaster@例子.中国" = "pw"
+`
+	const fdns = "[MX]\n\"例子.中国.\" = \"邮件.例子.中国.\"\n[P]\n\"邮件.例子.中国.\" = \"2525\"\n"
+	cfg, err := Parse("utf8", []byte(file), "fdns", []byte(fdns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := cfg.Servers[0]
+	if s.Accounts["张三@mail.sustech.edu.cn"] != "密码" {
+		t.Errorf("accounts %q", s.Accounts)
+	}
+	if want := []string{"mail.sustech.edu.cn", "xn--fsqu00a.xn--fiqs8s"}; strings.Join(s.Domains, " ") != strings.Join(want, " ") {
+		t.Errorf("domains %q, want %q", s.Domains, want)
+	}
+	if s.Postmaster != "postmaster@例子.中国" {
+		t.Errorf("postmaster %q", s.Postmaster)
+	}
+	// The fake DNS tables are keyed by the folded names that the relay asks for.
+	if a, _ := cfg.ResolveHost(cfg.MX["xn--fsqu00a.xn--fiqs8s"]); a != "127.0.0.1:2525" {
+		t.Errorf("MX %q, host %q", cfg.MX, a)
+	}
+}

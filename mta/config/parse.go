@@ -13,6 +13,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"gomta/configs"
+	"gomta/session/address"
 )
 
 // flexString accepts a TOML string or integer (ports are written both ways).
@@ -148,10 +149,10 @@ func (c *Config) buildServers(name string, f *fileFormat, order map[string][]str
 				problems = append(problems, fmt.Errorf("%s: [accounts.%q] %q: password looks like a bcrypt hash but is not a valid one", name, sname, addr))
 			}
 			s.Accounts[addr] = pass
-			doms[strings.ToLower(addr[at+1:])] = true
+			doms[address.FoldDomain(addr[at+1:])] = true
 		}
 		for _, d := range c.ExtraDomains[sname] {
-			doms[strings.ToLower(d)] = true
+			doms[address.FoldDomain(d)] = true
 		}
 		for d := range doms {
 			s.Domains = append(s.Domains, d)
@@ -187,7 +188,7 @@ func (c *Config) buildServers(name string, f *fileFormat, order map[string][]str
 func (c *Config) setPostmaster(s *Server, order []string) error {
 	if want, ok := c.Postmasters[s.Name]; ok {
 		for a := range s.Accounts {
-			if strings.EqualFold(a, want) {
+			if address.Account(a) == address.Account(want) {
 				s.Postmaster = a
 				return nil
 			}
@@ -262,6 +263,9 @@ func parsePort(s string) (int, error) {
 	return p, nil
 }
 
+// normHost is a domain or host name of the fake DNS tables in the form
+// in which names are compared: folded (an internationalized name in its
+// A-label form, address.FoldDomain), without the trailing dot.
 func normHost(h string) string {
-	return strings.TrimSuffix(strings.ToLower(strings.TrimSpace(h)), ".")
+	return address.FoldDomain(strings.TrimSuffix(strings.TrimSpace(h), "."))
 }

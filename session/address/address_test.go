@@ -114,3 +114,62 @@ func TestCheckDomain(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckUTF8(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in, err string // err "" = valid under SMTPUTF8
+		ascii   bool   // Check accepts it too
+	}{
+		{"ann@b.test", "", true},
+		{"用户@例子.中国", "", false},
+		{"张三@mail.sustech.edu.cn", "", false},
+		{"用户@xn--fsqu00a.xn--fiqs8s", "", false},
+		{`"张 三"@b.test`, "", false},
+		{"ann@bücher.example", "", false},
+		{"a\xff@b.test", "invalid UTF-8 in address", false},
+		{"a@例子..中国", "empty label in domain", false},
+		{"a@-例子.中国", "invalid internationalized domain", false},
+		{"a b@例子.中国", "invalid character in local part", false},
+		{strings.Repeat("用", 22) + "@b.test", "local part too long", false}, // 66 octets
+	}
+	for _, tt := range tests {
+		err := CheckUTF8(tt.in)
+		var se SyntaxError
+		switch {
+		case tt.err == "" && err != nil:
+			t.Errorf("CheckUTF8(%q) = %v, want nil", tt.in, err)
+		case tt.err != "" && (!errors.As(err, &se) || string(se) != tt.err):
+			t.Errorf("CheckUTF8(%q) = %v, want %q", tt.in, err, tt.err)
+		}
+		if got := Check(tt.in) == nil; got != tt.ascii {
+			t.Errorf("Check(%q) accepted = %v, want %v", tt.in, got, tt.ascii)
+		}
+	}
+}
+
+// TestIDNAEquivalence checks that a domain in U-labels and in A-labels is
+// one domain, and that an account name is folded to one key whatever the
+// case of its ASCII letters and whatever the normalisation of its local part.
+func TestIDNAEquivalence(t *testing.T) {
+	t.Parallel()
+	if u, a := Domain("用户@例子.中国"), Domain("用户@XN--FSQU00A.xn--fiqs8s"); u != a || a != "xn--fsqu00a.xn--fiqs8s" {
+		t.Errorf("Domain: U-label form %q, A-label form %q; want both xn--fsqu00a.xn--fiqs8s", u, a)
+	}
+	if got := FoldDomain("Bücher.Example"); got != "xn--bcher-kva.example" {
+		t.Errorf("FoldDomain(Bücher.Example) = %q", got)
+	}
+	if u, a := Account("用户@例子.中国"), Account("用户@xn--fsqu00a.xn--fiqs8s"); u != a {
+		t.Errorf("Account: %q and %q differ", u, a)
+	}
+	composed, decomposed := "jos\u00e9@b.test", "jos\u0065\u0301@B.test"
+	if c, d := Account(composed), Account(decomposed); c != d || c != composed {
+		t.Errorf("Account(NFC) = %q, Account(NFD) = %q; want both %q", c, d, composed)
+	}
+	if got := Account("ZhangSan张三@Mail.SUSTech.edu.cn"); got != "zhangsan张三@mail.sustech.edu.cn" {
+		t.Errorf("Account folds ASCII letters: got %q", got)
+	}
+	if got := Canonical("用户@例子.中国"); got != "用户@xn--fsqu00a.xn--fiqs8s" {
+		t.Errorf("Canonical = %q", got)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // FuzzCheck checks that the Mailbox parser never panics, that what it
@@ -14,6 +15,8 @@ func FuzzCheck(f *testing.F) {
 		"ann@b.test", "Ann@B.Test", `"a b"@c.test`, `"a\"@"@c.test`, "u@[192.0.2.1]",
 		"u@[IPv6:2001:db8::1]", "u@[tag:x]", "Postmaster", "postmaster@a.test",
 		"a..b@c", "@", "a@b@c.test", "a@[", "\xff@b.test", strings.Repeat("x", 70) + "@b.test",
+		"用户@例子.中国", "用户@xn--fsqu00a.xn--fiqs8s", "Ünïcode@BÜCHER.example", "\"张 三\"@b.test",
+		"a@xn--zz", "a@例子..中国", "u\u0308@b.test", "İ@b.test", "a@ＥＸＡＭＰＬＥ。com",
 	} {
 		f.Add(s)
 	}
@@ -28,6 +31,16 @@ func FuzzCheck(f *testing.F) {
 		}
 		if a := Account(s); Account(a) != a {
 			t.Fatalf("Account(%q) = %q is not stable", s, a)
+		}
+		errU := CheckUTF8(s)
+		if errU != nil && !errors.As(errU, &se) {
+			t.Fatalf("CheckUTF8(%q) = %v (%T), want a SyntaxError", s, errU, errU)
+		}
+		if IsASCII(s) && (err == nil) != (errU == nil) {
+			t.Fatalf("ASCII %q: Check = %v but CheckUTF8 = %v", s, err, errU)
+		}
+		if errU == nil {
+			checkUTF8Accepted(t, s)
 		}
 		if err != nil {
 			return
@@ -45,4 +58,20 @@ func FuzzCheck(f *testing.F) {
 			t.Fatalf("accepted %q but not its canonical form %q", s, Canonical(s))
 		}
 	})
+}
+
+// checkUTF8Accepted checks what CheckUTF8 accepted: valid UTF-8 within the
+// octet limits, whose folded domain is ASCII (its A-label form) and still
+// accepted, and whose Account form is accepted too.
+func checkUTF8Accepted(t *testing.T, s string) {
+	local, domain, ok := Split(s)
+	if !ok || local == "" || domain == "" || len(local) > MaxLocalPart || len(domain) > MaxDomain || !utf8.ValidString(s) {
+		t.Fatalf("CheckUTF8 accepted %q: local %q domain %q", s, local, domain)
+	}
+	if d := Domain(s); !IsASCII(d) {
+		t.Fatalf("CheckUTF8 accepted %q but its folded domain %q is not ASCII", s, d)
+	}
+	if err := CheckUTF8(local + "@" + Domain(s)); err != nil {
+		t.Fatalf("CheckUTF8 accepted %q but not with its folded domain: %v", s, err)
+	}
 }

@@ -3,6 +3,9 @@ package address
 import (
 	"net/netip"
 	"strings"
+	"unicode/utf8"
+
+	"golang.org/x/net/idna"
 )
 
 // SyntaxError is a syntax error in a mailbox; its text is fit to be sent to
@@ -12,42 +15,69 @@ type SyntaxError string
 func (e SyntaxError) Error() string { return string(e) }
 
 // Check validates Mailbox = Local-part "@" ( Domain / address-literal )
-// (RFC 5321 §4.1.2). Addresses are ASCII: SMTPUTF8 is not offered. The
-// error is a SyntaxError whose text may be sent to the client.
-func Check(m string) error {
+// (RFC 5321 §4.1.2), all ASCII. The error is a SyntaxError whose text may be
+// sent to the client.
+func Check(m string) error { return check(m, false) }
+
+// CheckUTF8 validates a Mailbox as RFC 6531 §3.3 extends it for a
+// transaction that declared SMTPUTF8: atext and qtextSMTP also take
+// UTF8-non-ascii (valid UTF-8 only), and a sub-domain may be a U-label,
+// accepted when the domain converts to an A-label form (IDNA Lookup profile)
+// that Check would accept. Limits stay in octets (RFC 6531 §3.3).
+func CheckUTF8(m string) error { return check(m, true) }
+
+func check(m string, intl bool) error {
 	at := strings.LastIndexByte(m, '@')
 	if at < 0 {
 		return SyntaxError("missing @domain")
 	}
 	local, domain := m[:at], m[at+1:]
-	if err := checkLocalPart(local); err != nil {
+	if intl && !utf8.ValidString(m) {
+		return SyntaxError("invalid UTF-8 in address")
+	}
+	if err := checkLocalPart(local, intl); err != nil {
 		return err
 	}
-	if domain == "" {
+	switch {
+	case domain == "":
 		return SyntaxError("empty domain")
-	}
-	if domain[0] == '[' {
+	case domain[0] == '[':
 		return checkAddressLiteral(domain)
+	case intl && !IsASCII(domain):
+		return checkUDomain(domain)
 	}
 	return CheckDomain(domain)
 }
 
-// checkLocalPart validates Local-part = Dot-string / Quoted-string.
-func checkLocalPart(l string) error {
+// checkUDomain validates a domain holding U-labels through its A-label form.
+func checkUDomain(d string) error {
+	if len(d) > MaxDomain {
+		return SyntaxError("domain too long")
+	}
+	a, err := idna.Lookup.ToASCII(d)
+	if err != nil || !IsASCII(a) {
+		return SyntaxError("invalid internationalized domain")
+	}
+	return CheckDomain(a)
+}
+
+// checkLocalPart validates Local-part = Dot-string / Quoted-string; with
+// intl, octets of UTF-8 sequences count as atext and qtext (RFC 6531 §3.3).
+func checkLocalPart(l string, intl bool) error {
 	switch {
 	case l == "":
 		return SyntaxError("empty local part")
 	case len(l) > MaxLocalPart:
 		return SyntaxError("local part too long")
 	case l[0] == '"':
-		return checkQuoted(l)
+		return checkQuoted(l, intl)
 	}
 	for _, atom := range strings.Split(l, ".") {
 		if atom == "" {
 			return SyntaxError("empty atom in local part")
 		}
 		for i := 0; i < len(atom); i++ {
-			if !isAtext(atom[i]) {
+			if !isAtext(atom[i]) && !(intl && atom[i] >= utf8.RuneSelf) {
 				return SyntaxError("invalid character in local part")
 			}
 		}
@@ -56,8 +86,9 @@ func checkLocalPart(l string) error {
 }
 
 // checkQuoted validates Quoted-string = DQUOTE *QcontentSMTP DQUOTE with
-// qtextSMTP = %d32-33 / %d35-91 / %d93-126 and quoted-pairSMTP = "\" %d32-126.
-func checkQuoted(q string) error {
+// qtextSMTP = %d32-33 / %d35-91 / %d93-126 (and UTF8-non-ascii with intl)
+// and quoted-pairSMTP = "\" %d32-126.
+func checkQuoted(q string, intl bool) error {
 	if len(q) < 2 || q[len(q)-1] != '"' {
 		return SyntaxError("unterminated quoted local part")
 	}
@@ -70,6 +101,7 @@ func checkQuoted(q string) error {
 				return SyntaxError("bad quoted pair in local part")
 			}
 			i++
+		case intl && c >= utf8.RuneSelf:
 		case c == '"' || c < 32 || c > 126:
 			return SyntaxError("invalid character in quoted local part")
 		}

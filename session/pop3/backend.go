@@ -1,7 +1,7 @@
 // Package pop3 owns the server side of POP3 (RFC 1939, RFC 2449 extensions): the
 // per-connection AUTHORIZATION / TRANSACTION / UPDATE state machine, the command
 // parser and the +OK/-ERR reply values, STLS (RFC 2595) and implicit TLS (RFC
-// 8314), AUTH PLAIN (RFC 5034). Accounts and mailboxes are reached only through
+// 8314), AUTH PLAIN (RFC 5034), UTF8 and UTF-8 user names (RFC 6856). Accounts and mailboxes are reached only through
 // the Backend interface (wired by package mta to the mailbox actors); the accept
 // loop, the connection limiter and Shutdown are the shell of package
 // session/serve.

@@ -81,12 +81,13 @@ type command struct {
 }
 
 // commands is the command table (RFC 1939 §4–§7, RFC 2449 §5, RFC 2595 §4,
-// RFC 5034 §4).
+// RFC 5034 §4, RFC 6856 §3).
 var commands = map[string]command{
 	"STLS": {inAuth: true, run: (*session).cmdStls},
 	"AUTH": {inAuth: true, run: (*session).cmdAuth},
 	"USER": {inAuth: true, run: (*session).cmdUser},
 	"PASS": {inAuth: true, run: (*session).cmdPass},
+	"UTF8": {inAuth: true, run: (*session).cmdUTF8},
 	"QUIT": {inAuth: true, inTrans: true, run: (*session).cmdQuit},
 	"CAPA": {inAuth: true, inTrans: true, run: (*session).cmdCapa},
 	"NOOP": {inTrans: true, run: (*session).cmdNoop},
@@ -112,6 +113,13 @@ func (s *session) capabilities() []string {
 	caps = append(caps, "RESP-CODES", "PIPELINING", "AUTH-RESP-CODE") // RFC 2449 §6.4, §6.6, RFC 3206 §6
 	if s.cfg.TLSConfig != nil && !s.tls {
 		caps = append(caps, "STLS") // RFC 2595 §4
+	}
+	// RFC 6856 §3: the USER argument says that USER and PASS take UTF-8,
+	// announced where USER is.
+	if s.plainAllowed() {
+		caps = append(caps, "UTF8 USER")
+	} else {
+		caps = append(caps, "UTF8")
 	}
 	return append(caps, "IMPLEMENTATION gomta")
 }

@@ -25,6 +25,7 @@ func FuzzSession(f *testing.F) {
 		"USER alice\r\nPASS secret\r\nDELE 1\r\n",
 		"user alice\npass secret\nretr 2\nlist 3\nquit\n",
 		"CAPA\r\nPASS x\r\nUSER\r\nNOOP\r\nQUIT\r\n",
+		"UTF8\r\nUSER \xe5\xbc\xa0\r\nUSER \xff\r\nUTF8 x\r\nQUIT\r\n",
 		"USER alice\r\nPASS secret\r\n" + strings.Repeat("A", 300) + "\r\nSTAT\r\n",
 		"GET / HTTP/1.1\r\n\r\n",
 		"\x00\xff\r\n\r\n.\r\n",

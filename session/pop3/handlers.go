@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"unicode/utf8"
 
 	"go.uber.org/zap"
 )
@@ -20,10 +21,26 @@ func (s *session) cmdUser(c cmd) response {
 	case 0:
 		return single(replyMissingUser)
 	case 1:
+		if s.utf8 && !utf8.ValidString(c.Args[0]) {
+			return single(replyBadUTF8)
+		}
 		s.user = c.Args[0]
 		return single(replySendPass)
 	}
 	return single(replyTooManyArgs)
+}
+
+// cmdUTF8 turns on UTF-8 mode (RFC 6856 §3), allowed in AUTHORIZATION
+// state only. UTF-8 names were already accepted by USER before it, as the
+// "UTF8 USER" capability announces; after it, a name that is not valid
+// UTF-8 is refused. Messages are served as stored either way: gomta never
+// downgrades a message, so UTF8 changes nothing on RETR and TOP.
+func (s *session) cmdUTF8(c cmd) response {
+	if len(c.Args) > 0 {
+		return single(replyTooManyArgs)
+	}
+	s.utf8 = true
+	return single(replyUTF8)
 }
 
 // cmdPass authenticates and locks the maildrop (RFC 1939 §7). The whole rest

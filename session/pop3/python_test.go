@@ -113,9 +113,9 @@ func TestPythonPoplibTLS(t *testing.T) {
 	}
 	total := itoa(len(msg1) + len(msg2))
 	want := strings.Join([]string{
-		"['AUTH-RESP-CODE', 'IMPLEMENTATION', 'PIPELINING', 'RESP-CODES', 'STLS', 'TOP', 'UIDL']",
+		"['AUTH-RESP-CODE', 'IMPLEMENTATION', 'PIPELINING', 'RESP-CODES', 'STLS', 'TOP', 'UIDL', 'UTF8']",
 		"+OK Begin TLS negotiation",
-		"['AUTH-RESP-CODE', 'IMPLEMENTATION', 'PIPELINING', 'RESP-CODES', 'SASL', 'TOP', 'UIDL', 'USER']",
+		"['AUTH-RESP-CODE', 'IMPLEMENTATION', 'PIPELINING', 'RESP-CODES', 'SASL', 'TOP', 'UIDL', 'USER', 'UTF8']",
 		"+OK send PASS",
 		"+OK maildrop has 2 messages (" + total + " octets)",
 		"(2, " + total + ")",

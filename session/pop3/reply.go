@@ -60,6 +60,8 @@ var (
 	replyOK            = Reply{OK: true}                                                // NOOP, RFC 1939 §5
 	replySendPass      = Reply{OK: true, Text: "send PASS"}                             // USER, RFC 1939 §7: same for every name
 	replyCapa          = Reply{OK: true, Text: "capability list follows"}               // CAPA, RFC 2449 §5
+	replyUTF8          = Reply{OK: true, Text: "UTF8 enabled"}                          // UTF8, RFC 6856 §3
+	replyBadUTF8       = Reply{Text: "user name is not valid UTF-8"}                    // USER after UTF8, RFC 6856 §3
 	replyTop           = Reply{OK: true, Text: "top of message follows"}                // TOP, RFC 1939 §7
 	replyUidl          = Reply{OK: true, Text: "unique-id listing follows"}             // UIDL, RFC 1939 §7
 	replyUnknown       = Reply{Text: "unknown command"}                                 // RFC 1939 §3

@@ -16,7 +16,7 @@ import (
 )
 
 var capaLines = []string{"+OK capability list follows",
-	"TOP", "UIDL", "USER", "SASL PLAIN", "RESP-CODES", "PIPELINING", "AUTH-RESP-CODE", "IMPLEMENTATION gomta", "."}
+	"TOP", "UIDL", "USER", "SASL PLAIN", "RESP-CODES", "PIPELINING", "AUTH-RESP-CODE", "UTF8 USER", "IMPLEMENTATION gomta", "."}
 
 func TestAuthorizationState(t *testing.T) {
 	t.Parallel()

@@ -49,6 +49,7 @@ type session struct {
 
 	state   state
 	user    string    // name given by USER, waiting for PASS
+	utf8    bool      // the UTF8 command was given (RFC 6856 §3)
 	drop    Maildrop  // locked maildrop in TRANSACTION
 	msgs    []MsgInfo // fixed for the session (RFC 1939 §5)
 	deleted []bool    // marked by DELE, cleared by RSET

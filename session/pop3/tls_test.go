@@ -58,6 +58,11 @@ func capa(stls bool, plain bool) []string {
 	if stls {
 		l = append(l, "STLS")
 	}
+	if plain {
+		l = append(l, "UTF8 USER")
+	} else {
+		l = append(l, "UTF8")
+	}
 	return append(l, "IMPLEMENTATION gomta", ".")
 }
 

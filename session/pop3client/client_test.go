@@ -71,7 +71,7 @@ func TestClientAgainstServer(t *testing.T) {
 		t.Errorf("Greeting = %q", got)
 	}
 	capa, err := c.Capa()
-	if err != nil || !slices.Equal(capa, []string{"TOP", "UIDL", "USER", "SASL PLAIN", "RESP-CODES", "PIPELINING", "AUTH-RESP-CODE", "IMPLEMENTATION gomta"}) {
+	if err != nil || !slices.Equal(capa, []string{"TOP", "UIDL", "USER", "SASL PLAIN", "RESP-CODES", "PIPELINING", "AUTH-RESP-CODE", "UTF8 USER", "IMPLEMENTATION gomta"}) {
 		t.Fatalf("Capa = %q, %v", capa, err)
 	}
 	_, _, err = c.Stat()

@@ -47,6 +47,7 @@ const (
 	EnhSystemFull    = "4.3.1"  // RFC 3463 §3.4 X.3.1: mail system full
 	EnhNotAccepting  = "4.3.2"  // RFC 3463 §3.4 X.3.2: system not accepting network messages
 	EnhTooBig        = "5.3.4"  // RFC 3463 §3.4 X.3.4: message too big for system
+	EnhNonASCII      = "5.6.7"  // RFC 6531 §3.5, RFC 5248: non-ASCII addresses not permitted (SMTPUTF8 not declared, or not offered by the next hop)
 	EnhTimeout       = "4.4.2"  // RFC 3463 §3.5 X.4.2: bad connection (idle or DATA timeout)
 	EnhLoop          = "5.4.6"  // RFC 3463 §3.5 X.4.6: routing loop detected
 	EnhProtocol      = "5.5.0"  // RFC 3463 §3.6 X.5.0: other or undefined protocol status

@@ -66,6 +66,11 @@ var (
 	replyNeedArg     = &Reply{Code: reply.CodeSyntaxParam, Enhanced: reply.EnhBadArgs, Text: "argument required"}
 	replyNoArgs      = &Reply{Code: reply.CodeSyntaxParam, Enhanced: reply.EnhBadArgs, Text: "no arguments allowed"}
 
+	// A UTF-8 address in a transaction that did not declare SMTPUTF8
+	// (RFC 6531 §3.5: 553 with X.6.7).
+	replyNonASCIISender = &Reply{Code: reply.CodeNameNotAllow, Enhanced: reply.EnhNonASCII, Text: "non-ASCII addresses not permitted for that sender without SMTPUTF8"}
+	replyNonASCIIRcpt   = &Reply{Code: reply.CodeNameNotAllow, Enhanced: reply.EnhNonASCII, Text: "non-ASCII addresses not permitted for that recipient without SMTPUTF8"}
+
 	// Message size (RFC 1870 §6 uses 552 for both the declared and the actual size).
 	replySizeExceeded = &Reply{Code: reply.CodeTooBig, Enhanced: reply.EnhTooBig, Text: "message size exceeds fixed maximum message size"}
 

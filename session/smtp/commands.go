@@ -25,6 +25,7 @@ func (s *session) extensions() []string {
 		"ENHANCEDSTATUSCODES", // RFC 2034
 		"CHUNKING",            // RFC 3030
 		"DSN",                 // RFC 3461
+		"SMTPUTF8",            // RFC 6531
 	)
 	if s.cfg.TLSConfig != nil && !s.conn.TLS {
 		ext = append(ext, "STARTTLS") // RFC 3207
@@ -89,7 +90,7 @@ func printable(v string) string {
 
 func (s *session) resetTx() {
 	s.abortDraft()
-	s.from, s.rcpts, s.declared, s.eightBit = "", nil, 0, false
+	s.from, s.rcpts, s.declared, s.eightBit, s.smtputf8 = "", nil, 0, false, false
 	s.dsn = dsnTx{}
 	if s.state > stateReady && s.state != stateQuit {
 		s.state = stateReady
@@ -97,8 +98,8 @@ func (s *session) resetTx() {
 }
 
 // mail answers MAIL FROM:<reverse-path> [SIZE=n] [BODY=7BIT|8BITMIME]
-// [RET=FULL|HDRS] [ENVID=xtext] (RFC 5321 §4.1.1.2, RFC 1870, RFC 6152,
-// RFC 3461).
+// [SMTPUTF8] [RET=FULL|HDRS] [ENVID=xtext] (RFC 5321 §4.1.1.2, RFC 1870,
+// RFC 6152, RFC 6531, RFC 3461).
 func (s *session) mail(arg string) (*Reply, error) {
 	pa, err := parsePathArg(arg, "FROM")
 	if r := pathReply(err, replyBadSender); r != nil {
@@ -111,10 +112,13 @@ func (s *session) mail(arg string) (*Reply, error) {
 	if s.cfg.MaxSize != NoLimit && mp.size > s.cfg.MaxSize {
 		return replySizeExceeded, nil
 	}
+	if !mp.smtputf8 && !address.IsASCII(pa.addr) {
+		return replyNonASCIISender, nil
+	}
 	if err := s.srv.be.Mail(s.ctx, &s.conn, pa.addr); err != nil {
 		return s.backendReply(err, zap.String("mail_from", pa.addr)), nil
 	}
-	s.from, s.declared, s.eightBit = pa.addr, mp.size, mp.eightBit
+	s.from, s.declared, s.eightBit, s.smtputf8 = pa.addr, mp.size, mp.eightBit, mp.smtputf8
 	s.dsn = dsnTx{ret: mp.ret, envID: mp.envID}
 	s.state = stateMail
 	return replySenderOK, nil
@@ -148,6 +152,9 @@ func (s *session) rcpt(arg string) (*Reply, error) {
 	rd, r := parseRcptParams(pa.params)
 	if r != nil {
 		return r, nil
+	}
+	if !s.smtputf8 && !address.IsASCII(pa.addr) {
+		return replyNonASCIIRcpt, nil
 	}
 	for _, r := range s.rcpts {
 		if r == pa.addr { // a repeated recipient gets the mail once
@@ -236,8 +243,17 @@ func (s *session) receivedHeader(id string, now time.Time) string {
 }
 
 // protocol is the "with" clause of the Received header (RFC 3848): ESMTP,
-// plus S under TLS and A once authenticated.
+// plus S under TLS and A once authenticated; for a transaction that declared
+// SMTPUTF8, UTF8SMTP with the same suffixes (RFC 6531 §4.3 registers
+// UTF8SMTP, UTF8SMTPA, UTF8SMTPS and UTF8SMTPSA).
 func (s *session) protocol() string {
+	if s.smtputf8 {
+		return "UTF8SMTP" + strings.TrimPrefix(s.esmtpProtocol(), "ESMTP")
+	}
+	return s.esmtpProtocol()
+}
+
+func (s *session) esmtpProtocol() string {
 	switch {
 	case s.conn.TLS && s.conn.AuthUser != "":
 		return "ESMTPSA"

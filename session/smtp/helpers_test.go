@@ -196,7 +196,7 @@ func dialReady(t testing.TB, addr string) *client {
 	if line, err := cl.readLine(); err != nil || !strings.HasPrefix(line, "250-SIZE ") {
 		t.Fatalf("SIZE line %q %v", line, err)
 	}
-	cl.expectMulti("250-ENHANCEDSTATUSCODES", "250-CHUNKING", "250-DSN", "250 HELP")
+	cl.expectMulti("250-ENHANCEDSTATUSCODES", "250-CHUNKING", "250-DSN", "250-SMTPUTF8", "250 HELP")
 	return cl
 }
 

@@ -99,7 +99,10 @@ func parsePath(p string) (string, error) {
 		}
 		p = mbox
 	}
-	if err := address.Check(p); err != nil {
+	// UTF-8 is parsed whatever the transaction declared, so that an address
+	// that needs SMTPUTF8 gets 553 5.6.7 rather than a syntax error (the
+	// callers check the declaration, RFC 6531 §3.5).
+	if err := address.CheckUTF8(p); err != nil {
 		return "", err
 	}
 	return p, nil
@@ -109,6 +112,7 @@ func parsePath(p string) (string, error) {
 type mailParams struct {
 	size     int64  // SIZE= (RFC 1870), 0 when absent
 	eightBit bool   // BODY=8BITMIME (RFC 6152)
+	smtputf8 bool   // SMTPUTF8 (RFC 6531 §3.4)
 	ret      string // RET= (RFC 3461 §4.3), upper-cased; "" when absent
 	envID    string // ENVID= (RFC 3461 §4.4), xtext; "" when absent
 }
@@ -151,6 +155,11 @@ func parseMailParams(params []string) (mailParams, *Reply) {
 			default:
 				return mp, replyBadSyntax("bad BODY value")
 			}
+		case "SMTPUTF8": // RFC 6531 §3.4: a keyword without a value
+			if hasVal {
+				return mp, replyBadSyntax("SMTPUTF8 takes no value")
+			}
+			mp.smtputf8 = true
 		default:
 			return mp, replyUnknownParam(kw)
 		}

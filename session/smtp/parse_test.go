@@ -82,8 +82,12 @@ func TestParsePathArg(t *testing.T) {
 		{"TO:<a@[IPv6:fe80::1%eth0]>", "TO", "", "", "bad IPv6 address literal"},
 		{"TO:<a@[1.2.3.4>", "TO", "", "", "bad address literal"},
 		{"TO:<a@[:x]>", "TO", "", "", "bad address literal"},
-		{"TO:<rené@example.org>", "TO", "", "", "invalid character in local part"},
-		{"TO:<a@exämple.org>", "TO", "", "", "invalid character in domain"},
+		// UTF-8 parses; whether the transaction may use it is the session's
+		// check (553 5.6.7 without SMTPUTF8).
+		{"TO:<rené@example.org>", "TO", "rené@example.org", "", ""},
+		{"TO:<a@exämple.org>", "TO", "a@exämple.org", "", ""},
+		{"TO:<a@exä_mple.org>", "TO", "", "", "invalid internationalized domain"},
+		{"TO:<a\xff@example.org>", "TO", "", "", "invalid UTF-8 in address"},
 		{"TO:<@relay:user@example.org>", "TO", "user@example.org", "", ""},
 		{"TO:<@relay user@example.org>", "TO", "", "", "source route without ':'"},
 		{"TO:<@-bad:user@example.org>", "TO", "", "", "bad source route"},
@@ -122,7 +126,9 @@ func TestParseMailParams(t *testing.T) {
 		{"SIZE=-1", 0, false, reply.CodeSyntaxParam},
 		{"SIZE=1 size=2", 0, false, reply.CodeSyntaxParam},
 		{"BODY=BINARYMIME", 0, false, reply.CodeSyntaxParam},
-		{"SMTPUTF8", 0, false, reply.CodeBadParams},
+		{"SMTPUTF8", 0, false, 0},
+		{"SMTPUTF8=1", 0, false, reply.CodeSyntaxParam},
+		{"SMTPUTF8 smtputf8", 0, false, reply.CodeSyntaxParam},
 		{"AUTH=<>", 0, false, reply.CodeBadParams},
 	}
 	for _, tc := range tests {

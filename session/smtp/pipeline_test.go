@@ -37,7 +37,7 @@ func TestPipelining(t *testing.T) {
 	// EHLO ends a group (RFC 2920 §3.1): the client waits for its reply.
 	cl.send("EHLO pipe.example")
 	cl.expectMulti("250-"+testHost+" greets pipe.example", "250-PIPELINING", "250-8BITMIME", "250-SIZE 33554432",
-		"250-ENHANCEDSTATUSCODES", "250-CHUNKING", "250-DSN", "250 HELP")
+		"250-ENHANCEDSTATUSCODES", "250-CHUNKING", "250-DSN", "250-SMTPUTF8", "250 HELP")
 	if n := writes.Load(); n != 2 {
 		t.Errorf("EHLO reply took %d writes, want 1", n-1)
 	}

@@ -21,7 +21,7 @@ func TestReconfigure(t *testing.T) {
 	after.expect("220 " + testHost + " ESMTP gomta")
 	after.send("EHLO client.example")
 	after.expectMulti("250-"+testHost+" greets client.example", "250-PIPELINING", "250-8BITMIME", "250-SIZE 0",
-		"250-ENHANCEDSTATUSCODES", "250-CHUNKING", "250-DSN", "250 HELP")
+		"250-ENHANCEDSTATUSCODES", "250-CHUNKING", "250-DSN", "250-SMTPUTF8", "250 HELP")
 
 	before.send("MAIL FROM:<a@b.example>", "RCPT TO:<x1@c.example>", "RCPT TO:<x2@c.example>")
 	before.expectMulti("250 2.1.0 sender OK", "250 2.1.5 recipient OK", "452 4.5.3 too many recipients")

@@ -134,6 +134,7 @@ type session struct {
 	declared int64  // SIZE= of MAIL FROM
 	eightBit bool   // BODY=8BITMIME
 	dsn      dsnTx  // RFC 3461 parameters (dsnparams.go)
+	smtputf8 bool   // SMTPUTF8 declared on MAIL (RFC 6531)
 	draft    *draft // the message of BDAT chunks (stateChunk)
 }
 

@@ -47,7 +47,7 @@ func (cl *client) ehlo(ext ...string) {
 	cl.t.Helper()
 	cl.send("EHLO client.example")
 	cl.expectMulti("250-"+testHost+" greets client.example", "250-PIPELINING", "250-8BITMIME",
-		"250-SIZE 33554432", "250-ENHANCEDSTATUSCODES", "250-CHUNKING", "250-DSN")
+		"250-SIZE 33554432", "250-ENHANCEDSTATUSCODES", "250-CHUNKING", "250-DSN", "250-SMTPUTF8")
 	for _, e := range ext {
 		cl.expect("250-" + e)
 	}
