@@ -199,7 +199,7 @@ func TestSMTPUTF8AuthAndRelay(t *testing.T) {
 		t.Errorf("relayed to gmail.com:\n%s", relayed)
 	}
 	mtatest.Eventually(t, "the SMTPUTF8 hop got the message", func() bool { return len(s.withUTF8.Messages()) == 1 })
-	if got := mailLine(s.withUTF8); got != "MAIL FROM:<"+from+"> SMTPUTF8" {
+	if got := mailLine(s.withUTF8); got != "MAIL FROM:<"+from+"> BODY=8BITMIME SMTPUTF8" {
 		t.Errorf("MAIL at the SMTPUTF8 hop: %q", got)
 	}
 	bounce := popUTF8(t, s.qqPOP, from, "密码", 1)[0]
