@@ -361,5 +361,18 @@ def audit():
     append_md('\n'.join(out + ['']))
 
 
+def udp():
+    """The run's UDP datagrams by server, from its samples (each sample has one server busy)."""
+    by = {}
+    try:
+        for line in open('%s/allpeers-%s.jsonl' % (OUT, STAMP)):
+            r = json.loads(line)
+            if r.get('udp'):
+                by[r['server']] = by.get(r['server'], 0) + r['udp']
+    except FileNotFoundError:
+        pass
+    print(', '.join('%s %d' % kv for kv in sorted(by.items())) or 'none during any sample')
+
+
 if __name__ == '__main__':
-    {'w1': w1, 'w8': w8, 'w9': w9, 'audit': audit}[sys.argv[1]]()
+    {'w1': w1, 'w8': w8, 'w9': w9, 'audit': audit, 'udp': udp}[sys.argv[1]]()

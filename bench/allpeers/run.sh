@@ -184,6 +184,6 @@ fi
 has "$PARTS" audit && python3 "$HERE/bench.py" audit --servers "$SERVERS" --msgs "${AUDIT_MSGS:-5}"
 
 UDP1=$(awk '/^Udp:/{if(h){print $5}else{h=1}}' /proc/net/snmp)
-printf '\nUDP datagrams sent in the benchmark network namespace during the run (a DNS query would show here): **%d**. Took %d s.\n' \
-  $((UDP1 - UDP0)) $(( $(date +%s) - T0 )) | tee -a "$RESULTS/allpeers-$STAMP.md"
+printf '\nUDP datagrams sent in the benchmark network namespace during the run (a DNS query would show here): **%d** (by server, during its samples: %s). Took %d s.\n' \
+  $((UDP1 - UDP0)) "$(python3 "$HERE/bench.py" udp)" $(( $(date +%s) - T0 )) | tee -a "$RESULTS/allpeers-$STAMP.md"
 log "results: $RESULTS/allpeers-$STAMP.{md,jsonl}"
