@@ -5,7 +5,7 @@ FUZZTIME  ?= 20s
 BENCHTIME ?= 1s
 PKGS      := ./...
 
-.PHONY: all build test test-short stress check fmt vet run fuzz bench bench-peers clean clean-data distclean
+.PHONY: all build test test-short stress check fmt vet run fuzz bench bench-peers bench-allpeers clean clean-data distclean
 
 all: check build test
 
@@ -51,9 +51,19 @@ fuzz:
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) $(PKGS)
 
-## bench-peers: gomta side by side with Postfix and Dovecot (installs them; root, Debian).
+## bench-peers: gomta side by side with its peers (root, Debian 12; ~25 min): first
+## bench/peers.sh (installs Postfix and Dovecot; W2, W3, W5-W7 against Postfix and Dovecot
+## with mtaload), then bench/allpeers/run.sh (W1 against Postfix, chasquid, maddy,
+## OpenSMTPD, Exim and smtp-sink with smtp-source, CPU per message, W8 relay, W9 open
+## loop, system calls, fsync audit). PEERS_ONLY= runs every peers.sh workload (+~5 min).
+PEERS_ONLY ?= w2,w3,w5,w6,w7
 bench-peers:
-	bash bench/peers.sh all
+	ONLY=$(PEERS_ONLY) bash bench/peers.sh all
+	bash bench/allpeers/run.sh
+
+## bench-allpeers: only the every-peer part (needs Postfix: bash bench/peers.sh install).
+bench-allpeers:
+	bash bench/allpeers/run.sh
 
 ## clean: the built binaries only. The demo's mail and queue in ./var stay.
 clean:

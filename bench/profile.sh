@@ -6,7 +6,7 @@
 #   bash bench/profile.sh                 # c=20, 10,000 messages of 1 KiB
 #   C=100 N=20000 bash bench/profile.sh
 #   PPROF=4 bash bench/profile.sh         # + a 4 s CPU profile → $OUT/cpu.pprof
-#   STRACE=1 N=2000 bash bench/profile.sh # + strace -c of mtad → $OUT/strace.txt
+#   STRACE=1 N=2000 bash bench/profile.sh # + strace -c -f of mtad → $OUT/strace.txt, calls per message by call
 #   MTAD=/path/to/other/mtad bash bench/profile.sh   # A/B against another build
 #
 # Everything listens on 127.0.0.1 high ports; the data directory is a fresh
@@ -65,6 +65,13 @@ awk -v n="$N" -v d="$n" -v s="$start" -v e="$end" -v b="$before" -v a="$after" -
   printf "CPU per message: mtad %.0f µs user + %.0f µs kernel, mtaload %.0f + %.0f\n", mu, ms, lu*1e6/n, ls*1e6/n
 }'
 grep -E '^ +(data-end|message) ' "$OUT/mtaload.txt" || true
-[ "$STRACE" != 0 ] && awk -v n="$N" '/total/ {printf "system calls: %.1f per message (%s)\n", $4/n, FILENAME}' "$OUT/strace.txt"
+if [ "$STRACE" != 0 ]; then
+  awk -v n="$N" '/total/ {printf "system calls: %.1f per message (%s)\n", $4/n, FILENAME}' "$OUT/strace.txt"
+  # per call, the largest first: calls per message, errors per message, share of system time
+  awk -v n="$N" '$1 ~ /^[0-9.]+$/ && NF >= 5 {
+      name = $NF; calls = $4; errs = (NF == 6 ? $5 : 0)
+      printf "  %-18s %6.2f calls/msg  %5.2f errors/msg  %5.1f%% of strace time\n", name, calls/n, errs/n, $1 }' "$OUT/strace.txt" |
+    sort -k2 -rn | head -25
+fi
 [ "$PPROF" != 0 ] && echo "profile: go tool pprof -top $OUT/mtad $OUT/cpu.pprof"
 exit 0
