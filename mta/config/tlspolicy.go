@@ -89,6 +89,7 @@ func (c *Config) validateTLSPolicy(p *problems) {
 		return
 	}
 	out := make(TLSPolicies, len(c.TLSPolicy))
+	spelled := make(map[string]string, len(c.TLSPolicy)) // folded domain → key as written
 	for _, d := range sortedKeys(c.TLSPolicy) {
 		pol := c.TLSPolicy[d]
 		for _, k := range pol.unknown {
@@ -109,7 +110,15 @@ func (c *Config) validateTLSPolicy(p *problems) {
 				pol.roots = roots
 			}
 		}
-		out[normHost(d)] = pol
+		// Two spellings of one domain ("Bank.example" and "bank.example.",
+		// or a U-label and its A-label) would otherwise leave whichever
+		// sorts last in force, perhaps the weaker policy, without a word.
+		key := normHost(d)
+		if first, dup := spelled[key]; dup {
+			p.add("[gomta.tls_policy] %q and %q name the same domain %s", first, d, key)
+		}
+		spelled[key] = d
+		out[key] = pol
 	}
 	c.TLSPolicy = out
 }

@@ -110,3 +110,21 @@ func TestTLSPolicyChangeIsReloadable(t *testing.T) {
 		t.Fatalf("Diff = %v", changes)
 	}
 }
+
+// TestTLSPolicyTwoSpellingsRefused: keys that fold to one domain (case, a
+// trailing dot, a U-label and its A-label) are a config problem, not a
+// silent choice of whichever sorts last, which could be the weaker policy.
+func TestTLSPolicyTwoSpellingsRefused(t *testing.T) {
+	file := tlsPolicyBase + "[gomta.tls_policy]\n\"Bank.example\" = \"verify\"\n\"bank.example.\" = \"opportunistic\"\n" +
+		"\"例子.中国\" = \"require\"\n\"xn--fsqu00a.xn--fiqs8s\" = \"opportunistic\"\n"
+	cfg, err := Parse("tls.toml", []byte(file), "", nil)
+	if err == nil {
+		t.Fatalf("no problem reported; policy in force: %v", cfg.TLSPolicy)
+	}
+	for _, want := range []string{`"Bank.example" and "bank.example." name the same domain bank.example`,
+		`"xn--fsqu00a.xn--fiqs8s" and "例子.中国" name the same domain xn--fsqu00a.xn--fiqs8s`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q: %v", want, err)
+		}
+	}
+}
