@@ -25,7 +25,7 @@ func (d *envelopeDraft) SetDSN(p smtp.DSN) { d.dsn = p }
 
 func (d *envelopeDraft) Commit(ctx context.Context, from string, rcpts []string) error {
 	env := d.envelope(rcpts)
-	if p := d.params(); p.Ret != "" || p.EnvID != "" || len(p.Rcpt) > 0 {
+	if p := d.params(rcpts); p.Ret != "" || p.EnvID != "" || len(p.Rcpt) > 0 {
 		d.Draft.SetParams(p)
 	}
 	if err := d.Draft.Commit(ctx, from, env); err != nil {
@@ -36,12 +36,20 @@ func (d *envelopeDraft) Commit(ctx context.Context, from string, rcpts []string)
 }
 
 // params is the session's DSN parameters for the queue. A recipient given
-// given in two forms that fold to one keeps the parameters of one of them.
-func (d *envelopeDraft) params() queue.Params {
+// in two forms that fold to one keeps the parameters of the first given,
+// as the session keeps the first of an exact repeat: rcpts is walked in
+// order, never the map, whose order would make the choice random.
+func (d *envelopeDraft) params(rcpts []string) queue.Params {
 	p := queue.Params{Ret: d.dsn.Ret, EnvID: d.dsn.EnvID}
-	for rcpt, rd := range d.dsn.Rcpts {
+	seen := make(map[string]bool, len(rcpts))
+	for _, rcpt := range rcpts {
 		canon := d.envelope([]string{rcpt})[0]
-		if _, dup := p.Rcpt[canon]; dup {
+		if seen[canon] {
+			continue
+		}
+		seen[canon] = true
+		rd, ok := d.dsn.Rcpts[rcpt]
+		if !ok {
 			continue
 		}
 		if p.Rcpt == nil {
