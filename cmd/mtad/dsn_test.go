@@ -134,13 +134,24 @@ func popAddr(t *testing.T, d *mtatest.Daemon) string {
 func TestDSNRelay(t *testing.T) {
 	t.Parallel()
 	withDSN := smtpclienttest.Start(t, smtpclienttest.Config{Ext: []string{"PIPELINING", "DSN"}})
-	_, addr := relayingMtad(t, withDSN, "")
+	dd, addr := relayingMtad(t, withDSN, "")
 	sendDSN(t, addr, []string{"ann@far.test"}, []string{"RET=FULL", "ENVID=e1"}, []string{"NOTIFY=SUCCESS,DELAY"},
 		"Subject: relayed with dsn\r\n\r\nbody\r\n")
 	mtatest.Eventually(t, "the message at the next hop", func() bool { return len(withDSN.Messages()) == 1 })
 	lines := strings.Join(withDSN.Lines(), "\n")
 	wantAll(t, "next hop's transcript", lines, "MAIL FROM:<usr1@mail.sustech.edu.cn> RET=FULL ENVID=e1",
 		"RCPT TO:<ann@far.test> NOTIFY=SUCCESS,DELAY ORCPT=rfc822;ann@far.test")
+	// The hop with DSN reports success itself: no notice from us. A
+	// notice would be queued before the message is done, so once it is
+	// done a marker sent after it must be usr1's only message.
+	dd.WaitLog(t, `"msg":"message done"`)
+	if strings.Contains(dd.Log.String(), `"msg":"success notice queued"`) {
+		t.Errorf("a success notice for a hop that offers DSN:\n%s", dd.Log.String())
+	}
+	sendDSN(t, addr, []string{"usr1@mail.sustech.edu.cn"}, nil, nil, "Subject: marker\r\n\r\nafter\r\n")
+	if msgs := waitMail(t, popAddr(t, dd), "usr1@mail.sustech.edu.cn", "pass1", 1); len(msgs) != 1 || !strings.Contains(msgs[0], "Subject: marker") {
+		t.Errorf("want only the marker, got %d messages:\n%s", len(msgs), strings.Join(msgs, "\n----\n"))
+	}
 
 	noDSN := smtpclienttest.Start(t, smtpclienttest.Config{Ext: []string{"PIPELINING"}})
 	d, addr := relayingMtad(t, noDSN, "")
