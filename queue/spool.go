@@ -33,7 +33,7 @@ type envelope struct {
 	// written before DSN was offered, which load with the defaults.
 	Params
 	// Succeeded holds delivered rcpts whose success notice (NOTIFY=SUCCESS)
-	// is not queued yet, Failure.Status saying "delivered" or "relayed".
+	// is not queued yet, Failure.Action saying "delivered" or "relayed".
 	Succeeded []Failure `json:"succeeded,omitempty"`
 }
 

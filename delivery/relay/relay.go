@@ -252,26 +252,34 @@ func (rl *Relay) attempt(ctx context.Context, log *zap.Logger, j Job, n int, t T
 	}
 	body, err := j.Open()
 	if err != nil {
-		stop()
+		keep = stop() // nothing was sent on the connection
 		// A local problem: another mail exchanger would not help.
 		errs = make([]error, len(j.Rcpts))
 		failAll(errs, fmt.Errorf("relay: open message: %w", err))
 		return errs, nil
 	}
+	// SMTPUTF8 first: a message that needs it is refused 5.6.7 by a hop
+	// without it, whatever conversion it would need besides (5.6.3).
+	var utf8 smtpclient.Envelope
+	head, uerrs := addSMTPUTF8(&utf8, c, j, body, t.Host)
+	if uerrs != nil {
+		_ = body.Close()
+		keep = stop() // nothing was sent: the connection is as good as before
+		return uerrs, nil
+	}
+	if head != io.Reader(body) { // body could not seek back: what was read, then the rest
+		body = readCloser{head, body}
+	}
 	env, send, conv, err := prepare(c, j, body)
 	if err != nil {
-		keep = stop() // nothing was sent: the connection is as good as before
+		keep = stop()
 		errs = make([]error, len(j.Rcpts))
 		failAll(errs, err)
 		return errs, nil
 	}
 	defer func() { _ = send.Close() }()
-	msg, uerrs := addSMTPUTF8(&env, c, j, send, t.Host)
-	if uerrs != nil {
-		keep = stop()
-		return uerrs, nil
-	}
-	errs, err = c.SendEnvelope(withDSN(c, j, env), msg)
+	env.MailParams = append(env.MailParams, utf8.MailParams...)
+	errs, err = c.SendEnvelope(withDSN(c, j, env), send)
 	out.Converted = conv
 	out.DSN, _ = c.Extension("DSN")
 	cn.sent++
@@ -460,4 +468,10 @@ func Failure(rcpt, mx string, err error) dsn.Failure {
 		f.Text = err.Error()
 	}
 	return f
+}
+
+// readCloser reads from Reader and closes Closer.
+type readCloser struct {
+	io.Reader
+	io.Closer
 }

@@ -79,6 +79,26 @@ func TestSMTPUTF8NotOffered(t *testing.T) {
 	}
 }
 
+// TestSMTPUTF8BeforeConversion: a message whose header is UTF-8 under a
+// declared SMTPUTF8, to a hop that offers neither SMTPUTF8 nor 8BITMIME,
+// fails with the precise 5.6.7, not the converter's 5.6.3 (the header
+// could not be converted either), and nothing is sent.
+func TestSMTPUTF8BeforeConversion(t *testing.T) {
+	t.Parallel()
+	const msg = "Received: from c (c)\r\n\tby a.test (gomta) with UTF8SMTP id X;\r\n\tdate\r\nSubject: 你好\r\n\r\n正文\r\n"
+	srv := smtpclienttest.Start(t, smtpclienttest.Config{Ext: []string{"PIPELINING"}})
+	rl, _ := newRelay(t, NewResolver(map[string]string{"b.test.": "mx.b.test."}, map[string]string{"mx.b.test.": srv.Port()}, false))
+	j := Job{MsgID: "m", Domain: "b.test", From: "me@a.test", Rcpts: []string{"ann@b.test"}, Open: opens(msg)}
+	out := rl.Deliver(context.Background(), j)
+	var r *reply.Reply
+	if !errors.As(out.Errs[0], &r) || r.Enhanced != "5.6.7" {
+		t.Errorf("result %v, want 5.6.7", out.Errs[0])
+	}
+	if len(srv.Messages()) != 0 || slices.ContainsFunc(srv.Lines(), func(l string) bool { return strings.HasPrefix(l, "MAIL") }) {
+		t.Errorf("the hop got %q", srv.Lines())
+	}
+}
+
 // TestSMTPUTF8BodyRewound checks that a file body read for its header is
 // sent whole, from its start.
 func TestSMTPUTF8BodyRewound(t *testing.T) {
