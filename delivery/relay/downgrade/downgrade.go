@@ -11,7 +11,10 @@
 //     7bit whose first lookahead bytes hold an 8-bit octet or a line over
 //     998 octets: quoted-printable.
 //   - multipart/* and message/* declared 8bit: the label becomes 7bit (their
-//     children are converted or checked).
+//     children are converted or checked). A message/rfc822 part (a
+//     forwarded message, the original in a RET=FULL bounce) is converted as
+//     a message of its own, as Postfix does: its 8-bit text parts become
+//     quoted-printable.
 //   - a message without MIME-Version whose body is 8-bit becomes a MIME
 //     text/plain message with charset=unknown-8bit (RFC 1428: the charset
 //     of a body whose charset nobody recorded).
@@ -22,7 +25,7 @@
 // so converting twice equals converting once; decoding a converted part
 // gives its original octets. What cannot be made 7-bit without changing
 // the structure (an 8-bit octet in a header field, 8-bit data in a
-// non-text part or in a message/* part, binary encoding, an unparsable
+// non-text part or in a message/* part other than message/rfc822, binary encoding, an unparsable
 // Content-Type, a missing boundary, over-deep nesting, a line longer than
 // the read buffer) fails with ErrNotConvertible before anything that
 // cannot be undone: callers convert once into io.Discard to decide, then
@@ -82,6 +85,7 @@ type conv struct {
 	r         *bufio.Reader
 	w         *bufio.Writer
 	bounds    []string // enclosing multipart boundaries, innermost last
+	depth     int      // enclosing multiparts and message/rfc822 parts
 	pending   []byte   // a boundary line that ended the current part, not yet handled
 	eof       bool
 	converted bool

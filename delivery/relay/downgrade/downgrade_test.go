@@ -85,7 +85,8 @@ func TestNotConvertible(t *testing.T) {
 	for name, in := range map[string]string{
 		"8-bit header":   "Subject: Gr\u00fc\u00dfe\r\n\r\nbody\r\n",
 		"binary":         "MIME-Version: 1.0\r\nContent-Transfer-Encoding: binary\r\n\r\n\u00fc\r\n",
-		"message/rfc822": "MIME-Version: 1.0\r\nContent-Type: message/rfc822\r\nContent-Transfer-Encoding: 8bit\r\n\r\nSubject: x\r\n\r\n\u00fc\r\n",
+		"message/rfc822 8-bit header": "MIME-Version: 1.0\r\nContent-Type: message/rfc822\r\nContent-Transfer-Encoding: 8bit\r\n\r\nSubject: \u00fc\r\n\r\nx\r\n",
+		"message/global":              "MIME-Version: 1.0\r\nContent-Type: message/global\r\n\r\nSubject: x\r\n\r\n\u00fc\r\n",
 		"8-bit image":    "MIME-Version: 1.0\r\nContent-Type: image/png\r\n\r\n\u00fc\r\n",
 		"no boundary":    "MIME-Version: 1.0\r\nContent-Type: multipart/mixed\r\n\r\n\u00fc\r\n",
 		"bad type":       "MIME-Version: 1.0\r\nContent-Type: text/plain; =\r\n\r\n\u00fc\r\n",
@@ -105,5 +106,24 @@ func TestSevenBitUnchanged(t *testing.T) {
 	got, conv := convert(t, in)
 	if got != in || conv {
 		t.Fatalf("converted %v: %q", conv, got)
+	}
+}
+
+// TestForwardedMessageConverted: a message/rfc822 part (a forwarded
+// message, or the original in a RET=FULL bounce) is converted inside, as
+// Postfix does: its 8-bit text part becomes quoted-printable and the
+// part's 8bit label 7bit; the rest is unchanged.
+func TestForwardedMessageConverted(t *testing.T) {
+	t.Parallel()
+	const inner = "From: a@x.test\r\nSubject: hi\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+	in := "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nsee below\r\n" +
+		"--b\r\nContent-Type: message/rfc822\r\nContent-Transfer-Encoding: 8bit\r\n\r\n" +
+		inner + "Content-Transfer-Encoding: 8bit\r\n\r\nGr\u00fc\u00dfe\r\n--b--\r\n"
+	want := "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nsee below\r\n" +
+		"--b\r\nContent-Type: message/rfc822\r\nContent-Transfer-Encoding: 7bit\r\n\r\n" +
+		inner + "Content-Transfer-Encoding: quoted-printable\r\n\r\nGr=C3=BC=C3=9Fe\r\n--b--\r\n"
+	got, conv := convert(t, in)
+	if got != want || !conv {
+		t.Fatalf("got  %q\nwant %q", got, want)
 	}
 }

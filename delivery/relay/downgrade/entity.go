@@ -115,6 +115,8 @@ func (c *conv) entity(top bool, deflt string) error {
 	switch {
 	case strings.HasPrefix(mt, "multipart/"):
 		return c.multipart(h, cte, params["boundary"], mt == "multipart/digest")
+	case mt == "message/rfc822" && (cte == "" || cte == "7bit" || cte == "8bit"):
+		return c.message(h, cte)
 	case strings.HasPrefix(mt, "message/"):
 		return c.opaque(h, cte, "a message/* part")
 	case strings.HasPrefix(mt, "text/") && (cte == "" || cte == "7bit" || cte == "8bit"):
@@ -190,9 +192,11 @@ func (c *conv) multipart(h *header, cte, boundary string, digest bool) error {
 	if boundary == "" {
 		return notConvertible("multipart without a boundary")
 	}
-	if len(c.bounds) >= maxDepth {
+	if c.depth >= maxDepth {
 		return notConvertible("multipart nested too deep")
 	}
+	c.depth++
+	defer func() { c.depth-- }()
 	if cte != "" && cte != "7bit" && cte != "8bit" {
 		return notConvertible("multipart with encoding " + cte)
 	}
@@ -225,4 +229,26 @@ func (c *conv) multipart(h *header, cte, boundary string, digest bool) error {
 			return err
 		}
 	}
+}
+
+// message converts a message/rfc822 part: its label (8bit becomes 7bit,
+// RFC 2046 §5.2.1 allows no other encoding than 7bit, 8bit or binary),
+// then the enclosed message as a message of its own, up to the enclosing
+// boundary.
+func (c *conv) message(h *header, cte string) error {
+	if c.depth >= maxDepth {
+		return notConvertible("message/rfc822 nested too deep")
+	}
+	c.depth++
+	defer func() { c.depth-- }()
+	var err error
+	if cte == "8bit" {
+		err = c.relabel(h, "7bit", nil)
+	} else {
+		err = c.writeHeader(h, nil)
+	}
+	if err != nil {
+		return err
+	}
+	return c.entity(true, "text/plain")
 }
