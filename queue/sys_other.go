@@ -21,4 +21,3 @@ var errNoXattr = errors.New("extended attributes not supported here")
 func setXattr(*os.File, string, []byte) error { return errNoXattr }
 
 func getXattr(string, string) ([]byte, error) { return nil, errNoXattr }
-

@@ -3,7 +3,9 @@
 package mailbox
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"os"
 )
 
@@ -24,9 +26,61 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// openFile is os.OpenFile (the Linux version skips the poller).
-func openFile(name string, flag int, perm os.FileMode) (*os.File, error) {
-	return os.OpenFile(name, flag, perm)
+// spoolBody is the committed spool file being copied into a mailbox.
+type spoolBody struct {
+	f    *os.File
+	size int64
+}
+
+// openBody opens the spool file at path; size < 0: unknown, found by stat.
+func openBody(path string, size int64) (spoolBody, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return spoolBody{}, err
+	}
+	if size < 0 {
+		fi, err := f.Stat()
+		if err == nil && !fi.Mode().IsRegular() {
+			err = errors.New("not a regular file")
+		}
+		if err != nil {
+			f.Close()
+			return spoolBody{}, err
+		}
+		size = fi.Size()
+	}
+	return spoolBody{f: f, size: size}, nil
+}
+
+func (b spoolBody) close() { b.f.Close() }
+
+// writeMessage creates dst (O_EXCL, 0600), writes prefix and then the whole
+// body from its start, and, when sync is set, fsyncs it.
+func writeMessage(dst string, prefix []byte, body spoolBody, sync bool) (err error) {
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("mailbox: create %s: %w", dst, err)
+	}
+	defer func() {
+		if cerr := out.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("mailbox: close %s: %w", dst, cerr)
+		}
+		if err != nil {
+			os.Remove(dst)
+		}
+	}()
+	if _, err = out.Write(prefix); err != nil {
+		return fmt.Errorf("mailbox: write %s: %w", dst, err)
+	}
+	if _, err = io.Copy(out, io.NewSectionReader(body.f, 0, body.size)); err != nil {
+		return fmt.Errorf("mailbox: copy to %s: %w", dst, err)
+	}
+	if sync {
+		if err = out.Sync(); err != nil {
+			return fmt.Errorf("mailbox: fsync %s: %w", dst, err)
+		}
+	}
+	return nil
 }
 
 // rename is os.Rename (the Linux version skips its lstat).
