@@ -53,3 +53,33 @@ func TestDeliverShortBodyFails(t *testing.T) {
 		}
 	}
 }
+
+// The actor keeps new/ open between deliveries; a new/ removed and created
+// again meanwhile (by an operator or another tool) gets the next message:
+// the rename into the removed directory the descriptor names fails, and is
+// retried on the new one.
+func TestDeliverIntoReplacedNewDir(t *testing.T) {
+	t.Parallel()
+	s := startStore(t, zaptest.NewLogger(t), user1)
+	src := spool(t, t.TempDir(), "m", msgBody(1))
+	if err := s.Deliver(context.Background(), Delivery{User: user1, BodyPath: src}); err != nil {
+		t.Fatalf("Deliver: %v", err)
+	}
+	newDir := filepath.Join(s.root, user1, dirNew)
+	old := filepath.Join(s.root, user1, "new.old")
+	if err := os.Rename(newDir, old); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(old); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(newDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Deliver(context.Background(), Delivery{User: user1, BodyPath: src}); err != nil {
+		t.Fatalf("Deliver after new/ was replaced: %v", err)
+	}
+	if got := names(t, newDir); len(got) != 1 {
+		t.Fatalf("new/ = %v, want the second message", got)
+	}
+}

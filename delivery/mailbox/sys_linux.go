@@ -40,19 +40,62 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// rename is os.Rename without its lstat of newname (which guards against
-// renaming over a directory): a delivery renames tmp/<name> to new/<name>,
-// a fresh unique name, so the lstat would fail with ENOENT every time.
-func rename(oldname, newname string) error {
-	for {
-		err := syscall.Rename(oldname, newname)
-		if err == syscall.EINTR {
+// dirHandle is a Maildir's new/ held open by its actor between deliveries
+// that follow each other closely: the batch's renames are made relative to
+// it and its fsync goes through it, an open and a close fewer per batch.
+// Renames and fsync meet the same directory even when new/ was replaced
+// meanwhile (a rename into a removed directory fails, and is retried once
+// on a fresh descriptor). Only the actor's goroutine uses it.
+type dirHandle struct {
+	path string
+	fd   int // -1: closed
+}
+
+func newDirHandle(path string) dirHandle { return dirHandle{path: path, fd: -1} }
+
+// renameInto renames the file at oldpath to name in the directory.
+func (h *dirHandle) renameInto(oldpath, name string) error {
+	for attempt := 0; ; attempt++ {
+		if h.fd < 0 {
+			fd, err := openRaw(h.path, syscall.O_RDONLY|syscall.O_DIRECTORY, 0)
+			if err != nil {
+				return err
+			}
+			h.fd = fd
+		}
+		err := retry(func() error { return unix.Renameat(unix.AT_FDCWD, oldpath, h.fd, name) })
+		if err == syscall.ENOENT && attempt == 0 {
+			h.close() // new/ may be gone since it was opened: look it up again
 			continue
 		}
 		if err != nil {
-			return &os.LinkError{Op: "rename", Old: oldname, New: newname, Err: err}
+			return &os.LinkError{Op: "rename", Old: oldpath, New: h.path + "/" + name, Err: err}
 		}
 		return nil
+	}
+}
+
+// sync fsyncs the directory, making the renames into it durable. On error
+// the descriptor is closed: the next batch starts afresh.
+func (h *dirHandle) sync() error {
+	if h.fd < 0 {
+		return syncDir(h.path)
+	}
+	if err := retry(func() error { return syscall.Fsync(h.fd) }); err != nil {
+		h.close()
+		return fmt.Errorf("mailbox: fsync dir %s: %w", h.path, err)
+	}
+	return nil
+}
+
+// isOpen reports whether the handle holds a descriptor.
+func (h *dirHandle) isOpen() bool { return h.fd >= 0 }
+
+// close releases the descriptor, if any.
+func (h *dirHandle) close() {
+	if h.fd >= 0 {
+		syscall.Close(h.fd)
+		h.fd = -1
 	}
 }
 

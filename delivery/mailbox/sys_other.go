@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 )
 
 // syncDir fsyncs a directory so that links, renames and unlinks in it are
@@ -83,5 +84,20 @@ func writeMessage(dst string, prefix []byte, body spoolBody, sync bool) (err err
 	return nil
 }
 
-// rename is os.Rename (the Linux version skips its lstat).
-func rename(oldname, newname string) error { return os.Rename(oldname, newname) }
+// dirHandle is a Maildir's new/ (the Linux version holds it open between
+// deliveries).
+type dirHandle struct{ path string }
+
+func newDirHandle(path string) dirHandle { return dirHandle{path: path} }
+
+// renameInto renames the file at oldpath to name in the directory.
+func (h *dirHandle) renameInto(oldpath, name string) error {
+	return os.Rename(oldpath, filepath.Join(h.path, name))
+}
+
+// sync fsyncs the directory, making the renames into it durable.
+func (h *dirHandle) sync() error { return syncDir(h.path) }
+
+func (h *dirHandle) isOpen() bool { return false }
+
+func (h *dirHandle) close() {}
