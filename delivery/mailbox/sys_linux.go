@@ -136,9 +136,8 @@ func (b spoolBody) close() { syscall.Close(b.fd) }
 // body from its start, and, when sync is set, fsyncs it. The body is copied
 // kernel-side (copy_file_range) when the file system allows it, else
 // through a buffer; either way from offset 0, so a retry under a new name
-// copies it whole again. Raw descriptors throughout: three system calls
-// fewer per delivery than *os.File and io.CopyN (fcntl, and the copy's
-// probes).
+// copies it whole again. Raw descriptors throughout: os.NewFile would
+// ask each descriptor for its flags (an fcntl per file per delivery).
 func writeMessage(dst string, prefix []byte, body spoolBody, sync bool) (err error) {
 	fd, err := openRaw(dst, syscall.O_WRONLY|syscall.O_CREAT|syscall.O_EXCL, 0o600)
 	if err != nil {
