@@ -20,7 +20,7 @@ var errDraftDone = errors.New("queue: draft already committed or aborted")
 type Draft struct {
 	q    *Queue
 	id   string
-	f    *os.File // msg/<id>, written through: the session already writes in 32 KiB chunks
+	f    *bodyFile // msg/<id>, written through: the session already writes in 32 KiB chunks
 	size int64
 	err  error // first write error; the draft is already thrown away
 	done bool
@@ -50,7 +50,7 @@ func (q *Queue) newDraft(ctx context.Context, bounce bool) (*Draft, error) {
 	q.mu.Unlock()
 	// Read-only: the body is never written through another descriptor than
 	// this one. 0400 marks a draft; Commit makes it 0440 (recover.go).
-	f, err := openFile(q.bodyPath(id), os.O_WRONLY|os.O_CREATE|os.O_EXCL, modeDraft)
+	f, err := createBody(q.bodyPath(id), modeDraft)
 	if err != nil {
 		q.forget(id)
 		return nil, fmt.Errorf("queue: new message: %w", err)

@@ -59,9 +59,10 @@ func (q *Queue) CorruptDir() string { return q.corruptDir }
 func (q *Queue) probeXattr() {
 	// Not an id: load leaves it alone should a crash leave it behind.
 	p := filepath.Join(q.msgDir, "xattr-probe")
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	_ = os.Remove(p) // left by a crash
+	f, err := createBody(p, 0o600)
 	if err == nil {
-		err = setXattr(f, envXattr, []byte("{}"))
+		err = f.setXattr(envXattr, []byte("{}"))
 		f.Close()
 		_ = os.Remove(p)
 	}
@@ -88,9 +89,9 @@ func (q *Queue) probeXattr() {
 // The copy goes first and the mode second: a crash between the two leaves a
 // draft (mode 0400, removed at load; no 250 was sent), never a body marked
 // committed without its copy, which load would have to set aside.
-func (q *Queue) markCommitted(f *os.File, id string, env []byte) error {
+func (q *Queue) markCommitted(f *bodyFile, id string, env []byte) error {
 	if q.xattr.Load() {
-		if err := setXattr(f, envXattr, env); err != nil {
+		if err := f.setXattr(envXattr, env); err != nil {
 			q.log.Info("envelope copy not kept on the body", zap.String("msg_id", id),
 				zap.Int("bytes", len(env)), zap.Error(err))
 		}

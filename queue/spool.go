@@ -39,19 +39,6 @@ type envelope struct {
 
 func (q *Queue) bodyPath(id string) string { return filepath.Join(q.msgDir, id) }
 
-// syncDir fsyncs a directory, making the entries created or renamed in it durable.
-func syncDir(dir string) error {
-	d, err := openFile(dir, os.O_RDONLY, 0)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
 // persist appends env as an update record and waits until it is durable
 // (group sync: attempts finishing together share one fdatasync, and with
 // the commits in flight).

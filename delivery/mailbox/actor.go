@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -70,16 +71,24 @@ type actor struct {
 	dir  string // the Maildir
 	reqs chan request
 
-	holder *Session // POP3 lock holder; nil when unlocked
+	holder *Session  // POP3 lock holder; nil when unlocked
+	newDir dirHandle // new/, open while deliveries keep coming
 }
+
+// newDirIdle is how long an actor keeps new/ open after its last delivery:
+// long enough to span the gaps of a steady stream, short enough that the
+// descriptors held stay few (at most one per mailbox delivered to in the
+// last newDirIdle) however many mailboxes the host has.
+const newDirIdle = 100 * time.Millisecond
 
 func newActor(s *Store, user, dir string) *actor {
 	return &actor{
-		s:    s,
-		log:  s.log.With(zap.String(logvocab.User, user)),
-		user: user,
-		dir:  dir,
-		reqs: make(chan request),
+		s:      s,
+		log:    s.log.With(zap.String(logvocab.User, user)),
+		user:   user,
+		dir:    dir,
+		reqs:   make(chan request),
+		newDir: newDirHandle(filepath.Join(dir, dirNew)),
 	}
 }
 
@@ -95,14 +104,23 @@ func (a *actor) send(ctx context.Context, req request) error {
 	}
 }
 
-// run serves requests until ctx is done.
+// run serves requests until ctx is done. new/ is closed once no delivery
+// has come for newDirIdle.
 func (a *actor) run(ctx context.Context) {
+	idle := time.NewTimer(newDirIdle)
+	defer idle.Stop()
+	defer a.newDir.close()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case r := <-a.reqs:
 			a.serveSafe(r)
+			if a.newDir.isOpen() {
+				idle.Reset(newDirIdle)
+			}
+		case <-idle.C:
+			a.newDir.close()
 		}
 	}
 }
@@ -172,11 +190,11 @@ func (a *actor) deliver(batch []*deliverReq) {
 	}
 	defer a.recoverTo(reqs...)
 
-	tmpDir, newDir := filepath.Join(a.dir, dirTmp), filepath.Join(a.dir, dirNew)
+	tmpDir := filepath.Join(a.dir, dirTmp)
 	errs := make([]error, len(batch))
 	published := 0
 	for i, d := range batch {
-		if err := rename(filepath.Join(tmpDir, d.name), filepath.Join(newDir, d.name)); err != nil {
+		if err := a.newDir.renameInto(filepath.Join(tmpDir, d.name), d.name); err != nil {
 			errs[i] = fmt.Errorf("mailbox: publish %s: %w", d.name, err)
 			os.Remove(filepath.Join(tmpDir, d.name))
 			continue
@@ -184,7 +202,7 @@ func (a *actor) deliver(batch []*deliverReq) {
 		published++
 	}
 	if published > 0 {
-		if err := syncDir(newDir); err != nil {
+		if err := a.newDir.sync(); err != nil {
 			// The messages are in new/ but maybe not durable: report the
 			// failure so the queue retries (at-least-once).
 			for i := range errs {

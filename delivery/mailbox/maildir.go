@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -202,28 +201,21 @@ type entry struct {
 }
 
 // stage writes the message file — prefix, then the committed spool file
-// src — into dir/tmp under a fresh unique name and fsyncs it. It returns
-// the name and the file's size, which the name records.
-func (s *Store) stage(dir string, prefix []byte, src, msgID string) (name string, size int64, err error) {
-	in, err := openFile(src, os.O_RDONLY, 0)
+// src of bodySize octets (< 0: unknown, found by fstat) — into dir/tmp
+// under a fresh unique name and fsyncs it. It returns the name and the
+// file's size, which the name records.
+func (s *Store) stage(dir string, prefix []byte, src string, bodySize int64, msgID string) (name string, size int64, err error) {
+	body, err := openBody(src, bodySize)
 	if err != nil {
 		return "", 0, fmt.Errorf("mailbox: open %s: %w", src, err)
 	}
-	defer in.Close()
-	fi, err := in.Stat()
-	if err == nil && !fi.Mode().IsRegular() {
-		err = errors.New("not a regular file")
-	}
-	if err != nil {
-		return "", 0, fmt.Errorf("mailbox: %s: %w", src, err)
-	}
-	body := fi.Size()
-	size = int64(len(prefix)) + body
+	defer body.close()
+	size = int64(len(prefix)) + body.size
 	// A name collision is practically impossible (counter + random), but a
 	// retry is cheap and bounded.
 	for range 3 {
 		name = s.newName(msgID, size)
-		if err = writeMessage(filepath.Join(dir, dirTmp, name), prefix, in, body); !errors.Is(err, fs.ErrExist) {
+		if err = writeMessage(filepath.Join(dir, dirTmp, name), prefix, body, true); !errors.Is(err, fs.ErrExist) {
 			break
 		}
 	}
@@ -236,38 +228,6 @@ func (s *Store) stage(dir string, prefix []byte, src, msgID string) (name string
 // newName is a fresh unique name for message msgID of size octets.
 func (s *Store) newName(msgID string, size int64) string {
 	return uniqueName(time.Now(), s.pid, s.counter.Add(1), msgID, s.host, size)
-}
-
-// writeMessage creates dst (O_EXCL, 0600), writes prefix and then the n
-// octets of body from its start, and fsyncs it. io.CopyN between two
-// *os.File copies kernel-side (copy_file_range on Linux): the body never
-// passes through user space, and knowing n spares the call that finds EOF.
-func writeMessage(dst string, prefix []byte, body *os.File, n int64) (err error) {
-	out, err := openFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return fmt.Errorf("mailbox: create %s: %w", dst, err)
-	}
-	defer func() {
-		if err != nil {
-			out.Close()
-			os.Remove(dst)
-		}
-	}()
-	if _, err = out.Write(prefix); err != nil {
-		return fmt.Errorf("mailbox: write %s: %w", dst, err)
-	}
-	// body is read from where it was opened: a name taken fails before any
-	// copying, and any other failure ends the attempt.
-	if _, err = io.CopyN(out, body, n); err != nil {
-		return fmt.Errorf("mailbox: copy to %s: %w", dst, err)
-	}
-	if err = out.Sync(); err != nil {
-		return fmt.Errorf("mailbox: fsync %s: %w", dst, err)
-	}
-	if err = out.Close(); err != nil {
-		return fmt.Errorf("mailbox: close %s: %w", dst, err)
-	}
-	return nil
 }
 
 // snapshot moves every message of new/ into cur/ with info ":2," (as Dovecot

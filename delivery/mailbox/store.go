@@ -193,6 +193,9 @@ type Delivery struct {
 	From     string // the envelope sender (reverse-path); "" for the null sender
 	MsgID    string // the queue's msg_id: in the log and in the file name
 	BodyPath string // the committed spool file, left untouched
+	// Size is the spool file's length as the queue recorded it (a body is
+	// never modified once committed), which spares an fstat; 0: unknown.
+	Size int64
 }
 
 // Deliver stores the committed spool file at d.BodyPath, after the
@@ -214,7 +217,11 @@ func (s *Store) Deliver(ctx context.Context, d Delivery) error {
 	// touches no mailbox state); the actor renames it into new/.
 	req := &deliverReq{}
 	var size int64
-	req.name, size, err = s.stage(a.dir, traceHeaders(d.From, a.user), bodyPath, d.MsgID)
+	bodySize := d.Size
+	if bodySize <= 0 {
+		bodySize = -1
+	}
+	req.name, size, err = s.stage(a.dir, traceHeaders(d.From, a.user), bodyPath, bodySize, d.MsgID)
 	if err == nil {
 		err = s.publish(ctx, a, req)
 	}

@@ -1,9 +1,13 @@
 package mailbox
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // syncDir fsyncs a directory so that links, renames and unlinks in it are
@@ -36,36 +40,211 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// openFile is os.OpenFile on the raw descriptor, for the regular files of a
-// delivery (the spool file read, the message file written): os.OpenFile
-// offers every descriptor to the poller, which refuses regular files, and
-// sets and clears O_NONBLOCK around the refusal, system calls spent for
-// nothing twice per delivery.
-func openFile(name string, flag int, perm os.FileMode) (*os.File, error) {
-	for {
-		fd, err := syscall.Open(name, flag|syscall.O_CLOEXEC, uint32(perm.Perm()))
-		if err == syscall.EINTR {
+// dirHandle is a Maildir's new/ held open by its actor between deliveries
+// that follow each other closely: the batch's renames are made relative to
+// it and its fsync goes through it, an open and a close fewer per batch.
+// Renames and fsync meet the same directory even when new/ was replaced
+// meanwhile (a rename into a removed directory fails, and is retried once
+// on a fresh descriptor). Only the actor's goroutine uses it.
+type dirHandle struct {
+	path string
+	fd   int // -1: closed
+}
+
+func newDirHandle(path string) dirHandle { return dirHandle{path: path, fd: -1} }
+
+// renameInto renames the file at oldpath to name in the directory.
+func (h *dirHandle) renameInto(oldpath, name string) error {
+	for attempt := 0; ; attempt++ {
+		if h.fd < 0 {
+			fd, err := openRaw(h.path, syscall.O_RDONLY|syscall.O_DIRECTORY, 0)
+			if err != nil {
+				return err
+			}
+			h.fd = fd
+		}
+		err := retry(func() error { return unix.Renameat(unix.AT_FDCWD, oldpath, h.fd, name) })
+		if err == syscall.ENOENT && attempt == 0 {
+			h.close() // new/ may be gone since it was opened: look it up again
 			continue
 		}
 		if err != nil {
-			return nil, &os.PathError{Op: "open", Path: name, Err: err}
+			return &os.LinkError{Op: "rename", Old: oldpath, New: h.path + "/" + name, Err: err}
 		}
-		return os.NewFile(uintptr(fd), name), nil
+		return nil
 	}
 }
 
-// rename is os.Rename without its lstat of newname (which guards against
-// renaming over a directory): a delivery renames tmp/<name> to new/<name>,
-// a fresh unique name, so the lstat would fail with ENOENT every time.
-func rename(oldname, newname string) error {
-	for {
-		err := syscall.Rename(oldname, newname)
+// sync fsyncs the directory, making the renames into it durable. On error
+// the descriptor is closed: the next batch starts afresh.
+func (h *dirHandle) sync() error {
+	if h.fd < 0 {
+		return syncDir(h.path)
+	}
+	if err := retry(func() error { return syscall.Fsync(h.fd) }); err != nil {
+		h.close()
+		return fmt.Errorf("mailbox: fsync dir %s: %w", h.path, err)
+	}
+	return nil
+}
+
+// isOpen reports whether the handle holds a descriptor.
+func (h *dirHandle) isOpen() bool { return h.fd >= 0 }
+
+// close releases the descriptor, if any.
+func (h *dirHandle) close() {
+	if h.fd >= 0 {
+		syscall.Close(h.fd)
+		h.fd = -1
+	}
+}
+
+// spoolBody is the committed spool file being copied into a mailbox, open
+// on a raw descriptor: os.NewFile would ask for its flags (fcntl) on every
+// delivery, and nothing here needs the poller or an *os.File.
+type spoolBody struct {
+	fd   int
+	size int64
+}
+
+// openBody opens the spool file at path for reading. size is its length
+// when the caller knows it (the queue's envelope records it, and a body is
+// never modified once committed); when size < 0 an fstat finds it and
+// checks that it is a regular file.
+func openBody(path string, size int64) (spoolBody, error) {
+	fd, err := openRaw(path, syscall.O_RDONLY, 0)
+	if err != nil {
+		return spoolBody{}, err
+	}
+	if size < 0 {
+		var st syscall.Stat_t
+		if err = fstat(fd, &st); err == nil && st.Mode&syscall.S_IFMT != syscall.S_IFREG {
+			err = errors.New("not a regular file")
+		}
+		if err != nil {
+			syscall.Close(fd)
+			return spoolBody{}, &os.PathError{Op: "stat", Path: path, Err: err}
+		}
+		size = st.Size
+	}
+	return spoolBody{fd: fd, size: size}, nil
+}
+
+func (b spoolBody) close() { syscall.Close(b.fd) }
+
+// writeMessage creates dst (O_EXCL, 0600), writes prefix and then the whole
+// body from its start, and, when sync is set, fsyncs it. The body is copied
+// kernel-side (copy_file_range) when the file system allows it, else
+// through a buffer; either way from offset 0, so a retry under a new name
+// copies it whole again. Raw descriptors throughout: os.NewFile would
+// ask each descriptor for its flags (an fcntl per file per delivery).
+func writeMessage(dst string, prefix []byte, body spoolBody, sync bool) (err error) {
+	fd, err := openRaw(dst, syscall.O_WRONLY|syscall.O_CREAT|syscall.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("mailbox: create %s: %w", dst, err)
+	}
+	defer func() {
+		if cerr := syscall.Close(fd); err == nil && cerr != nil {
+			err = fmt.Errorf("mailbox: close %s: %w", dst, cerr)
+		}
+		if err != nil {
+			os.Remove(dst)
+		}
+	}()
+	if err = writeAll(fd, prefix); err != nil {
+		return fmt.Errorf("mailbox: write %s: %w", dst, err)
+	}
+	if err = copyBody(fd, body); err != nil {
+		return fmt.Errorf("mailbox: copy to %s: %w", dst, err)
+	}
+	if sync {
+		if err = retry(func() error { return syscall.Fsync(fd) }); err != nil {
+			return fmt.Errorf("mailbox: fsync %s: %w", dst, err)
+		}
+	}
+	return nil
+}
+
+// copyBody appends body.size octets of body, read from offset 0, to fd.
+func copyBody(fd int, body spoolBody) error {
+	var off int64
+	for off < body.size {
+		n, err := unix.CopyFileRange(body.fd, &off, fd, nil, int(body.size-off), 0)
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EXDEV || err == syscall.ENOSYS || err == syscall.EOPNOTSUPP || err == syscall.EINVAL:
+			return copyBuffered(fd, body, off)
+		case err != nil:
+			return err
+		case n == 0:
+			return io.ErrUnexpectedEOF // the spool file is shorter than its envelope says
+		}
+	}
+	return nil
+}
+
+// copyBuffered is copyBody through user space, from offset off on (spool
+// and Maildir on file systems that cannot copy between each other).
+func copyBuffered(fd int, body spoolBody, off int64) error {
+	buf := make([]byte, min(body.size-off, 64<<10))
+	for off < body.size {
+		n, err := syscall.Pread(body.fd, buf[:min(int64(len(buf)), body.size-off)], off)
 		if err == syscall.EINTR {
 			continue
 		}
 		if err != nil {
-			return &os.LinkError{Op: "rename", Old: oldname, New: newname, Err: err}
+			return err
 		}
-		return nil
+		if n == 0 {
+			return io.ErrUnexpectedEOF
+		}
+		if err := writeAll(fd, buf[:n]); err != nil {
+			return err
+		}
+		off += int64(n)
+	}
+	return nil
+}
+
+// writeAll writes p to fd whole.
+func writeAll(fd int, p []byte) error {
+	for len(p) > 0 {
+		n, err := syscall.Write(fd, p)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		p = p[n:]
+	}
+	return nil
+}
+
+func fstat(fd int, st *syscall.Stat_t) error {
+	return retry(func() error { return syscall.Fstat(fd, st) })
+}
+
+// openRaw is open(2) with O_CLOEXEC, again while interrupted.
+func openRaw(name string, flag int, perm uint32) (int, error) {
+	for {
+		fd, err := syscall.Open(name, flag|syscall.O_CLOEXEC, perm)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return -1, &os.PathError{Op: "open", Path: name, Err: err}
+		}
+		return fd, nil
+	}
+}
+
+// retry runs call again while it is interrupted (EINTR).
+func retry(call func() error) error {
+	for {
+		if err := call(); err != syscall.EINTR {
+			return err
+		}
 	}
 }
