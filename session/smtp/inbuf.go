@@ -99,19 +99,12 @@ func (s *session) awaitInput() error {
 		return nil
 	}
 	s.releaseReader()
-	var buf *[readBufSize]byte
-	var n int
-	var rerr error
-	err := s.rc.Read(func(fd uintptr) bool {
-		buf = s.srv.inbufs.Get().(*[readBufSize]byte)
-		n, rerr = readFD(fd, buf[:])
-		if errors.Is(rerr, syscall.EAGAIN) {
-			s.srv.inbufs.Put(buf) // nothing yet: wait without it
-			buf = nil
-			return false
-		}
-		return true
-	})
+	if s.fill == nil {
+		s.fill = s.fillFromFD // once: a closure per wait would be allocated per command
+	}
+	err := s.rc.Read(s.fill)
+	buf, n, rerr := s.wbuf, s.wn, s.werr
+	s.wbuf, s.werr = nil, nil
 	switch {
 	case err == nil && rerr == nil && n > 0:
 		s.src = idleSource{srv: s.srv, buf: buf, pending: buf[:n], conn: s.nc}
@@ -131,6 +124,19 @@ func (s *session) awaitInput() error {
 		return &net.OpError{Op: "read", Net: "tcp", Source: s.nc.LocalAddr(), Addr: s.nc.RemoteAddr(), Err: os.NewSyscallError("read", rerr)}
 	}
 	return io.EOF
+}
+
+// fillFromFD is awaitInput's syscall.RawConn callback: one read into a
+// pooled buffer; when it would block, the buffer goes back and it waits.
+func (s *session) fillFromFD(fd uintptr) bool {
+	s.wbuf = s.srv.inbufs.Get().(*[readBufSize]byte)
+	s.wn, s.werr = readFD(fd, s.wbuf[:])
+	if errors.Is(s.werr, syscall.EAGAIN) {
+		s.srv.inbufs.Put(s.wbuf) // nothing yet: wait without it
+		s.wbuf = nil
+		return false
+	}
+	return true
 }
 
 // drain reads and throws away up to limit octets of conn (nc, or the TLS

@@ -110,13 +110,17 @@ var errLineTooLong = errors.New("smtp: command line too long")
 type session struct {
 	srv   *Server
 	cfg   *Config
-	nc    net.Conn        // the TCP connection: deadlines and Close, also under TLS
-	tc    *tls.Conn       // the TLS layer over nc once TLS is on; br and bw then use it
-	br    *bufio.Reader   // nil while idle with nothing buffered (inbuf.go)
-	rc    syscall.RawConn // nc's descriptor, for awaitInput; nil: br is kept
-	src   idleSource      // what br reads from after an idle wait
-	bw    *bufio.Writer   // pending replies; nil when none (taken from srv.writers, see out)
-	wc    io.Writer       // what bw writes to: nc, or tc once TLS is on
+	nc    net.Conn           // the TCP connection: deadlines and Close, also under TLS
+	tc    *tls.Conn          // the TLS layer over nc once TLS is on; br and bw then use it
+	br    *bufio.Reader      // nil while idle with nothing buffered (inbuf.go)
+	rc    syscall.RawConn    // nc's descriptor, for awaitInput; nil: br is kept
+	src   idleSource         // what br reads from after an idle wait
+	fill  func(uintptr) bool // fillFromFD, made once
+	wbuf  *[readBufSize]byte // fillFromFD's results
+	wn    int
+	werr  error
+	bw    *bufio.Writer // pending replies; nil when none (taken from srv.writers, see out)
+	wc    io.Writer     // what bw writes to: nc, or tc once TLS is on
 	log   *zap.Logger
 	ctx   context.Context
 	start time.Time
