@@ -13,16 +13,18 @@ const idleSessions = 2000
 // BenchmarkIdleSession reports the memory an idle SMTP session costs (W6 in
 // BENCHMARKS.md holds 10,000 of them in mtad): HeapInuse+StackInuse after
 // GC with idleSessions greeted sessions open on loopback, minus before,
-// divided by their number, as "B/session". The client's side of each
-// connection (its net.Conn, about 0.3 KiB) lives in the same process and is
-// counted too. It is reported, not asserted: compare it across commits.
+// divided by their number, as "B/session" (and the stacks' part of it as
+// "stack-B/session"). The client's side of each connection (its net.Conn,
+// about 0.3 KiB) lives in the same process and is counted too. It is
+// reported, not asserted: compare it across commits.
 func BenchmarkIdleSession(b *testing.B) {
 	srv, addr := startServer(b, Config{}, &fakeBackend{keep: 1})
 	for b.Loop() {
-		before := inuse()
+		heap0, stack0 := inuse()
 		conns := holdIdle(b, addr, idleSessions)
-		after := inuse()
-		b.ReportMetric(float64(after-before)/idleSessions, "B/session")
+		heap1, stack1 := inuse()
+		b.ReportMetric(float64(heap1+stack1-heap0-stack0)/idleSessions, "B/session")
+		b.ReportMetric(float64(stack1-stack0)/idleSessions, "stack-B/session")
 		for _, c := range conns {
 			c.Close()
 		}
@@ -31,11 +33,11 @@ func BenchmarkIdleSession(b *testing.B) {
 }
 
 // inuse is the heap and stack memory in use after a collection.
-func inuse() int64 {
+func inuse() (heap, stack int64) {
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	return int64(ms.HeapInuse + ms.StackInuse)
+	return int64(ms.HeapInuse), int64(ms.StackInuse)
 }
 
 // holdIdle opens n sessions and reads each greeting.
