@@ -127,6 +127,8 @@ type Server struct {
 	shell   *serve.Shell // accept loop, limiter, live sessions, Shutdown
 	chunks  sync.Pool    // *[chunkSize]byte, the DATA streaming buffers
 	writers sync.Pool    // *bufio.Writer, held by a session only from its first reply line to the flush
+	readers sync.Pool    // *bufio.Reader, held by a session only while it has input buffered (inbuf.go)
+	inbufs  sync.Pool    // *[readBufSize]byte, the first read after an idle wait
 }
 
 // NewServer returns a server for cfg that asks be about every transaction.
@@ -136,6 +138,8 @@ func NewServer(cfg Config, be Backend) *Server {
 	s.cfg.Store(&cfg)
 	s.chunks.New = func() any { return new([chunkSize]byte) }
 	s.writers.New = func() any { return bufio.NewWriterSize(nil, 4096) }
+	s.readers.New = func() any { return bufio.NewReaderSize(nil, readBufSize) }
+	s.inbufs.New = func() any { return new([readBufSize]byte) }
 	return s
 }
 

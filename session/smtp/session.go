@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -23,6 +24,9 @@ import (
 // closeLinger bounds how long a closing session reads what the client still
 // sends after the last reply, waiting for it to close its side.
 const closeLinger = 500 * time.Millisecond
+
+// closeDrain bounds what a closing session reads and throws away.
+const closeDrain = 64 << 10
 
 // maxCmdLine is the longest command line, CRLF included (RFC 5321 §4.5.3.1.4).
 const maxCmdLine = 512
@@ -106,9 +110,15 @@ var errLineTooLong = errors.New("smtp: command line too long")
 type session struct {
 	srv   *Server
 	cfg   *Config
-	nc    net.Conn  // the TCP connection: deadlines and Close, also under TLS
-	tc    *tls.Conn // the TLS layer over nc once TLS is on; br and bw then use it
-	br    *bufio.Reader
+	nc    net.Conn           // the TCP connection: deadlines and Close, also under TLS
+	tc    *tls.Conn          // the TLS layer over nc once TLS is on; br and bw then use it
+	br    *bufio.Reader      // nil while idle with nothing buffered (inbuf.go)
+	rc    syscall.RawConn    // nc's descriptor, for awaitInput; nil: br is kept
+	src   idleSource         // what br reads from after an idle wait
+	fill  func(uintptr) bool // fillFromFD, made once
+	wbuf  *[readBufSize]byte // fillFromFD's results
+	wn    int
+	werr  error
 	bw    *bufio.Writer // pending replies; nil when none (taken from srv.writers, see out)
 	wc    io.Writer     // what bw writes to: nc, or tc once TLS is on
 	log   *zap.Logger
@@ -125,8 +135,8 @@ type session struct {
 	state  state
 	conn   Peer         // the client as the backend sees it
 	errors serve.Errors // negative replies so far
-	line   []byte
-	inData bool // the current DATA command was answered 354 (its text follows)
+	line   []byte       // a command line read in pieces; nil until one is
+	inData bool         // the current DATA command was answered 354 (its text follows)
 
 	// The mail transaction (RFC 5321 §3.3); cleared by resetTx.
 	from     string
@@ -144,12 +154,11 @@ func (srv *Server) newSession(nc net.Conn) *session {
 		srv:   srv,
 		cfg:   cfg,
 		nc:    nc,
-		br:    bufio.NewReader(nc),
+		rc:    rawConn(nc),
 		wc:    nc,
 		ctx:   srv.shell.Context(),
 		start: time.Now(),
 		end:   time.Now().Add(cfg.SessionTimeout),
-		line:  make([]byte, 0, maxCmdLine+1),
 		conn:  Peer{Remote: nc.RemoteAddr()},
 	}
 	s.errors.Max = cfg.MaxErrors
@@ -172,6 +181,7 @@ func addrString(a net.Addr) string {
 // QUIT, an error, too many errors, a timeout or Shutdown.
 func (s *session) Run() {
 	defer s.nc.Close()
+	defer s.releaseReader()
 	defer s.abortDraft()
 	defer serve.Recover(s.log, func() {
 		s.reply(replyPanic)
@@ -266,7 +276,7 @@ func (s *session) endsGroup(verb string) bool {
 // reader's buffer size). Plaintext that the TLS layer has decrypted but not
 // handed on is not seen (crypto/tls does not tell).
 func (s *session) inputPending() bool {
-	return s.br.Buffered() > 0 || kernelPending(s.nc)
+	return s.buffered() > 0 || kernelPending(s.nc)
 }
 
 // pipeliningViolation ends a session whose client sent more input before the
@@ -275,7 +285,7 @@ func (s *session) inputPending() bool {
 // rather than run what may be a message text as commands. The input is not
 // logged: it may be a message body.
 func (s *session) pipeliningViolation(verb string) error {
-	s.log.Warn("pipelining violation", zap.String("command", verb), zap.Int("bytes", s.br.Buffered()))
+	s.log.Warn("pipelining violation", zap.String("command", verb), zap.Int("bytes", s.buffered()))
 	return s.closeWith(replyPipelining, errPipelining)
 }
 
@@ -382,7 +392,7 @@ func (s *session) closeGracefully() {
 	}
 	if cw, ok := conn.(closeWriter); ok && cw.CloseWrite() == nil {
 		s.nc.SetReadDeadline(time.Now().Add(closeLinger))
-		io.Copy(io.Discard, io.LimitReader(conn, 64<<10))
+		s.drain(conn, closeDrain)
 	}
 }
 
@@ -419,16 +429,25 @@ func (s *session) readCommand() (string, error) {
 		return "", timeoutError{}
 	}
 	defer s.setIdle(false)
+	if err := s.awaitInput(); err != nil {
+		return "", err
+	}
 	return s.readLine(maxCmdLine)
 }
 
 // readLine reads one line of at most max octets, CRLF included, under the
 // deadline already set.
 func (s *session) readLine(max int) (string, error) {
+	frag, err := s.br.ReadSlice('\n')
+	if err == nil { // the whole line at once, as nearly always: no copy
+		return trimLine(frag, max)
+	}
 	s.line = s.line[:0]
 	tooLong := false
-	for {
-		frag, err := s.br.ReadSlice('\n')
+	for first := true; ; first = false {
+		if !first {
+			frag, err = s.br.ReadSlice('\n')
+		}
 		if !tooLong && len(s.line)+len(frag) <= max+1 {
 			s.line = append(s.line, frag...)
 		} else {
@@ -445,7 +464,16 @@ func (s *session) readLine(max int) (string, error) {
 	if tooLong {
 		return "", errLineTooLong
 	}
-	line := s.line[:len(s.line)-1] // the LF
+	return trimLine(s.line, max)
+}
+
+// trimLine is a line read whole (LF at its end), without its line end; a
+// line over max octets (CRLF counted) is errLineTooLong.
+func trimLine(b []byte, max int) (string, error) {
+	if len(b) > max+1 {
+		return "", errLineTooLong
+	}
+	line := b[:len(b)-1] // the LF
 	if n := len(line); n > 0 && line[n-1] == '\r' {
 		line = line[:n-1]
 	}
@@ -497,7 +525,7 @@ func (s *session) reply(r *Reply) error {
 // flushIfIdle sends buffered replies unless more pipelined commands are already
 // read (RFC 2920 §3.2: replies may be held while commands are pending).
 func (s *session) flushIfIdle() error {
-	if s.br.Buffered() > 0 {
+	if s.buffered() > 0 {
 		return nil
 	}
 	return s.flush()

@@ -29,8 +29,9 @@ func (s *session) starttls(arg string) (*Reply, error) {
 	if err := s.flush(); err != nil {
 		return nil, err
 	}
-	if n := s.br.Buffered(); n > 0 {
-		s.br.Discard(n)
+	if n := s.buffered(); n > 0 {
+		s.br.Discard(s.br.Buffered())
+		s.src.drop()
 		s.log.Warn("plain-text input after STARTTLS discarded", zap.Int64("bytes", int64(n)))
 	}
 	if err := s.handshake(); err != nil {
@@ -55,7 +56,8 @@ func (s *session) handshake() error {
 		return fmt.Errorf("smtp: TLS handshake: %w", err)
 	}
 	s.tc = tc
-	s.br.Reset(tc)
+	s.src.drop() // nothing pending: the client waited for the handshake
+	s.useReader(tc)
 	s.wc = tc
 	if s.bw != nil {
 		s.bw.Reset(tc)
