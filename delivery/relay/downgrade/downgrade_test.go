@@ -83,15 +83,15 @@ func TestMultipartConvertsOnlyTheTextPart(t *testing.T) {
 func TestNotConvertible(t *testing.T) {
 	t.Parallel()
 	for name, in := range map[string]string{
-		"8-bit header":   "Subject: Gr\u00fc\u00dfe\r\n\r\nbody\r\n",
-		"binary":         "MIME-Version: 1.0\r\nContent-Transfer-Encoding: binary\r\n\r\n\u00fc\r\n",
+		"8-bit header":                "Subject: Gr\u00fc\u00dfe\r\n\r\nbody\r\n",
+		"binary":                      "MIME-Version: 1.0\r\nContent-Transfer-Encoding: binary\r\n\r\n\u00fc\r\n",
 		"message/rfc822 8-bit header": "MIME-Version: 1.0\r\nContent-Type: message/rfc822\r\nContent-Transfer-Encoding: 8bit\r\n\r\nSubject: \u00fc\r\n\r\nx\r\n",
 		"message/global":              "MIME-Version: 1.0\r\nContent-Type: message/global\r\n\r\nSubject: x\r\n\r\n\u00fc\r\n",
-		"8-bit image":    "MIME-Version: 1.0\r\nContent-Type: image/png\r\n\r\n\u00fc\r\n",
-		"no boundary":    "MIME-Version: 1.0\r\nContent-Type: multipart/mixed\r\n\r\n\u00fc\r\n",
-		"bad type":       "MIME-Version: 1.0\r\nContent-Type: text/plain; =\r\n\r\n\u00fc\r\n",
-		"unclosed":       "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\n\u00fc\r\n",
-		"8-bit preamble": "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\u00fc\r\n--b\r\n\r\nx\r\n--b--\r\n",
+		"8-bit image":                 "MIME-Version: 1.0\r\nContent-Type: image/png\r\n\r\n\u00fc\r\n",
+		"no boundary":                 "MIME-Version: 1.0\r\nContent-Type: multipart/mixed\r\n\r\n\u00fc\r\n",
+		"bad type":                    "MIME-Version: 1.0\r\nContent-Type: text/plain; =\r\n\r\n\u00fc\r\n",
+		"unclosed":                    "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\n\u00fc\r\n",
+		"8-bit preamble":              "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\u00fc\r\n--b\r\n\r\nx\r\n--b--\r\n",
 	} {
 		_, err := Convert(io.Discard, strings.NewReader(in))
 		if !errors.Is(err, ErrNotConvertible) {
