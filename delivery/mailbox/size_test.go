@@ -83,3 +83,29 @@ func TestDeliverIntoReplacedNewDir(t *testing.T) {
 		t.Fatalf("new/ = %v, want the second message", got)
 	}
 }
+
+// TestDeliverIntoMovedNewDir: new/ moved aside (not removed) and made
+// again while the actor holds the old one open gets the next message in the
+// new new/, where POP3 reads, not in the directory moved aside.
+func TestDeliverIntoMovedNewDir(t *testing.T) {
+	t.Parallel()
+	s := startStore(t, zaptest.NewLogger(t), user1)
+	src := spool(t, t.TempDir(), "m", msgBody(1))
+	if err := s.Deliver(context.Background(), Delivery{User: user1, BodyPath: src}); err != nil {
+		t.Fatalf("Deliver: %v", err)
+	}
+	newDir := filepath.Join(s.root, user1, dirNew)
+	old := filepath.Join(s.root, user1, "new.old")
+	if err := os.Rename(newDir, old); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(newDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Deliver(context.Background(), Delivery{User: user1, BodyPath: src}); err != nil {
+		t.Fatalf("Deliver after new/ was moved aside: %v", err)
+	}
+	if got, aside := names(t, newDir), names(t, old); len(got) != 1 || len(aside) != 1 {
+		t.Fatalf("new/ = %v, new.old/ = %v: want one message in each", got, aside)
+	}
+}

@@ -43,12 +43,17 @@ func syncDir(dir string) error {
 // dirHandle is a Maildir's new/ held open by its actor between deliveries
 // that follow each other closely: the batch's renames are made relative to
 // it and its fsync goes through it, an open and a close fewer per batch.
-// Renames and fsync meet the same directory even when new/ was replaced
-// meanwhile (a rename into a removed directory fails, and is retried once
-// on a fresh descriptor). Only the actor's goroutine uses it.
+// Renames and fsync meet the same directory, and it is the one at path:
+// the first rename of a batch checks that path still names the directory
+// held (device and inode), so that a new/ moved aside and made again
+// (mv new new.old; mkdir new) gets the mail, not the old one POP3 no
+// longer reads; a rename into a removed directory fails and is retried
+// once on a fresh descriptor. Only the actor's goroutine uses it.
 type dirHandle struct {
-	path string
-	fd   int // -1: closed
+	path     string
+	fd       int // -1: closed
+	dev, ino uint64
+	checked  bool // path was found to name fd's directory in this batch
 }
 
 func newDirHandle(path string) dirHandle { return dirHandle{path: path, fd: -1} }
@@ -56,13 +61,15 @@ func newDirHandle(path string) dirHandle { return dirHandle{path: path, fd: -1} 
 // renameInto renames the file at oldpath to name in the directory.
 func (h *dirHandle) renameInto(oldpath, name string) error {
 	for attempt := 0; ; attempt++ {
+		if h.fd >= 0 && !h.checked && !h.samePath() {
+			h.close() // new/ was replaced since it was opened
+		}
 		if h.fd < 0 {
-			fd, err := openRaw(h.path, syscall.O_RDONLY|syscall.O_DIRECTORY, 0)
-			if err != nil {
+			if err := h.open(); err != nil {
 				return err
 			}
-			h.fd = fd
 		}
+		h.checked = true
 		err := retry(func() error { return unix.Renameat(unix.AT_FDCWD, oldpath, h.fd, name) })
 		if err == syscall.ENOENT && attempt == 0 {
 			h.close() // new/ may be gone since it was opened: look it up again
@@ -75,9 +82,31 @@ func (h *dirHandle) renameInto(oldpath, name string) error {
 	}
 }
 
+// open opens path and records which directory it is.
+func (h *dirHandle) open() error {
+	fd, err := openRaw(h.path, syscall.O_RDONLY|syscall.O_DIRECTORY, 0)
+	if err != nil {
+		return err
+	}
+	var st syscall.Stat_t
+	if err := syscall.Fstat(fd, &st); err != nil {
+		syscall.Close(fd)
+		return &os.PathError{Op: "fstat", Path: h.path, Err: err}
+	}
+	h.fd, h.dev, h.ino = fd, st.Dev, st.Ino
+	return nil
+}
+
+// samePath reports whether path still names the directory held open.
+func (h *dirHandle) samePath() bool {
+	var st syscall.Stat_t
+	return syscall.Stat(h.path, &st) == nil && st.Dev == h.dev && st.Ino == h.ino
+}
+
 // sync fsyncs the directory, making the renames into it durable. On error
 // the descriptor is closed: the next batch starts afresh.
 func (h *dirHandle) sync() error {
+	h.checked = false // the next batch checks path again
 	if h.fd < 0 {
 		return syncDir(h.path)
 	}
@@ -178,7 +207,10 @@ func copyBody(fd int, body spoolBody) error {
 		case err != nil:
 			return err
 		case n == 0:
-			return io.ErrUnexpectedEOF // the spool file is shorter than its envelope says
+			// Some file systems (FUSE, some network and overlay ones)
+			// answer 0 without copying: read and write instead, which
+			// also tells a spool file shorter than its envelope says.
+			return copyBuffered(fd, body, off)
 		}
 	}
 	return nil

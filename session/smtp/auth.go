@@ -164,7 +164,7 @@ func (s *session) authResponse(initial string, challenge *Reply) ([]byte, *Reply
 			return nil, nil, err
 		}
 		if cap(s.line) > maxCmdLine+1 { // do not keep a long line's buffer around
-			s.line = make([]byte, 0, maxCmdLine+1)
+			s.line = nil // made again only when a line arrives in pieces
 		}
 		if line == "*" {
 			return nil, replyAuthCancel, nil
