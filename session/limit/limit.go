@@ -84,9 +84,10 @@ type Limiter struct {
 
 // failure counts failed logins of one address or account.
 type failure struct {
-	key   string
-	count int
-	last  time.Time // time of the last failure
+	key     string
+	count   int       // failures, attempts still being checked included
+	pending int       // of count, attempts still being checked (not settled)
+	last    time.Time // time of the last failure
 }
 
 // New returns a Limiter for cfg.
@@ -178,9 +179,10 @@ func (l *Limiter) BeginAuth(remote net.Addr, user string) (a *Attempt, delay tim
 	defer l.mu.Unlock()
 	now := l.now()
 	l.expire(now)
-	n := l.count(ipk)
+	n, failed := l.count(ipk)
 	if uk != "" {
-		n = max(n, l.count(uk))
+		un, uf := l.count(uk)
+		n, failed = max(n, un), max(failed, uf)
 	}
 	if l.cfg.AuthFailures > 0 && n >= l.cfg.AuthFailures {
 		return nil, 0, false
@@ -189,12 +191,21 @@ func (l *Limiter) BeginAuth(remote net.Addr, user string) (a *Attempt, delay tim
 	if uk != "" {
 		a.user = l.fail(uk, now)
 	}
-	return a, backoff(l.cfg.AuthDelay, n), true
+	// The delay follows the failures, not the attempts still being checked:
+	// counted in, concurrent logins from one address (a POP3 load, a mail
+	// client with several connections) would wait ever longer after none
+	// failed, each wait keeping the next attempts in flight.
+	return a, backoff(l.cfg.AuthDelay, failed), true
 }
 
 // Failed settles a as a failed login: its place stays counted against the
 // address and the account.
-func (a *Attempt) Failed() { a.settle(func() {}) }
+func (a *Attempt) Failed() {
+	a.settle(func() {
+		a.l.settled(a.ip)
+		a.l.settled(a.user)
+	})
+}
 
 // Succeeded settles a as a successful login: its place is given back to
 // the address, and the account's failures are cleared (the address's
@@ -242,26 +253,46 @@ func backoff(base time.Duration, failures int) time.Duration {
 	return min(d, MaxAuthDelay)
 }
 
-// count returns the failures remembered for key.
-func (l *Limiter) count(key string) int {
+// count returns the failures remembered for key, attempts still being
+// checked included (n), and without them (failed).
+func (l *Limiter) count(key string) (n, failed int) {
 	if e, ok := l.fails[key]; ok {
-		return e.Value.(*failure).count
+		f := e.Value.(*failure)
+		return f.count, f.count - f.pending
 	}
-	return 0
+	return 0, 0
 }
 
-// fail adds one failure to key, making it the most recently touched record
-// and evicting the least recently touched beyond the cap. It returns the
-// record counted in.
+// current reports whether f is still the record of its key (not expired,
+// evicted or replaced since it was counted in).
+func (l *Limiter) current(f *failure) bool {
+	if f == nil {
+		return false
+	}
+	e, ok := l.fails[f.key]
+	return ok && e.Value.(*failure) == f
+}
+
+// settled marks one attempt counted in f as checked: it stays a failure.
+func (l *Limiter) settled(f *failure) {
+	if l.current(f) && f.pending > 0 {
+		f.pending--
+	}
+}
+
+// fail adds one failure to key, as an attempt still being checked (pending),
+// making it the most recently touched record and evicting the least
+// recently touched beyond the cap. It returns the record counted in.
 func (l *Limiter) fail(key string, now time.Time) *failure {
 	if e, ok := l.fails[key]; ok {
 		f := e.Value.(*failure)
 		f.count++
+		f.pending++
 		f.last = now
 		l.order.MoveToBack(e)
 		return f
 	}
-	f := &failure{key: key, count: 1, last: now}
+	f := &failure{key: key, count: 1, pending: 1, last: now}
 	l.fails[key] = l.order.PushBack(f)
 	for l.order.Len() > l.cap { // bounded: at most one over
 		l.forget(l.order.Front().Value.(*failure).key)
@@ -273,12 +304,11 @@ func (l *Limiter) fail(key string, now time.Time) *failure {
 // evicted meanwhile (a new record under the same key holds other
 // failures). A record left with none is dropped.
 func (l *Limiter) unfail(f *failure) {
-	if f == nil {
+	if !l.current(f) {
 		return
 	}
-	e, ok := l.fails[f.key]
-	if !ok || e.Value.(*failure) != f {
-		return
+	if f.pending > 0 {
+		f.pending--
 	}
 	if f.count--; f.count <= 0 {
 		l.forget(f.key)

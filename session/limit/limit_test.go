@@ -449,3 +449,32 @@ func TestReconfigure(t *testing.T) {
 	}
 	rel3()
 }
+
+// TestAuthDelayFollowsFailuresOnly: logins still being checked count
+// toward the lockout but not toward the delay. Counted in, ten concurrent
+// POP3 logins from one address that all succeed waited up to 250 ms × 2⁹
+// (capped at 5 s) each, and each wait kept the next logins in flight.
+func TestAuthDelayFollowsFailuresOnly(t *testing.T) {
+	t.Parallel()
+	l, _ := newTest(Config{AuthFailures: 10, AuthDelay: 250 * time.Millisecond})
+	ip := "127.0.0.1:1"
+	var inFlight []*Attempt
+	for i := range 5 {
+		a, d, ok := l.BeginAuth(tcp(ip), "u"+strconv.Itoa(i))
+		if !ok || d != 0 {
+			t.Fatalf("concurrent attempt %d: delay %v, allowed %v; want no delay (nothing failed)", i+1, d, ok)
+		}
+		inFlight = append(inFlight, a)
+	}
+	inFlight[0].Failed()
+	inFlight[1].Failed()
+	if d, ok := allowed(l, ip, "v"); !ok || d != 500*time.Millisecond {
+		t.Fatalf("after two failures (three still in flight): delay %v, allowed %v; want 500ms", d, ok)
+	}
+	for _, a := range inFlight[2:] {
+		a.Succeeded()
+	}
+	if d, _ := allowed(l, ip, "w"); d != 500*time.Millisecond {
+		t.Fatalf("the address's two failures stand after the successes: delay %v, want 500ms", d)
+	}
+}
