@@ -54,58 +54,42 @@ func TestDeliverShortBodyFails(t *testing.T) {
 	}
 }
 
-// The actor keeps new/ open between deliveries; a new/ removed and created
-// again meanwhile (by an operator or another tool) gets the next message:
-// the rename into the removed directory the descriptor names fails, and is
-// retried on the new one.
+// The actor keeps new/ open between deliveries. A new/ replaced meanwhile
+// (by an operator or another tool) gets the next message, where POP3
+// reads: removed and made again, the rename into the removed directory
+// fails and is retried on the new one; moved aside and made again, the
+// held directory is found not to be the one at the path (device, inode).
 func TestDeliverIntoReplacedNewDir(t *testing.T) {
 	t.Parallel()
-	s := startStore(t, zaptest.NewLogger(t), user1)
-	src := spool(t, t.TempDir(), "m", msgBody(1))
-	if err := s.Deliver(context.Background(), Delivery{User: user1, BodyPath: src}); err != nil {
-		t.Fatalf("Deliver: %v", err)
-	}
-	newDir := filepath.Join(s.root, user1, dirNew)
-	old := filepath.Join(s.root, user1, "new.old")
-	if err := os.Rename(newDir, old); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.RemoveAll(old); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Mkdir(newDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Deliver(context.Background(), Delivery{User: user1, BodyPath: src}); err != nil {
-		t.Fatalf("Deliver after new/ was replaced: %v", err)
-	}
-	if got := names(t, newDir); len(got) != 1 {
-		t.Fatalf("new/ = %v, want the second message", got)
-	}
-}
-
-// TestDeliverIntoMovedNewDir: new/ moved aside (not removed) and made
-// again while the actor holds the old one open gets the next message in the
-// new new/, where POP3 reads, not in the directory moved aside.
-func TestDeliverIntoMovedNewDir(t *testing.T) {
-	t.Parallel()
-	s := startStore(t, zaptest.NewLogger(t), user1)
-	src := spool(t, t.TempDir(), "m", msgBody(1))
-	if err := s.Deliver(context.Background(), Delivery{User: user1, BodyPath: src}); err != nil {
-		t.Fatalf("Deliver: %v", err)
-	}
-	newDir := filepath.Join(s.root, user1, dirNew)
-	old := filepath.Join(s.root, user1, "new.old")
-	if err := os.Rename(newDir, old); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Mkdir(newDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Deliver(context.Background(), Delivery{User: user1, BodyPath: src}); err != nil {
-		t.Fatalf("Deliver after new/ was moved aside: %v", err)
-	}
-	if got, aside := names(t, newDir), names(t, old); len(got) != 1 || len(aside) != 1 {
-		t.Fatalf("new/ = %v, new.old/ = %v: want one message in each", got, aside)
+	for _, removed := range []bool{true, false} {
+		s := startStore(t, zaptest.NewLogger(t), user1)
+		src := spool(t, t.TempDir(), "m", msgBody(1))
+		if err := s.Deliver(context.Background(), Delivery{User: user1, BodyPath: src}); err != nil {
+			t.Fatalf("Deliver: %v", err)
+		}
+		newDir := filepath.Join(s.root, user1, dirNew)
+		old := filepath.Join(s.root, user1, "new.old")
+		if err := os.Rename(newDir, old); err != nil {
+			t.Fatal(err)
+		}
+		if removed {
+			if err := os.RemoveAll(old); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.Mkdir(newDir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Deliver(context.Background(), Delivery{User: user1, BodyPath: src}); err != nil {
+			t.Fatalf("removed %v: Deliver after new/ was replaced: %v", removed, err)
+		}
+		if got := names(t, newDir); len(got) != 1 {
+			t.Fatalf("removed %v: new/ = %v, want the second message", removed, got)
+		}
+		if !removed {
+			if aside := names(t, old); len(aside) != 1 {
+				t.Fatalf("new.old/ = %v, want only the first message", aside)
+			}
+		}
 	}
 }
