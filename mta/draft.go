@@ -14,7 +14,7 @@ import (
 // are keyed by the same canonical form, so that they follow the recipient
 // as queued.
 type envelopeDraft struct {
-	*queue.Draft
+	queue.Writer
 	envelope func(rcpts []string) []string
 	queued   []string
 	dsn      smtp.DSN
@@ -26,9 +26,9 @@ func (d *envelopeDraft) SetDSN(p smtp.DSN) { d.dsn = p }
 func (d *envelopeDraft) Commit(ctx context.Context, from string, rcpts []string) error {
 	env := d.envelope(rcpts)
 	if p := d.params(rcpts); p.Ret != "" || p.EnvID != "" || len(p.Rcpt) > 0 {
-		d.Draft.SetParams(p)
+		d.Writer.SetParams(p)
 	}
-	if err := d.Draft.Commit(ctx, from, env); err != nil {
+	if err := d.Writer.Commit(ctx, from, env); err != nil {
 		return err
 	}
 	d.queued = env

@@ -33,10 +33,10 @@ import (
 // worker, and SMTP and POP3 servers with their listeners.
 type Host struct {
 	Name      string
-	Queue     *queue.Queue
-	Mailboxes *mailbox.Store
-	SMTPAddr  net.Addr // where SMTP listens
-	POP3Addr  net.Addr // where POP3 listens
+	Queue     queue.Spool     // the local spool or the cluster's (queue/jsq)
+	Mailboxes mailbox.Backend // Maildirs or the cluster's (delivery/mailbox/jsbox)
+	SMTPAddr  net.Addr        // where SMTP listens
+	POP3Addr  net.Addr        // where POP3 listens
 
 	// live is what the host decides with its config (accounts, domains,
 	// settings), replaced whole by a reload; readers load it once per
@@ -104,7 +104,7 @@ func NewHost(cfg *config.Config, s *config.Server, dataDir string, tlsConf *tls.
 	h.lim = h.newLimiter(cfg)
 	var err error
 	retryBase, retryMax := cfg.RetryBackoff()
-	h.Queue, err = queue.Open(queue.Options{
+	q, err := queue.Open(queue.Options{
 		Dir: filepath.Join(dataDir, "spool"), Host: s.Name, Workers: cfg.QueueWorkers,
 		MaxMessages: cfg.MaxQueue, Retry: cfg.RetryWaits(), RetryBase: retryBase, RetryMax: retryMax,
 		MaxLifetime: time.Duration(cfg.MaxQueueLifetime), DelayWarning: time.Duration(cfg.DelayWarning),
@@ -114,11 +114,13 @@ func NewHost(cfg *config.Config, s *config.Server, dataDir string, tlsConf *tls.
 	if err != nil {
 		return nil, fmt.Errorf("host %s: %w", s.Name, err)
 	}
-	h.Mailboxes, err = mailbox.New(mailbox.Options{Root: filepath.Join(dataDir, "mail"), Users: hc.users(),
+	h.Queue = q.AsSpool()
+	mb, err := mailbox.New(mailbox.Options{Root: filepath.Join(dataDir, "mail"), Users: hc.users(),
 		Logger: log.With(zap.String(logvocab.Proto, logvocab.Mailbox))})
 	if err != nil {
 		return nil, fmt.Errorf("host %s: %w", s.Name, err)
 	}
+	h.Mailboxes = mb.AsBackend()
 	sc := h.smtpConfig(cfg)
 	sc.Metrics = hm.SMTP
 	h.smtp = smtp.NewServer(sc, smtpBackend{h})

@@ -127,7 +127,7 @@ func (b smtpBackend) NewMessage(ctx context.Context, _ *smtp.Peer) (smtp.Message
 	if err != nil {
 		return nil, err
 	}
-	return &envelopeDraft{Draft: d, envelope: b.h.envelope}, nil
+	return &envelopeDraft{Writer: d, envelope: b.h.envelope}, nil
 }
 
 // pop3Backend authenticates a host's accounts and opens their mailboxes.
@@ -160,7 +160,7 @@ func (b pop3Backend) Open(ctx context.Context, user string) (pop3.Maildrop, erro
 }
 
 // maildrop adapts a mailbox session to pop3.Maildrop.
-type maildrop struct{ s *mailbox.Session }
+type maildrop struct{ s mailbox.Box }
 
 func (m maildrop) List() []pop3.MsgInfo {
 	l := m.s.List()

@@ -118,3 +118,39 @@ func (ss *Session) Close() {
 	case <-a.s.done:
 	}
 }
+
+// Box is one POP3 session's hold on a mailbox, whatever keeps it: a
+// Session of this package's Maildirs or a replicated mailbox (package
+// delivery/mailbox/jsbox). The listing is fixed at open; Commit removes
+// the given messages (0-based indexes) durably and releases the hold.
+type Box interface {
+	List() []Info
+	Open(ctx context.Context, i int) (io.ReadCloser, error)
+	Commit(ctx context.Context, deleted []int) error
+	Close()
+}
+
+// Backend is what a mail host asks of its mailboxes: Store (Maildirs, via
+// AsBackend) or the replicated one on NATS JetStream (jsbox). Open returns
+// ErrNoUser for an unknown user and ErrInUse when another POP3 session
+// holds the mailbox; Add makes the mailboxes of new accounts; Run serves
+// until ctx ends.
+type Backend interface {
+	Deliver(ctx context.Context, d Delivery) error
+	Open(ctx context.Context, user string) (Box, error)
+	Add(users []string) error
+	Run(ctx context.Context) error
+}
+
+// AsBackend returns s as a Backend.
+func (s *Store) AsBackend() Backend { return storeBackend{s} }
+
+type storeBackend struct{ *Store }
+
+func (b storeBackend) Open(ctx context.Context, user string) (Box, error) {
+	ss, err := b.Store.Open(ctx, user)
+	if err != nil {
+		return nil, err
+	}
+	return ss, nil
+}

@@ -81,7 +81,7 @@ func show(ctx context.Context, hosts []Host, req control.Request) *control.Respo
 
 // readBody puts the message's header section (and with body, the whole
 // message) into resp.
-func readBody(q *queue.Queue, id string, body bool, resp *control.Response) error {
+func readBody(q queue.Spool, id string, body bool, resp *control.Response) error {
 	f, err := q.OpenBody(id)
 	if err != nil {
 		return err
@@ -148,7 +148,7 @@ func act(ctx context.Context, hosts []Host, req control.Request) *control.Respon
 }
 
 // do runs req's action on one queue.
-func do(ctx context.Context, q *queue.Queue, req control.Request) ([]queue.ActionResult, error) {
+func do(ctx context.Context, q queue.Spool, req control.Request) ([]queue.ActionResult, error) {
 	switch req.Cmd {
 	case control.CmdRetry:
 		return q.Retry(ctx, req.IDs, req.All)

@@ -41,7 +41,7 @@ const requestTimeout = 30 * time.Second
 // Host is what the server needs of one mail host.
 type Host struct {
 	Name      string
-	Queue     *queue.Queue
+	Queue     queue.Spool
 	Listeners map[string]string       // listener kind → address
 	Sessions  func() (smtp, pop3 int) // open sessions now
 }
