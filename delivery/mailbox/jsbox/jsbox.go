@@ -181,7 +181,9 @@ func (s *Store) provision(ctx context.Context, opt Options) error {
 		Storage:     jetstream.FileStorage,
 		Replicas:    opt.Replicas,
 		Duplicates:  opt.Dedup,
-		AllowDirect: true,
+		// No direct get: a direct get may be answered by a replica that
+		// is not yet caught up, and RETR must find every listed message.
+		AllowDirect: false,
 	})
 	if err != nil {
 		return fmt.Errorf("jsbox: stream %s: %w", s.name, err)
