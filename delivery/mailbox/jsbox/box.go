@@ -26,6 +26,10 @@ const releaseWait = 10 * time.Second
 // trouble makes it wait.
 const listWait = time.Minute
 
+// consumerIdle is how long the server keeps a listing's consumer that was
+// not deleted (its client died mid-listing).
+const consumerIdle = 30 * time.Second
+
 // entry is one listed message.
 type entry struct {
 	info mailbox.Info
@@ -147,16 +151,19 @@ func (s *Store) listing(ctx context.Context, subj string) ([]entry, error) {
 	cons, err := s.js.OrderedConsumer(ctx, s.name, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{subj},
 		HeadersOnly:    true,
+		// Deleted below; this bounds how long one lingers if that fails
+		// (the library's default is 5 minutes: thousands of logins a
+		// minute would leave thousands of idle consumers on the server).
+		InactiveThreshold: consumerIdle,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("jsbox: list: %w", err)
 	}
-	// The ordered consumer is ephemeral: the server removes it once idle.
 	it, err := cons.Messages(jetstream.PullMaxMessages(min(n, 256)))
 	if err != nil {
 		return nil, fmt.Errorf("jsbox: list: %w", err)
 	}
-	defer it.Stop()
+	defer s.dropConsumer(cons, it)
 	ctx, cancel := context.WithTimeout(ctx, listWait)
 	defer cancel()
 	list := make([]entry, 0, n)
@@ -172,6 +179,21 @@ func (s *Store) listing(ctx context.Context, subj string) ([]entry, error) {
 		list = append(list, e)
 	}
 	return list, nil
+}
+
+// dropConsumer stops a listing's iterator and deletes its consumer at once
+// (best effort: the server removes it after consumerIdle anyway).
+func (s *Store) dropConsumer(cons jetstream.Consumer, it jetstream.MessagesContext) {
+	it.Stop()
+	info := cons.CachedInfo()
+	if info == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), releaseWait)
+	defer cancel()
+	if err := s.stream.DeleteConsumer(ctx, info.Name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		s.log.Debug("listing consumer not deleted", zap.String("consumer", info.Name), zap.Error(err))
+	}
 }
 
 // parseEntry reads a listed message's headers.

@@ -295,6 +295,27 @@ func TestDeleAtCommitAndListingFixedForTheSession(t *testing.T) {
 	}
 }
 
+func TestListingLeavesNoConsumer(t *testing.T) {
+	t.Parallel()
+	srv := natstest.Start(t, 0)
+	n := startNode(t, srv, "n1", 0, "alice@mail.test")
+	deliver(t, n.s, "alice@mail.test", "id-1", body1)
+	for range 3 {
+		b := open(t, n.s, "alice@mail.test")
+		if len(b.List()) != 1 {
+			t.Fatalf("listing %+v", b.List())
+		}
+		b.Close()
+	}
+	info, err := n.s.stream.Info(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Consumers != 0 {
+		t.Fatalf("%d consumers left on the stream after three sessions, want 0", info.State.Consumers)
+	}
+}
+
 func TestLargeBodyGoesThroughTheObjectStore(t *testing.T) {
 	t.Parallel()
 	srv := natstest.Start(t, 64*1024)
