@@ -79,6 +79,11 @@ const (
 // object store's own.
 const headerRoom = 4096
 
+// maxChunk caps an object chunk: a delivery or a RETR streaming an object
+// holds about one chunk (plus the library's copy) at a time, so this bounds
+// the memory of a large message, whatever the server's max payload.
+const maxChunk = 256 << 10
+
 // Defaults of Options.
 const (
 	defaultLeaseTTL = 30 * time.Second
@@ -157,7 +162,7 @@ func New(ctx context.Context, opt Options) (*Store, error) {
 		name:     "GOMTA_MB_" + tok,
 		leaseTTL: opt.LeaseTTL,
 		inline:   maxPayload - headerRoom,
-		chunk:    uint32(maxPayload - headerRoom),
+		chunk:    uint32(min(maxPayload-headerRoom, maxChunk)),
 		users:    map[string]bool{},
 		stop:     make(chan struct{}),
 	}

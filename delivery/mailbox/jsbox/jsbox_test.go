@@ -14,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
 	"gomta/delivery/mailbox"
@@ -34,7 +35,7 @@ type node struct {
 
 // startNode connects a new client to srv and runs a Store for testHost on
 // it, as one node of a cluster would; the Store stops at cleanup.
-func startNode(t *testing.T, srv *natstest.Server, name string, ttl time.Duration, users ...string) *node {
+func startNode(t testing.TB, srv *natstest.Server, name string, ttl time.Duration, users ...string) *node {
 	t.Helper()
 	nc, err := nats.Connect(srv.S.ClientURL(), nats.Name(name))
 	if err != nil {
@@ -47,7 +48,11 @@ func startNode(t *testing.T, srv *natstest.Server, name string, ttl time.Duratio
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), ioWait)
 	defer cancel()
-	s, err := New(ctx, Options{JS: js, Host: testHost, Node: name, LeaseTTL: ttl, Users: users, Logger: zaptest.NewLogger(t)})
+	log := zap.NewNop() // a benchmark's log would be its output
+	if _, bench := t.(*testing.B); !bench {
+		log = zaptest.NewLogger(t)
+	}
+	s, err := New(ctx, Options{JS: js, Host: testHost, Node: name, LeaseTTL: ttl, Users: users, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +64,7 @@ func startNode(t *testing.T, srv *natstest.Server, name string, ttl time.Duratio
 }
 
 // halt ends Run and waits for it (its refreshers have stopped then).
-func (n *node) halt(t *testing.T) {
+func (n *node) halt(t testing.TB) {
 	t.Helper()
 	n.stop()
 	select {
@@ -73,7 +78,7 @@ func (n *node) halt(t *testing.T) {
 	}
 }
 
-func ctxT(t *testing.T) context.Context {
+func ctxT(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), ioWait)
 	t.Cleanup(cancel)
 	return ctx
