@@ -394,6 +394,25 @@ func TestUTF8AccountName(t *testing.T) {
 	equal(t, "dotted mailbox", contents(t, c), []string{stored("a.b c@mail.test", body2)})
 }
 
+func TestNewIsIdempotentAcrossNodesStartingAtOnce(t *testing.T) {
+	t.Parallel()
+	srv := natstest.Start(t, 0)
+	errs := make(chan error, 4)
+	for i := range 4 {
+		go func() {
+			_, err := New(ctxT(t), Options{JS: srv.JS, Host: testHost, Node: fmt.Sprint("n", i), Users: []string{"alice@mail.test"}})
+			errs <- err
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatalf("New: %v", err)
+		}
+	}
+	n := startNode(t, srv, "n5", 0, "alice@mail.test") // and once more, later
+	deliver(t, n.s, "alice@mail.test", "id-1", body1)
+}
+
 func TestHostToken(t *testing.T) {
 	t.Parallel()
 	long := strings.Repeat("sub.", 20) + "example.org"
