@@ -92,6 +92,15 @@ func (s *Store) startRefresh(b *Box) {
 	b.refresh.Add(1)
 	s.wg.Go(func() {
 		defer b.refresh.Done()
+		defer func() {
+			if p := recover(); p != nil {
+				// A Box without its refresher loses its lease: end it.
+				b.mu.Lock()
+				b.ended = true
+				b.mu.Unlock()
+				s.log.Error("lease refresher panicked", zap.String(logvocab.User, b.user), zap.Any("panic", p), zap.Stack("stack"))
+			}
+		}()
 		b.refresher()
 	})
 }
