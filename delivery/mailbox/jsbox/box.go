@@ -41,14 +41,16 @@ type entry struct {
 // fixed at Open. It is meant for one goroutine (the POP3 session); Close may
 // be called from anywhere, any number of times.
 type Box struct {
-	s    *Store
-	user string
-	key  string // lease key
-	list []entry
+	s      *Store
+	user   string
+	key    string // lease key
+	holder []byte // lease value: node and session
+	list   []entry
 
-	mu    sync.Mutex
-	rev   uint64 // the lease's revision; under mu
-	ended bool   // Commit or Close ran, or the lease was lost; under mu
+	mu      sync.Mutex
+	rev     uint64    // the lease's revision; under mu
+	expires time.Time // when the lease runs out unless renewed; under mu
+	ended   bool      // Commit or Close ran, or the lease was lost; under mu
 
 	quit     chan struct{} // closed to stop the refresher
 	quitOnce sync.Once
@@ -64,15 +66,16 @@ func (s *Store) Open(ctx context.Context, user string) (mailbox.Box, error) {
 		return nil, err
 	}
 	key := userToken(u)
-	holder := s.node + "/" + nonce()
-	rev, err := s.locks.Create(ctx, key, []byte(holder))
+	holder := []byte(s.node + "/" + nonce())
+	start := time.Now()
+	rev, err := s.locks.Create(ctx, key, holder)
 	if errors.Is(err, jetstream.ErrKeyExists) {
 		return nil, fmt.Errorf("%w: %s", mailbox.ErrInUse, u)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("jsbox: lease %s: %w", u, err)
 	}
-	b := &Box{s: s, user: u, key: key, rev: rev, quit: make(chan struct{})}
+	b := &Box{s: s, user: u, key: key, holder: holder, rev: rev, expires: start.Add(s.leaseTTL), quit: make(chan struct{})}
 	b.list, err = s.listing(ctx, s.subject(key))
 	if err != nil {
 		b.Close()
@@ -105,8 +108,12 @@ func (s *Store) startRefresh(b *Box) {
 	})
 }
 
-// refresher renews the lease every LeaseTTL/3. A renewal that fails means
-// the lease is lost (it expired, or another holder took it): the Box ends.
+// refresher renews the lease every LeaseTTL/3. The lease is lost, and the
+// Box ends, when a renewal finds another revision (the lease expired, or
+// someone removed or took it), or when renewals keep failing (no quorum, a
+// leader being elected) until the lease has run out. Between, a failed
+// renewal is retried at the next tick: a leader election must not end
+// every POP3 session of the cluster.
 func (b *Box) refresher() {
 	t := time.NewTicker(b.s.leaseTTL / 3)
 	defer t.Stop()
@@ -121,7 +128,7 @@ func (b *Box) refresher() {
 		ctx, cancel := context.WithTimeout(context.Background(), b.s.leaseTTL/3)
 		err := b.renew(ctx)
 		cancel()
-		if err != nil {
+		if err != nil && (lostLease(err) || time.Now().After(b.expiry())) {
 			b.mu.Lock()
 			b.ended = true
 			b.mu.Unlock()
@@ -131,17 +138,30 @@ func (b *Box) refresher() {
 	}
 }
 
+// lostLease says whether a renewal's error shows the lease is no longer
+// ours: the key's revision is not the one we hold (JetStream's "wrong last
+// sequence", which the KV library reports as ErrKeyExists).
+func lostLease(err error) bool { return errors.Is(err, jetstream.ErrKeyExists) }
+
+func (b *Box) expiry() time.Time {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.expires
+}
+
 // renew updates the lease at its revision, which also restarts its TTL.
 func (b *Box) renew(ctx context.Context) error {
 	b.mu.Lock()
 	rev := b.rev
 	b.mu.Unlock()
-	next, err := b.s.locks.Update(ctx, b.key, []byte(b.s.node), rev)
+	start := time.Now()
+	next, err := b.s.locks.Update(ctx, b.key, b.holder, rev)
 	if err != nil {
 		return fmt.Errorf("jsbox: renew lease of %s: %w", b.user, err)
 	}
 	b.mu.Lock()
 	b.rev = next
+	b.expires = start.Add(b.s.leaseTTL)
 	b.mu.Unlock()
 	return nil
 }
@@ -289,8 +309,13 @@ func (b *Box) Commit(ctx context.Context, deleted []int) error {
 		}
 	}
 	if err := b.renew(ctx); err != nil {
-		b.s.log.Warn("mailbox lease lost", zap.String(logvocab.User, b.user), zap.String("node", b.s.node), zap.Error(err))
-		return fmt.Errorf("%w: %w", mailbox.ErrDone, err)
+		if lostLease(err) || time.Now().After(b.expiry()) {
+			b.s.log.Warn("mailbox lease lost", zap.String(logvocab.User, b.user), zap.String("node", b.s.node), zap.Error(err))
+			return fmt.Errorf("%w: %w", mailbox.ErrDone, err)
+		}
+		// Not known to be lost, but not confirmed either: delete nothing.
+		b.release()
+		return err
 	}
 	seen := make(map[int]bool, len(deleted))
 	for _, i := range deleted {

@@ -28,8 +28,10 @@
 //     lease key (kv.Create fails when it exists: mailbox.ErrInUse), a
 //     goroutine refreshes it with Update(rev) every LeaseTTL/3, Commit and
 //     Close delete it at its revision. A node that dies leaves a lease that
-//     expires by itself after LeaseTTL. A refresh that fails means the lease
-//     was lost: the Box ends (mailbox.ErrDone) and deletes nothing. Commit
+//     expires by itself after LeaseTTL. A refresh that finds another
+//     revision, or refreshes failing until the lease has run out, mean the
+//     lease was lost: the Box ends (mailbox.ErrDone) and deletes nothing;
+//     a refresh failing for a moment (a leader election) is retried. Commit
 //     refreshes the lease once more before deleting, so a Box whose lease
 //     expired unnoticed deletes nothing either.
 //   - The listing is fixed at Open: the subject's messages counted at that
