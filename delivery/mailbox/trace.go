@@ -38,3 +38,8 @@ func headerSafe(s string) string {
 }
 
 func isCtl(r rune) bool { return r < 0x20 || r == 0x7f }
+
+// TraceHeaders returns the Return-Path and Delivered-To lines local delivery
+// prepends (traceHeaders), so that a mailbox kept elsewhere (jsbox) stores
+// the same octets as a Maildir.
+func TraceHeaders(from, rcpt string) []byte { return traceHeaders(from, rcpt) }

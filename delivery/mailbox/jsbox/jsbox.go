@@ -1,0 +1,416 @@
+// Package jsbox owns the mailboxes of one mail host kept on NATS JetStream,
+// so that every node of a cluster delivers into and serves POP3 from the
+// same replicated mailboxes. It implements mailbox.Backend.
+//
+// Layout, per mail host (token: hostToken, collision-free from the folded
+// host name):
+//
+//   - stream GOMTA_MB_<token>, Limits retention, one subject per mailbox,
+//     gomta.mb.<token>.<user token> (userToken: base64url of the folded
+//     account, so any account name, UTF-8 included, is one safe token);
+//   - object store GOMTA_MBOBJ_<token> for bodies larger than the server's
+//     max payload: streamed in and out, the stream message names the object;
+//   - KV bucket GOMTA_POPLOCK_<token>, TTL = LeaseTTL: the POP3 lease, one
+//     key per mailbox (the user token).
+//
+// Invariants and decisions:
+//
+//   - Deliver returns nil only when JetStream acknowledged the publish (the
+//     message is stored on a quorum of replicas). A message is the trace
+//     lines mailbox.TraceHeaders writes, then the spool file, byte for byte:
+//     POP3 sends the same octets as from a Maildir.
+//   - A delivery carries Nats-Msg-Id "<msg_id>/<user token>": a retried or
+//     redelivered attempt within the stream's Duplicates window (Dedup)
+//     makes no second copy. An object staged for an attempt that turns out
+//     to be a duplicate is deleted again; each attempt's object has its own
+//     name, so a duplicate never overwrites an object a reader is streaming.
+//   - One POP3 session per mailbox across the cluster: Open creates the
+//     lease key (kv.Create fails when it exists: mailbox.ErrInUse), a
+//     goroutine refreshes it with Update(rev) every LeaseTTL/3, Commit and
+//     Close delete it at its revision. A node that dies leaves a lease that
+//     expires by itself after LeaseTTL. A refresh that finds another
+//     revision, or refreshes failing until the lease has run out, mean the
+//     lease was lost: the Box ends (mailbox.ErrDone) and deletes nothing;
+//     a refresh failing for a moment (a leader election) is retried. Commit
+//     refreshes the lease once more before deleting, so a Box whose lease
+//     expired unnoticed deletes nothing either.
+//   - The listing is fixed at Open: the subject's messages counted at that
+//     moment, read oldest first through a headers-only ordered consumer (a
+//     50 MiB message is not read to list it). Only the lease holder deletes,
+//     and new deliveries get higher sequences, so the first N messages the
+//     consumer yields are exactly those counted.
+//   - A message's UID is its stream sequence, stable across sessions and
+//     nodes (a stream never reuses a sequence).
+package jsbox
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base32"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"gomta/delivery/mailbox"
+	"gomta/session/address"
+	"gomta/session/logvocab"
+)
+
+// Headers of a stored message, besides Nats-Msg-Id.
+const (
+	hdrSize   = "Gomta-Size"   // exact octets POP3 sends (trace lines + body)
+	hdrMsgID  = "Gomta-Msg-Id" // the queue's msg_id
+	hdrObject = "Gomta-Object" // the object holding the body; absent: the body is the data
+)
+
+// headerRoom is what a stream message keeps free of its max payload for the
+// headers (ours and JetStream's) and what an object chunk keeps free for the
+// object store's own.
+const headerRoom = 4096
+
+// maxChunk caps an object chunk: a delivery or a RETR streaming an object
+// holds about one chunk (plus the library's copy) at a time, so this bounds
+// the memory of a large message, whatever the server's max payload.
+const maxChunk = 256 << 10
+
+// Defaults of Options.
+const (
+	defaultLeaseTTL = 30 * time.Second
+	defaultDedup    = 2 * time.Hour
+)
+
+var _ mailbox.Backend = (*Store)(nil)
+
+// Options configure a Store.
+type Options struct {
+	JS       jetstream.JetStream
+	Host     string        // mail host name (stream/bucket names derive from it)
+	Node     string        // this node's name (logs, lease holder)
+	Replicas int           // replicas of the stream and buckets; 0: 1
+	Users    []string      // accounts (folded names as the local Store gets them)
+	LeaseTTL time.Duration // POP3 lock lease; 0: 30 s; refreshed at TTL/3 while the session lives
+	Dedup    time.Duration // de-duplication window for deliveries; 0: 2 h
+	Logger   *zap.Logger   // nil: no logging
+}
+
+// Store is the set of mailboxes of one mail host on JetStream.
+type Store struct {
+	js       jetstream.JetStream
+	log      *zap.Logger
+	node     string
+	token    string // the host's token
+	name     string // the stream's name
+	stream   jetstream.Stream
+	objs     jetstream.ObjectStore
+	locks    jetstream.KeyValue
+	leaseTTL time.Duration
+	inline   int64  // largest message kept in the stream itself
+	chunk    uint32 // object chunk size
+
+	mu      sync.RWMutex
+	users   map[string]bool // folded accounts; under mu (Add extends it)
+	stopped bool            // under mu: Run's ctx ended; no refresher starts
+
+	stop chan struct{}  // closed when Run's ctx ends: refreshers stop
+	wg   sync.WaitGroup // running refreshers; Add only under mu while !stopped
+}
+
+// New creates or updates the host's stream, object store and lease bucket
+// (idempotent: every node calls it with the same options) and returns a
+// Store for its users.
+func New(ctx context.Context, opt Options) (*Store, error) {
+	if opt.JS == nil {
+		return nil, errors.New("jsbox: no JetStream")
+	}
+	if opt.Host == "" {
+		return nil, errors.New("jsbox: empty Host")
+	}
+	log := opt.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	if opt.Replicas <= 0 {
+		opt.Replicas = 1
+	}
+	if opt.LeaseTTL <= 0 {
+		opt.LeaseTTL = defaultLeaseTTL
+	}
+	if opt.Dedup <= 0 {
+		opt.Dedup = defaultDedup
+	}
+	maxPayload := opt.JS.Conn().MaxPayload()
+	if maxPayload <= 2*headerRoom {
+		return nil, fmt.Errorf("jsbox: server max payload %d too small", maxPayload)
+	}
+	tok := hostToken(opt.Host)
+	s := &Store{
+		js:       opt.JS,
+		log:      log,
+		node:     opt.Node,
+		token:    tok,
+		name:     "GOMTA_MB_" + tok,
+		leaseTTL: opt.LeaseTTL,
+		inline:   maxPayload - headerRoom,
+		chunk:    uint32(min(maxPayload-headerRoom, maxChunk)),
+		users:    map[string]bool{},
+		stop:     make(chan struct{}),
+	}
+	if err := s.Add(opt.Users); err != nil {
+		return nil, err
+	}
+	if err := s.provision(ctx, opt); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// provision creates or updates the stream and the two buckets.
+func (s *Store) provision(ctx context.Context, opt Options) error {
+	var err error
+	s.stream, err = s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        s.name,
+		Description: "gomta mailboxes of " + opt.Host,
+		Subjects:    []string{"gomta.mb." + s.token + ".>"},
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     jetstream.FileStorage,
+		Replicas:    opt.Replicas,
+		Duplicates:  opt.Dedup,
+		// No direct get: a direct get may be answered by a replica that
+		// is not yet caught up, and RETR must find every listed message.
+		AllowDirect: false,
+	})
+	if err != nil {
+		return fmt.Errorf("jsbox: stream %s: %w", s.name, err)
+	}
+	s.objs, err = s.js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+		Bucket:      "GOMTA_MBOBJ_" + s.token,
+		Description: "gomta large mailbox messages of " + opt.Host,
+		Storage:     jetstream.FileStorage,
+		Replicas:    opt.Replicas,
+	})
+	if err != nil {
+		return fmt.Errorf("jsbox: object store of %s: %w", opt.Host, err)
+	}
+	s.locks, err = s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      "GOMTA_POPLOCK_" + s.token,
+		Description: "gomta POP3 leases of " + opt.Host,
+		TTL:         opt.LeaseTTL,
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    opt.Replicas,
+	})
+	if err != nil {
+		return fmt.Errorf("jsbox: lease bucket of %s: %w", opt.Host, err)
+	}
+	return nil
+}
+
+// Add extends the set of accounts (a reload). Mailboxes need no creation: a
+// subject exists once mail is delivered to it. An account is never removed.
+func (s *Store) Add(users []string) error {
+	var errs []error
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, u := range users {
+		key := address.Account(u)
+		if key == "" {
+			errs = append(errs, fmt.Errorf("jsbox: empty user %q", u))
+			continue
+		}
+		s.users[key] = true
+	}
+	return errors.Join(errs...)
+}
+
+// user folds name and checks it is an account here.
+func (s *Store) user(name string) (string, error) {
+	key := address.Account(name)
+	s.mu.RLock()
+	ok := s.users[key]
+	s.mu.RUnlock()
+	if !ok {
+		return "", fmt.Errorf("%w: %s", mailbox.ErrNoUser, name)
+	}
+	return key, nil
+}
+
+// Run serves until ctx ends, then stops the lease refreshers and returns
+// nil once they have stopped. Leases of Boxes still open then expire by
+// themselves after LeaseTTL.
+func (s *Store) Run(ctx context.Context) error {
+	<-ctx.Done()
+	s.mu.Lock()
+	if !s.stopped {
+		s.stopped = true
+		close(s.stop)
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	return nil
+}
+
+// Deliver stores the spool file at d.BodyPath, after the trace lines, as a
+// new message of d.User's mailbox. It returns nil only once JetStream
+// acknowledged it, and logs "message delivered" with its stream sequence.
+// When ctx ends first the message may still be stored (at-least-once; a
+// retry within the Dedup window is then recognised as a duplicate).
+func (s *Store) Deliver(ctx context.Context, d mailbox.Delivery) error {
+	start := time.Now()
+	user, err := s.user(d.User)
+	if err != nil {
+		return err
+	}
+	seq, size, dup, err := s.store(ctx, user, d)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Warn("delivery failed", zap.String("msg_id", d.MsgID), zap.String(logvocab.User, user), zap.Error(err))
+		}
+		return err
+	}
+	s.log.Info("message delivered",
+		zap.String("msg_id", d.MsgID),
+		zap.String(logvocab.User, user),
+		zap.String(logvocab.Rcpt, d.Rcpt),
+		zap.Uint64("seq", seq),
+		zap.Bool("duplicate", dup),
+		zap.Int64("bytes", size),
+		zap.Int64("duration_ms", time.Since(start).Milliseconds()))
+	return nil
+}
+
+// store publishes one delivery and returns its stream sequence, its size in
+// octets and whether JetStream found it a duplicate of an earlier attempt.
+func (s *Store) store(ctx context.Context, user string, d mailbox.Delivery) (uint64, int64, bool, error) {
+	f, err := os.Open(d.BodyPath)
+	if err != nil {
+		return 0, 0, false, fmt.Errorf("jsbox: open body: %w", err)
+	}
+	defer f.Close()
+	size := d.Size
+	if size <= 0 {
+		fi, err := f.Stat()
+		if err != nil {
+			return 0, 0, false, fmt.Errorf("jsbox: body: %w", err)
+		}
+		size = fi.Size()
+	}
+	trace := mailbox.TraceHeaders(d.From, user)
+	total := int64(len(trace)) + size
+	utok := userToken(user)
+	msg := nats.NewMsg(s.subject(utok))
+	msg.Header.Set(hdrSize, strconv.FormatInt(total, 10))
+	msg.Header.Set(hdrMsgID, headerValue(d.MsgID))
+	var obj string
+	if total > s.inline {
+		obj, err = s.putObject(ctx, d.MsgID, utok, total, io.MultiReader(bytes.NewReader(trace), f))
+		if err != nil {
+			return 0, 0, false, err
+		}
+		msg.Header.Set(hdrObject, obj)
+	} else {
+		msg.Data = make([]byte, total)
+		copy(msg.Data, trace)
+		if _, err := io.ReadFull(f, msg.Data[len(trace):]); err != nil {
+			return 0, 0, false, fmt.Errorf("jsbox: read body: %w", err)
+		}
+	}
+	opts := []jetstream.PublishOpt{jetstream.WithExpectStream(s.name)}
+	if d.MsgID != "" {
+		opts = append(opts, jetstream.WithMsgID(headerValue(d.MsgID)+"/"+utok))
+	}
+	ack, err := s.js.PublishMsg(ctx, msg, opts...)
+	if err != nil {
+		s.dropObject(obj)
+		return 0, 0, false, fmt.Errorf("jsbox: publish: %w", err)
+	}
+	if ack.Duplicate {
+		// The earlier attempt's message names its own object.
+		s.dropObject(obj)
+	}
+	return ack.Sequence, total, ack.Duplicate, nil
+}
+
+// putObject streams r (want octets) into a new object and returns its name.
+func (s *Store) putObject(ctx context.Context, msgID, utok string, want int64, r io.Reader) (string, error) {
+	name := msgID + "/" + utok + "/" + nonce()
+	info, err := s.objs.Put(ctx, jetstream.ObjectMeta{
+		Name: name,
+		Opts: &jetstream.ObjectMetaOptions{ChunkSize: s.chunk},
+	}, io.LimitReader(r, want))
+	if err != nil {
+		return "", fmt.Errorf("jsbox: put object: %w", err)
+	}
+	if int64(info.Size) != want {
+		// The spool file is shorter than the queue said: the size POP3
+		// announces would be wrong.
+		s.dropObject(name)
+		return "", fmt.Errorf("jsbox: body has %d octets, want %d", info.Size, want)
+	}
+	return name, nil
+}
+
+// dropObject deletes an object no message names (best effort: an object
+// left behind costs space, never a wrong message).
+func (s *Store) dropObject(name string) {
+	if name == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.objs.Delete(ctx, name); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
+		s.log.Warn("object not removed", zap.String("object", name), zap.Error(err))
+	}
+}
+
+func (s *Store) subject(utok string) string { return "gomta.mb." + s.token + "." + utok }
+
+// hostToken names a mail host in stream, subject and bucket names: the
+// folded host name (a domain is case-insensitive) in base32hex without
+// padding ("E" + …), whose alphabet (0-9, A-V) is safe in all of them and
+// keeps distinct names distinct; a name whose encoding would be over 64
+// characters is "Z" + its SHA-256 in hex, so that names stay under the
+// server's limits.
+func hostToken(host string) string {
+	h := strings.ToLower(strings.TrimSuffix(host, "."))
+	enc := base32.HexEncoding.WithPadding(base32.NoPadding).EncodeToString([]byte(h))
+	if len(enc) <= 64 {
+		return "E" + enc
+	}
+	sum := sha256.Sum256([]byte(h))
+	return "Z" + strings.ToUpper(hex.EncodeToString(sum[:]))
+}
+
+// userToken names a mailbox in a subject and a KV key: base64url without
+// padding of the folded account, whose alphabet (A-Z a-z 0-9 - _) is valid
+// in both, whatever the name (UTF-8, dots, spaces).
+func userToken(user string) string { return base64.RawURLEncoding.EncodeToString([]byte(user)) }
+
+// headerValue drops what would end a header line.
+func headerValue(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, s)
+}
+
+// nonce is 16 random hex digits.
+func nonce() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	return hex.EncodeToString(b[:])
+}
