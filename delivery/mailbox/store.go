@@ -218,8 +218,9 @@ type Delivery struct {
 }
 
 // Deliver stores the committed spool file at d.BodyPath, after the
-// Return-Path and Delivered-To lines (traceHeaders), as a new message for
-// d.User, under a name that carries d.MsgID. It returns nil only when the
+// Return-Path and Delivered-To lines (traceHeaders) unless it starts with
+// them (d.TraceLen: then it is linked), as a new message for d.User, under
+// a name that carries d.MsgID. It returns nil only when the
 // message is durable, and then logs "message delivered" with the file name.
 // When ctx ends first, the message may still be delivered (at-least-once).
 func (s *Store) Deliver(ctx context.Context, d Delivery) error {
@@ -293,8 +294,9 @@ func (s *Store) deliverLinked(ctx context.Context, a *actor, d Delivery, prefix 
 	err := s.publish(ctx, a, req)
 	var le *linkError
 	if errors.As(err, &le) {
-		if errors.Is(err, syscall.EXDEV) {
-			s.noLink.Store(true)
+		if errors.Is(err, syscall.EXDEV) && s.noLink.CompareAndSwap(false, true) {
+			s.log.Warn("spool and mailboxes on two file systems: local delivery copies every message",
+				zap.Error(err))
 		}
 		s.log.Debug("link into the mailbox failed, copying", zap.String("msg_id", d.MsgID), zap.Error(err))
 		return nil, 0, nil
