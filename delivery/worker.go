@@ -213,7 +213,10 @@ func (w *Worker) deliverLocal(ctx context.Context, log *zap.Logger, m *queue.Mes
 	if !ok {
 		return errNoMailbox
 	}
-	d := mailbox.Delivery{User: user, Rcpt: rcpt, From: m.From, MsgID: m.ID, BodyPath: m.BodyPath, Size: m.Size}
+	// A body that starts with trace fields (written at DATA for its only
+	// recipient) is linked into that mailbox, or has them skipped for another.
+	d := mailbox.Delivery{User: user, Rcpt: rcpt, From: m.From, MsgID: m.ID, BodyPath: m.BodyPath, Size: m.Size,
+		TraceLen: m.Trace.Len, TraceTo: m.Trace.To}
 	if err := w.Mailboxes.Deliver(ctx, d); err != nil {
 		log.Warn("local delivery failed", zap.String("rcpt", rcpt), zap.Error(err))
 		return fmt.Errorf("mailbox %s: %w", user, err) // temporary: disk, shutdown

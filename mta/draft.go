@@ -3,7 +3,9 @@ package mta
 import (
 	"context"
 
+	"gomta/delivery/mailbox"
 	"gomta/queue"
+	"gomta/session/address"
 	"gomta/session/smtp"
 )
 
@@ -16,8 +18,57 @@ import (
 type envelopeDraft struct {
 	queue.Writer
 	envelope func(rcpts []string) []string
+	// traceFor gives the trace fields for the envelope when its only
+	// recipient is a local account (Host.traceFor); nil: never (the queue
+	// or the mailboxes cannot link, so the fields would save nothing).
+	traceFor func(from string, rcpts []string) (fields []byte, account string, ok bool)
 	queued   []string
 	dsn      smtp.DSN
+}
+
+// traceWriter is a queue draft that can start with trace fields
+// (queue.Draft.WriteTrace).
+type traceWriter interface {
+	WriteTrace(p []byte, to string) error
+}
+
+// linker is a mailbox backend that links a spool file starting with a
+// mailbox's trace fields rather than copying it (mailbox.Store).
+type linker interface{ LinksTrace() bool }
+
+// WriteTrace implements smtp.TraceWriter: a message whose only recipient,
+// canonical, is a local account starts with the Return-Path and
+// Delivered-To its mailbox will have, so that local delivery hard-links
+// the spool file instead of copying it (one inode and one file fsync per
+// message); the queue records them and keeps them from relays and reports.
+func (d *envelopeDraft) WriteTrace(from string, rcpts []string) (int, error) {
+	if d.traceFor == nil {
+		return 0, nil
+	}
+	fields, acct, ok := d.traceFor(from, rcpts)
+	if !ok {
+		return 0, nil
+	}
+	if err := d.Writer.(traceWriter).WriteTrace(fields, acct); err != nil {
+		return 0, err
+	}
+	return len(fields), nil
+}
+
+// traceFor is the trace fields of a message from from to rcpts when its
+// envelope holds one recipient, a local account (as the worker will find
+// it at delivery, Worker.Account).
+func (h *Host) traceFor(from string, rcpts []string) ([]byte, string, bool) {
+	env := h.envelope(rcpts)
+	if len(env) != 1 || !h.isLocal(address.Domain(env[0])) {
+		return nil, "", false
+	}
+	acct, ok := h.account(env[0])
+	if !ok {
+		return nil, "", false
+	}
+	fields, account := mailbox.TraceFields(from, acct)
+	return fields, account, true
 }
 
 // SetDSN implements smtp.DSNWriter.

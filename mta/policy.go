@@ -127,7 +127,13 @@ func (b smtpBackend) NewMessage(ctx context.Context, _ *smtp.Peer) (smtp.Message
 	if err != nil {
 		return nil, err
 	}
-	return &envelopeDraft{Writer: d, envelope: b.h.envelope}, nil
+	ed := &envelopeDraft{Writer: d, envelope: b.h.envelope}
+	if _, ok := d.(traceWriter); ok {
+		if l, ok := b.h.Mailboxes.(linker); ok && l.LinksTrace() {
+			ed.traceFor = b.h.traceFor
+		}
+	}
+	return ed, nil
 }
 
 // pop3Backend authenticates a host's accounts and opens their mailboxes.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"os"
 	"time"
 )
 
@@ -18,14 +17,14 @@ type Message struct {
 	Final    bool      // the last attempt allowed: temporary failures must be treated as permanent
 	Expires  time.Time // when the message stops being retried (Options.MaxLifetime); zero: never
 	BodyPath string    // spool file holding the body (Received header included); read-only
-	Size     int64     // body size in octets
+	Size     int64     // the spool file's size in octets (trace fields included)
+	// Trace, when Len > 0, says that the spool file starts with the trace
+	// fields local delivery would add (trace.go); Open skips them.
+	Trace Trace
 	// DSN is the sender's DSN parameters (RFC 3461), keyed by recipient
 	// as queued; read-only.
 	DSN Params
 }
-
-// Open opens the body for reading.
-func (m *Message) Open() (io.ReadCloser, error) { return os.Open(m.BodyPath) }
 
 // Result is the outcome for one recipient of a delivery attempt.
 type Result struct {

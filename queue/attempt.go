@@ -90,7 +90,7 @@ func (q *Queue) settle(ctx context.Context, h Handler, env *envelope, m *Message
 	}
 	q.warnDelay(ctx, h, env, log)
 	if len(left) == 0 && len(env.Failed) == 0 && len(env.Succeeded) == 0 {
-		if err := q.remove(env.ID); err != nil {
+		if err := q.removeEnv(env); err != nil {
 			log.Error("message not removed from the spool", zap.Error(err))
 		}
 		log.Info("message done", zap.Int("attempt", m.Attempt),

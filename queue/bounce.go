@@ -152,6 +152,7 @@ func (q *Queue) message(env *envelope, n int) *Message {
 		Expires:  q.sched.expires(env.Received),
 		BodyPath: q.bodyPath(env.ID),
 		Size:     env.Size,
+		Trace:    traceOf(env),
 		DSN:      env.Params,
 	}
 }

@@ -132,7 +132,7 @@ func (s *scheduler) drop(ctx context.Context, e *entry, bounce bool) ActionResul
 			done = "dropped (null sender: no bounce)"
 		}
 	}
-	if err := s.q.remove(env.ID); err != nil {
+	if err := s.q.removeEnv(env); err != nil {
 		log.Error("message not removed from the spool", zap.Error(err))
 	}
 	delete(s.entries, env.ID)

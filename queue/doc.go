@@ -27,7 +27,10 @@
 //	                  (mode 0400), made 0440 with a copy of its envelope in the
 //	                  extended attribute user.gomta.envelope at Commit, before
 //	                  its fsync; never modified once committed (local
-//	                  delivery copies it into the Maildir)
+//	                  delivery copies it into the Maildir, or hard-links it
+//	                  when it starts with the trace fields of its only
+//	                  recipient, trace.go: msg/ and the Maildirs on one
+//	                  file system spare an inode and a file fsync)
 //	journal           append-only envelope journal (journal.go): add (whole
 //	                  envelope), update (after an attempt) and done records,
 //	                  each length-prefixed and CRC-32C checked

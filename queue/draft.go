@@ -26,6 +26,8 @@ type Draft struct {
 	done bool
 	// params is the DSN parameters (SetParams), stored with the envelope.
 	params Params
+	// trace is the trace fields the body starts with (WriteTrace).
+	trace *Trace
 }
 
 // NewMessage starts a draft: its body file is created in msg/ at once (a
@@ -153,6 +155,7 @@ func (d *Draft) Commit(ctx context.Context, from string, rcpts []string) error {
 		Size:     d.size,
 		Next:     now,
 		Params:   d.params.only(rcpts),
+		Trace:    d.trace,
 	}
 	data, err := json.Marshal(env)
 	if err != nil {

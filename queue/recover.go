@@ -172,6 +172,9 @@ func (q *Queue) orphan(id string, st *loadCounts) *envelope {
 	p := q.bodyPath(id)
 	fi, err := os.Lstat(p)
 	if err == nil && fi.Mode().IsRegular() && (q.doneIDs[id] || fi.Mode().Perm() == modeDraft) {
+		if q.doneIDs[id] {
+			q.dropCopy(id) // it may be linked into a Maildir (trace.go)
+		}
 		err = os.Remove(p)
 		if err == nil {
 			st.stale++

@@ -35,6 +35,10 @@ type envelope struct {
 	// Succeeded holds delivered rcpts whose success notice (NOTIFY=SUCCESS)
 	// is not queued yet, Failure.Action saying "delivered" or "relayed".
 	Succeeded []Failure `json:"succeeded,omitempty"`
+	// Trace is set when the body starts with local delivery's trace fields
+	// (trace.go); absent in records written before it existed, and for
+	// every message with more than one recipient or a remote one.
+	Trace *Trace `json:"trace,omitempty"`
 }
 
 func (q *Queue) bodyPath(id string) string { return filepath.Join(q.msgDir, id) }

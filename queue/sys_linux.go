@@ -153,3 +153,17 @@ func getXattr(path, name string) ([]byte, error) {
 	}
 	return nil, &os.PathError{Op: "getxattr", Path: path, Err: unix.ERANGE}
 }
+
+// removeXattr removes an extended attribute of a file (removexattr(2)).
+func removeXattr(path, name string) error {
+	for {
+		err := unix.Removexattr(path, name)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return &os.PathError{Op: "removexattr", Path: path, Err: err}
+		}
+		return nil
+	}
+}

@@ -42,3 +42,5 @@ var errNoXattr = errors.New("extended attributes not supported here")
 func (*bodyFile) setXattr(string, []byte) error { return errNoXattr }
 
 func getXattr(string, string) ([]byte, error) { return nil, errNoXattr }
+
+func removeXattr(string, string) error { return errNoXattr }

@@ -25,11 +25,21 @@ type request interface {
 }
 
 // deliverReq publishes a message staged as tmp/<name> by renaming it into
-// new/<name>.
+// new/<name>, or, when src is set, by hard-linking the spool file src
+// (which starts with this mailbox's trace fields) into new/<name>.
 type deliverReq struct {
-	name  string // unique name in tmp/ and, once answered, in new/
+	name  string // unique name in tmp/ (unless src is set) and, once answered, in new/
+	src   string // the spool file to link, "" for a staged copy
 	reply chan error
 }
+
+// linkError is a link into new/ that failed: the delivery falls back to a
+// staged copy (EXDEV: the spool and the Maildir on two file systems;
+// EMLINK, EPERM...).
+type linkError struct{ err error }
+
+func (e *linkError) Error() string { return "mailbox: link: " + e.err.Error() }
+func (e *linkError) Unwrap() error { return e.err }
 
 // openReq takes the POP3 lock for ss and fills ss.list.
 type openReq struct {
@@ -194,6 +204,14 @@ func (a *actor) deliver(batch []*deliverReq) {
 	errs := make([]error, len(batch))
 	published := 0
 	for i, d := range batch {
+		if d.src != "" {
+			if err := a.link(d); err != nil {
+				errs[i] = &linkError{err}
+				continue
+			}
+			published++
+			continue
+		}
 		if err := a.newDir.renameInto(filepath.Join(tmpDir, d.name), d.name); err != nil {
 			errs[i] = fmt.Errorf("mailbox: publish %s: %w", d.name, err)
 			os.Remove(filepath.Join(tmpDir, d.name))
@@ -215,6 +233,17 @@ func (a *actor) deliver(batch []*deliverReq) {
 	for i, d := range batch {
 		d.reply <- errs[i]
 	}
+}
+
+// link hard-links d.src into new/ as d.name; the Store's test hook may
+// fail it first.
+func (a *actor) link(d *deliverReq) error {
+	if a.s.failLink != nil {
+		if err := a.s.failLink(); err != nil {
+			return err
+		}
+	}
+	return a.newDir.linkInto(d.src, d.name)
 }
 
 func (a *actor) open(r *openReq) {

@@ -201,16 +201,21 @@ type entry struct {
 }
 
 // stage writes the message file — prefix, then the committed spool file
-// src of bodySize octets (< 0: unknown, found by fstat) — into dir/tmp
-// under a fresh unique name and fsyncs it. It returns the name and the
-// file's size, which the name records.
-func (s *Store) stage(dir string, prefix []byte, src string, bodySize int64, msgID string) (name string, size int64, err error) {
+// src of bodySize octets (< 0: unknown, found by fstat) from octet skip on
+// (past trace fields written for another account) — into dir/tmp under a
+// fresh unique name and fsyncs it. It returns the name and the file's
+// size, which the name records.
+func (s *Store) stage(dir string, prefix []byte, src string, bodySize, skip int64, msgID string) (name string, size int64, err error) {
 	body, err := openBody(src, bodySize)
 	if err != nil {
 		return "", 0, fmt.Errorf("mailbox: open %s: %w", src, err)
 	}
 	defer body.close()
-	size = int64(len(prefix)) + body.size
+	if skip < 0 || skip > body.size {
+		return "", 0, fmt.Errorf("mailbox: stage %s: %d octets of trace fields in a body of %d", src, skip, body.size)
+	}
+	body.off = skip
+	size = int64(len(prefix)) + body.size - skip
 	// A name collision is practically impossible (counter + random), but a
 	// retry is cheap and bounded.
 	for range 3 {

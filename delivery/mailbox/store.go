@@ -13,8 +13,14 @@
 //     file copied kernel-side (copy_file_range) — is written to tmp/ under a
 //     unique name and fsync'd, and the actor renames it into new/. Then new/
 //     is fsync'd: deliveries that queue up at the actor at once share one
-//     directory fsync (group commit). The header lines differ per recipient,
-//     so a message is never a hard link of the spool file.
+//     directory fsync (group commit). A spool file that already starts with
+//     this mailbox's two lines (the queue wrote them at DATA for a message
+//     whose only recipient is local: Delivery.TraceLen, TraceFields) is
+//     hard-linked into new/ by the actor instead: the spool fsync'd it
+//     before its 250, so the batch's directory fsync makes it durable, one
+//     inode and one file fsync per message. Where the link fails (EXDEV:
+//     spool and Maildir on two file systems), it is copied as it is, its
+//     two lines not written twice.
 //   - A message's unique name carries its queue msg_id (in the R field,
 //     which the msg_id's random bits fill), so that a POP3 session can name
 //     the message it serves (Info.MsgID); the delivery is logged once
@@ -52,6 +58,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -89,6 +96,12 @@ type Store struct {
 	counter atomic.Uint64
 	running atomic.Bool
 	done    chan struct{} // closed when Run returns
+	// noLink is set once a link from the spool into a Maildir met EXDEV:
+	// they are on two file systems, every later delivery copies.
+	noLink atomic.Bool
+	// failLink, set by tests before Run, fails links into new/ (to take
+	// the copy fallback); nil in production.
+	failLink func() error
 }
 
 // maxBatch is the most deliveries one new/ fsync covers (group commit). A
@@ -196,11 +209,18 @@ type Delivery struct {
 	// Size is the spool file's length as the queue recorded it (a body is
 	// never modified once committed), which spares an fstat; 0: unknown.
 	Size int64
+	// TraceLen > 0 says that the spool file starts with TraceLen octets of
+	// trace fields (TraceFields) naming the account TraceTo. For that
+	// account, the spool file is hard-linked into new/ as it is; for
+	// another, the fields are skipped and the account's own written.
+	TraceLen int64
+	TraceTo  string
 }
 
 // Deliver stores the committed spool file at d.BodyPath, after the
-// Return-Path and Delivered-To lines (traceHeaders), as a new message for
-// d.User, under a name that carries d.MsgID. It returns nil only when the
+// Return-Path and Delivered-To lines (traceHeaders) unless it starts with
+// them (d.TraceLen: then it is linked), as a new message for d.User, under
+// a name that carries d.MsgID. It returns nil only when the
 // message is durable, and then logs "message delivered" with the file name.
 // When ctx ends first, the message may still be delivered (at-least-once).
 func (s *Store) Deliver(ctx context.Context, d Delivery) error {
@@ -213,17 +233,27 @@ func (s *Store) Deliver(ctx context.Context, d Delivery) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	// The copy is staged in tmp/ here, in parallel with other deliveries (it
-	// touches no mailbox state); the actor renames it into new/.
-	req := &deliverReq{}
-	var size int64
-	bodySize := d.Size
-	if bodySize <= 0 {
-		bodySize = -1
-	}
-	req.name, size, err = s.stage(a.dir, traceHeaders(d.From, a.user), bodyPath, bodySize, d.MsgID)
-	if err == nil {
-		err = s.publish(ctx, a, req)
+	prefix := traceHeaders(d.From, a.user)
+	req, size, err := s.deliverLinked(ctx, a, d, prefix)
+	if req == nil {
+		// The copy is staged in tmp/ here, in parallel with other
+		// deliveries (it touches no mailbox state); the actor renames it
+		// into new/. A body that starts with this account's trace fields
+		// is copied as it is (a link that failed); one that starts with
+		// another's has them skipped.
+		req = &deliverReq{}
+		skip := d.TraceLen
+		if d.TraceLen > 0 && d.TraceTo == a.user && int64(len(prefix)) == d.TraceLen {
+			prefix, skip = nil, 0
+		}
+		bodySize := d.Size
+		if bodySize <= 0 {
+			bodySize = -1
+		}
+		req.name, size, err = s.stage(a.dir, prefix, bodyPath, bodySize, skip, d.MsgID)
+		if err == nil {
+			err = s.publish(ctx, a, req)
+		}
 	}
 	if err != nil {
 		if ctx.Err() == nil {
@@ -240,6 +270,44 @@ func (s *Store) Deliver(ctx context.Context, d Delivery) error {
 		zap.Int64("duration_ms", time.Since(start).Milliseconds()))
 	return nil
 }
+
+// deliverLinked delivers a spool file that starts with a's trace fields
+// (prefix) by having the actor hard-link it into new/: the queue fsync'd
+// the file before its 250, so the directory fsync the actor group-commits
+// is all the link needs, and no inode is created. It returns a nil request
+// when the link was not tried or failed (linkError) without creating
+// anything: the caller stages a copy instead. EXDEV (the spool on another
+// file system) stops the Store trying.
+func (s *Store) deliverLinked(ctx context.Context, a *actor, d Delivery, prefix []byte) (*deliverReq, int64, error) {
+	if d.TraceLen <= 0 || d.TraceTo != a.user || int64(len(prefix)) != d.TraceLen || s.noLink.Load() {
+		return nil, 0, nil
+	}
+	size := d.Size
+	if size <= 0 {
+		fi, err := os.Stat(d.BodyPath)
+		if err != nil {
+			return nil, 0, fmt.Errorf("mailbox: stat %s: %w", d.BodyPath, err)
+		}
+		size = fi.Size()
+	}
+	req := &deliverReq{src: d.BodyPath, name: s.newName(d.MsgID, size)}
+	err := s.publish(ctx, a, req)
+	var le *linkError
+	if errors.As(err, &le) {
+		if errors.Is(err, syscall.EXDEV) && s.noLink.CompareAndSwap(false, true) {
+			s.log.Warn("spool and mailboxes on two file systems: local delivery copies every message",
+				zap.Error(err))
+		}
+		s.log.Debug("link into the mailbox failed, copying", zap.String("msg_id", d.MsgID), zap.Error(err))
+		return nil, 0, nil
+	}
+	return req, size, err
+}
+
+// LinksTrace reports whether Deliver links a spool file that starts with
+// the mailbox's TraceFields rather than copying it: a queue gains by
+// writing them (false once a link met EXDEV).
+func (s *Store) LinksTrace() bool { return !s.noLink.Load() }
 
 // publish hands one delivery to the actor and waits for its answer. When
 // ctx ends first, the actor finishes (or undoes) the delivery on its own; a

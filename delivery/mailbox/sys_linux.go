@@ -82,6 +82,32 @@ func (h *dirHandle) renameInto(oldpath, name string) error {
 	}
 }
 
+// linkInto hard-links the file at oldpath into the directory as name
+// (linkat(2), not following a symbolic link). A new/ looked up again is
+// handled as in renameInto.
+func (h *dirHandle) linkInto(oldpath, name string) error {
+	for attempt := 0; ; attempt++ {
+		if h.fd >= 0 && !h.checked && !h.samePath() {
+			h.close()
+		}
+		if h.fd < 0 {
+			if err := h.open(); err != nil {
+				return err
+			}
+		}
+		h.checked = true
+		err := retry(func() error { return unix.Linkat(unix.AT_FDCWD, oldpath, h.fd, name, 0) })
+		if err == syscall.ENOENT && attempt == 0 {
+			h.close() // new/ (or the spool file) may be gone: look new/ up again
+			continue
+		}
+		if err != nil {
+			return &os.LinkError{Op: "link", Old: oldpath, New: h.path + "/" + name, Err: err}
+		}
+		return nil
+	}
+}
+
 // open opens path and records which directory it is.
 func (h *dirHandle) open() error {
 	fd, err := openRaw(h.path, syscall.O_RDONLY|syscall.O_DIRECTORY, 0)
@@ -133,7 +159,8 @@ func (h *dirHandle) close() {
 // delivery, and nothing here needs the poller or an *os.File.
 type spoolBody struct {
 	fd   int
-	size int64
+	off  int64 // where the copy starts: past trace fields not copied
+	size int64 // the file's size
 }
 
 // openBody opens the spool file at path for reading. size is its length
@@ -161,10 +188,10 @@ func openBody(path string, size int64) (spoolBody, error) {
 
 func (b spoolBody) close() { syscall.Close(b.fd) }
 
-// writeMessage creates dst (O_EXCL, 0600), writes prefix and then the whole
-// body from its start, and, when sync is set, fsyncs it. The body is copied
+// writeMessage creates dst (O_EXCL, 0600), writes prefix and then the
+// body from body.off to its end, and, when sync is set, fsyncs it. The body is copied
 // kernel-side (copy_file_range) when the file system allows it, else
-// through a buffer; either way from offset 0, so a retry under a new name
+// through a buffer; either way from body.off, so a retry under a new name
 // copies it whole again. Raw descriptors throughout: os.NewFile would
 // ask each descriptor for its flags (an fcntl per file per delivery).
 func writeMessage(dst string, prefix []byte, body spoolBody, sync bool) (err error) {
@@ -194,9 +221,9 @@ func writeMessage(dst string, prefix []byte, body spoolBody, sync bool) (err err
 	return nil
 }
 
-// copyBody appends body.size octets of body, read from offset 0, to fd.
+// copyBody appends body from body.off to its end to fd.
 func copyBody(fd int, body spoolBody) error {
-	var off int64
+	off := body.off
 	for off < body.size {
 		n, err := unix.CopyFileRange(body.fd, &off, fd, nil, int(body.size-off), 0)
 		switch {

@@ -30,7 +30,8 @@ func syncDir(dir string) error {
 // spoolBody is the committed spool file being copied into a mailbox.
 type spoolBody struct {
 	f    *os.File
-	size int64
+	off  int64 // where the copy starts: past trace fields not copied
+	size int64 // the file's size
 }
 
 // openBody opens the spool file at path; size < 0: unknown, found by stat.
@@ -55,8 +56,8 @@ func openBody(path string, size int64) (spoolBody, error) {
 
 func (b spoolBody) close() { b.f.Close() }
 
-// writeMessage creates dst (O_EXCL, 0600), writes prefix and then the whole
-// body from its start, and, when sync is set, fsyncs it.
+// writeMessage creates dst (O_EXCL, 0600), writes prefix and then the
+// body from body.off to its end, and, when sync is set, fsyncs it.
 func writeMessage(dst string, prefix []byte, body spoolBody, sync bool) (err error) {
 	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
@@ -73,7 +74,7 @@ func writeMessage(dst string, prefix []byte, body spoolBody, sync bool) (err err
 	if _, err = out.Write(prefix); err != nil {
 		return fmt.Errorf("mailbox: write %s: %w", dst, err)
 	}
-	if _, err = io.Copy(out, io.NewSectionReader(body.f, 0, body.size)); err != nil {
+	if _, err = io.Copy(out, io.NewSectionReader(body.f, body.off, body.size-body.off)); err != nil {
 		return fmt.Errorf("mailbox: copy to %s: %w", dst, err)
 	}
 	if sync {
@@ -93,6 +94,11 @@ func newDirHandle(path string) dirHandle { return dirHandle{path: path} }
 // renameInto renames the file at oldpath to name in the directory.
 func (h *dirHandle) renameInto(oldpath, name string) error {
 	return os.Rename(oldpath, filepath.Join(h.path, name))
+}
+
+// linkInto hard-links the file at oldpath into the directory as name.
+func (h *dirHandle) linkInto(oldpath, name string) error {
+	return os.Link(oldpath, filepath.Join(h.path, name))
 }
 
 // sync fsyncs the directory, making the renames into it durable.

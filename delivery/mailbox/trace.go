@@ -1,6 +1,20 @@
 package mailbox
 
-import "strings"
+import (
+	"strings"
+
+	"gomta/session/address"
+)
+
+// TraceFields is the trace fields local delivery writes for a message from
+// from to the account user (traceHeaders), and the account as the Store
+// names its mailbox. A queue that writes them as a body's first octets and
+// gives their length and account with the Delivery (TraceLen, TraceTo)
+// has the body hard-linked into that mailbox instead of copied.
+func TraceFields(from, user string) (fields []byte, account string) {
+	account = address.Account(user)
+	return traceHeaders(from, account), account
+}
 
 // traceHeaders is what local delivery prepends to every message it stores,
 // as Postfix's local(8) does:

@@ -80,6 +80,25 @@ type MessageWriter interface {
 	Abort()
 }
 
+// TraceWriter may be implemented by a MessageWriter that puts the final
+// delivery's trace fields before the Received field when the envelope
+// allows it (mta: the message's only recipient is a local account, whose
+// Maildir then links the spool file instead of copying it). The session
+// calls WriteTrace once, with the transaction's sender and recipients,
+// before any other octet; it returns the octets written (part of the size
+// logged) and an error that fails the message as a write error does.
+type TraceWriter interface {
+	WriteTrace(from string, rcpts []string) (int, error)
+}
+
+// writeTrace lets mw write its trace fields, if it writes any.
+func writeTrace(mw MessageWriter, from string, rcpts []string) (int, error) {
+	if t, ok := mw.(TraceWriter); ok {
+		return t.WriteTrace(from, rcpts)
+	}
+	return 0, nil
+}
+
 // QueuedRcpts may be implemented by a MessageWriter whose Commit queues the
 // recipients in another form than given (canonical, each once): after a
 // Commit that returned nil, the acceptance line logs them as queued.

@@ -98,8 +98,13 @@ func (s *session) openDraft() *Reply {
 	if err != nil {
 		return s.backendReply(err, zap.String("mail_from", s.from))
 	}
+	pre, err := writeTrace(mw, s.from, s.rcpts)
+	if err != nil {
+		mw.Abort()
+		return s.backendReply(err, zap.String("msg_id", mw.ID()))
+	}
 	hdr := s.receivedHeader(mw.ID(), start)
-	d := &draft{mw: mw, hdr: hdr, size: len(hdr), start: start}
+	d := &draft{mw: mw, hdr: hdr, size: pre + len(hdr), start: start}
 	d.dr = dataReader{max: bodyLimit(s.cfg.MaxSize), maxHops: s.cfg.MaxReceived}
 	d.dr.hops.N = 1 // the Received field prepended here counts, as in data
 	s.draft = d

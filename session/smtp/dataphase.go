@@ -46,7 +46,11 @@ func (s *session) data(arg string) (*Reply, error) {
 	// The Received field prepended here counts, as Postfix's cleanup counts
 	// the one its smtpd adds: the message as queued has at most MaxReceived.
 	dr.hops.N = 1
-	if _, err := io.WriteString(cw, hdr); err != nil {
+	pre, err := writeTrace(mw, s.from, s.rcpts)
+	if err == nil {
+		_, err = io.WriteString(cw, hdr)
+	}
+	if err != nil {
 		dr.faults, dr.werr = faultWrite, err
 	}
 	if err := dr.read(); err != nil {
@@ -58,7 +62,7 @@ func (s *session) data(arg string) (*Reply, error) {
 	if r := s.refusal(dr, id); r != nil {
 		return r, nil // logged as a refusal by the session loop
 	}
-	r, ok := s.commit(mw, dr, len(hdr), start)
+	r, ok := s.commit(mw, dr, pre+len(hdr), start)
 	committed = ok
 	return r, nil
 }
@@ -80,7 +84,8 @@ func (s *session) refusal(dr *dataReader, id string) *Reply {
 
 // commit makes a message read whole and without fault durable and logs its
 // acceptance; the reply is 250 only when it is (contract: 250 means
-// durable). hdrLen is the size of the Received field put before the body.
+// durable). hdrLen is the size of the fields (trace, Received) put before
+// the body.
 func (s *session) commit(mw MessageWriter, dr *dataReader, hdrLen int, start time.Time) (*Reply, bool) {
 	id := mw.ID()
 	s.dsn.handOver(mw)
