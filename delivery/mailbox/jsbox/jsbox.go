@@ -215,6 +215,30 @@ func (s *Store) provision(ctx context.Context, opt Options) error {
 	if err != nil {
 		return fmt.Errorf("jsbox: lease bucket of %s: %w", opt.Host, err)
 	}
+	return s.leaderReads(ctx, "GOMTA_POPLOCK_"+s.token)
+}
+
+// leaderReads makes the lease bucket's reads go to its stream leader. A KV
+// bucket allows direct gets, which any replica answers: kv.Create of a key
+// whose lease was just released reads the key to find the delete marker,
+// and a replica behind would still show the lease, giving a false
+// [IN-USE]. The handle decides at bind, so it is bound again after the
+// stream stops allowing direct gets (another node's CreateOrUpdate may
+// allow them again; this handle keeps reading from the leader).
+func (s *Store) leaderReads(ctx context.Context, bucket string) error {
+	st, err := s.js.Stream(ctx, "KV_"+bucket)
+	if err != nil {
+		return fmt.Errorf("jsbox: lease bucket %s: %w", bucket, err)
+	}
+	if cfg := st.CachedInfo().Config; cfg.AllowDirect {
+		cfg.AllowDirect = false
+		if _, err := s.js.UpdateStream(ctx, cfg); err != nil {
+			return fmt.Errorf("jsbox: lease bucket %s: %w", bucket, err)
+		}
+	}
+	if s.locks, err = s.js.KeyValue(ctx, bucket); err != nil {
+		return fmt.Errorf("jsbox: lease bucket %s: %w", bucket, err)
+	}
 	return nil
 }
 
