@@ -73,11 +73,11 @@ func Start(ctx context.Context, c *config.Cluster, dataDir string, log *zap.Logg
 		nats.ClosedHandler(func(*nats.Conn) { close(n.closed) }),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
-				log.Warn("cluster: nats connection lost", zap.Error(err))
+				log.Warn("cluster connection lost", zap.Error(err))
 			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
-			log.Info("cluster: nats connection restored", zap.String("url", nc.ConnectedUrlRedacted()))
+			log.Info("cluster connection restored", zap.String("url", nc.ConnectedUrlRedacted()))
 		}),
 	}
 	var err error
@@ -156,12 +156,12 @@ func (n *Node) WaitReady(ctx context.Context) error {
 		cancel()
 		if err == nil {
 			if logged {
-				n.log.Info("cluster: jetstream ready", zap.String("node", n.name))
+				n.log.Info("cluster ready", zap.String("node", n.name))
 			}
 			return nil
 		}
 		if !logged {
-			n.log.Info("cluster: waiting for jetstream", zap.String("node", n.name), zap.Error(err))
+			n.log.Info("cluster waiting for jetstream", zap.String("node", n.name), zap.Error(err))
 			logged = true
 		}
 		select {
