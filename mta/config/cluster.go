@@ -48,7 +48,10 @@ type Cluster struct {
 	// process.
 	NATSListen string
 	// ClusterListen is where the embedded server takes routes from the other
-	// nodes ("host:port"); "" = none: a lone node.
+	// nodes ("host:port"). It is opened only with Routes: a node without
+	// routes runs JetStream standalone (a clustered JetStream with nobody
+	// to route to refuses to start), so "" and the default are the same
+	// for a lone node.
 	ClusterListen string
 	Routes        []string // the other nodes' cluster_listen, "nats-route://host:port"
 	// StoreDir is where the embedded server keeps JetStream's data; "" =
