@@ -20,7 +20,7 @@ import (
 )
 
 // ctxFor is a context for one step of a test, ended with the test.
-func ctxFor(t *testing.T, d time.Duration) context.Context {
+func ctxFor(t testing.TB, d time.Duration) context.Context {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
@@ -28,7 +28,7 @@ func ctxFor(t *testing.T, d time.Duration) context.Context {
 }
 
 // embedded is the config of a lone embedded node on a free port.
-func embedded(t *testing.T, name string) *config.Cluster {
+func embedded(t testing.TB, name string) *config.Cluster {
 	t.Helper()
 	return &config.Cluster{Node: name, Embedded: true, NATSListen: mtatest.Addr(mtatest.FreePorts(t, 1)[0]),
 		StoreDir: t.TempDir(), Replicas: 1, MaxPayload: config.DefaultMaxPayload}

@@ -22,7 +22,7 @@ type trio struct {
 	nodes [3]*Node
 }
 
-func newTrio(t *testing.T) *trio {
+func newTrio(t testing.TB, syncAlways bool) *trio {
 	t.Helper()
 	ports := mtatest.FreePorts(t, 6)
 	var tr trio
@@ -35,7 +35,7 @@ func newTrio(t *testing.T) *trio {
 		}
 		tr.cfgs[i] = &config.Cluster{Node: fmt.Sprintf("n%d", i+1), Embedded: true,
 			NATSListen: mtatest.Addr(ports[i]), ClusterListen: mtatest.Addr(ports[3+i]), Routes: routes,
-			StoreDir: t.TempDir(), Replicas: 3, MaxPayload: config.DefaultMaxPayload}
+			StoreDir: t.TempDir(), Replicas: 3, SyncAlways: syncAlways, MaxPayload: config.DefaultMaxPayload}
 	}
 	for i := range tr.nodes {
 		tr.start(t, i)
@@ -49,7 +49,7 @@ func newTrio(t *testing.T) *trio {
 }
 
 // start starts node i (again) from its config.
-func (tr *trio) start(t *testing.T, i int) {
+func (tr *trio) start(t testing.TB, i int) {
 	t.Helper()
 	n, err := Start(ctxFor(t, time.Minute), tr.cfgs[i], "", zap.NewNop())
 	if err != nil {
@@ -78,7 +78,7 @@ func TestThreeNodesReplicateAndNeedAQuorum(t *testing.T) {
 	if testing.Short() {
 		t.Skip("three NATS servers")
 	}
-	tr := newTrio(t)
+	tr := newTrio(t, false)
 	n1, n2, n3 := tr.nodes[0], tr.nodes[1], tr.nodes[2]
 	if n1.Replicas() != 3 {
 		t.Fatalf("replicas = %d", n1.Replicas())
