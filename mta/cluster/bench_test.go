@@ -1,4 +1,4 @@
-package cluster
+package cluster_test
 
 import (
 	"context"
@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"go.uber.org/zap"
+
+	"gomta/mta/cluster"
+	"gomta/mta/cluster/natstest"
 )
 
 // BenchmarkPublish measures what a durable JetStream write costs through a
@@ -27,7 +29,7 @@ func BenchmarkPublish(b *testing.B) {
 			b.Run(fmt.Sprintf("%s/sync_always=%t", shape, sync), func(b *testing.B) {
 				n := benchNode(b, shape, sync)
 				b.Run("serial", func(b *testing.B) {
-					ctx := ctxFor(b, 10*time.Minute)
+					ctx := cluster.CtxFor(b, 10*time.Minute)
 					b.SetBytes(int64(len(body)))
 					for b.Loop() {
 						if _, err := n.JS().Publish(ctx, "bench.x", body); err != nil {
@@ -37,7 +39,7 @@ func BenchmarkPublish(b *testing.B) {
 					b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msg/s")
 				})
 				b.Run("parallel", func(b *testing.B) {
-					ctx := ctxFor(b, 10*time.Minute)
+					ctx := cluster.CtxFor(b, 10*time.Minute)
 					b.SetBytes(int64(len(body)))
 					b.SetParallelism(16)
 					b.RunParallel(func(pb *testing.PB) {
@@ -57,24 +59,13 @@ func BenchmarkPublish(b *testing.B) {
 
 // benchNode starts the nodes of shape and a stream BENCH on them, and
 // returns the node to publish through.
-func benchNode(b *testing.B, shape string, sync bool) *Node {
+func benchNode(b *testing.B, shape string, sync bool) *cluster.Node {
 	b.Helper()
-	var n *Node
-	replicas := 1
-	if shape == "lone-R1" {
-		c := embedded(b, "bench")
-		c.SyncAlways = sync
-		var err error
-		if n, err = Start(ctxFor(b, time.Minute), c, "", zap.NewNop()); err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(n.Close)
-		if err := n.WaitReady(ctxFor(b, time.Minute)); err != nil {
-			b.Fatal(err)
-		}
-	} else {
-		n, replicas = newTrio(b, sync).nodes[0], 3
+	nodes, replicas := 1, 1
+	if shape == "trio-R3" {
+		nodes, replicas = 3, 3
 	}
+	n := natstest.StartCluster(b, nodes, sync).Nodes[0]
 	deadline := time.Now().Add(time.Minute)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

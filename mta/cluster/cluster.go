@@ -140,6 +140,10 @@ func (n *Node) Replicas() int { return n.replicas }
 // Embedded reports whether the node runs its NATS server in-process.
 func (n *Node) Embedded() bool { return n.srv != nil }
 
+// Server is the embedded NATS server (nil for an external cluster), for
+// its monitoring (Jsz: what this node itself stores).
+func (n *Node) Server() *server.Server { return n.srv }
+
 // MaxPayload is the largest message the connected server takes, 0 before
 // the first connection (external): bodies above it go to an object store.
 func (n *Node) MaxPayload() int64 { return n.nc.MaxPayload() }
