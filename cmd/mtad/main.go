@@ -6,7 +6,11 @@
 // fake DNS files (mta.Hosts.Reload): it never stops the daemon, and a bad new
 // config leaves the running one in place. With -metrics ADDR or [gomta]
 // metrics_listen it also serves /metrics (Prometheus text format) from the
-// process's own registry, as one more actor of the group.
+// process's own registry, as one more actor of the group. With
+// [gomta.cluster] it first starts this process's node of the cluster
+// (mta/cluster: an embedded NATS server or a connection to an external
+// one) and waits until JetStream answers; the node is closed after the run
+// group has ended.
 package main
 
 import (
@@ -164,6 +168,21 @@ func start(o *options, log *zap.Logger, level zap.AtomicLevel, sigc <-chan os.Si
 	certs, err := mta.NewTLS(cfg, log)
 	if err != nil {
 		return fail(1, err)
+	}
+	node, err := startCluster(cfg, sigc, log)
+	if errors.Is(err, errSignal) {
+		log.Info("mtad stopped", zap.NamedError("reason", err))
+		return 0
+	}
+	if err != nil {
+		return fail(1, err)
+	}
+	if node != nil {
+		// Closed after the run group: the hosts drain through it. The
+		// hosts do not use it yet (the JetStream backends will).
+		defer node.Close()
+		exec, interrupt := node.Actor()
+		extra = append(extra, actor{exec, interrupt})
 	}
 	hosts, err := newHosts(cfg, servers, certs, log, m)
 	if err != nil {

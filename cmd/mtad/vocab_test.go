@@ -39,6 +39,15 @@ var processLines = map[string]string{
 	"metrics listening":                                      "one /metrics listener for the process",
 	"metrics served beyond loopback, without authentication": "as metrics listening",
 	"panic in control request":                               "the control socket serves every host (proto control)",
+	"cluster started":                                        "one node of the cluster per process, shared by every host (mta/cluster)",
+	"cluster waiting for jetstream":                          "as cluster started",
+	"cluster ready":                                          "as cluster started",
+	"cluster connection lost":                                "as cluster started",
+	"cluster connection restored":                            "as cluster started",
+	"cluster stopped":                                        "as cluster started",
+	"nats server warning":                                    "the embedded NATS server of the process's node",
+	"nats server error":                                      "as nats server warning",
+	"nats server fatal error":                                "as nats server warning",
 }
 
 // ownerSynonyms are field names that other code calls a mailbox owner; the

@@ -170,6 +170,10 @@ type Settings struct {
 	// the addresses allowed.
 	MetricsListen string `toml:"metrics_listen"`
 
+	// Cluster ([gomta.cluster]) makes this process a node of a cluster on
+	// NATS JetStream; nil (the default) keeps the local spool and Maildirs.
+	Cluster *Cluster `toml:"cluster"`
+
 	trusted []netip.Prefix
 }
 

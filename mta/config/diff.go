@@ -46,6 +46,7 @@ var restartKeys = map[string]bool{
 	"relay_concurrency": true, "relay_backoff": true,
 	"retry_base": true, "retry_max": true, "max_queue_lifetime": true, "delay_warning": true,
 	"metrics_listen": true, "control_socket": true,
+	"cluster": true, // the NATS server and connection live as long as the process
 }
 
 // NeedsRestart reports whether the [gomta] key cannot change while mtad runs.

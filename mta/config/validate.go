@@ -29,6 +29,7 @@ func (c *Config) validate(name string) []error {
 	c.validateSettings(p)
 	c.validateTLS(p)
 	c.validateTLSPolicy(p)
+	c.validateCluster(p)
 	return p.errs
 }
 

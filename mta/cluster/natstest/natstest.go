@@ -1,7 +1,9 @@
 // Package natstest owns the embedded NATS JetStream servers that tests of
 // the cluster backends run against: one node on a loopback port with its
-// store in a test's temporary directory, stopped when the test ends. It is
-// for tests only.
+// store in a test's temporary directory (Start), or a cluster of gomta
+// nodes routed to each other (StartCluster), stopped when the test ends.
+// It is for tests only; mta/cluster's own in-package tests cannot import
+// it (it imports mta/cluster).
 package natstest
 
 import (

@@ -1,0 +1,287 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Defaults of [gomta.cluster].
+const (
+	DefaultNATSListen    = "127.0.0.1:4222"
+	DefaultClusterListen = "127.0.0.1:6222"
+	// DefaultReplicas is the copies JetStream keeps of each stream: three
+	// survive one node lost and still have a quorum (two of three).
+	DefaultReplicas = 3
+	// MaxReplicas is JetStream's own limit on a stream's replicas.
+	MaxReplicas = 5
+	// DefaultMaxPayload is the largest NATS message of the embedded server:
+	// the size above which nats-server warns that payloads hurt
+	// performance (its MAX_PAYLOAD_MAX_SIZE); larger bodies go to an
+	// object store in chunks.
+	DefaultMaxPayload = 8 << 20
+	// maxMaxPayload is nats-server's max_pending (64 MiB), which max_payload
+	// may not exceed.
+	maxMaxPayload = 64 << 20
+)
+
+// Cluster is [gomta.cluster]: this process is one node of a gomta cluster
+// whose queue and mailboxes live in NATS JetStream. Absent (nil), the
+// local backend (spool + Maildir) is used and no NATS runs.
+//
+// Either NATSURLs names an external NATS cluster, or Embedded runs a NATS
+// server inside mtad, which forms the JetStream cluster with the other
+// nodes' through Routes. Changing the table takes a restart.
+type Cluster struct {
+	Node string // this node's name, unique in the cluster (the NATS server name)
+	// NATSURLs are the external NATS servers ("nats://host:port"); empty
+	// with Embedded.
+	NATSURLs []string
+	Embedded bool // run a NATS server in-process
+	// NATSListen is where the embedded server takes NATS clients
+	// ("host:port"), for tools such as the nats CLI; mtad itself connects in
+	// process.
+	NATSListen string
+	// ClusterListen is where the embedded server takes routes from the other
+	// nodes ("host:port"). It is opened only with Routes: a node without
+	// routes runs JetStream standalone (a clustered JetStream with nobody
+	// to route to refuses to start), so "" and the default are the same
+	// for a lone node.
+	ClusterListen string
+	Routes        []string // the other nodes' cluster_listen, "nats-route://host:port"
+	// StoreDir is where the embedded server keeps JetStream's data; "" =
+	// "nats" in the data directory (StorePath).
+	StoreDir string
+	// Replicas is the copies of each stream: by default DefaultReplicas, or
+	// the node count when smaller (embedded: the routes other than this
+	// node's own cluster_listen, plus one).
+	Replicas int
+	// SyncAlways makes the embedded server fsync every JetStream write; by
+	// default it writes to the OS and fsyncs every few minutes, so that a
+	// write is replicated to a quorum but not on any disk yet.
+	SyncAlways bool
+	MaxPayload int32 // the embedded server's largest message, octets
+
+	replicasSet bool     // the file sets replicas (else the default applies)
+	unknown     []string // keys other than ours, reported by validation
+	badType     []string // keys of the wrong type, reported by validation
+}
+
+// UnmarshalTOML reads the table by hand: whether cluster_listen is absent
+// (the default) or "" (a lone node) matters, and so does whether replicas
+// is set.
+func (c *Cluster) UnmarshalTOML(v any) error {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return fmt.Errorf("cluster: want a table, got %T", v)
+	}
+	*c = Cluster{NATSListen: DefaultNATSListen, ClusterListen: DefaultClusterListen, MaxPayload: DefaultMaxPayload}
+	for _, k := range sortedKeys(m) {
+		var ok bool
+		switch val := m[k]; k {
+		case "node":
+			c.Node, ok = val.(string)
+		case "embedded":
+			c.Embedded, ok = val.(bool)
+		case "sync_always":
+			c.SyncAlways, ok = val.(bool)
+		case "nats_listen":
+			c.NATSListen, ok = val.(string)
+		case "cluster_listen":
+			c.ClusterListen, ok = val.(string)
+		case "store_dir":
+			c.StoreDir, ok = val.(string)
+		case "nats_urls":
+			c.NATSURLs, ok = stringList(val)
+		case "routes":
+			c.Routes, ok = stringList(val)
+		case "replicas":
+			var n int64
+			n, ok = val.(int64)
+			c.Replicas, c.replicasSet = int(n), true
+		case "max_payload":
+			var n int64
+			n, ok = val.(int64)
+			if ok && (n < 1 || n > maxMaxPayload) {
+				n = -1 // validation reports the range, not an overflowed int32
+			}
+			c.MaxPayload = int32(n)
+		default:
+			c.unknown = append(c.unknown, k)
+			continue
+		}
+		if !ok {
+			c.badType = append(c.badType, k)
+		}
+	}
+	return nil
+}
+
+func stringList(v any) ([]string, bool) {
+	l, ok := v.([]any)
+	if !ok {
+		return nil, false
+	}
+	out := make([]string, len(l))
+	for i, e := range l {
+		if out[i], ok = e.(string); !ok {
+			return nil, false
+		}
+	}
+	return out, true
+}
+
+// String writes the table on one line, as a reload reports a change; "" for
+// none.
+func (c *Cluster) String() string {
+	if c == nil {
+		return ""
+	}
+	if !c.Embedded {
+		return fmt.Sprintf("node=%s nats_urls=%s replicas=%d", c.Node, strings.Join(c.NATSURLs, ","), c.Replicas)
+	}
+	return fmt.Sprintf("node=%s embedded nats_listen=%s cluster_listen=%s routes=%s store_dir=%s replicas=%d sync_always=%t max_payload=%d",
+		c.Node, c.NATSListen, c.ClusterListen, strings.Join(c.Routes, ","), c.StoreDir, c.Replicas, c.SyncAlways, c.MaxPayload)
+}
+
+// StorePath is where the embedded server keeps its store: StoreDir, or
+// "nats" in dataDir (the data directory in effect, after mtad's -data).
+func (c *Cluster) StorePath(dataDir string) string {
+	if c.StoreDir != "" {
+		return c.StoreDir
+	}
+	return filepath.Join(dataDir, "nats")
+}
+
+// Nodes is the embedded cluster's size as this node sees it: its routes
+// other than one to its own cluster_listen (the same routes list may be
+// written on every node), plus itself.
+func (c *Cluster) Nodes() int {
+	n := 1
+	for _, r := range c.Routes {
+		if u, err := url.Parse(r); err != nil || u.Host != c.ClusterListen {
+			n++
+		}
+	}
+	return n
+}
+
+// validateCluster checks [gomta.cluster] and sets the replicas default.
+func (c *Config) validateCluster(p *problems) {
+	cl := c.Cluster
+	if cl == nil {
+		return
+	}
+	sort.Strings(cl.unknown)
+	for _, k := range cl.unknown {
+		p.add("cluster: unknown key %q", k)
+	}
+	for _, k := range cl.badType {
+		p.add("cluster.%s has the wrong type", k)
+	}
+	if cl.Node == "" {
+		p.add("cluster.node is required")
+	} else if strings.IndexFunc(cl.Node, badNodeRune) >= 0 {
+		p.add("cluster.node %q: want letters, digits, '-' and '_' only", cl.Node)
+	}
+	switch {
+	case len(cl.NATSURLs) > 0 && cl.Embedded:
+		p.add("cluster: nats_urls and embedded are exclusive")
+	case len(cl.NATSURLs) > 0:
+		cl.validateExternal(p)
+	case cl.Embedded:
+		cl.validateEmbedded(p)
+	default:
+		p.add("cluster: want nats_urls (an external NATS cluster) or embedded = true")
+	}
+	if !cl.replicasSet {
+		cl.Replicas = DefaultReplicas
+		if cl.Embedded {
+			cl.Replicas = min(DefaultReplicas, cl.Nodes())
+		}
+	}
+	if cl.Replicas < 1 || cl.Replicas > MaxReplicas {
+		p.add("cluster.replicas %d out of range (1-%d)", cl.Replicas, MaxReplicas)
+	} else if cl.Embedded && cl.Replicas > cl.Nodes() {
+		p.add("cluster.replicas %d is more than the %d nodes (routes + 1)", cl.Replicas, cl.Nodes())
+	}
+}
+
+func badNodeRune(r rune) bool {
+	return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_')
+}
+
+// validateExternal checks nats_urls, and that no key of the embedded
+// server is set: it would silently not apply (sync_always, for one, is the
+// external servers' own setting).
+func (cl *Cluster) validateExternal(p *problems) {
+	for _, s := range cl.NATSURLs {
+		if err := checkURL(s, "nats", "tls"); err != nil {
+			p.add("cluster.nats_urls %q: %v", s, err)
+		}
+	}
+	for _, k := range []struct {
+		key string
+		set bool
+	}{
+		{"nats_listen", cl.NATSListen != DefaultNATSListen}, {"cluster_listen", cl.ClusterListen != DefaultClusterListen},
+		{"routes", len(cl.Routes) > 0}, {"store_dir", cl.StoreDir != ""}, {"sync_always", cl.SyncAlways},
+		{"max_payload", cl.MaxPayload != DefaultMaxPayload},
+	} {
+		if k.set {
+			p.add("cluster.%s is for embedded = true (with nats_urls it is the NATS servers' own setting)", k.key)
+		}
+	}
+}
+
+// validateEmbedded checks the embedded server's addresses and limits.
+func (cl *Cluster) validateEmbedded(p *problems) {
+	if err := checkListen(cl.NATSListen); err != nil {
+		p.add("cluster.nats_listen %q: %v", cl.NATSListen, err)
+	}
+	if cl.ClusterListen != "" {
+		if err := checkListen(cl.ClusterListen); err != nil {
+			p.add("cluster.cluster_listen %q: %v", cl.ClusterListen, err)
+		}
+	} else if len(cl.Routes) > 0 {
+		p.add("cluster.routes needs cluster_listen")
+	}
+	for _, r := range cl.Routes {
+		if err := checkURL(r, "nats-route", "nats"); err != nil {
+			p.add("cluster.routes %q: %v", r, err)
+		}
+	}
+	if cl.MaxPayload < 1 || cl.MaxPayload > maxMaxPayload {
+		p.add("cluster.max_payload out of range (1-%d)", maxMaxPayload)
+	}
+}
+
+// checkListen checks a listen address "host:port"; the host may be an IP
+// address or a name, the port 1-65535.
+func checkListen(s string) error {
+	if !IsHostPort(s) {
+		return fmt.Errorf("want host:port")
+	}
+	return nil
+}
+
+// checkURL checks a NATS URL: one of schemes, a host and a port.
+func checkURL(s string, schemes ...string) error {
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" || !slices.Contains(schemes, u.Scheme) {
+		return fmt.Errorf("want %s://host:port", schemes[0])
+	}
+	host, port, err := net.SplitHostPort(u.Host)
+	if err != nil || host == "" {
+		return fmt.Errorf("want %s://host:port", schemes[0])
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("port %q: want 1-65535", port)
+	}
+	return nil
+}
