@@ -161,6 +161,7 @@ func (q *Queue) actOne(ctx context.Context, id string, f func(*state) (string, b
 	if !validID(id) {
 		return "", queue.ErrUnknown
 	}
+	pub, pubDone := 0, "" // the generation an earlier round published, and its answer
 	for range maxTries {
 		st, rev, err := q.get(ctx, id)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
@@ -169,14 +170,23 @@ func (q *Queue) actOne(ctx context.Context, id string, f func(*state) (string, b
 		if err != nil {
 			return "", err
 		}
+		if pub > 0 && st.Gen >= pub {
+			// An attempt took the new generation before this round's
+			// state write: the action is done.
+			q.purgeOlder(ctx, id)
+			return pubDone, nil
+		}
 		done, due := f(st)
 		if due {
 			// The next generation first: a state naming a generation that
 			// was never published would make the current one stale.
-			if err := q.republish(ctx, id, st.Gen+1); err != nil {
-				return "", err
+			if pub == 0 {
+				if err := q.republish(ctx, id, st.Gen+1); err != nil {
+					return "", err
+				}
+				pub, pubDone = st.Gen+1, done
 			}
-			st.Gen++
+			st.Gen = pub
 		}
 		if _, err := q.put(ctx, st, rev); err != nil {
 			if conflict(err) {
@@ -185,20 +195,24 @@ func (q *Queue) actOne(ctx context.Context, id string, f func(*state) (string, b
 			return "", err
 		}
 		if due {
-			// Older generations go; one a node holds is acked when it sees
-			// the state's newer generation.
-			subj := q.msgSubject(id)
-			seq, err := q.lastSeq(ctx, subj)
-			if err == nil {
-				err = q.stream.Purge(ctx, jetstream.WithPurgeSubject(subj), jetstream.WithPurgeSequence(seq))
-			}
-			if err != nil {
-				q.log.Warn("older queue message not purged", zap.String("msg_id", id), zap.Error(err))
-			}
+			q.purgeOlder(ctx, id)
 		}
 		return done, nil
 	}
 	return "", fmt.Errorf("jsq: %s: state changed %d times meanwhile, try again", id, maxTries)
+}
+
+// purgeOlder removes the generations of id's stream message before the
+// newest; one a node holds is acked when it sees the state's newer one.
+func (q *Queue) purgeOlder(ctx context.Context, id string) {
+	subj := q.msgSubject(id)
+	seq, err := q.lastSeq(ctx, subj)
+	if err == nil {
+		err = q.stream.Purge(ctx, jetstream.WithPurgeSubject(subj), jetstream.WithPurgeSequence(seq))
+	}
+	if err != nil {
+		q.log.Warn("older queue message not purged", zap.String("msg_id", id), zap.Error(err))
+	}
 }
 
 // republish publishes generation gen of id's stream message: the same

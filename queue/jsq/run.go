@@ -30,6 +30,10 @@ const (
 	// busyWait is the nak delay when the state could not be claimed or the
 	// body not staged: a passing fault, tried again soon.
 	busyWait = 2 * time.Second
+	// maxEarly is how many deliveries of a generation newer than the
+	// state's wait for the state write of the action that published it;
+	// then that generation is taken as the state's (the writer failed).
+	maxEarly = 10
 )
 
 // Run delivers through h on Workers goroutines until ctx ends, then waits
@@ -98,8 +102,7 @@ func (q *Queue) claim(ctx context.Context, m jetstream.Msg, env envelope, gen in
 	for range maxTries {
 		st, rev, err := q.get(ctx, env.ID)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			md, merr := m.Metadata()
-			if merr == nil && md.NumDelivered == 1 && time.Since(md.Timestamp) < commitGrace {
+			if md, merr := m.Metadata(); merr == nil && md.NumDelivered == 1 && time.Since(md.Timestamp) < commitGrace {
 				_ = m.NakWithDelay(busyWait / 4)
 				return nil, 0, false
 			}
@@ -109,9 +112,15 @@ func (q *Queue) claim(ctx context.Context, m jetstream.Msg, env envelope, gen in
 			_ = m.NakWithDelay(busyWait)
 			return nil, 0, false
 		}
+		md, _ := m.Metadata()
 		switch {
 		case gen < st.Gen: // Release or Retry published a newer one
 			_ = m.Ack()
+			return nil, 0, false
+		case gen > st.Gen && md != nil && md.NumDelivered <= maxEarly:
+			// Published by a Release or Retry whose state write is still
+			// to come (it may yet clear Held): wait for it, a few times.
+			_ = m.NakWithDelay(busyWait / 4)
 			return nil, 0, false
 		case st.Held:
 			_ = m.NakWithDelay(heldWait)
