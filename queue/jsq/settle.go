@@ -216,9 +216,10 @@ func (q *Queue) finish(ctx context.Context, m jetstream.Msg, st *state, rev uint
 		st.Next = now.Add(min(q.sched.Wait(1), bounceRetry))
 	}
 	st.Node = ""
+	saved := false
 	for range maxTries {
 		_, err := q.put(ctx, st, rev)
-		if err == nil {
+		if saved = err == nil; saved {
 			break
 		}
 		cur, crev, gerr := q.get(ctx, st.ID)
@@ -232,6 +233,11 @@ func (q *Queue) finish(ctx context.Context, m jetstream.Msg, st *state, rev uint
 			return
 		}
 		st.Held, st.Gen, rev = cur.Held, cur.Gen, crev
+	}
+	if !saved { // contended every time: the outcome is not kept, so redo it soon
+		log.Error("queue state not saved, the attempt will be made again")
+		_ = m.NakWithDelay(busyWait)
+		return
 	}
 	if gen < st.Gen { // released or retried meanwhile: the newer message goes on
 		_ = m.Ack()
