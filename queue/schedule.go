@@ -90,3 +90,32 @@ func (s schedule) next(recv time.Time, n int, now time.Time) time.Time {
 func (s schedule) warnDue(recv, now time.Time) bool {
 	return s.warn > 0 && !now.Before(recv.Add(s.warn))
 }
+
+// Schedule is the retry policy of Options for a spool kept elsewhere than
+// this package's (queue/jsq), so that both retry, give up and warn alike.
+type Schedule struct{ s schedule }
+
+// NewSchedule returns the retry policy of opt (Retry, RetryBase, RetryMax,
+// MaxLifetime, DelayWarning); other fields are unused.
+func NewSchedule(opt Options) Schedule { return Schedule{newSchedule(opt)} }
+
+// Wait is the delay before attempt n+1 after attempt n failed.
+func (s Schedule) Wait(n int) time.Duration { return s.s.wait(n) }
+
+// Final reports whether attempt n of a message received at recv, made at
+// now, is the last one.
+func (s Schedule) Final(recv time.Time, n int, now time.Time) bool { return s.s.final(recv, n, now) }
+
+// Expires is when a message received at recv stops being retried; zero when never.
+func (s Schedule) Expires(recv time.Time) time.Time { return s.s.expires(recv) }
+
+// Next is when the attempt after attempt n (failed at now) is due.
+func (s Schedule) Next(recv time.Time, n int, now time.Time) time.Time { return s.s.next(recv, n, now) }
+
+// WarnDue reports whether a message received at recv is old enough at now
+// for its delay notice.
+func (s Schedule) WarnDue(recv, now time.Time) bool { return s.s.warnDue(recv, now) }
+
+// StatusExpired is the RFC 3463 status of a recipient given up on while it
+// was still failing temporarily (X.4.7, delivery time expired).
+const StatusExpired = statusExpired

@@ -1,0 +1,239 @@
+package jsq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"gomta/queue"
+)
+
+const (
+	// fetchWait is how long one pull waits for a message: the longest a
+	// worker takes to notice that Run's ctx ended.
+	fetchWait = time.Second
+	// heldWait is the nak delay of a held message: it is not attempted,
+	// and Release publishes it again, due at once, anyway.
+	heldWait = time.Hour
+	// commitGrace is how long a first delivery without a state waits for
+	// the committing node to create it, before the state is made from the
+	// envelope (that node died between its publish and its state).
+	commitGrace = 5 * time.Second
+	// busyWait is the nak delay when the state could not be claimed or the
+	// body not staged: a passing fault, tried again soon.
+	busyWait = 2 * time.Second
+	// maxEarly is how many deliveries of a generation newer than the
+	// state's wait for the state write of the action that published it;
+	// then that generation is taken as the state's (the writer failed).
+	maxEarly = 10
+)
+
+// Run delivers through h on Workers goroutines until ctx ends, then waits
+// for the attempts in progress: each is settled, or its message nak'd.
+func (q *Queue) Run(ctx context.Context, h queue.Handler) error {
+	q.handler.Store(&h)
+	var wg sync.WaitGroup
+	for range q.workers {
+		wg.Go(func() { q.worker(ctx, h) })
+	}
+	wg.Wait()
+	return nil
+}
+
+// worker pulls one message at a time from the shared consumer and attempts it.
+func (q *Queue) worker(ctx context.Context, h queue.Handler) {
+	for ctx.Err() == nil {
+		m, err := q.cons.Next(jetstream.FetchMaxWait(fetchWait))
+		if err != nil {
+			if !errors.Is(err, nats.ErrTimeout) && ctx.Err() == nil {
+				q.log.Warn("queue fetch failed", zap.Error(err))
+				select { // a server away: do not spin
+				case <-ctx.Done():
+				case <-time.After(fetchWait):
+				}
+			}
+			continue
+		}
+		q.handle(ctx, h, m)
+	}
+}
+
+// handle is one delivery of a stream message: claim its state, attempt
+// it, settle. Panics become a nak so that another try is made.
+func (q *Queue) handle(ctx context.Context, h queue.Handler, m jetstream.Msg) {
+	defer func() {
+		if p := recover(); p != nil {
+			q.log.Error("panic in delivery attempt", zap.Any("error", p), zap.Stack("stack"))
+			_ = m.NakWithDelay(busyWait)
+		}
+	}()
+	if ctx.Err() != nil {
+		_ = m.Nak() // fetched as Run stopped: another node takes it now
+		return
+	}
+	env, gen, err := parseHeader(m.Headers())
+	if err != nil {
+		// Contract 7: never deleted; kept (pending) and visible in the log.
+		q.log.Error("damaged queue message kept", zap.Error(err))
+		_ = m.NakWithDelay(heldWait)
+		return
+	}
+	log := q.log.With(zap.String("msg_id", env.ID))
+	st, rev, ok := q.claim(ctx, m, env, gen, log)
+	if !ok {
+		return
+	}
+	q.attempt(ctx, h, m, st, rev, gen, log)
+}
+
+// claim reads (or, for a message whose committing node died, creates) the
+// state and marks it as this node's attempt. It settles m itself and
+// returns false when there is nothing to attempt: a stale generation, a
+// held message, a state still being written.
+func (q *Queue) claim(ctx context.Context, m jetstream.Msg, env envelope, gen int, log *zap.Logger) (*state, uint64, bool) {
+	for range maxTries {
+		st, rev, err := q.get(ctx, env.ID)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			if md, merr := m.Metadata(); merr == nil && md.NumDelivered == 1 && time.Since(md.Timestamp) < commitGrace {
+				_ = m.NakWithDelay(busyWait / 4)
+				return nil, 0, false
+			}
+			st, rev = newState(env), 0
+		} else if err != nil {
+			log.Warn("queue state not read", zap.Error(err))
+			_ = m.NakWithDelay(busyWait)
+			return nil, 0, false
+		}
+		md, _ := m.Metadata()
+		switch {
+		case gen < st.Gen: // Release or Retry published a newer one
+			_ = m.Ack()
+			return nil, 0, false
+		case gen > st.Gen && md != nil && md.NumDelivered <= maxEarly:
+			// Published by a Release or Retry whose state write is still
+			// to come (it may yet clear Held): wait for it, a few times.
+			_ = m.NakWithDelay(busyWait / 4)
+			return nil, 0, false
+		case st.Held:
+			_ = m.NakWithDelay(heldWait)
+			return nil, 0, false
+		}
+		st.Gen, st.Node = gen, q.node
+		nrev, err := q.put(ctx, st, rev)
+		if err == nil {
+			return st, nrev, true
+		}
+		if !conflict(err) {
+			log.Warn("queue state not claimed", zap.Error(err))
+			_ = m.NakWithDelay(busyWait)
+			return nil, 0, false
+		}
+	}
+	_ = m.NakWithDelay(busyWait)
+	return nil, 0, false
+}
+
+// attempt stages the body, calls h (signalling progress every AckWait/3),
+// settles the outcome and acks or naks m.
+func (q *Queue) attempt(ctx context.Context, h queue.Handler, m jetstream.Msg, st *state, rev uint64, gen int, log *zap.Logger) {
+	var res []queue.Result
+	n := st.Attempts
+	var msg *queue.Message
+	if len(st.Rcpts) > 0 {
+		n++
+		path, err := q.stage(ctx, m, &st.envelope)
+		if err != nil {
+			log.Error("body not staged for the attempt", zap.Error(err))
+			st.Node = ""
+			octx, cancel := opCtx()
+			_, _ = q.put(octx, st, rev)
+			cancel()
+			_ = m.NakWithDelay(busyWait)
+			return
+		}
+		defer os.Remove(path)
+		msg = q.message(st, n, path)
+		log.Debug("delivery attempt", zap.Int("attempt", n), zap.Strings("rcpt", st.Rcpts), zap.Bool("final", msg.Final))
+		res = q.deliver(ctx, h, m, msg)
+	} else {
+		msg = q.message(st, n, "") // only a bounce or notice is left to queue
+	}
+	cut := ctx.Err() != nil
+	octx, cancel := opCtx()
+	defer cancel()
+	done := q.settle(octx, h, st, msg, res, cut, log)
+	q.finish(octx, m, st, rev, gen, done, cut, log)
+}
+
+// stage writes the body of env to a new file under TmpDir (the Handler
+// reads Message.BodyPath) and returns its name.
+func (q *Queue) stage(ctx context.Context, m jetstream.Msg, env *envelope) (string, error) {
+	f, err := os.CreateTemp(q.tmpDir, "attempt-"+env.ID+"-*")
+	if err != nil {
+		return "", err
+	}
+	if env.Object {
+		var r jetstream.ObjectResult
+		if r, err = q.obj.Get(ctx, env.ID); err == nil {
+			_, err = io.Copy(f, r)
+			_ = r.Close()
+		}
+	} else {
+		_, err = f.Write(m.Data())
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		_ = os.Remove(f.Name())
+		return "", fmt.Errorf("jsq: stage %s: %w", env.ID, err)
+	}
+	return f.Name(), nil
+}
+
+// message is the Message handed to a Handler for attempt n of st.
+func (q *Queue) message(st *state, n int, path string) *queue.Message {
+	return &queue.Message{ID: st.ID, From: st.From, Rcpts: append([]string(nil), st.Rcpts...),
+		Received: st.Received, Attempt: n, Final: q.sched.Final(st.Received, n, time.Now()),
+		Expires: q.sched.Expires(st.Received), BodyPath: path, Size: st.Size, DSN: st.Params}
+}
+
+// deliver calls h while telling JetStream every AckWait/3 that the attempt
+// is alive, turning a panic into a temporary failure of every recipient.
+func (q *Queue) deliver(ctx context.Context, h queue.Handler, m jetstream.Msg, msg *queue.Message) (res []queue.Result) {
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(q.ackWait / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				_ = m.InProgress()
+			}
+		}
+	})
+	defer func() {
+		close(stop)
+		wg.Wait()
+		if p := recover(); p != nil {
+			q.log.Error("panic in delivery handler", zap.String("msg_id", msg.ID), zap.Any("error", p), zap.Stack("stack"))
+			err := fmt.Errorf("jsq: delivery handler panicked: %v", p)
+			res = make([]queue.Result, len(msg.Rcpts))
+			for i, r := range msg.Rcpts {
+				res[i] = queue.Result{Rcpt: r, Err: err}
+			}
+		}
+	}()
+	return h.Deliver(ctx, msg)
+}

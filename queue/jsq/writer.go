@@ -1,0 +1,236 @@
+package jsq
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"gomta/queue"
+)
+
+// headerRoom is what a stream message keeps of the server's max payload
+// for its headers beyond the envelope (the protocol's own, Nats-Msg-Id).
+const headerRoom = 1024
+
+var errDone = errors.New("jsq: message already committed or aborted")
+
+// Writer is one message being received: staged in TmpDir as it streams in
+// (not fsync'd: durability comes from JetStream), published at Commit.
+type Writer struct {
+	q      *Queue
+	id     string
+	f      *os.File
+	size   int64
+	params queue.Params
+	err    error
+	done   bool
+}
+
+// NewMessage starts a message; queue.ErrFull when the queue holds
+// MaxMessages (the stream's count, cached briefly).
+func (q *Queue) NewMessage(ctx context.Context) (queue.Writer, error) {
+	return q.newWriter(ctx, false)
+}
+
+// newWriter starts a message; a bounce (or notice) is never refused for
+// being over MaxMessages: the message it reports on waits for it.
+func (q *Queue) newWriter(ctx context.Context, bounce bool) (*Writer, error) {
+	if !bounce && q.max >= 0 {
+		n, err := q.streamCount(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if n+q.drafts.Load() >= q.max {
+			return nil, queue.ErrFull
+		}
+	}
+	id := q.newID()
+	f, err := os.CreateTemp(q.tmpDir, "draft-"+id+"-*")
+	if err != nil {
+		return nil, fmt.Errorf("jsq: draft: %w", err)
+	}
+	q.drafts.Add(1)
+	return &Writer{q: q, id: id, f: f}, nil
+}
+
+// ID is the message's msg_id.
+func (w *Writer) ID() string { return w.id }
+
+// SetParams records the sender's DSN parameters, stored at Commit.
+func (w *Writer) SetParams(p queue.Params) { w.params = p }
+
+// Write appends to the staged body.
+func (w *Writer) Write(p []byte) (int, error) {
+	if w.err != nil {
+		return 0, w.err
+	}
+	if w.done {
+		return 0, errDone
+	}
+	n, err := w.f.Write(p)
+	w.size += int64(n)
+	if err != nil {
+		w.fail(fmt.Errorf("jsq: draft %s: %w", w.id, err))
+	}
+	return n, err
+}
+
+// fail keeps err and throws the draft away.
+func (w *Writer) fail(err error) {
+	w.err = err
+	w.discard()
+}
+
+// discard removes the staged body once.
+func (w *Writer) discard() {
+	if w.done {
+		return
+	}
+	w.done = true
+	w.q.drafts.Add(-1)
+	if w.f != nil {
+		name := w.f.Name()
+		_ = w.f.Close()
+		_ = os.Remove(name)
+		w.f = nil
+	}
+}
+
+// Abort throws the message away. It does nothing after Commit.
+func (w *Writer) Abort() { w.discard() }
+
+// Commit publishes the message (body inline, or in the object store when it
+// is too big for a payload) and creates its state; it returns nil only once
+// JetStream acknowledged both. On error (no quorum, ctx ended) nothing of
+// the message is left that could be delivered, and the staged body is gone.
+func (w *Writer) Commit(ctx context.Context, from string, rcpts []string) error {
+	if w.err != nil {
+		return w.err
+	}
+	if w.done {
+		return errDone
+	}
+	if len(rcpts) == 0 {
+		w.fail(fmt.Errorf("jsq: commit %s: no recipients", w.id))
+		return w.err
+	}
+	start := time.Now()
+	env := envelope{ID: w.id, From: from, Rcpts: append([]string(nil), rcpts...),
+		Received: start.UTC(), Size: w.size, Params: only(w.params, rcpts)}
+	if err := w.q.publishNew(ctx, &env, w.f); err != nil {
+		w.fail(fmt.Errorf("jsq: commit %s: %w", w.id, err))
+		return w.err
+	}
+	w.discard()
+	w.q.metrics.Committed(1, time.Since(start))
+	w.q.log.Debug("message queued", zap.String("msg_id", w.id), zap.String("mail_from", from),
+		zap.Strings("rcpt", rcpts), zap.Int64("bytes", env.Size))
+	return nil
+}
+
+// publishNew stores the body read from f, publishes env's first stream
+// message and creates its state. When the state cannot be created the
+// stream message and object are removed again, so that an error answered
+// to the client (451) leaves nothing to deliver.
+func (q *Queue) publishNew(ctx context.Context, env *envelope, f *os.File) error {
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	hdrProbe, err := env.header(0)
+	if err != nil {
+		return err
+	}
+	limit := q.js.Conn().MaxPayload() - int64(len(hdrProbe.Get(hdrEnvelope))) - headerRoom
+	var data []byte
+	if env.Size > limit {
+		env.Object = true
+		// Streamed in chunks: a 50 MiB body needs no 50 MiB of memory.
+		// Chunks are stream messages too: under the max payload.
+		meta := jetstream.ObjectMeta{Name: env.ID, Opts: &jetstream.ObjectMetaOptions{
+			ChunkSize: uint32(min(128<<10, q.js.Conn().MaxPayload()-headerRoom))}}
+		if _, err := q.obj.Put(ctx, meta, bufio.NewReaderSize(f, 64<<10)); err != nil {
+			return fmt.Errorf("body object: %w", err)
+		}
+	} else if data, err = io.ReadAll(io.LimitReader(f, env.Size)); err != nil {
+		return err
+	}
+	h, err := env.header(0)
+	if err != nil {
+		return err
+	}
+	msg := &nats.Msg{Subject: q.msgSubject(env.ID), Header: h, Data: data}
+	if _, err := q.js.PublishMsg(ctx, msg, jetstream.WithMsgID(env.ID)); err != nil {
+		q.forgetBody(env)
+		return fmt.Errorf("publish: %w", err)
+	}
+	// A fast attempt on another node may have created the state from the
+	// stream message already: that is the same state.
+	if _, err := q.put(ctx, newState(*env), 0); err != nil && !conflict(err) {
+		cctx, cancel := opCtx()
+		defer cancel()
+		_ = q.stream.Purge(cctx, jetstream.WithPurgeSubject(q.msgSubject(env.ID)))
+		q.forgetBody(env)
+		return fmt.Errorf("state: %w", err)
+	}
+	return nil
+}
+
+// forgetBody deletes env's body object, if it has one (best effort: an
+// object left behind is only space).
+func (q *Queue) forgetBody(env *envelope) {
+	if !env.Object {
+		return
+	}
+	ctx, cancel := opCtx()
+	defer cancel()
+	if err := q.obj.Delete(ctx, env.ID); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
+		q.log.Warn("body object not deleted", zap.String("msg_id", env.ID), zap.Error(err))
+	}
+}
+
+// queueReport commits a report written by write as a new message from the
+// null sender to rcpt, with room beyond MaxMessages, and returns its id.
+func (q *Queue) queueReport(ctx context.Context, rcpt string, write func(io.Writer) error) (string, error) {
+	w, err := q.newWriter(ctx, true)
+	if err != nil {
+		return "", err
+	}
+	bw := bufio.NewWriterSize(w, 32<<10)
+	if err = write(bw); err == nil {
+		err = bw.Flush()
+	}
+	if err != nil {
+		w.Abort()
+		return "", fmt.Errorf("write: %w", err)
+	}
+	if err := w.Commit(ctx, "", []string{rcpt}); err != nil {
+		return "", err
+	}
+	return w.id, nil
+}
+
+// only returns p with only the entries of rcpts (queue.Params.only).
+func only(p queue.Params, rcpts []string) queue.Params {
+	if len(p.Rcpt) == 0 {
+		return p
+	}
+	out := p
+	out.Rcpt = make(map[string]queue.RcptParams, len(rcpts))
+	for _, r := range rcpts {
+		if rp, ok := p.Rcpt[r]; ok {
+			out.Rcpt[r] = rp
+		}
+	}
+	if len(out.Rcpt) == 0 {
+		out.Rcpt = nil
+	}
+	return out
+}
