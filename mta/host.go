@@ -19,6 +19,7 @@ import (
 	"gomta/delivery"
 	"gomta/delivery/mailbox"
 	"gomta/delivery/relay"
+	"gomta/mta/cluster"
 	"gomta/mta/config"
 	"gomta/queue"
 	"gomta/session/address"
@@ -93,8 +94,9 @@ func (s *Stop) begin() context.Context {
 // its listeners (a port already in use is an error naming it). tlsConf (nil:
 // no TLS) is the certificate of the process (TLSConfig). m (nil: none) is the
 // process's metrics: the host's servers, queue and worker count into their
-// handles for s.Name.
-func NewHost(cfg *config.Config, s *config.Server, dataDir string, tlsConf *tls.Config, log *zap.Logger, m *metrics.Metrics) (*Host, error) {
+// handles for s.Name. node (nil: none) is this process's node of a
+// cluster: the host's queue and mailboxes are then the cluster's.
+func NewHost(cfg *config.Config, s *config.Server, dataDir string, tlsConf *tls.Config, log *zap.Logger, m *metrics.Metrics, node *cluster.Node) (*Host, error) {
 	base := log // the queue and the POP3 server add the host field themselves
 	hm := m.Host(s.Name)
 	log = log.With(zap.String("host", s.Name))
@@ -102,25 +104,9 @@ func NewHost(cfg *config.Config, s *config.Server, dataDir string, tlsConf *tls.
 	hc := newHostConfig(cfg, s)
 	h.live.Store(hc)
 	h.lim = h.newLimiter(cfg)
-	var err error
-	retryBase, retryMax := cfg.RetryBackoff()
-	q, err := queue.Open(queue.Options{
-		Dir: filepath.Join(dataDir, "spool"), Host: s.Name, Workers: cfg.QueueWorkers,
-		MaxMessages: cfg.MaxQueue, Retry: cfg.RetryWaits(), RetryBase: retryBase, RetryMax: retryMax,
-		MaxLifetime: time.Duration(cfg.MaxQueueLifetime), DelayWarning: time.Duration(cfg.DelayWarning),
-		Logger:  base.With(zap.String(logvocab.Proto, logvocab.Queue)),
-		Metrics: hm.Queue,
-	})
-	if err != nil {
+	if err := h.openStorage(cfg, s, hc, node, base, hm); err != nil {
 		return nil, fmt.Errorf("host %s: %w", s.Name, err)
 	}
-	h.Queue = q.AsSpool()
-	mb, err := mailbox.New(mailbox.Options{Root: filepath.Join(dataDir, "mail"), Users: hc.users(),
-		Logger: log.With(zap.String(logvocab.Proto, logvocab.Mailbox))})
-	if err != nil {
-		return nil, fmt.Errorf("host %s: %w", s.Name, err)
-	}
-	h.Mailboxes = mb.AsBackend()
 	sc := h.smtpConfig(cfg)
 	sc.Metrics = hm.SMTP
 	h.smtp = smtp.NewServer(sc, smtpBackend{h})

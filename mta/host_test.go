@@ -35,7 +35,7 @@ func testHost(t *testing.T, gomta string) *Host {
 	}
 	s := cfg.Server("exmail.qq.com")
 	s.SMTPPort, s.POPPort = 0, 0
-	h, err := NewHost(cfg, s, t.TempDir(), nil, zaptest.NewLogger(t), nil)
+	h, err := NewHost(cfg, s, t.TempDir(), nil, zaptest.NewLogger(t), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

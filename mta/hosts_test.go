@@ -35,7 +35,7 @@ func runHostsWith(t *testing.T, gomta string, fix func(cfg *config.Config, hosts
 	hosts := map[string]*Host{}
 	for _, s := range cfg.Servers {
 		s.SMTPPort, s.POPPort = 0, 0
-		h, err := NewHost(cfg, s, t.TempDir(), nil, zaptest.NewLogger(t), nil)
+		h, err := NewHost(cfg, s, t.TempDir(), nil, zaptest.NewLogger(t), nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

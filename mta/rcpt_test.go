@@ -125,7 +125,7 @@ func TestPostmasterLoggedAtStart(t *testing.T) {
 	s := cfg.Server("exmail.qq.com")
 	s.SMTPPort, s.POPPort = 0, 0
 	core, logs := observer.New(zap.InfoLevel)
-	h, err := NewHost(cfg, s, t.TempDir(), nil, zap.New(core), nil)
+	h, err := NewHost(cfg, s, t.TempDir(), nil, zap.New(core), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

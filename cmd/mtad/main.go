@@ -33,6 +33,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"gomta/mta"
+	"gomta/mta/cluster"
 	"gomta/mta/config"
 	"gomta/mta/control"
 	"gomta/mta/control/ctlserver"
@@ -178,13 +179,13 @@ func start(o *options, log *zap.Logger, level zap.AtomicLevel, sigc <-chan os.Si
 		return fail(1, err)
 	}
 	if node != nil {
-		// Closed after the run group: the hosts drain through it. The
-		// hosts do not use it yet (the JetStream backends will).
+		// Closed after the run group: the hosts drain through it (their
+		// queues and mailboxes are the cluster's).
 		defer node.Close()
 		exec, interrupt := node.Actor()
 		extra = append(extra, actor{exec, interrupt})
 	}
-	hosts, err := newHosts(cfg, servers, certs, log, m)
+	hosts, err := newHosts(cfg, servers, certs, log, m, node)
 	if err != nil {
 		return fail(1, err)
 	}
@@ -271,14 +272,14 @@ func logConfig(log *zap.Logger, o *options, cfg *config.Config) {
 
 // newHosts builds the mail hosts of servers, opening their listeners; on an
 // error the listeners already open are closed.
-func newHosts(cfg *config.Config, servers []*config.Server, certs *mta.TLS, log *zap.Logger, m *metrics.Metrics) ([]*mta.Host, error) {
+func newHosts(cfg *config.Config, servers []*config.Server, certs *mta.TLS, log *zap.Logger, m *metrics.Metrics, node *cluster.Node) ([]*mta.Host, error) {
 	var tlsConf *tls.Config
 	if certs != nil {
 		tlsConf = certs.Config
 	}
 	var hosts []*mta.Host
 	for _, s := range servers {
-		h, err := mta.NewHost(cfg, s, mta.DataDir(cfg.DataDir, s), tlsConf, log, m)
+		h, err := mta.NewHost(cfg, s, mta.DataDir(cfg.DataDir, s), tlsConf, log, m, node)
 		if err != nil {
 			for _, h := range hosts {
 				h.Close()

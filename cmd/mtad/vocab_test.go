@@ -48,6 +48,8 @@ var processLines = map[string]string{
 	"nats server warning":                                    "the embedded NATS server of the process's node",
 	"nats server error":                                      "as nats server warning",
 	"nats server fatal error":                                "as nats server warning",
+	"nats route unreachable":                                 "a peer's cluster port refuses the route (at most every 30 s)",
+	"cluster provisioning retried":                           "a host's streams and buckets not yet created on a cluster that has just formed",
 }
 
 // ownerSynonyms are field names that other code calls a mailbox owner; the

@@ -69,7 +69,10 @@ type Node struct {
 // validated config (config.Load).
 func Start(ctx context.Context, c *config.Cluster, dataDir string, log *zap.Logger) (*Node, error) {
 	n := &Node{name: c.Node, replicas: c.Replicas, log: log, closed: make(chan struct{})}
-	opts := []nats.Option{nats.Name("gomta-" + c.Node), nats.DrainTimeout(drainTimeout),
+	// No reconnect buffer: a publish made while the connection is down
+	// fails at once instead of being sent after the reconnect, when the
+	// SMTP session has already answered 451 and thrown its draft away.
+	opts := []nats.Option{nats.Name("gomta-" + c.Node), nats.DrainTimeout(drainTimeout), nats.ReconnectBufSize(-1),
 		nats.ClosedHandler(func(*nats.Conn) { close(n.closed) }),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {

@@ -112,7 +112,16 @@ type serverLog struct {
 	log       *zap.Logger
 	mu        sync.Mutex
 	fatalText string
+	routeLast time.Time // when a route connect failure was last logged
 }
+
+// routeConnFmt is the server's line for a failed route connection, which
+// it repeats every second while a peer is down: logged as a warning (a
+// peer down is the case a cluster is for), once per routeLogEvery.
+const (
+	routeConnFmt  = "Error trying to connect to route (attempt %v): %v"
+	routeLogEvery = 30 * time.Second
+)
 
 func (l *serverLog) Noticef(string, ...any) {}
 func (l *serverLog) Debugf(string, ...any)  {}
@@ -123,6 +132,18 @@ func (l *serverLog) Warnf(format string, v ...any) {
 }
 
 func (l *serverLog) Errorf(format string, v ...any) {
+	if format == routeConnFmt {
+		l.mu.Lock()
+		quiet := time.Since(l.routeLast) < routeLogEvery
+		if !quiet {
+			l.routeLast = time.Now()
+		}
+		l.mu.Unlock()
+		if !quiet {
+			l.log.Warn("nats route unreachable", zap.String("error", fmt.Sprintf(format, v...)))
+		}
+		return
+	}
 	l.log.Error("nats server error", zap.String("error", fmt.Sprintf(format, v...)))
 }
 

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Defaults of [gomta.cluster].
@@ -66,6 +67,13 @@ type Cluster struct {
 	// write is replicated to a quorum but not on any disk yet.
 	SyncAlways bool
 	MaxPayload int32 // the embedded server's largest message, octets
+	// AckWait is how long a node may hold a delivery attempt without
+	// signalling progress before another node takes the message over (a
+	// node that died mid-attempt); 0 = the queue's default (60 s).
+	AckWait time.Duration
+	// LeaseTTL is how long a POP3 session's hold on a mailbox outlives a
+	// node that died while holding it; 0 = the mailboxes' default (30 s).
+	LeaseTTL time.Duration
 
 	replicasSet bool     // the file sets replicas (else the default applies)
 	unknown     []string // keys other than ours, reported by validation
@@ -104,6 +112,10 @@ func (c *Cluster) UnmarshalTOML(v any) error {
 			var n int64
 			n, ok = val.(int64)
 			c.Replicas, c.replicasSet = int(n), true
+		case "ack_wait":
+			c.AckWait, ok = duration(val)
+		case "lease_ttl":
+			c.LeaseTTL, ok = duration(val)
 		case "max_payload":
 			var n int64
 			n, ok = val.(int64)
@@ -120,6 +132,19 @@ func (c *Cluster) UnmarshalTOML(v any) error {
 		}
 	}
 	return nil
+}
+
+// duration reads a Go duration string ("5s", "2m") of at least a second.
+func duration(v any) (time.Duration, bool) {
+	str, ok := v.(string)
+	if !ok {
+		return 0, false
+	}
+	d, err := time.ParseDuration(str)
+	if err != nil || d < time.Second {
+		return 0, false
+	}
+	return d, true
 }
 
 func stringList(v any) ([]string, bool) {
@@ -182,7 +207,7 @@ func (c *Config) validateCluster(p *problems) {
 		p.add("cluster: unknown key %q", k)
 	}
 	for _, k := range cl.badType {
-		p.add("cluster.%s has the wrong type", k)
+		p.add("cluster.%s has the wrong type (durations: a string such as \"30s\", at least 1s)", k)
 	}
 	if cl.Node == "" {
 		p.add("cluster.node is required")

@@ -4,6 +4,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/BurntSushi/toml"
 )
 
 const clusterBase = "[server]\n\"a\" = { smtp = 2025, pop = 2110 }\n[accounts.\"a\"]\n\"x@a.test\" = \"p\"\n"
@@ -140,5 +143,27 @@ func TestClusterReloadNeedsRestart(t *testing.T) {
 	same := mustParse(t, clusterBase+"[gomta.cluster]\nnode = \"n1\"\nembedded = true\n")
 	if d := Diff(mustParse(t, clusterBase+"[gomta.cluster]\nnode = \"n1\"\nembedded = true\n"), same); len(d) != 0 {
 		t.Errorf("Diff of equal clusters = %v, want none", d)
+	}
+}
+
+// TestClusterDurations reads ack_wait and lease_ttl as Go durations of at
+// least a second, and reports anything else as a key of the wrong type.
+func TestClusterDurations(t *testing.T) {
+	for _, tc := range []struct {
+		val  string
+		ok   bool
+		want time.Duration
+	}{{`"5s"`, true, 5 * time.Second}, {`"2m"`, true, 2 * time.Minute}, {`"10ms"`, false, 0}, {`5`, false, 0}, {`"soon"`, false, 0}} {
+		var c Cluster
+		_, err := toml.Decode("[c]\nack_wait = "+tc.val+"\nlease_ttl = "+tc.val+"\n", &struct {
+			C *Cluster `toml:"c"`
+		}{&c})
+		if err != nil {
+			t.Fatal(err)
+		}
+		bad := len(c.badType) == 2
+		if bad == tc.ok || c.AckWait != tc.want || c.LeaseTTL != tc.want {
+			t.Errorf("%s: ack_wait %v lease_ttl %v wrong-type %v; want %v ok=%v", tc.val, c.AckWait, c.LeaseTTL, c.badType, tc.want, tc.ok)
+		}
 	}
 }
