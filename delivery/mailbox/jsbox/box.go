@@ -68,7 +68,7 @@ func (s *Store) Open(ctx context.Context, user string) (mailbox.Box, error) {
 	key := userToken(u)
 	holder := []byte(s.node + "/" + nonce())
 	start := time.Now()
-	rev, err := s.locks.Create(ctx, key, holder)
+	rev, err := s.takeLease(ctx, key, holder)
 	if errors.Is(err, jetstream.ErrKeyExists) {
 		return nil, fmt.Errorf("%w: %s", mailbox.ErrInUse, u)
 	}

@@ -108,17 +108,19 @@ type Options struct {
 
 // Store is the set of mailboxes of one mail host on JetStream.
 type Store struct {
-	js       jetstream.JetStream
-	log      *zap.Logger
-	node     string
-	token    string // the host's token
-	name     string // the stream's name
-	stream   jetstream.Stream
-	objs     jetstream.ObjectStore
-	locks    jetstream.KeyValue
-	leaseTTL time.Duration
-	inline   int64  // largest message kept in the stream itself
-	chunk    uint32 // object chunk size
+	js     jetstream.JetStream
+	log    *zap.Logger
+	node   string
+	token  string // the host's token
+	name   string // the stream's name
+	stream jetstream.Stream
+	objs   jetstream.ObjectStore
+	locks  jetstream.KeyValue
+	// lockBucket is the lease bucket's name (takeLease reads its stream).
+	lockBucket string
+	leaseTTL   time.Duration
+	inline     int64  // largest message kept in the stream itself
+	chunk      uint32 // object chunk size
 
 	mu      sync.RWMutex
 	users   map[string]bool // folded accounts; under mu (Add extends it)
@@ -215,7 +217,8 @@ func (s *Store) provision(ctx context.Context, opt Options) error {
 	if err != nil {
 		return fmt.Errorf("jsbox: lease bucket of %s: %w", opt.Host, err)
 	}
-	return s.leaderReads(ctx, "GOMTA_POPLOCK_"+s.token)
+	s.lockBucket = "GOMTA_POPLOCK_" + s.token
+	return s.leaderReads(ctx, s.lockBucket)
 }
 
 // leaderReads makes the lease bucket's reads go to its stream leader. A KV
