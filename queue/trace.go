@@ -42,18 +42,34 @@ func (d *Draft) WriteTrace(p []byte, to string) error {
 }
 
 // Open opens the body for reading, after the trace fields if it starts
-// with some (Trace): what a relay or a report may carry.
+// with some (Trace): what a relay or a report may carry. The reader also
+// seeks (a relay scans the body, then rewinds it to send it): offset 0 is
+// the first octet after the fields, so a rewind never brings them back.
 func (m *Message) Open() (io.ReadCloser, error) {
 	f, err := os.Open(m.BodyPath)
 	if err != nil || m.Trace.Len == 0 {
 		return f, err
 	}
-	if _, err := f.Seek(m.Trace.Len, io.SeekStart); err != nil {
+	st, err := f.Stat()
+	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("queue: open %s: %w", m.ID, err)
 	}
-	return f, nil
+	if st.Size() < m.Trace.Len {
+		f.Close()
+		return nil, fmt.Errorf("queue: open %s: body of %d octets shorter than its trace fields (%d)", m.ID, st.Size(), m.Trace.Len)
+	}
+	return &tracedBody{SectionReader: io.NewSectionReader(f, m.Trace.Len, st.Size()-m.Trace.Len), f: f}, nil
 }
+
+// tracedBody is a body read past its trace fields: reads and seeks are
+// relative to the first octet after them.
+type tracedBody struct {
+	*io.SectionReader
+	f *os.File
+}
+
+func (b *tracedBody) Close() error { return b.f.Close() }
 
 // traceOf is env's Trace, the zero Trace when it has none (a message with
 // more than one recipient or a remote one, or written before Trace was).
