@@ -61,6 +61,10 @@ type Node struct {
 	once     sync.Once
 }
 
+// maxAsyncPending bounds the asynchronous publishes in flight on the node's
+// JetStream context (object store chunks).
+const maxAsyncPending = 16
+
 // Start makes this process the node c of its cluster: embedded, it runs a
 // NATS server with JetStream (its store in c.StorePath(dataDir)) and
 // connects to it in-process; external, it connects to c.NATSURLs. It
@@ -103,7 +107,10 @@ func Start(ctx context.Context, c *config.Cluster, dataDir string, log *zap.Logg
 		n.shutdownServer()
 		return nil, fmt.Errorf("cluster: connect: %w", err)
 	}
-	if n.js, err = jetstream.New(n.nc); err != nil {
+	// Object store puts publish their chunks asynchronously: without a cap
+	// (the library's 4,000) a 50 MiB body would sit whole in the server's
+	// ingest queue; maxAsyncPending chunks of ~128 KiB keep it to a few MiB.
+	if n.js, err = jetstream.New(n.nc, jetstream.WithPublishAsyncMaxPending(maxAsyncPending)); err != nil {
 		n.Close()
 		return nil, fmt.Errorf("cluster: jetstream: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"gomta/queue/jsobj"
 	"io"
 	"slices"
 	"strconv"
@@ -320,7 +321,7 @@ func (q *Queue) OpenBody(id string) (io.ReadCloser, error) {
 		cancel()
 		return io.NopCloser(bytes.NewReader(raw.Data)), err
 	}
-	r, err := q.obj.Get(ctx, id)
+	r, err := jsobj.Open(ctx, q.js, q.obj, q.objBucket(), id)
 	if err != nil {
 		cancel()
 		return nil, err

@@ -199,3 +199,7 @@ func (q *Queue) streamCount(ctx context.Context) (int64, error) {
 func opCtx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), opTimeout)
 }
+
+// objBucket is the name of the host's body object store (read through
+// queue/jsobj, whose memory stays bounded whatever the body's size).
+func (q *Queue) objBucket() string { return "GOMTA_QB_" + strings.TrimPrefix(q.subject, "gomta.q.") }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"gomta/queue/jsobj"
 	"io"
 	"os"
 	"sync"
@@ -181,8 +182,8 @@ func (q *Queue) stage(ctx context.Context, m jetstream.Msg, env *envelope) (stri
 		return "", err
 	}
 	if env.Object {
-		var r jetstream.ObjectResult
-		if r, err = q.obj.Get(ctx, env.ID); err == nil {
+		var r io.ReadCloser
+		if r, err = jsobj.Open(ctx, q.js, q.obj, q.objBucket(), env.ID); err == nil {
 			_, err = io.Copy(f, r)
 			_ = r.Close()
 		}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"gomta/queue/jsobj"
 	"io"
 	"strconv"
 	"sync"
@@ -270,7 +271,7 @@ func (b *Box) Open(ctx context.Context, i int) (io.ReadCloser, error) {
 	}
 	e := b.list[i]
 	if e.obj != "" {
-		r, err := b.s.objs.Get(ctx, e.obj)
+		r, err := jsobj.Open(ctx, b.s.js, b.s.objs, "GOMTA_MBOBJ_"+b.s.token, e.obj)
 		if err != nil {
 			return nil, fmt.Errorf("jsbox: object of message %d: %w", e.seq, err)
 		}
