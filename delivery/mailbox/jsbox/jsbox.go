@@ -24,6 +24,11 @@
 //     makes no second copy. An object staged for an attempt that turns out
 //     to be a duplicate is deleted again; each attempt's object has its own
 //     name, so a duplicate never overwrites an object a reader is streaming.
+//   - A publish that fails has an unknown outcome (a lost ack may hide a
+//     stored message naming its object): its object is kept, never
+//     deleted then. Run sweeps every SweepEvery the objects older than the
+//     Dedup window that no message names (sweep.go); only those are
+//     orphans, so a listed message always has its body.
 //   - One POP3 session per mailbox across the cluster: Open creates the
 //     lease key (kv.Create fails when it exists: mailbox.ErrInUse), a
 //     goroutine refreshes it with Update(rev) every LeaseTTL/3, Commit and
@@ -86,6 +91,10 @@ const headerRoom = 4096
 // the memory of a large message, whatever the server's max payload.
 const maxChunk = 256 << 10
 
+// dropWait bounds the removal of an object no message names (best effort:
+// sweep removes what is left).
+const dropWait = 10 * time.Second
+
 // Defaults of Options.
 const (
 	defaultLeaseTTL = 30 * time.Second
@@ -103,7 +112,11 @@ type Options struct {
 	Users    []string      // accounts (folded names as the local Store gets them)
 	LeaseTTL time.Duration // POP3 lock lease; 0: 30 s; refreshed at TTL/3 while the session lives
 	Dedup    time.Duration // de-duplication window for deliveries; 0: 2 h
-	Logger   *zap.Logger   // nil: no logging
+	// SweepEvery is how often Run removes objects no message names (left
+	// by a publish whose outcome was unknown); 0: Dedup/2, at least a
+	// minute.
+	SweepEvery time.Duration
+	Logger     *zap.Logger // nil: no logging
 }
 
 // Store is the set of mailboxes of one mail host on JetStream.
@@ -119,6 +132,8 @@ type Store struct {
 	// lockBucket is the lease bucket's name (takeLease reads its stream).
 	lockBucket string
 	leaseTTL   time.Duration
+	dedup      time.Duration // the stream's Duplicates window
+	sweepEvery time.Duration
 	inline     int64  // largest message kept in the stream itself
 	chunk      uint32 // object chunk size
 
@@ -153,22 +168,27 @@ func New(ctx context.Context, opt Options) (*Store, error) {
 	if opt.Dedup <= 0 {
 		opt.Dedup = defaultDedup
 	}
+	if opt.SweepEvery <= 0 {
+		opt.SweepEvery = max(opt.Dedup/2, time.Minute)
+	}
 	maxPayload := opt.JS.Conn().MaxPayload()
 	if maxPayload <= 2*headerRoom {
 		return nil, fmt.Errorf("jsbox: server max payload %d too small", maxPayload)
 	}
 	tok := hostToken(opt.Host)
 	s := &Store{
-		js:       opt.JS,
-		log:      log,
-		node:     opt.Node,
-		token:    tok,
-		name:     "GOMTA_MB_" + tok,
-		leaseTTL: opt.LeaseTTL,
-		inline:   maxPayload - headerRoom,
-		chunk:    uint32(min(maxPayload-headerRoom, maxChunk)),
-		users:    map[string]bool{},
-		stop:     make(chan struct{}),
+		js:         opt.JS,
+		log:        log,
+		node:       opt.Node,
+		token:      tok,
+		name:       "GOMTA_MB_" + tok,
+		leaseTTL:   opt.LeaseTTL,
+		dedup:      opt.Dedup,
+		sweepEvery: opt.SweepEvery,
+		inline:     maxPayload - headerRoom,
+		chunk:      uint32(min(maxPayload-headerRoom, maxChunk)),
+		users:      map[string]bool{},
+		stop:       make(chan struct{}),
 	}
 	if err := s.Add(opt.Users); err != nil {
 		return nil, err
@@ -274,11 +294,11 @@ func (s *Store) user(name string) (string, error) {
 	return key, nil
 }
 
-// Run serves until ctx ends, then stops the lease refreshers and returns
-// nil once they have stopped. Leases of Boxes still open then expire by
-// themselves after LeaseTTL.
+// Run sweeps objects no message names every SweepEvery until ctx ends,
+// then stops the lease refreshers and returns nil once they have stopped.
+// Leases of Boxes still open then expire by themselves after LeaseTTL.
 func (s *Store) Run(ctx context.Context) error {
-	<-ctx.Done()
+	s.sweeper(ctx, s.sweepEvery)
 	s.mu.Lock()
 	if !s.stopped {
 		s.stopped = true
@@ -360,14 +380,38 @@ func (s *Store) store(ctx context.Context, user string, d mailbox.Delivery) (uin
 	}
 	ack, err := s.js.PublishMsg(ctx, msg, opts...)
 	if err != nil {
-		s.dropObject(obj)
+		if obj != "" {
+			// The outcome is unknown: a timeout or a leader election may
+			// lose only the ack, and the stored message then names obj.
+			// Deleting it would leave a listed message without a body;
+			// sweep removes it once the Dedup window shows no message
+			// names it.
+			s.log.Warn("object kept: publish outcome unknown", zap.String("msg_id", d.MsgID),
+				zap.String(logvocab.User, user), zap.String("object", obj), zap.Error(err))
+		}
 		return 0, 0, false, fmt.Errorf("jsbox: publish: %w", err)
 	}
-	if ack.Duplicate {
-		// The earlier attempt's message names its own object.
-		s.dropObject(obj)
+	if ack.Duplicate && obj != "" {
+		s.dropDuplicate(ack.Sequence, obj)
 	}
 	return ack.Sequence, total, ack.Duplicate, nil
+}
+
+// dropDuplicate deletes the object staged for an attempt JetStream found a
+// duplicate of the message at seq, unless that message names it (it never
+// should: each attempt stages its own object). When the stored message
+// cannot be read, the object is kept for sweep.
+func (s *Store) dropDuplicate(seq uint64, obj string) {
+	ctx, cancel := context.WithTimeout(context.Background(), dropWait)
+	defer cancel()
+	m, err := s.stream.GetMsg(ctx, seq)
+	if err != nil {
+		s.log.Warn("object kept: duplicate not read", zap.Uint64("seq", seq), zap.String("object", obj), zap.Error(err))
+		return
+	}
+	if m.Header.Get(hdrObject) != obj {
+		s.dropObject(obj)
+	}
 }
 
 // putObject streams r (want octets) into a new object and returns its name.
@@ -395,7 +439,7 @@ func (s *Store) dropObject(name string) {
 	if name == "" {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), dropWait)
 	defer cancel()
 	if err := s.objs.Delete(ctx, name); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
 		s.log.Warn("object not removed", zap.String("object", name), zap.Error(err))
