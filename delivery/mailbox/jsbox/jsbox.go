@@ -30,10 +30,16 @@
 //     Dedup window that no message names (sweep.go); only those are
 //     orphans, so a listed message always has its body.
 //   - One POP3 session per mailbox across the cluster: Open creates the
-//     lease key (kv.Create fails when it exists: mailbox.ErrInUse), a
-//     goroutine refreshes it with Update(rev) every LeaseTTL/3, Commit and
-//     Close delete it at its revision. A node that dies leaves a lease that
-//     expires by itself after LeaseTTL. A refresh that finds another
+//     lease key (takeLease; held: mailbox.ErrInUse) and at once starts a
+//     goroutine that refreshes it with Update(rev) every third of the TTL,
+//     before listing (a listing may outlast the TTL); Commit and Close
+//     delete it at its revision. The TTL is the bucket's, read at New and
+//     every LeaseTTL/3 (watchTTL): the bucket is shared and the last node
+//     to provision it sets it, so a node configured with a longer
+//     lease_ttl still renews in time. A Box reads nothing once its lease
+//     has run out, even before the refresher notices. A node that dies
+//     leaves a lease that expires by itself after the TTL. A refresh that
+//     finds another
 //     revision, or refreshes failing until the lease has run out, mean the
 //     lease was lost: the Box ends (mailbox.ErrDone) and deletes nothing;
 //     a refresh failing for a moment (a leader election) is retried. Commit
@@ -63,6 +69,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -131,7 +138,11 @@ type Store struct {
 	locks  jetstream.KeyValue
 	// lockBucket is the lease bucket's name (takeLease reads its stream).
 	lockBucket string
-	leaseTTL   time.Duration
+	leaseTTL   time.Duration // as configured: the bucket's TTL this node sets
+	// bucketTTL is the lease bucket's TTL as last read (nanoseconds): the
+	// bucket is shared and the last node to provision it sets it, so
+	// leases run out and are renewed by it, not by leaseTTL (watchTTL).
+	bucketTTL  atomic.Int64
 	dedup      time.Duration // the stream's Duplicates window
 	sweepEvery time.Duration
 	inline     int64  // largest message kept in the stream itself
@@ -238,7 +249,10 @@ func (s *Store) provision(ctx context.Context, opt Options) error {
 		return fmt.Errorf("jsbox: lease bucket of %s: %w", opt.Host, err)
 	}
 	s.lockBucket = "GOMTA_POPLOCK_" + s.token
-	return s.leaderReads(ctx, s.lockBucket)
+	if err := s.leaderReads(ctx, s.lockBucket); err != nil {
+		return err
+	}
+	return s.readTTL(ctx)
 }
 
 // leaderReads makes the lease bucket's reads go to its stream leader. A KV
@@ -294,11 +308,14 @@ func (s *Store) user(name string) (string, error) {
 	return key, nil
 }
 
-// Run sweeps objects no message names every SweepEvery until ctx ends,
-// then stops the lease refreshers and returns nil once they have stopped.
+// Run sweeps objects no message names every SweepEvery and follows the
+// lease bucket's TTL (watchTTL) until ctx ends, then stops the lease refreshers and returns nil once they have stopped.
 // Leases of Boxes still open then expire by themselves after LeaseTTL.
 func (s *Store) Run(ctx context.Context) error {
+	var loops sync.WaitGroup
+	loops.Go(func() { s.watchTTL(ctx) })
 	s.sweeper(ctx, s.sweepEvery)
+	loops.Wait()
 	s.mu.Lock()
 	if !s.stopped {
 		s.stopped = true
