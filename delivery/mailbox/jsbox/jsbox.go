@@ -17,8 +17,9 @@
 //
 //   - Deliver returns nil only when JetStream acknowledged the publish (the
 //     message is stored on a quorum of replicas). A message is the trace
-//     lines mailbox.TraceHeaders writes, then the spool file, byte for byte:
-//     POP3 sends the same octets as from a Maildir.
+//     lines mailbox.TraceHeaders writes, then the spool file, byte for byte
+//     (less the trace fields it starts with when Delivery.TraceLen says
+//     so): POP3 sends the same octets as from a Maildir.
 //   - A delivery carries Nats-Msg-Id "<msg_id>/<user token>": a retried or
 //     redelivered attempt within the stream's Duplicates window (Dedup)
 //     makes no second copy. An object staged for an attempt that turns out
@@ -39,9 +40,8 @@
 //     lease_ttl still renews in time. A Box reads nothing once its lease
 //     has run out, even before the refresher notices. A node that dies
 //     leaves a lease that expires by itself after the TTL. A refresh that
-//     finds another
-//     revision, or refreshes failing until the lease has run out, mean the
-//     lease was lost: the Box ends (mailbox.ErrDone) and deletes nothing;
+//     finds another revision, or refreshes failing until the lease has run
+//     out, mean the lease was lost: the Box ends (mailbox.ErrDone) and deletes nothing;
 //     a refresh failing for a moment (a leader election) is retried. Commit
 //     refreshes the lease once more before deleting, so a Box whose lease
 //     expired unnoticed deletes nothing either.
@@ -370,6 +370,18 @@ func (s *Store) store(ctx context.Context, user string, d mailbox.Delivery) (uin
 			return 0, 0, false, fmt.Errorf("jsbox: body: %w", err)
 		}
 		size = fi.Size()
+	}
+	if d.TraceLen > 0 {
+		// The spool file starts with trace fields written for one local
+		// account (the queue's hard-link case): skip them and write this
+		// mailbox's own, or the message would carry two sets.
+		if d.TraceLen > size {
+			return 0, 0, false, fmt.Errorf("jsbox: trace fields of %d octets in a body of %d", d.TraceLen, size)
+		}
+		if _, err := f.Seek(d.TraceLen, io.SeekStart); err != nil {
+			return 0, 0, false, fmt.Errorf("jsbox: body: %w", err)
+		}
+		size -= d.TraceLen
 	}
 	trace := mailbox.TraceHeaders(d.From, user)
 	total := int64(len(trace)) + size
