@@ -309,10 +309,17 @@ func (b *Box) end() bool {
 // Commit deletes the messages at the given 0-based indexes (and their
 // objects), then releases the lease (RFC 1939 UPDATE state). It first
 // renews the lease: a Box whose lease is gone deletes nothing and returns
-// mailbox.ErrDone. Nil only when every deletion is acknowledged.
+// mailbox.ErrDone. Nil only when every deletion is acknowledged. With
+// nothing to delete it only releases the lease: there is nothing a lost
+// lease could spoil, and a renewal failing during a leader election must
+// not turn a plain QUIT into -ERR.
 func (b *Box) Commit(ctx context.Context, deleted []int) error {
 	if !b.end() {
 		return mailbox.ErrDone
+	}
+	if len(deleted) == 0 {
+		b.release()
+		return nil
 	}
 	for _, i := range deleted {
 		if i < 0 || i >= len(b.list) {

@@ -3,9 +3,11 @@ package jsbox
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"gomta/delivery/mailbox"
@@ -123,4 +125,49 @@ func TestRenewalFollowsTheBucketTTL(t *testing.T) {
 		t.Fatalf("Open on n2: %v, want ErrInUse", err)
 	}
 	equal(t, "n1 reads", contents(t, b), []string{stored("alice@mail.test", body1)})
+}
+
+// flakyKV fails lease renewals, as the bucket does while its leader is
+// being elected, once fail is set.
+type flakyKV struct {
+	jetstream.KeyValue
+	fail atomic.Bool
+}
+
+func (f *flakyKV) Update(ctx context.Context, key string, value []byte, rev uint64) (uint64, error) {
+	if f.fail.Load() {
+		return 0, nats.ErrTimeout
+	}
+	return f.KeyValue.Update(ctx, key, value, rev)
+}
+
+// TestCommitWithNothingToDeleteNeedsNoRenewal: a QUIT that deletes nothing
+// succeeds while the lease cannot be renewed; one that deletes does not.
+func TestCommitWithNothingToDeleteNeedsNoRenewal(t *testing.T) {
+	t.Parallel()
+	srv := natstest.Start(t, 0)
+	// No Run: its TTL watch would read s.locks while the test swaps it.
+	s, err := New(ctxT(t), Options{JS: srv.JS, Host: testHost, Node: "n1", LeaseTTL: 30 * time.Second, Users: []string{"alice@mail.test"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &node{s: s}
+	deliver(t, n.s, "alice@mail.test", "id-1", body1)
+	kv := &flakyKV{KeyValue: n.s.locks}
+	n.s.locks = kv // before any Box: its refresher reads it
+	b := open(t, n.s, "alice@mail.test")
+	kv.fail.Store(true)
+	if err := b.Commit(ctxT(t), nil); err != nil {
+		t.Fatalf("Commit with nothing to delete: %v, want nil", err)
+	}
+	kv.fail.Store(false)
+	b = open(t, n.s, "alice@mail.test") // the lease was released
+	kv.fail.Store(true)
+	if err := b.Commit(ctxT(t), []int{0}); !errors.Is(err, nats.ErrTimeout) {
+		t.Fatalf("Commit deleting with no renewal: %v, want the renewal's error", err)
+	}
+	kv.fail.Store(false)
+	b = open(t, n.s, "alice@mail.test")
+	defer b.Close()
+	equal(t, "kept", contents(t, b), []string{stored("alice@mail.test", body1)})
 }
