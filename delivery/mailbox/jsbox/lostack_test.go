@@ -3,6 +3,7 @@ package jsbox
 import (
 	"context"
 	"errors"
+	"io"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -119,5 +120,43 @@ func TestObjectUser(t *testing.T) {
 		if got, ok := objectUser(name); got != want || ok != (want != "") {
 			t.Errorf("objectUser(%q) = %q, %v; want %q", name, got, ok, want)
 		}
+	}
+}
+
+// TestSlowReaderOfAnObjectGetsItWhole: a RETR of a message in the object
+// store, on a session context without deadline, drained by a client
+// slower than the library's default API timeout, still gets every octet.
+func TestSlowReaderOfAnObjectGetsItWhole(t *testing.T) {
+	t.Parallel()
+	srv := natstest.Start(t, 64<<10)
+	const apiTimeout = 300 * time.Millisecond // the library's default is 5 s
+	js, err := jetstream.New(srv.NC, jetstream.WithDefaultTimeout(apiTimeout))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(ctxT(t), Options{JS: js, Host: testHost, Node: "n1", Users: []string{"bob@mail.test"}, Logger: zaptest.NewLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := bigBody()
+	deliver(t, s, "bob@mail.test", "msg1", body)
+	b := open(t, s, "bob@mail.test")
+	defer b.Close()
+	r, err := b.Open(context.Background(), 0) // as a POP3 session's context
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	head := make([]byte, 1024)
+	if _, err := io.ReadFull(r, head); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * apiTimeout) // a slow client: no assertion on time
+	rest, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatalf("read after a pause: %v", err)
+	}
+	if got := string(head) + string(rest); got != stored("bob@mail.test", body) {
+		t.Fatalf("read %d octets, want %d", len(got), len(stored("bob@mail.test", body)))
 	}
 }
