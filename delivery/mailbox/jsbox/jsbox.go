@@ -8,8 +8,9 @@
 //   - stream GOMTA_MB_<token>, Limits retention, one subject per mailbox,
 //     gomta.mb.<token>.<user token> (userToken: base64url of the folded
 //     account, so any account name, UTF-8 included, is one safe token);
-//   - object store GOMTA_MBOBJ_<token> for bodies larger than the server's
-//     max payload: streamed in and out, the stream message names the object;
+//   - object store GOMTA_MBOBJ_<token> for messages over Options.InlineMax
+//     (256 KiB) or the server's max payload: streamed in and out, the
+//     stream message names the object;
 //   - KV bucket GOMTA_POPLOCK_<token>, TTL = LeaseTTL: the POP3 lease, one
 //     key per mailbox (the user token).
 //
@@ -104,6 +105,11 @@ const dropWait = 10 * time.Second
 
 // Defaults of Options.
 const (
+	// defaultInline keeps a delivery, and a RETR, from holding a whole
+	// large message in memory: with an 8 MiB max payload an inline
+	// message is read whole into one buffer at Deliver and at RETR, while
+	// an object moves a chunk at a time.
+	defaultInline   = 256 << 10
 	defaultLeaseTTL = 30 * time.Second
 	defaultDedup    = 2 * time.Hour
 )
@@ -119,6 +125,10 @@ type Options struct {
 	Users    []string      // accounts (folded names as the local Store gets them)
 	LeaseTTL time.Duration // POP3 lock lease; 0: 30 s; refreshed at TTL/3 while the session lives
 	Dedup    time.Duration // de-duplication window for deliveries; 0: 2 h
+	// InlineMax is the largest message kept in the stream message itself;
+	// larger ones go to the object store, streamed. 0: 256 KiB. Never
+	// more than the server's max payload allows.
+	InlineMax int64
 	// SweepEvery is how often Run removes objects no message names (left
 	// by a publish whose outcome was unknown); 0: Dedup/2, at least a
 	// minute.
@@ -179,6 +189,9 @@ func New(ctx context.Context, opt Options) (*Store, error) {
 	if opt.Dedup <= 0 {
 		opt.Dedup = defaultDedup
 	}
+	if opt.InlineMax <= 0 {
+		opt.InlineMax = defaultInline
+	}
 	if opt.SweepEvery <= 0 {
 		opt.SweepEvery = max(opt.Dedup/2, time.Minute)
 	}
@@ -196,7 +209,7 @@ func New(ctx context.Context, opt Options) (*Store, error) {
 		leaseTTL:   opt.LeaseTTL,
 		dedup:      opt.Dedup,
 		sweepEvery: opt.SweepEvery,
-		inline:     maxPayload - headerRoom,
+		inline:     min(maxPayload-headerRoom, opt.InlineMax),
 		chunk:      uint32(min(maxPayload-headerRoom, maxChunk)),
 		users:      map[string]bool{},
 		stop:       make(chan struct{}),

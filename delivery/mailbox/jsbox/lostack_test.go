@@ -160,3 +160,21 @@ func TestSlowReaderOfAnObjectGetsItWhole(t *testing.T) {
 		t.Fatalf("read %d octets, want %d", len(got), len(stored("bob@mail.test", body)))
 	}
 }
+
+// TestMessageOverTheInlineLimitGoesToTheObjectStore: a 300 KiB message
+// fits the server's 1 MiB max payload but is over the 256 KiB inline
+// limit: it is stored as an object, and reads back whole.
+func TestMessageOverTheInlineLimitGoesToTheObjectStore(t *testing.T) {
+	t.Parallel()
+	srv := natstest.Start(t, 0)
+	n := startNode(t, srv, "n1", 0, "alice@mail.test")
+	body := "Subject: mid\r\n\r\n" + strings.Repeat("y", 300<<10) + "\r\n"
+	deliver(t, n.s, "alice@mail.test", "id-1", body)
+	deliver(t, n.s, "alice@mail.test", "id-2", body1)
+	if got := objectCount(t, n.s); got != 1 {
+		t.Fatalf("%d objects, want 1", got)
+	}
+	b := open(t, n.s, "alice@mail.test")
+	defer b.Close()
+	equal(t, "alice", contents(t, b), []string{stored("alice@mail.test", body), stored("alice@mail.test", body1)})
+}
