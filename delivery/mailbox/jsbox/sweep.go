@@ -100,7 +100,11 @@ func (s *Store) namedObjects(ctx context.Context, subj string) (map[string]bool,
 	}
 	defer s.dropConsumer(cons, it)
 	for range info.State.Subjects[subj] {
-		m, err := it.Next(jetstream.NextContext(ctx))
+		// Bounded per message: when a POP3 session deleted every message
+		// since they were counted, no message comes at all.
+		nctx, cancel := context.WithTimeout(ctx, consumerIdle)
+		m, err := it.Next(jetstream.NextContext(nctx))
+		cancel()
 		if err != nil {
 			return nil, fmt.Errorf("jsbox: sweep: read %s: %w", subj, err)
 		}
