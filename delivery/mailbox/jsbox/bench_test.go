@@ -3,6 +3,7 @@ package jsbox
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -108,6 +109,52 @@ func BenchmarkOpen(b *testing.B) {
 					b.Fatalf("listed %d, want %d", len(box.List()), msgs)
 				}
 				box.Close()
+			}
+		})
+	}
+}
+
+// BenchmarkDeliverInlineLimit measures Deliver and a RETR of a 300 KiB
+// message kept in the stream message (InlineMax 1 MiB, as before the
+// 256 KiB limit) and in the object store (the default): time, and with
+// -benchmem the octets allocated per message.
+//
+//	go test -run '^$' -bench DeliverInlineLimit -benchmem ./delivery/mailbox/jsbox/
+func BenchmarkDeliverInlineLimit(b *testing.B) {
+	for _, bc := range []struct {
+		name   string
+		inline int64
+	}{{"300KiB/inline", 1 << 20}, {"300KiB/object", 0}} {
+		b.Run(bc.name, func(b *testing.B) {
+			srv := natstest.Start(b, 0)
+			ctx := context.Background()
+			s, err := New(ctx, Options{JS: srv.JS, Host: testHost, Node: "n1", InlineMax: bc.inline, Users: []string{"alice@mail.test"}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			path := benchSpool(b, 300<<10)
+			b.SetBytes(300 << 10)
+			b.ResetTimer()
+			for i := range b.N {
+				d := mailbox.Delivery{User: "alice@mail.test", From: "a@x.test", MsgID: fmt.Sprint("m", i), BodyPath: path}
+				if err := s.Deliver(ctx, d); err != nil {
+					b.Fatal(err)
+				}
+				box, err := s.Open(ctx, "alice@mail.test")
+				if err != nil {
+					b.Fatal(err)
+				}
+				r, err := box.Open(ctx, 0)
+				if err == nil {
+					_, err = io.Copy(io.Discard, r)
+					r.Close()
+				}
+				if err == nil {
+					err = box.Commit(ctx, []int{0})
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
 			}
 		})
 	}

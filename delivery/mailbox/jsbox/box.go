@@ -76,13 +76,18 @@ func (s *Store) Open(ctx context.Context, user string) (mailbox.Box, error) {
 	if err != nil {
 		return nil, fmt.Errorf("jsbox: lease %s: %w", u, err)
 	}
-	b := &Box{s: s, user: u, key: key, holder: holder, rev: rev, expires: start.Add(s.leaseTTL), quit: make(chan struct{})}
+	b := &Box{s: s, user: u, key: key, holder: holder, rev: rev, expires: start.Add(s.ttl()), quit: make(chan struct{})}
+	// The refresher runs from here: a listing may take longer than the
+	// lease lives (a large mailbox, a slow server).
+	s.startRefresh(b)
 	b.list, err = s.listing(ctx, s.subject(key))
+	if err == nil && !b.live() {
+		err = fmt.Errorf("%w: %s: lease lost while listing", mailbox.ErrInUse, u)
+	}
 	if err != nil {
 		b.Close()
 		return nil, err
 	}
-	s.startRefresh(b)
 	return b, nil
 }
 
@@ -109,14 +114,14 @@ func (s *Store) startRefresh(b *Box) {
 	})
 }
 
-// refresher renews the lease every LeaseTTL/3. The lease is lost, and the
+// refresher renews the lease every third of the bucket's TTL (ttl). The lease is lost, and the
 // Box ends, when a renewal finds another revision (the lease expired, or
 // someone removed or took it), or when renewals keep failing (no quorum, a
 // leader being elected) until the lease has run out. Between, a failed
 // renewal is retried at the next tick: a leader election must not end
 // every POP3 session of the cluster.
 func (b *Box) refresher() {
-	t := time.NewTicker(b.s.leaseTTL / 3)
+	t := time.NewTimer(b.s.ttl() / 3)
 	defer t.Stop()
 	for {
 		select {
@@ -126,7 +131,9 @@ func (b *Box) refresher() {
 			return
 		case <-t.C:
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), b.s.leaseTTL/3)
+		period := b.s.ttl() / 3 // the bucket's TTL may have changed
+		t.Reset(period)
+		ctx, cancel := context.WithTimeout(context.Background(), period)
 		err := b.renew(ctx)
 		cancel()
 		if err != nil && (lostLease(err) || time.Now().After(b.expiry())) {
@@ -162,7 +169,7 @@ func (b *Box) renew(ctx context.Context) error {
 	}
 	b.mu.Lock()
 	b.rev = next
-	b.expires = start.Add(b.s.leaseTTL)
+	b.expires = start.Add(b.s.ttl())
 	b.mu.Unlock()
 	return nil
 }
@@ -254,10 +261,14 @@ func (b *Box) List() []mailbox.Info {
 	return out
 }
 
+// live says whether b may still read: not ended, and its lease not run
+// out. The refresher notices a lost lease only when a renewal fails, up to
+// a third of the TTL after it ran out, while another node's session may
+// hold the lease and have deleted what b would read.
 func (b *Box) live() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return !b.ended
+	return !b.ended && time.Now().Before(b.expires)
 }
 
 // Open returns the content of message i (0-based index into List()): the
@@ -298,10 +309,17 @@ func (b *Box) end() bool {
 // Commit deletes the messages at the given 0-based indexes (and their
 // objects), then releases the lease (RFC 1939 UPDATE state). It first
 // renews the lease: a Box whose lease is gone deletes nothing and returns
-// mailbox.ErrDone. Nil only when every deletion is acknowledged.
+// mailbox.ErrDone. Nil only when every deletion is acknowledged. With
+// nothing to delete it only releases the lease: there is nothing a lost
+// lease could spoil, and a renewal failing during a leader election must
+// not turn a plain QUIT into -ERR.
 func (b *Box) Commit(ctx context.Context, deleted []int) error {
 	if !b.end() {
 		return mailbox.ErrDone
+	}
+	if len(deleted) == 0 {
+		b.release()
+		return nil
 	}
 	for _, i := range deleted {
 		if i < 0 || i >= len(b.list) {

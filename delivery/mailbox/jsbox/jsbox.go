@@ -8,8 +8,9 @@
 //   - stream GOMTA_MB_<token>, Limits retention, one subject per mailbox,
 //     gomta.mb.<token>.<user token> (userToken: base64url of the folded
 //     account, so any account name, UTF-8 included, is one safe token);
-//   - object store GOMTA_MBOBJ_<token> for bodies larger than the server's
-//     max payload: streamed in and out, the stream message names the object;
+//   - object store GOMTA_MBOBJ_<token> for messages over Options.InlineMax
+//     (256 KiB) or the server's max payload: streamed in and out, the
+//     stream message names the object;
 //   - KV bucket GOMTA_POPLOCK_<token>, TTL = LeaseTTL: the POP3 lease, one
 //     key per mailbox (the user token).
 //
@@ -17,20 +18,31 @@
 //
 //   - Deliver returns nil only when JetStream acknowledged the publish (the
 //     message is stored on a quorum of replicas). A message is the trace
-//     lines mailbox.TraceHeaders writes, then the spool file, byte for byte:
-//     POP3 sends the same octets as from a Maildir.
+//     lines mailbox.TraceHeaders writes, then the spool file, byte for byte
+//     (less the trace fields it starts with when Delivery.TraceLen says
+//     so): POP3 sends the same octets as from a Maildir.
 //   - A delivery carries Nats-Msg-Id "<msg_id>/<user token>": a retried or
 //     redelivered attempt within the stream's Duplicates window (Dedup)
 //     makes no second copy. An object staged for an attempt that turns out
 //     to be a duplicate is deleted again; each attempt's object has its own
 //     name, so a duplicate never overwrites an object a reader is streaming.
+//   - A publish that fails has an unknown outcome (a lost ack may hide a
+//     stored message naming its object): its object is kept, never
+//     deleted then. Run sweeps every SweepEvery the objects older than the
+//     Dedup window that no message names (sweep.go); only those are
+//     orphans, so a listed message always has its body.
 //   - One POP3 session per mailbox across the cluster: Open creates the
-//     lease key (kv.Create fails when it exists: mailbox.ErrInUse), a
-//     goroutine refreshes it with Update(rev) every LeaseTTL/3, Commit and
-//     Close delete it at its revision. A node that dies leaves a lease that
-//     expires by itself after LeaseTTL. A refresh that finds another
-//     revision, or refreshes failing until the lease has run out, mean the
-//     lease was lost: the Box ends (mailbox.ErrDone) and deletes nothing;
+//     lease key (takeLease; held: mailbox.ErrInUse) and at once starts a
+//     goroutine that refreshes it with Update(rev) every third of the TTL,
+//     before listing (a listing may outlast the TTL); Commit and Close
+//     delete it at its revision. The TTL is the bucket's, read at New and
+//     every LeaseTTL/3 (watchTTL): the bucket is shared and the last node
+//     to provision it sets it, so a node configured with a longer
+//     lease_ttl still renews in time. A Box reads nothing once its lease
+//     has run out, even before the refresher notices. A node that dies
+//     leaves a lease that expires by itself after the TTL. A refresh that
+//     finds another revision, or refreshes failing until the lease has run
+//     out, mean the lease was lost: the Box ends (mailbox.ErrDone) and deletes nothing;
 //     a refresh failing for a moment (a leader election) is retried. Commit
 //     refreshes the lease once more before deleting, so a Box whose lease
 //     expired unnoticed deletes nothing either.
@@ -58,6 +70,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -86,8 +99,17 @@ const headerRoom = 4096
 // the memory of a large message, whatever the server's max payload.
 const maxChunk = 256 << 10
 
+// dropWait bounds the removal of an object no message names (best effort:
+// sweep removes what is left).
+const dropWait = 10 * time.Second
+
 // Defaults of Options.
 const (
+	// defaultInline keeps a delivery, and a RETR, from holding a whole
+	// large message in memory: with an 8 MiB max payload an inline
+	// message is read whole into one buffer at Deliver and at RETR, while
+	// an object moves a chunk at a time.
+	defaultInline   = 256 << 10
 	defaultLeaseTTL = 30 * time.Second
 	defaultDedup    = 2 * time.Hour
 )
@@ -103,7 +125,15 @@ type Options struct {
 	Users    []string      // accounts (folded names as the local Store gets them)
 	LeaseTTL time.Duration // POP3 lock lease; 0: 30 s; refreshed at TTL/3 while the session lives
 	Dedup    time.Duration // de-duplication window for deliveries; 0: 2 h
-	Logger   *zap.Logger   // nil: no logging
+	// InlineMax is the largest message kept in the stream message itself;
+	// larger ones go to the object store, streamed. 0: 256 KiB. Never
+	// more than the server's max payload allows.
+	InlineMax int64
+	// SweepEvery is how often Run removes objects no message names (left
+	// by a publish whose outcome was unknown); 0: Dedup/2, at least a
+	// minute.
+	SweepEvery time.Duration
+	Logger     *zap.Logger // nil: no logging
 }
 
 // Store is the set of mailboxes of one mail host on JetStream.
@@ -118,7 +148,13 @@ type Store struct {
 	locks  jetstream.KeyValue
 	// lockBucket is the lease bucket's name (takeLease reads its stream).
 	lockBucket string
-	leaseTTL   time.Duration
+	leaseTTL   time.Duration // as configured: the bucket's TTL this node sets
+	// bucketTTL is the lease bucket's TTL as last read (nanoseconds): the
+	// bucket is shared and the last node to provision it sets it, so
+	// leases run out and are renewed by it, not by leaseTTL (watchTTL).
+	bucketTTL  atomic.Int64
+	dedup      time.Duration // the stream's Duplicates window
+	sweepEvery time.Duration
 	inline     int64  // largest message kept in the stream itself
 	chunk      uint32 // object chunk size
 
@@ -153,22 +189,30 @@ func New(ctx context.Context, opt Options) (*Store, error) {
 	if opt.Dedup <= 0 {
 		opt.Dedup = defaultDedup
 	}
+	if opt.InlineMax <= 0 {
+		opt.InlineMax = defaultInline
+	}
+	if opt.SweepEvery <= 0 {
+		opt.SweepEvery = max(opt.Dedup/2, time.Minute)
+	}
 	maxPayload := opt.JS.Conn().MaxPayload()
 	if maxPayload <= 2*headerRoom {
 		return nil, fmt.Errorf("jsbox: server max payload %d too small", maxPayload)
 	}
 	tok := hostToken(opt.Host)
 	s := &Store{
-		js:       opt.JS,
-		log:      log,
-		node:     opt.Node,
-		token:    tok,
-		name:     "GOMTA_MB_" + tok,
-		leaseTTL: opt.LeaseTTL,
-		inline:   maxPayload - headerRoom,
-		chunk:    uint32(min(maxPayload-headerRoom, maxChunk)),
-		users:    map[string]bool{},
-		stop:     make(chan struct{}),
+		js:         opt.JS,
+		log:        log,
+		node:       opt.Node,
+		token:      tok,
+		name:       "GOMTA_MB_" + tok,
+		leaseTTL:   opt.LeaseTTL,
+		dedup:      opt.Dedup,
+		sweepEvery: opt.SweepEvery,
+		inline:     min(maxPayload-headerRoom, opt.InlineMax),
+		chunk:      uint32(min(maxPayload-headerRoom, maxChunk)),
+		users:      map[string]bool{},
+		stop:       make(chan struct{}),
 	}
 	if err := s.Add(opt.Users); err != nil {
 		return nil, err
@@ -218,7 +262,10 @@ func (s *Store) provision(ctx context.Context, opt Options) error {
 		return fmt.Errorf("jsbox: lease bucket of %s: %w", opt.Host, err)
 	}
 	s.lockBucket = "GOMTA_POPLOCK_" + s.token
-	return s.leaderReads(ctx, s.lockBucket)
+	if err := s.leaderReads(ctx, s.lockBucket); err != nil {
+		return err
+	}
+	return s.readTTL(ctx)
 }
 
 // leaderReads makes the lease bucket's reads go to its stream leader. A KV
@@ -274,11 +321,14 @@ func (s *Store) user(name string) (string, error) {
 	return key, nil
 }
 
-// Run serves until ctx ends, then stops the lease refreshers and returns
-// nil once they have stopped. Leases of Boxes still open then expire by
-// themselves after LeaseTTL.
+// Run sweeps objects no message names every SweepEvery and follows the
+// lease bucket's TTL (watchTTL) until ctx ends, then stops the lease refreshers and returns nil once they have stopped.
+// Leases of Boxes still open then expire by themselves after LeaseTTL.
 func (s *Store) Run(ctx context.Context) error {
-	<-ctx.Done()
+	var loops sync.WaitGroup
+	loops.Go(func() { s.watchTTL(ctx) })
+	s.sweeper(ctx, s.sweepEvery)
+	loops.Wait()
 	s.mu.Lock()
 	if !s.stopped {
 		s.stopped = true
@@ -334,6 +384,18 @@ func (s *Store) store(ctx context.Context, user string, d mailbox.Delivery) (uin
 		}
 		size = fi.Size()
 	}
+	if d.TraceLen > 0 {
+		// The spool file starts with trace fields written for one local
+		// account (the queue's hard-link case): skip them and write this
+		// mailbox's own, or the message would carry two sets.
+		if d.TraceLen > size {
+			return 0, 0, false, fmt.Errorf("jsbox: trace fields of %d octets in a body of %d", d.TraceLen, size)
+		}
+		if _, err := f.Seek(d.TraceLen, io.SeekStart); err != nil {
+			return 0, 0, false, fmt.Errorf("jsbox: body: %w", err)
+		}
+		size -= d.TraceLen
+	}
 	trace := mailbox.TraceHeaders(d.From, user)
 	total := int64(len(trace)) + size
 	utok := userToken(user)
@@ -360,14 +422,38 @@ func (s *Store) store(ctx context.Context, user string, d mailbox.Delivery) (uin
 	}
 	ack, err := s.js.PublishMsg(ctx, msg, opts...)
 	if err != nil {
-		s.dropObject(obj)
+		if obj != "" {
+			// The outcome is unknown: a timeout or a leader election may
+			// lose only the ack, and the stored message then names obj.
+			// Deleting it would leave a listed message without a body;
+			// sweep removes it once the Dedup window shows no message
+			// names it.
+			s.log.Warn("object kept: publish outcome unknown", zap.String("msg_id", d.MsgID),
+				zap.String(logvocab.User, user), zap.String("object", obj), zap.Error(err))
+		}
 		return 0, 0, false, fmt.Errorf("jsbox: publish: %w", err)
 	}
-	if ack.Duplicate {
-		// The earlier attempt's message names its own object.
-		s.dropObject(obj)
+	if ack.Duplicate && obj != "" {
+		s.dropDuplicate(ack.Sequence, obj)
 	}
 	return ack.Sequence, total, ack.Duplicate, nil
+}
+
+// dropDuplicate deletes the object staged for an attempt JetStream found a
+// duplicate of the message at seq, unless that message names it (it never
+// should: each attempt stages its own object). When the stored message
+// cannot be read, the object is kept for sweep.
+func (s *Store) dropDuplicate(seq uint64, obj string) {
+	ctx, cancel := context.WithTimeout(context.Background(), dropWait)
+	defer cancel()
+	m, err := s.stream.GetMsg(ctx, seq)
+	if err != nil {
+		s.log.Warn("object kept: duplicate not read", zap.Uint64("seq", seq), zap.String("object", obj), zap.Error(err))
+		return
+	}
+	if m.Header.Get(hdrObject) != obj {
+		s.dropObject(obj)
+	}
 }
 
 // putObject streams r (want octets) into a new object and returns its name.
@@ -395,7 +481,7 @@ func (s *Store) dropObject(name string) {
 	if name == "" {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), dropWait)
 	defer cancel()
 	if err := s.objs.Delete(ctx, name); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
 		s.log.Warn("object not removed", zap.String("object", name), zap.Error(err))

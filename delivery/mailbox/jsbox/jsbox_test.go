@@ -434,3 +434,28 @@ func TestHostToken(t *testing.T) {
 		t.Error("user token is not one subject token")
 	}
 }
+
+// TestSpoolFileWithTraceFieldsIsStoredOnce: a spool file that starts with
+// the trace fields the queue wrote for one local account (Delivery
+// TraceLen, TraceTo) gets this mailbox's trace fields once, for that
+// account as for another.
+func TestSpoolFileWithTraceFieldsIsStoredOnce(t *testing.T) {
+	t.Parallel()
+	srv := natstest.Start(t, 0)
+	n := startNode(t, srv, "n1", 0, "alice@mail.test", "bob@mail.test")
+	fields, acct := mailbox.TraceFields("sender@example.org", "alice@mail.test")
+	p := filepath.Join(t.TempDir(), "body")
+	if err := os.WriteFile(p, append(fields, body1...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []string{"alice@mail.test", "bob@mail.test"} {
+		d := mailbox.Delivery{User: u, Rcpt: u, From: "sender@example.org", MsgID: "id-1", BodyPath: p,
+			Size: int64(len(fields) + len(body1)), TraceLen: int64(len(fields)), TraceTo: acct}
+		if err := n.s.Deliver(ctxT(t), d); err != nil {
+			t.Fatal(err)
+		}
+		b := open(t, n.s, u)
+		equal(t, u, contents(t, b), []string{stored(u, body1)})
+		b.Close()
+	}
+}

@@ -7,8 +7,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
 )
 
 // takeLease creates the lease key, as kv.Create does, but decides "in use"
@@ -71,4 +73,55 @@ func (s *Store) leaseLast(ctx context.Context, key string) (seq uint64, released
 	hdrs, _ := base64.StdEncoding.DecodeString(resp.Message.Hdrs)
 	released = bytes.Contains(hdrs, []byte("KV-Operation: DEL")) || bytes.Contains(hdrs, []byte("KV-Operation: PURGE"))
 	return resp.Message.Seq, released, nil
+}
+
+// ttl is how long a lease lives unless renewed: the lease bucket's TTL as
+// last read, or LeaseTTL before the first read.
+func (s *Store) ttl() time.Duration {
+	if d := time.Duration(s.bucketTTL.Load()); d > 0 {
+		return d
+	}
+	return s.leaseTTL
+}
+
+// readTTL reads the lease bucket's TTL. Every node provisions the bucket
+// with its own lease_ttl and the last one wins: a node renewing at its own
+// LeaseTTL/3 while the bucket expires keys sooner would lose every
+// session's lease, so renewals follow the bucket's value (a mismatch is
+// logged, once per change).
+func (s *Store) readTTL(ctx context.Context) error {
+	st, err := s.locks.Status(ctx)
+	if err != nil {
+		return fmt.Errorf("jsbox: lease bucket %s: %w", s.lockBucket, err)
+	}
+	d := st.TTL()
+	if d <= 0 {
+		d = s.leaseTTL // no TTL: leases never expire; renew as configured
+	}
+	if old := time.Duration(s.bucketTTL.Swap(int64(d))); old != d && d != s.leaseTTL {
+		s.log.Warn("lease bucket TTL differs from lease_ttl", zap.String("node", s.node),
+			zap.Duration("lease_ttl", s.leaseTTL), zap.Duration("bucket_ttl", d))
+	}
+	return nil
+}
+
+// watchTTL reads the lease bucket's TTL every LeaseTTL/3 until ctx ends,
+// so that another node provisioning a shorter one is followed within a
+// renewal period.
+func (s *Store) watchTTL(ctx context.Context) {
+	t := time.NewTicker(s.leaseTTL / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		rctx, cancel := context.WithTimeout(ctx, s.leaseTTL/3)
+		err := s.readTTL(rctx)
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			s.log.Debug("lease bucket TTL not read", zap.String("node", s.node), zap.Error(err))
+		}
+	}
 }
