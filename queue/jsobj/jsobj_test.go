@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"gomta/mta/cluster/natstest"
+	"gomta/mta/mtatest"
 )
 
 func ctxT(t *testing.T) context.Context {
@@ -48,11 +49,14 @@ func TestReadsWholeObjectAndFreesConsumer(t *testing.T) {
 		if err := r.Close(); err != nil {
 			t.Fatal(err)
 		}
-		st, _ := s.JS.Stream(ctx, "OBJ_B")
-		info, _ := st.Info(ctx)
-		if info.State.Consumers != 0 {
-			t.Fatalf("size %d: %d consumers left after Close", size, info.State.Consumers)
-		}
+		mtatest.Eventually(t, "no reading consumer left after Close", func() bool {
+			st, err := s.JS.Stream(ctx, "OBJ_B")
+			if err != nil {
+				return false
+			}
+			info, err := st.Info(ctx)
+			return err == nil && info.State.Consumers == 0
+		})
 	}
 }
 
