@@ -34,6 +34,10 @@ const (
 	// ErrFull and Len: one stream info request per commit would double
 	// the cost of a commit for an approximate limit.
 	countTTL = 500 * time.Millisecond
+	// countTimeout bounds one stream info request for the count: without
+	// quorum it would wait JetStream's own timeout, and every session
+	// asking meanwhile would wait with it.
+	countTimeout = 2 * time.Second
 	// consumerName is the durable consumer every node pulls from.
 	consumerName = "deliver"
 )
@@ -79,9 +83,11 @@ type Queue struct {
 	drafts  atomic.Int64                  // writers not yet committed or aborted
 	seq     atomic.Uint32                 // id counter
 
-	countMu sync.Mutex // guards the cached stream count
-	count   int64
-	countAt time.Time
+	countMu  sync.Mutex    // guards the fields below, never held across a request
+	count    int64         // the last count known
+	countErr error         // the last request's error, cached like the count
+	countAt  time.Time     // when the last request ended
+	countReq chan struct{} // closed when the request in flight ends; nil when none
 }
 
 var _ queue.Spool = (*Queue)(nil)
@@ -179,19 +185,51 @@ func (q *Queue) Len() int {
 }
 
 // streamCount is the stream's message count, asked again when the cached
-// one is older than countTTL.
+// one is older than countTTL. One request at a time is made, bounded by
+// countTimeout and by no caller's ctx; the others wait for its answer (or
+// their ctx), and an error is cached for countTTL like a count, so that
+// without quorum every session gets its 451 within countTimeout instead
+// of queueing one request after another.
 func (q *Queue) streamCount(ctx context.Context) (int64, error) {
 	q.countMu.Lock()
-	defer q.countMu.Unlock()
 	if time.Since(q.countAt) < countTTL {
-		return q.count, nil
+		n, err := q.count, q.countErr
+		q.countMu.Unlock()
+		return n, err
 	}
+	req := q.countReq
+	if req == nil {
+		req = make(chan struct{})
+		q.countReq = req
+		go q.askCount(req)
+	}
+	q.countMu.Unlock()
+	select {
+	case <-req:
+	case <-ctx.Done():
+		q.countMu.Lock()
+		defer q.countMu.Unlock()
+		return q.count, ctx.Err()
+	}
+	q.countMu.Lock()
+	defer q.countMu.Unlock()
+	return q.count, q.countErr
+}
+
+// askCount makes the one stream info request of streamCount and closes req.
+func (q *Queue) askCount(req chan struct{}) {
+	ctx, cancel := context.WithTimeout(context.Background(), countTimeout)
+	defer cancel()
 	info, err := q.stream.Info(ctx)
+	q.countMu.Lock()
+	defer q.countMu.Unlock()
 	if err != nil {
-		return q.count, fmt.Errorf("jsq: stream info: %w", err)
+		q.countErr = fmt.Errorf("jsq: stream info: %w", err)
+	} else {
+		q.count, q.countErr = int64(info.State.Msgs), nil
 	}
-	q.count, q.countAt = int64(info.State.Msgs), time.Now()
-	return q.count, nil
+	q.countAt, q.countReq = time.Now(), nil
+	close(req)
 }
 
 // opCtx is a context for the JetStream requests that settle an attempt:
