@@ -1,11 +1,16 @@
 package jsq
 
 import (
+	"bytes"
 	"context"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"gomta/mta/cluster/natstest"
 	"gomta/mta/mtatest"
 )
 
@@ -49,4 +54,41 @@ func TestCountWithoutQuorum(t *testing.T) {
 	if c := calls.Load(); c >= n {
 		t.Fatalf("%d stream info requests for %d sessions", c, n)
 	}
+}
+
+// TestCommitLostAck: a commit whose publish was stored but whose ack was
+// lost (a timeout, a leader election) answers an error, yet keeps the body
+// object the stored stream message names: the message is delivered whole
+// once, after the commit grace, instead of failing to stage for ever.
+func TestCommitLostAck(t *testing.T) {
+	s := natstest.Start(t, 64<<10)
+	var n atomic.Int32
+	f := &faultJS{JetStream: s.JS}
+	f.publish = func(ctx context.Context, m *nats.Msg, next func() (*jetstream.PubAck, error)) (*jetstream.PubAck, error) {
+		a, err := next()
+		if err == nil && n.Add(1) == 1 {
+			return nil, context.DeadlineExceeded
+		}
+		return a, err
+	}
+	q := openQ(t, f, "n1", nil)
+	ctx := context.Background()
+	body := bytes.Repeat([]byte("x"), 1<<20)
+	w, err := q.NewMessage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(body); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Commit(ctx, "a@example.org", []string{"b@example.org"}); err == nil {
+		t.Fatal("commit succeeded: want the lost ack as an error (451)")
+	}
+	h := newHandler(nil)
+	run(t, q, h)
+	got := h.next(t)
+	if got.ID != w.ID() || !bytes.Equal(got.Body, body) {
+		t.Fatalf("delivered %s with %d bytes; want %s with its %d", got.ID, len(got.Body), w.ID(), len(body))
+	}
+	waitGone(t, q, w.ID())
 }
