@@ -92,3 +92,47 @@ func TestCommitLostAck(t *testing.T) {
 	}
 	waitGone(t, q, w.ID())
 }
+
+// failAck fails the first DoubleAck of a consumer's messages: after acking
+// (only the answer lost) or without.
+type failAck struct {
+	jetstream.Msg
+	n    *atomic.Int32
+	lost bool
+}
+
+func (m failAck) DoubleAck(ctx context.Context) error {
+	if m.n.Add(1) != 1 {
+		return m.Msg.DoubleAck(ctx)
+	}
+	if m.lost {
+		_ = m.Msg.DoubleAck(ctx)
+	}
+	return context.DeadlineExceeded
+}
+
+// TestDoneAckFails: a message delivered to every recipient whose ack fails
+// is acked at its redelivery without a second delivery, and leaves no state.
+func TestDoneAckFails(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		lost bool
+	}{{"ack not made", false}, {"only the answer lost", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := server(t)
+			var n atomic.Int32
+			f := &faultJS{JetStream: s.JS, msg: func(m jetstream.Msg) jetstream.Msg { return failAck{m, &n, tc.lost} }}
+			q := openQ(t, f, "n1", func(o *Options) { o.AckWait = time.Second })
+			id := commit(t, q, "a@example.org", []string{"b@example.org", "c@example.org"}, []byte("body"))
+			h := newHandler(nil)
+			run(t, q, h)
+			if got := h.next(t); got.ID != id {
+				t.Fatalf("delivered %s, want %s", got.ID, id)
+			}
+			waitGone(t, q, id) // the stream message too: its redelivery was acked
+			if len(h.seen) != 0 {
+				t.Fatalf("delivered again after a failed ack: %+v", (<-h.seen).Message)
+			}
+		})
+	}
+}

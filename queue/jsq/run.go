@@ -122,6 +122,12 @@ func (q *Queue) claim(ctx context.Context, m jetstream.Msg, env envelope, gen in
 			// to come (it may yet clear Held): wait for it, a few times.
 			_ = m.NakWithDelay(busyWait / 4)
 			return nil, 0, false
+		case st.Done: // attempted to the end, only its ack failed
+			if err := m.DoubleAck(ctx); err == nil {
+				q.forget(ctx, st, log)
+				log.Info("message done", zap.Int("attempt", st.Attempts))
+			}
+			return nil, 0, false
 		case st.Held:
 			_ = m.NakWithDelay(heldWait)
 			return nil, 0, false

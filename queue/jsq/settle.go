@@ -196,12 +196,11 @@ func byRcpt(res []queue.Result) map[string]queue.Result {
 func (q *Queue) finish(ctx context.Context, m jetstream.Msg, st *state, rev uint64, gen int, done, cut bool, log *zap.Logger) {
 	if done {
 		if err := m.DoubleAck(ctx); err != nil {
-			log.Warn("delivered message not acknowledged, it may be attempted again", zap.Error(err))
+			log.Warn("delivered message not acknowledged, kept as done until it is", zap.Error(err))
+			q.markDone(ctx, st, rev, log)
+			return
 		}
-		q.forgetBody(&st.envelope)
-		if err := q.kv.Delete(ctx, st.ID); err != nil {
-			log.Warn("queue state not deleted", zap.Error(err))
-		}
+		q.forget(ctx, st, log)
 		log.Info("message done", zap.Int("attempt", st.Attempts),
 			zap.Int64("duration_ms", time.Since(st.Received).Milliseconds()))
 		return
@@ -255,5 +254,41 @@ func (q *Queue) finish(ctx context.Context, m jetstream.Msg, st *state, rev uint
 	}
 	if err := m.NakWithDelay(delay); err != nil {
 		log.Warn("nak not sent, redelivered after the ack wait", zap.Error(err))
+	}
+}
+
+// forget deletes the body and state of a message whose stream message is
+// acked (or purged).
+func (q *Queue) forget(ctx context.Context, st *state, log *zap.Logger) {
+	q.forgetBody(&st.envelope)
+	if err := q.kv.Delete(ctx, st.ID); err != nil {
+		log.Warn("queue state not deleted", zap.Error(err))
+	}
+}
+
+// markDone keeps the state of a message done whose ack failed as a done
+// marker (body kept), so that its redelivery is acked unattempted instead
+// of rebuilt and delivered to every recipient again. The marker wins over
+// whatever another node wrote meanwhile: every recipient is done. When the
+// ack landed after all (the stream message is gone), nothing is kept.
+func (q *Queue) markDone(ctx context.Context, st *state, rev uint64, log *zap.Logger) {
+	st.Done, st.Node = true, ""
+	for range maxTries {
+		_, err := q.put(ctx, st, rev)
+		if err == nil {
+			break
+		}
+		cur, crev, gerr := q.get(ctx, st.ID)
+		if errors.Is(gerr, jetstream.ErrKeyNotFound) {
+			return // dropped, or done by another node meanwhile
+		}
+		if !conflict(err) || gerr != nil {
+			log.Error("done marker not saved, the message may be delivered again", zap.Error(errors.Join(err, gerr)))
+			return
+		}
+		st.Gen, rev = max(st.Gen, cur.Gen), crev
+	}
+	if _, err := q.lastSeq(ctx, q.msgSubject(st.ID)); errors.Is(err, jetstream.ErrMsgNotFound) {
+		q.forget(ctx, st, log) // only the ack's answer was lost
 	}
 }

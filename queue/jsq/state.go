@@ -49,6 +49,10 @@ type state struct {
 	History     []queue.Try              `json:"history,omitempty"` // the last maxHistory attempts
 	Node        string                   `json:"node,omitempty"`    // node holding an attempt, "" when none
 	Gen         int                      `json:"gen,omitempty"`     // generation of the current stream message
+	// Done marks a message whose every recipient is done but whose stream
+	// message was perhaps not acked (the ack failed): a redelivery only
+	// acks it and cleans up, never attempts it again.
+	Done bool `json:"done,omitempty"`
 }
 
 // maxHistory is how many attempts a state remembers (the local queue's).
