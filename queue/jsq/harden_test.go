@@ -3,6 +3,8 @@ package jsq
 import (
 	"bytes"
 	"context"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -133,6 +135,44 @@ func TestDoneAckFails(t *testing.T) {
 			if len(h.seen) != 0 {
 				t.Fatalf("delivered again after a failed ack: %+v", (<-h.seen).Message)
 			}
+		})
+	}
+}
+
+// TestBodyObjectMissing: a message whose body object is gone is damage:
+// kept, visible with the reason, its attempts counted on the retry
+// schedule, and bounced past MaxLifetime (not retried every 2 s for ever).
+func TestBodyObjectMissing(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		lifetime time.Duration
+	}{{"kept with the reason", time.Hour}, {"bounced past lifetime", 1500 * time.Millisecond}} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := natstest.Start(t, 64<<10)
+			q := openQ(t, s.JS, "n1", func(o *Options) {
+				o.Retry = slices.Repeat([]time.Duration{200 * time.Millisecond}, 100)
+				o.MaxLifetime = tc.lifetime
+			})
+			ctx := context.Background()
+			id := commit(t, q, "a@example.org", []string{"b@example.org"}, bytes.Repeat([]byte("x"), 256<<10))
+			if err := q.obj.Delete(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+			h := newHandler(nil)
+			run(t, q, h)
+			if tc.lifetime == time.Hour {
+				mtatest.Eventually(t, "two attempts counted with the reason", func() bool {
+					mi, err := q.Show(ctx, id)
+					return err == nil && mi.Attempts >= 2 && len(mi.Recipients) == 1 &&
+						strings.Contains(mi.Recipients[0].LastReply, "body missing")
+				})
+				return
+			}
+			b := h.next(t)
+			if b.From != "" || !strings.Contains(string(b.Body), "status=5.4.7") {
+				t.Fatalf("got from %q %q; want the bounce of %s with 5.4.7", b.From, b.Body, id)
+			}
+			waitGone(t, q, id)
 		})
 	}
 }

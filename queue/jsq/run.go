@@ -152,31 +152,56 @@ func (q *Queue) claim(ctx context.Context, m jetstream.Msg, env envelope, gen in
 func (q *Queue) attempt(ctx context.Context, h queue.Handler, m jetstream.Msg, st *state, rev uint64, gen int, log *zap.Logger) {
 	var res []queue.Result
 	n := st.Attempts
-	var msg *queue.Message
+	msg := q.message(st, n, "") // only a bounce or notice is left to queue
 	if len(st.Rcpts) > 0 {
 		n++
 		path, err := q.stage(ctx, m, &st.envelope)
-		if err != nil {
-			log.Error("body not staged for the attempt", zap.Error(err))
+		switch {
+		case errors.Is(err, jetstream.ErrObjectNotFound):
+			msg = q.message(st, n, "")
+			res = q.bodyMissing(st, msg, log)
+		case err != nil:
+			log.Warn("body not staged for the attempt", zap.Error(err))
 			st.Node = ""
 			octx, cancel := opCtx()
 			_, _ = q.put(octx, st, rev)
 			cancel()
 			_ = m.NakWithDelay(busyWait)
 			return
+		default:
+			defer os.Remove(path)
+			msg = q.message(st, n, path)
+			log.Debug("delivery attempt", zap.Int("attempt", n), zap.Strings("rcpt", st.Rcpts), zap.Bool("final", msg.Final))
+			res = q.deliver(ctx, h, m, msg)
 		}
-		defer os.Remove(path)
-		msg = q.message(st, n, path)
-		log.Debug("delivery attempt", zap.Int("attempt", n), zap.Strings("rcpt", st.Rcpts), zap.Bool("final", msg.Final))
-		res = q.deliver(ctx, h, m, msg)
-	} else {
-		msg = q.message(st, n, "") // only a bounce or notice is left to queue
 	}
 	cut := ctx.Err() != nil
 	octx, cancel := opCtx()
 	defer cancel()
 	done := q.settle(octx, h, st, msg, res, cut, log)
 	q.finish(octx, m, st, rev, gen, done, cut, log)
+}
+
+// bodyMissingText is the reason a message whose body object is gone shows
+// in the queue list and its history.
+const bodyMissingText = "message body missing from the queue's object store (damaged)"
+
+// bodyMissing is attempt msg's result when st's body object is gone: damage
+// (contract 7), logged once and kept visible, never deleted. The attempt
+// counts as a temporary failure of every recipient, so the message waits
+// on the retry schedule (not in a tight loop) and, past MaxLifetime, its
+// final attempt bounces it (5.4.7) like any undeliverable message.
+func (q *Queue) bodyMissing(st *state, msg *queue.Message, log *zap.Logger) []queue.Result {
+	if len(st.Rcpts) > 0 && st.Last[st.Rcpts[0]].Text != bodyMissingText {
+		log.Error("queue message body missing, kept and retried on schedule", zap.Int("attempt", msg.Attempt),
+			zap.Bool("final", msg.Final))
+	}
+	res := make([]queue.Result, len(msg.Rcpts))
+	for i, r := range msg.Rcpts {
+		res[i] = queue.Result{Rcpt: r, Err: errors.New(bodyMissingText),
+			Failure: queue.Failure{Enhanced: "4.3.0", Text: bodyMissingText}}
+	}
+	return res
 }
 
 // stage writes the body of env to a new file under TmpDir (the Handler
