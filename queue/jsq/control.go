@@ -283,8 +283,8 @@ func (q *Queue) dropOne(ctx context.Context, id string, bounce bool) (string, er
 			failed = append(failed, queue.Failure{Rcpt: r, Enhanced: "5.0.0", Text: text, Remote: last.Remote})
 		}
 		m := q.message(st, st.Attempts, "")
-		bid, err := q.queueReport(ctx, st.From, func(w io.Writer) error { return (*hp).WriteBounce(w, m, failed) })
-		if err != nil {
+		bid := reportID(id, "DROP")
+		if err := q.queueReport(ctx, bid, st.From, func(w io.Writer) error { return (*hp).WriteBounce(w, m, failed) }); err != nil {
 			return "", fmt.Errorf("jsq: %s: bounce not queued, message kept: %w", id, err)
 		}
 		done = "dropped, bounce " + bid + " queued"

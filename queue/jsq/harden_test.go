@@ -3,6 +3,7 @@ package jsq
 import (
 	"bytes"
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -14,6 +15,7 @@ import (
 
 	"gomta/mta/cluster/natstest"
 	"gomta/mta/mtatest"
+	"gomta/queue"
 )
 
 // TestCountWithoutQuorum: when the stream's count cannot be had (a server
@@ -174,5 +176,59 @@ func TestBodyObjectMissing(t *testing.T) {
 			}
 			waitGone(t, q, id)
 		})
+	}
+}
+
+// TestRedoneAttemptBouncesOnce: an attempt whose state save fails after it
+// queued its bounce is made again; the bounce it queues again is the same
+// (de-duplicated), so the sender gets one.
+func TestRedoneAttemptBouncesOnce(t *testing.T) {
+	s := server(t)
+	var target atomic.Pointer[string]
+	var updates atomic.Int32
+	f := &faultJS{JetStream: s.JS}
+	f.update = func(key string, _ []byte) error {
+		// The claim is the first update of the message's state, the save
+		// after the attempt its second.
+		if id := target.Load(); id != nil && key == *id && updates.Add(1) == 2 {
+			return errors.New("injected: no quorum")
+		}
+		return nil
+	}
+	q := openQ(t, f, "n1", nil)
+	id := commit(t, q, "a@example.org", []string{"b@example.org", "c@example.org"}, []byte("body"))
+	target.Store(&id)
+	h := newHandler(func(m *queue.Message) []queue.Result {
+		switch {
+		case m.From == "": // the bounce
+			return results(m, nil, false)
+		case m.Attempt == 1: // b bounced, c to try again
+			return []queue.Result{{Rcpt: "b@example.org", Err: errors.New("no such user"), Permanent: true,
+				Failure: queue.Failure{Code: 550, Enhanced: "5.1.1", Text: "no such user"}},
+				{Rcpt: "c@example.org", Err: errTemp}}
+		}
+		return results(m, nil, false)
+	})
+	run(t, q, h)
+	waitGone(t, q, id)
+	if n := updates.Load(); n < 3 {
+		t.Fatalf("%d updates of the state: the attempt was not made again", n)
+	}
+	ctx := context.Background()
+	mtatest.Eventually(t, "queue empty", func() bool {
+		info, err := q.stream.Info(ctx)
+		list, lerr := q.List(ctx)
+		return err == nil && lerr == nil && info.State.Msgs == 0 && len(list) == 0
+	})
+	var attempts, bounces int
+	for len(h.seen) > 0 {
+		if m := <-h.seen; m.From == "" {
+			bounces++
+		} else {
+			attempts++
+		}
+	}
+	if attempts != 3 || bounces != 1 {
+		t.Fatalf("%d attempts and %d bounces; want 3 attempts (the first redone) and 1 bounce", attempts, bounces)
 	}
 }

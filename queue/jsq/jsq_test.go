@@ -171,7 +171,7 @@ func TestErrFull(t *testing.T) {
 		}
 		return errors.Is(err, queue.ErrFull)
 	})
-	if _, err := q.queueReport(ctx, "a@example.org", func(w ioWriter) error { _, err := w.Write([]byte("bounce")); return err }); err != nil {
+	if err := q.queueReport(ctx, q.newID(), "a@example.org", func(w ioWriter) error { _, err := w.Write([]byte("bounce")); return err }); err != nil {
 		t.Fatalf("bounce refused in a full queue: %v", err)
 	}
 	mtatest.Eventually(t, "Len 3", func() bool { return q.Len() == 3 })

@@ -3,6 +3,7 @@ package jsq
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -37,13 +38,14 @@ type Writer struct {
 // NewMessage starts a message; queue.ErrFull when the queue holds
 // MaxMessages (the stream's count, cached briefly).
 func (q *Queue) NewMessage(ctx context.Context) (queue.Writer, error) {
-	return q.newWriter(ctx, false)
+	return q.newWriter(ctx, "")
 }
 
-// newWriter starts a message; a bounce (or notice) is never refused for
-// being over MaxMessages: the message it reports on waits for it.
-func (q *Queue) newWriter(ctx context.Context, bounce bool) (*Writer, error) {
-	if !bounce && q.max >= 0 {
+// newWriter starts a message with a new id, or a report (bounce or notice)
+// with reportID: a report is never refused for being over MaxMessages, the
+// message it reports on waits for it.
+func (q *Queue) newWriter(ctx context.Context, reportID string) (*Writer, error) {
+	if reportID == "" && q.max >= 0 {
 		n, err := q.streamCount(ctx)
 		if err != nil {
 			return nil, err
@@ -52,7 +54,10 @@ func (q *Queue) newWriter(ctx context.Context, bounce bool) (*Writer, error) {
 			return nil, queue.ErrFull
 		}
 	}
-	id := q.newID()
+	id := reportID
+	if id == "" {
+		id = q.newID()
+	}
 	f, err := os.CreateTemp(q.tmpDir, "draft-"+id+"-*")
 	if err != nil {
 		return nil, fmt.Errorf("jsq: draft: %w", err)
@@ -241,12 +246,15 @@ func (q *Queue) forgetBody(env *envelope) {
 	}
 }
 
-// queueReport commits a report written by write as a new message from the
-// null sender to rcpt, with room beyond MaxMessages, and returns its id.
-func (q *Queue) queueReport(ctx context.Context, rcpt string, write func(io.Writer) error) (string, error) {
-	w, err := q.newWriter(ctx, true)
+// queueReport commits a report written by write as message id (reportID),
+// from the null sender to rcpt, with room beyond MaxMessages. The id is
+// derived from what is reported, so that the same report queued again (an
+// attempt redone after its state failed to save, a publish whose ack was
+// lost) is de-duplicated by JetStream instead of sent twice.
+func (q *Queue) queueReport(ctx context.Context, id, rcpt string, write func(io.Writer) error) error {
+	w, err := q.newWriter(ctx, id)
 	if err != nil {
-		return "", err
+		return err
 	}
 	bw := bufio.NewWriterSize(w, 32<<10)
 	if err = write(bw); err == nil {
@@ -254,12 +262,22 @@ func (q *Queue) queueReport(ctx context.Context, rcpt string, write func(io.Writ
 	}
 	if err != nil {
 		w.Abort()
-		return "", fmt.Errorf("write: %w", err)
+		return fmt.Errorf("write: %w", err)
 	}
-	if err := w.Commit(ctx, "", []string{rcpt}); err != nil {
-		return "", err
+	return w.Commit(ctx, "", []string{rcpt})
+}
+
+// reportID is the id of message orig's report named key ("bounce/3",
+// "delay", …): orig's time, so that it sorts near it, then 48 bits of a
+// hash of both (an id of its own, the same for the same report).
+func reportID(orig, key string) string {
+	var b [12]byte
+	if raw, err := idEncoding.DecodeString(orig); err == nil && len(raw) == len(b) {
+		copy(b[:6], raw[:6])
 	}
-	return w.id, nil
+	sum := sha256.Sum256([]byte(orig + "/" + key))
+	copy(b[6:], sum[:6])
+	return idEncoding.EncodeToString(b[:])
 }
 
 // only returns p with only the entries of rcpts (queue.Params.only).
