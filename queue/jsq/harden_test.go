@@ -12,6 +12,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"gomta/mta/cluster/natstest"
 	"gomta/mta/mtatest"
@@ -231,4 +233,62 @@ func TestRedoneAttemptBouncesOnce(t *testing.T) {
 	if attempts != 3 || bounces != 1 {
 		t.Fatalf("%d attempts and %d bounces; want 3 attempts (the first redone) and 1 bounce", attempts, bounces)
 	}
+}
+
+// noProgress keeps a message's attempt from signalling progress: the node
+// holding it looks dead to JetStream (slow, or cut off).
+type noProgress struct{ jetstream.Msg }
+
+func (noProgress) InProgress() error { return nil }
+
+// TestLateResultDropped: a node whose attempt outlived AckWait (no progress
+// signalled) finishes after another node took the message over and saved
+// its result: the late result is dropped, not merged over the newer one,
+// so a recipient the other node delivered is not made pending again.
+func TestLateResultDropped(t *testing.T) {
+	s := server(t)
+	fa := &faultJS{JetStream: s.JS, msg: func(m jetstream.Msg) jetstream.Msg { return noProgress{m} }}
+	core, logs := observer.New(zap.WarnLevel)
+	one := func(o *Options) { o.Workers = 1; o.AckWait = time.Second }
+	a := openQ(t, fa, "a", func(o *Options) { one(o); o.Logger = zap.New(core) })
+	b := openQ(t, s.JS, "b", func(o *Options) { one(o); o.Retry = []time.Duration{time.Second, time.Second} })
+	var calls atomic.Int32
+	entered, release := make(chan struct{}), make(chan struct{})
+	h := newHandler(func(m *queue.Message) []queue.Result {
+		switch calls.Add(1) {
+		case 1: // a: too slow
+			close(entered)
+			select {
+			case <-release:
+			case <-time.After(mtatest.Deadline):
+			}
+			return results(m, errTemp, false)
+		case 2: // b, after the ack wait: b delivered, c to try again
+			return []queue.Result{{Rcpt: "b@example.org"}, {Rcpt: "c@example.org", Err: errTemp}}
+		}
+		return results(m, nil, false)
+	})
+	id := commit(t, a, "a@example.org", []string{"b@example.org", "c@example.org"}, []byte("body"))
+	run(t, a, h)
+	<-entered
+	run(t, b, h)
+	ctx := context.Background()
+	mtatest.Eventually(t, "b's attempt saved", func() bool {
+		mi, err := b.Show(ctx, id)
+		return err == nil && mi.Attempts == 1 && !mi.Busy
+	})
+	close(release)
+	mtatest.Eventually(t, "a's late result dropped", func() bool {
+		return logs.FilterMessage("attempt result dropped, the message was taken over").Len() == 1
+	})
+	mi, err := b.Show(ctx, id)
+	if err != nil || len(mi.Recipients) != 1 || mi.Recipients[0].Address != "c@example.org" {
+		t.Fatalf("after a's late finish: %+v, %v; want only c pending", mi, err)
+	}
+	h.next(t) // a's
+	h.next(t) // b's
+	if got := h.next(t); got.ID != id || got.Attempt != 2 || !slices.Equal(got.Rcpts, []string{"c@example.org"}) {
+		t.Fatalf("next attempt of %s #%d to %v; want %s #2 to c only", got.ID, got.Attempt, got.Rcpts, id)
+	}
+	waitGone(t, b, id)
 }

@@ -46,7 +46,7 @@ const (
 type Options struct {
 	JS           jetstream.JetStream
 	Host         string          // mail host name (stream/bucket names derive from it)
-	Node         string          // this node's name: logs, which node holds an attempt
+	Node         string          // this node's name, unique in the cluster: logs, which node holds an attempt; "": host name and pid
 	Replicas     int             // JetStream replicas for streams/buckets (1..5); 0: 1
 	Workers      int             // concurrent attempts on this node; 0: 16
 	MaxMessages  int             // ErrFull beyond (-1 unlimited, 0: 100000); bounces get room beyond
@@ -110,6 +110,11 @@ func Open(ctx context.Context, opt Options) (*Queue, error) {
 	}
 	if rep < 1 || rep > 5 {
 		return nil, fmt.Errorf("jsq: replicas %d not in 1..5", rep)
+	}
+	if opt.Node == "" {
+		// Attempts are told apart by node name: one is needed.
+		h, _ := os.Hostname()
+		opt.Node = fmt.Sprintf("%s-%d", h, os.Getpid())
 	}
 	tok := Token(opt.Host)
 	q := &Queue{

@@ -132,7 +132,10 @@ func (q *Queue) claim(ctx context.Context, m jetstream.Msg, env envelope, gen in
 			_ = m.NakWithDelay(heldWait)
 			return nil, 0, false
 		}
-		st.Gen, st.Node = gen, q.node
+		st.Gen, st.Node, st.Claim = gen, q.node, 0
+		if md != nil {
+			st.Claim = md.NumDelivered
+		}
 		nrev, err := q.put(ctx, st, rev)
 		if err == nil {
 			return st, nrev, true

@@ -231,6 +231,14 @@ func (q *Queue) finish(ctx context.Context, m jetstream.Msg, st *state, rev uint
 			_ = m.NakWithDelay(busyWait)
 			return
 		}
+		if cur.Node != q.node || cur.Claim != st.Claim {
+			// This attempt was too slow (AckWait passed without progress)
+			// and a redelivery claimed the message: its result is newer
+			// than this one, which is dropped, and m is the other
+			// delivery's to settle now.
+			log.Warn("attempt result dropped, the message was taken over", zap.String("other_node", cur.Node))
+			return
+		}
 		st.Held, st.Gen, rev = cur.Held, cur.Gen, crev
 	}
 	if !saved { // contended every time: the outcome is not kept, so redo it soon
