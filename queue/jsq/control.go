@@ -165,6 +165,12 @@ func (q *Queue) actOne(ctx context.Context, id string, f func(*state) (string, b
 	for range maxTries {
 		st, rev, err := q.get(ctx, id)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			if pub > 0 {
+				// Done or dropped after this action published the next
+				// generation: that one must not outlive its state (it
+				// would be rebuilt and delivered again).
+				q.purgeAll(ctx, id)
+			}
 			return "", queue.ErrUnknown
 		}
 		if err != nil {
@@ -212,6 +218,13 @@ func (q *Queue) purgeOlder(ctx context.Context, id string) {
 	}
 	if err != nil {
 		q.log.Warn("older queue message not purged", zap.String("msg_id", id), zap.Error(err))
+	}
+}
+
+// purgeAll removes every generation of id's stream message.
+func (q *Queue) purgeAll(ctx context.Context, id string) {
+	if err := q.stream.Purge(ctx, jetstream.WithPurgeSubject(q.msgSubject(id))); err != nil {
+		q.log.Warn("queue message of a message done not purged", zap.String("msg_id", id), zap.Error(err))
 	}
 }
 

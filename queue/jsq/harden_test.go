@@ -292,3 +292,32 @@ func TestLateResultDropped(t *testing.T) {
 	}
 	waitGone(t, b, id)
 }
+
+// TestActionRacesDone: a Retry that published the next generation of a
+// message that an attempt then finished (state deleted) purges that
+// generation, instead of leaving it to be rebuilt and delivered again.
+func TestActionRacesDone(t *testing.T) {
+	s := server(t)
+	f := &faultJS{JetStream: s.JS}
+	q := openQ(t, f, "n1", nil)
+	id := commit(t, q, "a@example.org", []string{"b@example.org"}, []byte("body"))
+	f.publish = func(ctx context.Context, m *nats.Msg, next func() (*jetstream.PubAck, error)) (*jetstream.PubAck, error) {
+		a, err := next()
+		if err == nil && m.Header.Get(hdrGen) != "0" {
+			// An attempt finishes now: generation 0 acked, state deleted.
+			err = errors.Join(q.stream.Purge(ctx, jetstream.WithPurgeSubject(m.Subject), jetstream.WithPurgeSequence(a.Sequence)),
+				q.kv.Delete(ctx, id))
+		}
+		return a, err
+	}
+	res, err := q.Retry(context.Background(), []string{id}, false)
+	if err != nil || len(res) != 1 || res[0].Err != queue.ErrUnknown {
+		t.Fatalf("retry: %+v, %v; want ErrUnknown", res, err)
+	}
+	if r, err := q.OpenBody(id); err != queue.ErrUnknown {
+		if err == nil {
+			r.Close()
+		}
+		t.Fatalf("OpenBody after the race: %v; want no stream message left (ErrUnknown)", err)
+	}
+}
