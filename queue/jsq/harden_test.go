@@ -321,3 +321,32 @@ func TestActionRacesDone(t *testing.T) {
 		t.Fatalf("OpenBody after the race: %v; want no stream message left (ErrUnknown)", err)
 	}
 }
+
+// TestStageBounded: a body read that never answers (no quorum) ends at
+// its deadline, and the attempt is made again later, instead of holding
+// a worker for ever.
+func TestStageBounded(t *testing.T) {
+	s := natstest.Start(t, 64<<10)
+	var gets atomic.Int32
+	f := &faultJS{JetStream: s.JS}
+	f.objGet = func(ctx context.Context, name string) error {
+		if gets.Add(1) == 1 {
+			<-ctx.Done() // the first read gets no answer
+			return ctx.Err()
+		}
+		return nil
+	}
+	q := openQ(t, f, "n1", func(o *Options) { o.Workers = 1 })
+	q.stageBase = 100 * time.Millisecond
+	body := bytes.Repeat([]byte("y"), 256<<10)
+	id := commit(t, q, "a@example.org", []string{"b@example.org"}, body)
+	h := newHandler(nil)
+	run(t, q, h)
+	if got := h.next(t); got.ID != id || !bytes.Equal(got.Body, body) || got.Attempt != 1 {
+		t.Fatalf("delivered %s #%d, %d bytes", got.ID, got.Attempt, len(got.Body))
+	}
+	if n := gets.Load(); n != 2 {
+		t.Fatalf("%d body reads; want 2 (the first cut at its deadline)", n)
+	}
+	waitGone(t, q, id)
+}

@@ -76,8 +76,11 @@ type Queue struct {
 	ackWait time.Duration
 	tmpDir  string
 	sched   queue.Schedule
-	log     *zap.Logger
-	metrics *metrics.Queue
+	// stageBase is the time an attempt's body read gets beyond its size's
+	// share (stageRate): opTimeout; shorter in tests.
+	stageBase time.Duration
+	log       *zap.Logger
+	metrics   *metrics.Queue
 
 	handler atomic.Pointer[queue.Handler] // set by Run: Drop with bounce needs it
 	drafts  atomic.Int64                  // writers not yet committed or aborted
@@ -123,7 +126,7 @@ func Open(ctx context.Context, opt Options) (*Queue, error) {
 		tmpDir: opt.TmpDir, sched: queue.NewSchedule(queue.Options{Retry: opt.Retry,
 			RetryBase: opt.RetryBase, RetryMax: opt.RetryMax, MaxLifetime: opt.MaxLifetime,
 			DelayWarning: opt.DelayWarning}),
-		log: opt.Logger, metrics: opt.Metrics,
+		log: opt.Logger, metrics: opt.Metrics, stageBase: opTimeout,
 	}
 	if q.workers <= 0 {
 		q.workers = defaultWorkers

@@ -34,6 +34,9 @@ const (
 	// state's wait for the state write of the action that published it;
 	// then that generation is taken as the state's (the writer failed).
 	maxEarly = 10
+	// stageRate is the slowest body read from the object store an attempt
+	// waits for, in bytes per second, beyond Queue.stageBase (opTimeout).
+	stageRate = 1 << 20
 )
 
 // Run delivers through h on Workers goroutines until ctx ends, then waits
@@ -158,6 +161,8 @@ func (q *Queue) attempt(ctx context.Context, h queue.Handler, m jetstream.Msg, s
 	msg := q.message(st, n, "") // only a bounce or notice is left to queue
 	if len(st.Rcpts) > 0 {
 		n++
+		stop := q.progress(m) // staging a big body takes time too
+		defer stop()
 		path, err := q.stage(ctx, m, &st.envelope)
 		switch {
 		case errors.Is(err, jetstream.ErrObjectNotFound):
@@ -175,8 +180,9 @@ func (q *Queue) attempt(ctx context.Context, h queue.Handler, m jetstream.Msg, s
 			defer os.Remove(path)
 			msg = q.message(st, n, path)
 			log.Debug("delivery attempt", zap.Int("attempt", n), zap.Strings("rcpt", st.Rcpts), zap.Bool("final", msg.Final))
-			res = q.deliver(ctx, h, m, msg)
+			res = q.deliver(ctx, h, msg)
 		}
+		stop()
 	}
 	cut := ctx.Err() != nil
 	octx, cancel := opCtx()
@@ -210,6 +216,10 @@ func (q *Queue) bodyMissing(st *state, msg *queue.Message, log *zap.Logger) []qu
 // stage writes the body of env to a new file under TmpDir (the Handler
 // reads Message.BodyPath) and returns its name.
 func (q *Queue) stage(ctx context.Context, m jetstream.Msg, env *envelope) (string, error) {
+	// Bounded: a read from a cluster without quorum (or a server that
+	// stopped answering) must end, the attempt then made again later.
+	ctx, cancel := context.WithTimeout(ctx, q.stageBase+time.Duration(env.Size/stageRate)*time.Second)
+	defer cancel()
 	f, err := os.CreateTemp(q.tmpDir, "attempt-"+env.ID+"-*")
 	if err != nil {
 		return "", err
@@ -240,26 +250,31 @@ func (q *Queue) message(st *state, n int, path string) *queue.Message {
 		Expires: q.sched.Expires(st.Received), BodyPath: path, Size: st.Size, DSN: st.Params}
 }
 
-// deliver calls h while telling JetStream every AckWait/3 that the attempt
-// is alive, turning a panic into a temporary failure of every recipient.
-func (q *Queue) deliver(ctx context.Context, h queue.Handler, m jetstream.Msg, msg *queue.Message) (res []queue.Result) {
-	stop := make(chan struct{})
+// progress tells JetStream every AckWait/3 that the attempt on m is alive,
+// until the returned stop is called (any number of times).
+func (q *Queue) progress(m jetstream.Msg) (stop func()) {
+	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		t := time.NewTicker(q.ackWait / 3)
 		defer t.Stop()
 		for {
 			select {
-			case <-stop:
+			case <-done:
 				return
 			case <-t.C:
 				_ = m.InProgress()
 			}
 		}
 	})
+	var once sync.Once
+	return func() { once.Do(func() { close(done); wg.Wait() }) }
+}
+
+// deliver calls h, turning a panic into a temporary failure of every
+// recipient.
+func (q *Queue) deliver(ctx context.Context, h queue.Handler, msg *queue.Message) (res []queue.Result) {
 	defer func() {
-		close(stop)
-		wg.Wait()
 		if p := recover(); p != nil {
 			q.log.Error("panic in delivery handler", zap.String("msg_id", msg.ID), zap.Any("error", p), zap.Stack("stack"))
 			err := fmt.Errorf("jsq: delivery handler panicked: %v", p)
