@@ -28,6 +28,7 @@ func TestCommitDelivers(t *testing.T) {
 	}{
 		{"inline", 0, 10 << 10, false},
 		{"object store", 64 << 10, 1 << 20, true},
+		{"over the inline limit", 0, inlineMax + 1, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := natstest.Start(t, tc.maxPayload)

@@ -21,6 +21,12 @@ import (
 // for its headers beyond the envelope (the protocol's own, Nats-Msg-Id).
 const headerRoom = 1024
 
+// inlineMax is the largest body kept as the stream message's payload: one
+// larger goes to the object store even when the server's max payload (up
+// to 8 MiB) would take it, since a payload is held whole in memory at
+// commit and at every attempt, and the object store streams.
+const inlineMax = 256 << 10
+
 var errDone = errors.New("jsq: message already committed or aborted")
 
 // Writer is one message being received: staged in TmpDir as it streams in
@@ -218,7 +224,7 @@ func (q *Queue) storeBody(ctx context.Context, env *envelope, f *os.File) ([]byt
 	if err != nil {
 		return nil, err
 	}
-	limit := q.js.Conn().MaxPayload() - int64(len(hdrProbe.Get(hdrEnvelope))) - headerRoom
+	limit := min(q.js.Conn().MaxPayload()-int64(len(hdrProbe.Get(hdrEnvelope)))-headerRoom, inlineMax)
 	if env.Size <= limit {
 		return io.ReadAll(io.LimitReader(f, env.Size))
 	}
