@@ -107,21 +107,22 @@ func TestAttemptTakenOverByTheOtherNode(t *testing.T) {
 			one := func(o *Options) { o.Workers = 1; o.AckWait = time.Second }
 			a, b := openQ(t, jsA, "a", one), openQ(t, s.JS, "b", one)
 			entered, release := make(chan struct{}), make(chan struct{})
-			ha := newHandler(func(m *queue.Message) []queue.Result {
+			ha := newHandler(nil)
+			ha.decideCtx = func(ctx context.Context, m *queue.Message) []queue.Result {
 				close(entered)
-				select { // a dying node's handler never finishes in time
-				case <-release:
+				select {
+				case <-release: // a dying node's handler never finishes in time
+				case <-ctx.Done(): // Run stopped: the attempt is cut short
 				case <-time.After(mtatest.Deadline):
 				}
 				return results(m, errTemp, false)
-			})
+			}
 			id := commit(t, a, "a@example.org", []string{"b@example.org", "c@example.org"}, []byte("body"))
 			stopA := run(t, a, ha)
 			<-entered
 			if tc.dies {
 				ncA.Close()
 			} else {
-				go func() { time.Sleep(50 * time.Millisecond); close(release) }()
 				stopA() // returns once the attempt is settled
 			}
 			hb := newHandler(nil)
