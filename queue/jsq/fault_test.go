@@ -115,3 +115,12 @@ func (o *faultObj) Get(ctx context.Context, name string, opts ...jetstream.GetOb
 	}
 	return o.ObjectStore.Get(ctx, name, opts...)
 }
+
+func (o *faultObj) GetInfo(ctx context.Context, name string, opts ...jetstream.GetObjectInfoOpt) (*jetstream.ObjectInfo, error) {
+	if o.f.objGet != nil {
+		if err := o.f.objGet(ctx, name); err != nil {
+			return nil, err
+		}
+	}
+	return o.ObjectStore.GetInfo(ctx, name, opts...)
+}
