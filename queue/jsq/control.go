@@ -192,6 +192,11 @@ func (q *Queue) actOne(ctx context.Context, id string, f func(*state) (string, b
 				}
 				pub, pubDone = st.Gen+1, done
 			}
+		}
+		if pub > 0 {
+			// Published in this or an earlier round: the state must name
+			// it even when f no longer asks for it (an attempt claimed the
+			// message meanwhile), so that nothing outlives the state.
 			st.Gen = pub
 		}
 		if _, err := q.put(ctx, st, rev); err != nil {

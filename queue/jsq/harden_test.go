@@ -350,3 +350,39 @@ func TestStageBounded(t *testing.T) {
 	}
 	waitGone(t, q, id)
 }
+
+// TestActionRacesAttempt: a Retry that published the next generation while
+// an attempt claimed the message (so it answers busy) leaves a state naming
+// that generation; the attempt, done, removes it with the message instead
+// of leaving it to be rebuilt and delivered again.
+func TestActionRacesAttempt(t *testing.T) {
+	s := server(t)
+	f := &faultJS{JetStream: s.JS}
+	q := openQ(t, f, "n1", nil)
+	id := commit(t, q, "a@example.org", []string{"b@example.org"}, []byte("body"))
+	entered, release := make(chan struct{}), make(chan struct{})
+	h := newHandler(func(m *queue.Message) []queue.Result {
+		if m.Attempt == 1 {
+			close(entered)
+			select {
+			case <-release:
+			case <-time.After(mtatest.Deadline):
+			}
+		}
+		return results(m, nil, false)
+	})
+	f.publish = func(ctx context.Context, m *nats.Msg, next func() (*jetstream.PubAck, error)) (*jetstream.PubAck, error) {
+		a, err := next()
+		if err == nil && m.Header.Get(hdrGen) == "1" {
+			run(t, q, h) // an attempt claims generation 0 now
+			<-entered
+		}
+		return a, err
+	}
+	mustDo(t, "retry", "not retried (an attempt is in progress)")(q.Retry(context.Background(), []string{id}, false))
+	close(release)
+	waitGone(t, q, id) // every generation of its stream message too
+	if got := <-h.seen; got.ID != id || len(h.seen) != 0 {
+		t.Fatalf("delivered %s, then %d more times", got.ID, len(h.seen))
+	}
+}

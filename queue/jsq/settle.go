@@ -200,7 +200,7 @@ func (q *Queue) finish(ctx context.Context, m jetstream.Msg, st *state, rev uint
 			q.markDone(ctx, st, rev, log)
 			return
 		}
-		q.forget(ctx, st, log)
+		q.forgetDone(ctx, st, rev, log)
 		log.Info("message done", zap.Int("attempt", st.Attempts),
 			zap.Int64("duration_ms", time.Since(st.Received).Milliseconds()))
 		return
@@ -272,6 +272,29 @@ func (q *Queue) forget(ctx context.Context, st *state, log *zap.Logger) {
 	if err := q.kv.Delete(ctx, st.ID); err != nil {
 		log.Warn("queue state not deleted", zap.Error(err))
 	}
+}
+
+// forgetDone deletes the state and body of a message done whose stream
+// message was acked. The state is deleted at the revision the attempt
+// claimed only: a control action that changed it meanwhile may have
+// published a newer generation of the stream message, which must go before
+// the body does (else it would be made into a state again, its body gone).
+func (q *Queue) forgetDone(ctx context.Context, st *state, rev uint64, log *zap.Logger) {
+	err := q.kv.Delete(ctx, st.ID, jetstream.LastRevision(rev))
+	if err == nil {
+		q.forgetBody(&st.envelope)
+		return
+	}
+	if !conflict(err) {
+		log.Warn("queue state not deleted", zap.Error(err))
+		return
+	}
+	if err := q.stream.Purge(ctx, jetstream.WithPurgeSubject(q.msgSubject(st.ID))); err != nil {
+		log.Warn("newer queue message of a message done not purged", zap.Error(err))
+		q.markDone(ctx, st, rev, log) // its delivery then only acks it
+		return
+	}
+	q.forget(ctx, st, log)
 }
 
 // markDone keeps the state of a message done whose ack failed as a done
