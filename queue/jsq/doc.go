@@ -43,7 +43,9 @@
 //
 //   - nothing of the message is left (the publish surely failed, or its
 //     stream message was purged again after the state could not be made),
-//     but at worst an unnamed body object: space, never delivered;
+//     but at worst a body object no stream message names, never delivered
+//     and deleted by Run's sweep (every node, every 10 min) once older than
+//     the de-duplication window;
 //   - the publish's outcome is unknown (a timeout or a leader election may
 //     have lost only its ack), or the purge after a failed state failed:
 //     the stream message may be stored, and then its body object is kept

@@ -386,3 +386,29 @@ func TestActionRacesAttempt(t *testing.T) {
 		t.Fatalf("delivered %s, then %d more times", got.ID, len(h.seen))
 	}
 }
+
+// TestSweepUnnamedBodies: a body object no stream message names (a commit
+// whose publish failed, kept since its outcome was unknown) is deleted by
+// the sweep once old enough; a queued message's body is kept.
+func TestSweepUnnamedBodies(t *testing.T) {
+	s := server(t)
+	q := openQ(t, s.JS, "n1", nil)
+	ctx := context.Background()
+	queued := commit(t, q, "a@example.org", []string{"b@example.org"}, bytes.Repeat([]byte("q"), 300<<10))
+	orphan := q.newID()
+	if _, err := q.obj.PutBytes(ctx, orphan, bytes.Repeat([]byte("o"), 300<<10)); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := q.sweep(ctx, time.Hour); err != nil || n != 0 {
+		t.Fatalf("sweep of young objects: %d deleted, %v; want none", n, err)
+	}
+	if n, err := q.sweep(ctx, 0); err != nil || n != 1 {
+		t.Fatalf("sweep: %d deleted, %v; want 1", n, err)
+	}
+	if _, err := q.obj.GetInfo(ctx, orphan); !errors.Is(err, jetstream.ErrObjectNotFound) {
+		t.Fatalf("orphan object: %v; want it deleted", err)
+	}
+	if _, err := q.obj.GetInfo(ctx, queued); err != nil {
+		t.Fatalf("queued message's body: %v; want it kept", err)
+	}
+}

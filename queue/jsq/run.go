@@ -47,6 +47,7 @@ func (q *Queue) Run(ctx context.Context, h queue.Handler) error {
 	for range q.workers {
 		wg.Go(func() { q.worker(ctx, h) })
 	}
+	wg.Go(func() { q.sweeper(ctx) })
 	wg.Wait()
 	return nil
 }

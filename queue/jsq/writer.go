@@ -130,7 +130,8 @@ func (w *Writer) Abort() { w.discard() }
 // state rebuilt from the envelope after commitGrace: at-least-once, so
 // the client's retry may make a second copy (contract 1). When the publish
 // surely failed, or its message was surely removed again, nothing of the
-// message is left but, at worst, an unnamed body object (only space).
+// message is left but, at worst, a body object no stream message names,
+// deleted by Run's sweep after the de-duplication window.
 func (w *Writer) Commit(ctx context.Context, from string, rcpts []string) error {
 	if w.err != nil {
 		return w.err
