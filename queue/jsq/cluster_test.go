@@ -107,21 +107,22 @@ func TestAttemptTakenOverByTheOtherNode(t *testing.T) {
 			one := func(o *Options) { o.Workers = 1; o.AckWait = time.Second }
 			a, b := openQ(t, jsA, "a", one), openQ(t, s.JS, "b", one)
 			entered, release := make(chan struct{}), make(chan struct{})
-			ha := newHandler(func(m *queue.Message) []queue.Result {
+			ha := newHandler(nil)
+			ha.decideCtx = func(ctx context.Context, m *queue.Message) []queue.Result {
 				close(entered)
-				select { // a dying node's handler never finishes in time
-				case <-release:
+				select {
+				case <-release: // a dying node's handler never finishes in time
+				case <-ctx.Done(): // Run stopped: the attempt is cut short
 				case <-time.After(mtatest.Deadline):
 				}
 				return results(m, errTemp, false)
-			})
+			}
 			id := commit(t, a, "a@example.org", []string{"b@example.org", "c@example.org"}, []byte("body"))
 			stopA := run(t, a, ha)
 			<-entered
 			if tc.dies {
 				ncA.Close()
 			} else {
-				go func() { time.Sleep(50 * time.Millisecond); close(release) }()
 				stopA() // returns once the attempt is settled
 			}
 			hb := newHandler(nil)
@@ -168,6 +169,35 @@ func TestControl(t *testing.T) {
 		})
 	}
 	expect(id, 1)
+	checkViews(t, ctl, id, id2)
+	mustDo(t, "retry", "due now")(ctl.Retry(ctx, []string{id}, false))
+	expect(id, 2)
+	mustDo(t, "hold", "held")(ctl.Hold(ctx, []string{id}))
+	mustDo(t, "retry held", "held: not retried (release it to send it)")(ctl.Retry(ctx, []string{id}, false))
+	mustDo(t, "release", "released")(ctl.Release(ctx, []string{id2}))
+	expect(id2, 1) // held from the start: never attempted before
+	mustDo(t, "release", "released")(ctl.Release(ctx, []string{id}))
+	expect(id, 3)
+	mustDo(t, "retry all", "due now")(ctl.Retry(ctx, nil, true))
+	expect2 := map[string]bool{}
+	for range 2 {
+		expect2[h.next(t).ID] = true
+	}
+	if !expect2[id] || !expect2[id2] {
+		t.Fatalf("retry all attempted %v", expect2)
+	}
+	mtatest.Eventually(t, "attempts settled", func() bool {
+		st, err := ctl.Stats(ctx)
+		return err == nil && st.Active == 0 && st.Deferred == 2
+	})
+	checkDrops(t, q, ctl, h, id, id2)
+}
+
+// checkViews checks Show, List, Stats and OpenBody of TestControl's queue
+// after id's first attempt (failed for the hour), id2 held.
+func checkViews(t *testing.T, ctl *Queue, id, id2 string) {
+	t.Helper()
+	ctx := context.Background()
 	mi, err := ctl.Show(ctx, id)
 	if err != nil || len(mi.History) != 1 || mi.Recipients[0].Status != queue.RcptDeferred ||
 		mi.Recipients[0].LastCode != 450 || mi.Next.Before(time.Now().Add(30*time.Minute)) {
@@ -190,26 +220,13 @@ func TestControl(t *testing.T) {
 	if string(b) != "Subject: one\r\n\r\n" {
 		t.Fatalf("OpenBody %q", b)
 	}
-	mustDo(t, "retry", "due now")(ctl.Retry(ctx, []string{id}, false))
-	expect(id, 2)
-	mustDo(t, "hold", "held")(ctl.Hold(ctx, []string{id}))
-	mustDo(t, "retry held", "held: not retried (release it to send it)")(ctl.Retry(ctx, []string{id}, false))
-	mustDo(t, "release", "released")(ctl.Release(ctx, []string{id2}))
-	expect(id2, 1) // held from the start: never attempted before
-	mustDo(t, "release", "released")(ctl.Release(ctx, []string{id}))
-	expect(id, 3)
-	mustDo(t, "retry all", "due now")(ctl.Retry(ctx, nil, true))
-	expect2 := map[string]bool{}
-	for range 2 {
-		expect2[h.next(t).ID] = true
-	}
-	if !expect2[id] || !expect2[id2] {
-		t.Fatalf("retry all attempted %v", expect2)
-	}
-	mtatest.Eventually(t, "attempts settled", func() bool {
-		st, err := ctl.Stats(ctx)
-		return err == nil && st.Active == 0 && st.Deferred == 2
-	})
+}
+
+// checkDrops drops TestControl's messages, id with a bounce from the
+// delivering node q, id2 without from ctl, and checks that nothing is left.
+func checkDrops(t *testing.T, q, ctl *Queue, h *handler, id, id2 string) {
+	t.Helper()
+	ctx := context.Background()
 	mustDo(t, "drop with bounce", "dropped, bounce")(q.Drop(ctx, []string{id}, true))
 	bounce := h.next(t)
 	if bounce.From != "" || !strings.Contains(string(bounce.Body), "removed from the queue by the postmaster") {

@@ -166,6 +166,12 @@ func (q *Queue) actOne(ctx context.Context, id string, f func(*state) (string, b
 	for range maxTries {
 		st, rev, err := q.get(ctx, id)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			if pub > 0 {
+				// Done or dropped after this action published the next
+				// generation: that one must not outlive its state (it
+				// would be rebuilt and delivered again).
+				q.purgeAll(ctx, id)
+			}
 			return "", queue.ErrUnknown
 		}
 		if err != nil {
@@ -187,6 +193,11 @@ func (q *Queue) actOne(ctx context.Context, id string, f func(*state) (string, b
 				}
 				pub, pubDone = st.Gen+1, done
 			}
+		}
+		if pub > 0 {
+			// Published in this or an earlier round: the state must name
+			// it even when f no longer asks for it (an attempt claimed the
+			// message meanwhile), so that nothing outlives the state.
 			st.Gen = pub
 		}
 		if _, err := q.put(ctx, st, rev); err != nil {
@@ -213,6 +224,13 @@ func (q *Queue) purgeOlder(ctx context.Context, id string) {
 	}
 	if err != nil {
 		q.log.Warn("older queue message not purged", zap.String("msg_id", id), zap.Error(err))
+	}
+}
+
+// purgeAll removes every generation of id's stream message.
+func (q *Queue) purgeAll(ctx context.Context, id string) {
+	if err := q.stream.Purge(ctx, jetstream.WithPurgeSubject(q.msgSubject(id))); err != nil {
+		q.log.Warn("queue message of a message done not purged", zap.String("msg_id", id), zap.Error(err))
 	}
 }
 
@@ -284,8 +302,8 @@ func (q *Queue) dropOne(ctx context.Context, id string, bounce bool) (string, er
 			failed = append(failed, queue.Failure{Rcpt: r, Enhanced: "5.0.0", Text: text, Remote: last.Remote})
 		}
 		m := q.message(st, st.Attempts, "")
-		bid, err := q.queueReport(ctx, st.From, func(w io.Writer) error { return (*hp).WriteBounce(w, m, failed) })
-		if err != nil {
+		bid := reportID(id, "DROP")
+		if err := q.queueReport(ctx, bid, st.From, func(w io.Writer) error { return (*hp).WriteBounce(w, m, failed) }); err != nil {
 			return "", fmt.Errorf("jsq: %s: bounce not queued, message kept: %w", id, err)
 		}
 		done = "dropped, bounce " + bid + " queued"

@@ -22,7 +22,9 @@ import (
 // read from BodyPath) on a channel and answers with decide (nil: done).
 type handler struct {
 	decide func(m *queue.Message) []queue.Result
-	seen   chan seen
+	// decideCtx, when set, answers instead of decide, seeing Run's ctx.
+	decideCtx func(ctx context.Context, m *queue.Message) []queue.Result
+	seen      chan seen
 }
 
 type seen struct {
@@ -40,6 +42,9 @@ func (h *handler) Deliver(ctx context.Context, m *queue.Message) []queue.Result 
 		panic(err) // turned into a temporary failure by the queue, and seen as none here
 	}
 	h.seen <- seen{Message: *m, Body: b}
+	if h.decideCtx != nil {
+		return h.decideCtx(ctx, m)
+	}
 	if h.decide != nil {
 		return h.decide(m)
 	}

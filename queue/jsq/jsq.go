@@ -34,6 +34,10 @@ const (
 	// ErrFull and Len: one stream info request per commit would double
 	// the cost of a commit for an approximate limit.
 	countTTL = 500 * time.Millisecond
+	// countTimeout bounds one stream info request for the count: without
+	// quorum it would wait JetStream's own timeout, and every session
+	// asking meanwhile would wait with it.
+	countTimeout = 2 * time.Second
 	// consumerName is the durable consumer every node pulls from.
 	consumerName = "deliver"
 )
@@ -42,7 +46,7 @@ const (
 type Options struct {
 	JS           jetstream.JetStream
 	Host         string          // mail host name (stream/bucket names derive from it)
-	Node         string          // this node's name: logs, which node holds an attempt
+	Node         string          // this node's name, unique in the cluster: logs, which node holds an attempt; "": host name and pid
 	Replicas     int             // JetStream replicas for streams/buckets (1..5); 0: 1
 	Workers      int             // concurrent attempts on this node; 0: 16
 	MaxMessages  int             // ErrFull beyond (-1 unlimited, 0: 100000); bounces get room beyond
@@ -72,16 +76,21 @@ type Queue struct {
 	ackWait time.Duration
 	tmpDir  string
 	sched   queue.Schedule
-	log     *zap.Logger
-	metrics *metrics.Queue
+	// stageBase is the time an attempt's body read gets beyond its size's
+	// share (stageRate): opTimeout; shorter in tests.
+	stageBase time.Duration
+	log       *zap.Logger
+	metrics   *metrics.Queue
 
 	handler atomic.Pointer[queue.Handler] // set by Run: Drop with bounce needs it
 	drafts  atomic.Int64                  // writers not yet committed or aborted
 	seq     atomic.Uint32                 // id counter
 
-	countMu sync.Mutex // guards the cached stream count
-	count   int64
-	countAt time.Time
+	countMu  sync.Mutex    // guards the fields below, never held across a request
+	count    int64         // the last count known
+	countErr error         // the last request's error, cached like the count
+	countAt  time.Time     // when the last request ended
+	countReq chan struct{} // closed when the request in flight ends; nil when none
 }
 
 var _ queue.Spool = (*Queue)(nil)
@@ -105,6 +114,11 @@ func Open(ctx context.Context, opt Options) (*Queue, error) {
 	if rep < 1 || rep > 5 {
 		return nil, fmt.Errorf("jsq: replicas %d not in 1..5", rep)
 	}
+	if opt.Node == "" {
+		// Attempts are told apart by node name: one is needed.
+		h, _ := os.Hostname()
+		opt.Node = fmt.Sprintf("%s-%d", h, os.Getpid())
+	}
 	tok := Token(opt.Host)
 	q := &Queue{
 		js: opt.JS, subject: "gomta.q." + tok, node: opt.Node,
@@ -112,7 +126,7 @@ func Open(ctx context.Context, opt Options) (*Queue, error) {
 		tmpDir: opt.TmpDir, sched: queue.NewSchedule(queue.Options{Retry: opt.Retry,
 			RetryBase: opt.RetryBase, RetryMax: opt.RetryMax, MaxLifetime: opt.MaxLifetime,
 			DelayWarning: opt.DelayWarning}),
-		log: opt.Logger, metrics: opt.Metrics,
+		log: opt.Logger, metrics: opt.Metrics, stageBase: opTimeout,
 	}
 	if q.workers <= 0 {
 		q.workers = defaultWorkers
@@ -179,19 +193,51 @@ func (q *Queue) Len() int {
 }
 
 // streamCount is the stream's message count, asked again when the cached
-// one is older than countTTL.
+// one is older than countTTL. One request at a time is made, bounded by
+// countTimeout and by no caller's ctx; the others wait for its answer (or
+// their ctx), and an error is cached for countTTL like a count, so that
+// without quorum every session gets its 451 within countTimeout instead
+// of queueing one request after another.
 func (q *Queue) streamCount(ctx context.Context) (int64, error) {
 	q.countMu.Lock()
-	defer q.countMu.Unlock()
 	if time.Since(q.countAt) < countTTL {
-		return q.count, nil
+		n, err := q.count, q.countErr
+		q.countMu.Unlock()
+		return n, err
 	}
+	req := q.countReq
+	if req == nil {
+		req = make(chan struct{})
+		q.countReq = req
+		go q.askCount(req)
+	}
+	q.countMu.Unlock()
+	select {
+	case <-req:
+	case <-ctx.Done():
+		q.countMu.Lock()
+		defer q.countMu.Unlock()
+		return q.count, ctx.Err()
+	}
+	q.countMu.Lock()
+	defer q.countMu.Unlock()
+	return q.count, q.countErr
+}
+
+// askCount makes the one stream info request of streamCount and closes req.
+func (q *Queue) askCount(req chan struct{}) {
+	ctx, cancel := context.WithTimeout(context.Background(), countTimeout)
+	defer cancel()
 	info, err := q.stream.Info(ctx)
+	q.countMu.Lock()
+	defer q.countMu.Unlock()
 	if err != nil {
-		return q.count, fmt.Errorf("jsq: stream info: %w", err)
+		q.countErr = fmt.Errorf("jsq: stream info: %w", err)
+	} else {
+		q.count, q.countErr = int64(info.State.Msgs), nil
 	}
-	q.count, q.countAt = int64(info.State.Msgs), time.Now()
-	return q.count, nil
+	q.countAt, q.countReq = time.Now(), nil
+	close(req)
 }
 
 // opCtx is a context for the JetStream requests that settle an attempt:

@@ -28,6 +28,7 @@ func TestCommitDelivers(t *testing.T) {
 	}{
 		{"inline", 0, 10 << 10, false},
 		{"object store", 64 << 10, 1 << 20, true},
+		{"over the inline limit", 0, inlineMax + 1, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := natstest.Start(t, tc.maxPayload)
@@ -171,7 +172,7 @@ func TestErrFull(t *testing.T) {
 		}
 		return errors.Is(err, queue.ErrFull)
 	})
-	if _, err := q.queueReport(ctx, "a@example.org", func(w ioWriter) error { _, err := w.Write([]byte("bounce")); return err }); err != nil {
+	if err := q.queueReport(ctx, q.newID(), "a@example.org", func(w ioWriter) error { _, err := w.Write([]byte("bounce")); return err }); err != nil {
 		t.Fatalf("bounce refused in a full queue: %v", err)
 	}
 	mtatest.Eventually(t, "Len 3", func() bool { return q.Len() == 3 })

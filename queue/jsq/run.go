@@ -35,6 +35,9 @@ const (
 	// state's wait for the state write of the action that published it;
 	// then that generation is taken as the state's (the writer failed).
 	maxEarly = 10
+	// stageRate is the slowest body read from the object store an attempt
+	// waits for, in bytes per second, beyond Queue.stageBase (opTimeout).
+	stageRate = 1 << 20
 )
 
 // Run delivers through h on Workers goroutines until ctx ends, then waits
@@ -45,6 +48,7 @@ func (q *Queue) Run(ctx context.Context, h queue.Handler) error {
 	for range q.workers {
 		wg.Go(func() { q.worker(ctx, h) })
 	}
+	wg.Go(func() { q.sweeper(ctx) })
 	wg.Wait()
 	return nil
 }
@@ -123,11 +127,20 @@ func (q *Queue) claim(ctx context.Context, m jetstream.Msg, env envelope, gen in
 			// to come (it may yet clear Held): wait for it, a few times.
 			_ = m.NakWithDelay(busyWait / 4)
 			return nil, 0, false
+		case st.Done: // attempted to the end, only its ack failed
+			if err := m.DoubleAck(ctx); err == nil {
+				q.forget(ctx, st, log)
+				log.Info("message done", zap.Int("attempt", st.Attempts))
+			}
+			return nil, 0, false
 		case st.Held:
 			_ = m.NakWithDelay(heldWait)
 			return nil, 0, false
 		}
-		st.Gen, st.Node = gen, q.node
+		st.Gen, st.Node, st.Claim = gen, q.node, 0
+		if md != nil {
+			st.Claim = md.NumDelivered
+		}
 		nrev, err := q.put(ctx, st, rev)
 		if err == nil {
 			return st, nrev, true
@@ -147,25 +160,31 @@ func (q *Queue) claim(ctx context.Context, m jetstream.Msg, env envelope, gen in
 func (q *Queue) attempt(ctx context.Context, h queue.Handler, m jetstream.Msg, st *state, rev uint64, gen int, log *zap.Logger) {
 	var res []queue.Result
 	n := st.Attempts
-	var msg *queue.Message
+	msg := q.message(st, n, "") // only a bounce or notice is left to queue
 	if len(st.Rcpts) > 0 {
 		n++
+		stop := q.progress(m) // staging a big body takes time too
+		defer stop()
 		path, err := q.stage(ctx, m, &st.envelope)
-		if err != nil {
-			log.Error("body not staged for the attempt", zap.Error(err))
+		switch {
+		case errors.Is(err, jetstream.ErrObjectNotFound):
+			msg = q.message(st, n, "")
+			res = q.bodyMissing(st, msg, log)
+		case err != nil:
+			log.Warn("body not staged for the attempt", zap.Error(err))
 			st.Node = ""
 			octx, cancel := opCtx()
 			_, _ = q.put(octx, st, rev)
 			cancel()
 			_ = m.NakWithDelay(busyWait)
 			return
+		default:
+			defer os.Remove(path)
+			msg = q.message(st, n, path)
+			log.Debug("delivery attempt", zap.Int("attempt", n), zap.Strings("rcpt", st.Rcpts), zap.Bool("final", msg.Final))
+			res = q.deliver(ctx, h, msg)
 		}
-		defer os.Remove(path)
-		msg = q.message(st, n, path)
-		log.Debug("delivery attempt", zap.Int("attempt", n), zap.Strings("rcpt", st.Rcpts), zap.Bool("final", msg.Final))
-		res = q.deliver(ctx, h, m, msg)
-	} else {
-		msg = q.message(st, n, "") // only a bounce or notice is left to queue
+		stop()
 	}
 	cut := ctx.Err() != nil
 	octx, cancel := opCtx()
@@ -174,9 +193,35 @@ func (q *Queue) attempt(ctx context.Context, h queue.Handler, m jetstream.Msg, s
 	q.finish(octx, m, st, rev, gen, done, cut, log)
 }
 
+// bodyMissingText is the reason a message whose body object is gone shows
+// in the queue list and its history.
+const bodyMissingText = "message body missing from the queue's object store (damaged)"
+
+// bodyMissing is attempt msg's result when st's body object is gone: damage
+// (contract 7), logged once and kept visible, never deleted. The attempt
+// counts as a temporary failure of every recipient, so the message waits
+// on the retry schedule (not in a tight loop) and, past MaxLifetime, its
+// final attempt bounces it (5.4.7) like any undeliverable message.
+func (q *Queue) bodyMissing(st *state, msg *queue.Message, log *zap.Logger) []queue.Result {
+	if len(st.Rcpts) > 0 && st.Last[st.Rcpts[0]].Text != bodyMissingText {
+		log.Error("queue message body missing, kept and retried on schedule", zap.Int("attempt", msg.Attempt),
+			zap.Bool("final", msg.Final))
+	}
+	res := make([]queue.Result, len(msg.Rcpts))
+	for i, r := range msg.Rcpts {
+		res[i] = queue.Result{Rcpt: r, Err: errors.New(bodyMissingText),
+			Failure: queue.Failure{Enhanced: "4.3.0", Text: bodyMissingText}}
+	}
+	return res
+}
+
 // stage writes the body of env to a new file under TmpDir (the Handler
 // reads Message.BodyPath) and returns its name.
 func (q *Queue) stage(ctx context.Context, m jetstream.Msg, env *envelope) (string, error) {
+	// Bounded: a read from a cluster without quorum (or a server that
+	// stopped answering) must end, the attempt then made again later.
+	ctx, cancel := context.WithTimeout(ctx, q.stageBase+time.Duration(env.Size/stageRate)*time.Second)
+	defer cancel()
 	f, err := os.CreateTemp(q.tmpDir, "attempt-"+env.ID+"-*")
 	if err != nil {
 		return "", err
@@ -207,26 +252,31 @@ func (q *Queue) message(st *state, n int, path string) *queue.Message {
 		Expires: q.sched.Expires(st.Received), BodyPath: path, Size: st.Size, DSN: st.Params}
 }
 
-// deliver calls h while telling JetStream every AckWait/3 that the attempt
-// is alive, turning a panic into a temporary failure of every recipient.
-func (q *Queue) deliver(ctx context.Context, h queue.Handler, m jetstream.Msg, msg *queue.Message) (res []queue.Result) {
-	stop := make(chan struct{})
+// progress tells JetStream every AckWait/3 that the attempt on m is alive,
+// until the returned stop is called (any number of times).
+func (q *Queue) progress(m jetstream.Msg) (stop func()) {
+	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		t := time.NewTicker(q.ackWait / 3)
 		defer t.Stop()
 		for {
 			select {
-			case <-stop:
+			case <-done:
 				return
 			case <-t.C:
 				_ = m.InProgress()
 			}
 		}
 	})
+	var once sync.Once
+	return func() { once.Do(func() { close(done); wg.Wait() }) }
+}
+
+// deliver calls h, turning a panic into a temporary failure of every
+// recipient.
+func (q *Queue) deliver(ctx context.Context, h queue.Handler, msg *queue.Message) (res []queue.Result) {
 	defer func() {
-		close(stop)
-		wg.Wait()
 		if p := recover(); p != nil {
 			q.log.Error("panic in delivery handler", zap.String("msg_id", msg.ID), zap.Any("error", p), zap.Stack("stack"))
 			err := fmt.Errorf("jsq: delivery handler panicked: %v", p)

@@ -72,8 +72,8 @@ func (q *Queue) report(ctx context.Context, h queue.Handler, st *state, event st
 		write = func(w io.Writer) error { return h.WriteSuccess(w, m, list) }
 		what = "success notice queued"
 	}
-	id, err := q.queueReport(ctx, st.From, write)
-	if err != nil {
+	id := reportID(st.ID, fmt.Sprintf("%s/%d", event, st.Attempts))
+	if err := q.queueReport(ctx, id, st.From, write); err != nil {
 		return fmt.Errorf("jsq: %s: %w", event, err)
 	}
 	log.Info(what, zap.String("rcpt", st.From), zap.String("bounce_msg_id", id), zap.Int("rcpts", len(list)))
@@ -101,8 +101,8 @@ func (q *Queue) warnDelay(ctx context.Context, h queue.Handler, st *state, log *
 		return
 	}
 	m := q.message(st, st.Attempts, "")
-	id, err := q.queueReport(ctx, st.From, func(w io.Writer) error { return h.WriteDelay(w, m, pending) })
-	if err != nil {
+	id := reportID(st.ID, "DELAY")
+	if err := q.queueReport(ctx, id, st.From, func(w io.Writer) error { return h.WriteDelay(w, m, pending) }); err != nil {
 		log.Error("delay notice not queued, tried again after the next attempt", zap.Error(err))
 		return
 	}
@@ -196,12 +196,11 @@ func byRcpt(res []queue.Result) map[string]queue.Result {
 func (q *Queue) finish(ctx context.Context, m jetstream.Msg, st *state, rev uint64, gen int, done, cut bool, log *zap.Logger) {
 	if done {
 		if err := m.DoubleAck(ctx); err != nil {
-			log.Warn("delivered message not acknowledged, it may be attempted again", zap.Error(err))
+			log.Warn("delivered message not acknowledged, kept as done until it is", zap.Error(err))
+			q.markDone(ctx, st, rev, log)
+			return
 		}
-		q.forgetBody(&st.envelope)
-		if err := q.kv.Delete(ctx, st.ID); err != nil {
-			log.Warn("queue state not deleted", zap.Error(err))
-		}
+		q.forgetDone(ctx, st, rev, log)
 		log.Info("message done", zap.Int("attempt", st.Attempts),
 			zap.Int64("duration_ms", time.Since(st.Received).Milliseconds()))
 		return
@@ -232,6 +231,14 @@ func (q *Queue) finish(ctx context.Context, m jetstream.Msg, st *state, rev uint
 			_ = m.NakWithDelay(busyWait)
 			return
 		}
+		if cur.Node != q.node || cur.Claim != st.Claim {
+			// This attempt was too slow (AckWait passed without progress)
+			// and a redelivery claimed the message: its result is newer
+			// than this one, which is dropped, and m is the other
+			// delivery's to settle now.
+			log.Warn("attempt result dropped, the message was taken over", zap.String("other_node", cur.Node))
+			return
+		}
 		st.Held, st.Gen, rev = cur.Held, cur.Gen, crev
 	}
 	if !saved { // contended every time: the outcome is not kept, so redo it soon
@@ -255,5 +262,64 @@ func (q *Queue) finish(ctx context.Context, m jetstream.Msg, st *state, rev uint
 	}
 	if err := m.NakWithDelay(delay); err != nil {
 		log.Warn("nak not sent, redelivered after the ack wait", zap.Error(err))
+	}
+}
+
+// forget deletes the body and state of a message whose stream message is
+// acked (or purged).
+func (q *Queue) forget(ctx context.Context, st *state, log *zap.Logger) {
+	q.forgetBody(&st.envelope)
+	if err := q.kv.Delete(ctx, st.ID); err != nil {
+		log.Warn("queue state not deleted", zap.Error(err))
+	}
+}
+
+// forgetDone deletes the state and body of a message done whose stream
+// message was acked. The state is deleted at the revision the attempt
+// claimed only: a control action that changed it meanwhile may have
+// published a newer generation of the stream message, which must go before
+// the body does (else it would be made into a state again, its body gone).
+func (q *Queue) forgetDone(ctx context.Context, st *state, rev uint64, log *zap.Logger) {
+	err := q.kv.Delete(ctx, st.ID, jetstream.LastRevision(rev))
+	if err == nil {
+		q.forgetBody(&st.envelope)
+		return
+	}
+	if !conflict(err) {
+		log.Warn("queue state not deleted", zap.Error(err))
+		return
+	}
+	if err := q.stream.Purge(ctx, jetstream.WithPurgeSubject(q.msgSubject(st.ID))); err != nil {
+		log.Warn("newer queue message of a message done not purged", zap.Error(err))
+		q.markDone(ctx, st, rev, log) // its delivery then only acks it
+		return
+	}
+	q.forget(ctx, st, log)
+}
+
+// markDone keeps the state of a message done whose ack failed as a done
+// marker (body kept), so that its redelivery is acked unattempted instead
+// of rebuilt and delivered to every recipient again. The marker wins over
+// whatever another node wrote meanwhile: every recipient is done. When the
+// ack landed after all (the stream message is gone), nothing is kept.
+func (q *Queue) markDone(ctx context.Context, st *state, rev uint64, log *zap.Logger) {
+	st.Done, st.Node = true, ""
+	for range maxTries {
+		_, err := q.put(ctx, st, rev)
+		if err == nil {
+			break
+		}
+		cur, crev, gerr := q.get(ctx, st.ID)
+		if errors.Is(gerr, jetstream.ErrKeyNotFound) {
+			return // dropped, or done by another node meanwhile
+		}
+		if !conflict(err) || gerr != nil {
+			log.Error("done marker not saved, the message may be delivered again", zap.Error(errors.Join(err, gerr)))
+			return
+		}
+		st.Gen, rev = max(st.Gen, cur.Gen), crev
+	}
+	if _, err := q.lastSeq(ctx, q.msgSubject(st.ID)); errors.Is(err, jetstream.ErrMsgNotFound) {
+		q.forget(ctx, st, log) // only the ack's answer was lost
 	}
 }

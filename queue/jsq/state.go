@@ -49,6 +49,14 @@ type state struct {
 	History     []queue.Try              `json:"history,omitempty"` // the last maxHistory attempts
 	Node        string                   `json:"node,omitempty"`    // node holding an attempt, "" when none
 	Gen         int                      `json:"gen,omitempty"`     // generation of the current stream message
+	// Claim is the delivery count of the stream message whose attempt Node
+	// holds: with Node, it tells an attempt taken over by a redelivery
+	// (even to the same node) from the attempt that claimed the state.
+	Claim uint64 `json:"claim,omitempty"`
+	// Done marks a message whose every recipient is done but whose stream
+	// message was perhaps not acked (the ack failed): a redelivery only
+	// acks it and cleans up, never attempts it again.
+	Done bool `json:"done,omitempty"`
 }
 
 // maxHistory is how many attempts a state remembers (the local queue's).

@@ -3,6 +3,7 @@ package jsq
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +20,12 @@ import (
 // headerRoom is what a stream message keeps of the server's max payload
 // for its headers beyond the envelope (the protocol's own, Nats-Msg-Id).
 const headerRoom = 1024
+
+// inlineMax is the largest body kept as the stream message's payload: one
+// larger goes to the object store even when the server's max payload (up
+// to 8 MiB) would take it, since a payload is held whole in memory at
+// commit and at every attempt, and the object store streams.
+const inlineMax = 256 << 10
 
 var errDone = errors.New("jsq: message already committed or aborted")
 
@@ -37,13 +44,14 @@ type Writer struct {
 // NewMessage starts a message; queue.ErrFull when the queue holds
 // MaxMessages (the stream's count, cached briefly).
 func (q *Queue) NewMessage(ctx context.Context) (queue.Writer, error) {
-	return q.newWriter(ctx, false)
+	return q.newWriter(ctx, "")
 }
 
-// newWriter starts a message; a bounce (or notice) is never refused for
-// being over MaxMessages: the message it reports on waits for it.
-func (q *Queue) newWriter(ctx context.Context, bounce bool) (*Writer, error) {
-	if !bounce && q.max >= 0 {
+// newWriter starts a message with a new id, or a report (bounce or notice)
+// with reportID: a report is never refused for being over MaxMessages, the
+// message it reports on waits for it.
+func (q *Queue) newWriter(ctx context.Context, reportID string) (*Writer, error) {
+	if reportID == "" && q.max >= 0 {
 		n, err := q.streamCount(ctx)
 		if err != nil {
 			return nil, err
@@ -52,7 +60,10 @@ func (q *Queue) newWriter(ctx context.Context, bounce bool) (*Writer, error) {
 			return nil, queue.ErrFull
 		}
 	}
-	id := q.newID()
+	id := reportID
+	if id == "" {
+		id = q.newID()
+	}
 	f, err := os.CreateTemp(q.tmpDir, "draft-"+id+"-*")
 	if err != nil {
 		return nil, fmt.Errorf("jsq: draft: %w", err)
@@ -109,8 +120,18 @@ func (w *Writer) Abort() { w.discard() }
 
 // Commit publishes the message (body inline, or in the object store when it
 // is too big for a payload) and creates its state; it returns nil only once
-// JetStream acknowledged both. On error (no quorum, ctx ended) nothing of
-// the message is left that could be delivered, and the staged body is gone.
+// JetStream acknowledged both. The staged body is gone either way.
+//
+// On error (no quorum, a lost ack, ctx ended) the client is answered 4xx,
+// but the message may still be queued: when the publish's outcome is
+// unknown, or the stream message could not be removed after its state
+// failed, the stream message and its body are both kept (never one
+// without the other). Such a message is delivered like any other, its
+// state rebuilt from the envelope after commitGrace: at-least-once, so
+// the client's retry may make a second copy (contract 1). When the publish
+// surely failed, or its message was surely removed again, nothing of the
+// message is left but, at worst, a body object no stream message names,
+// deleted by Run's sweep after the de-duplication window.
 func (w *Writer) Commit(ctx context.Context, from string, rcpts []string) error {
 	if w.err != nil {
 		return w.err
@@ -138,28 +159,13 @@ func (w *Writer) Commit(ctx context.Context, from string, rcpts []string) error 
 
 // publishNew stores the body read from f, publishes env's first stream
 // message and creates its state. When the state cannot be created the
-// stream message and object are removed again, so that an error answered
-// to the client (451) leaves nothing to deliver.
+// stream message is purged again (and then the body too), so that an error
+// answered to the client (451) leaves nothing to deliver; when the outcome
+// of the publish or of that purge is unknown, the body is kept, since a
+// stream message naming it may be stored (Commit).
 func (q *Queue) publishNew(ctx context.Context, env *envelope, f *os.File) error {
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return err
-	}
-	hdrProbe, err := env.header(0)
+	data, err := q.storeBody(ctx, env, f)
 	if err != nil {
-		return err
-	}
-	limit := q.js.Conn().MaxPayload() - int64(len(hdrProbe.Get(hdrEnvelope))) - headerRoom
-	var data []byte
-	if env.Size > limit {
-		env.Object = true
-		// Streamed in chunks: a 50 MiB body needs no 50 MiB of memory.
-		// Chunks are stream messages too: under the max payload.
-		meta := jetstream.ObjectMeta{Name: env.ID, Opts: &jetstream.ObjectMetaOptions{
-			ChunkSize: uint32(min(128<<10, q.js.Conn().MaxPayload()-headerRoom))}}
-		if _, err := q.obj.Put(ctx, meta, bufio.NewReaderSize(f, 64<<10)); err != nil {
-			return fmt.Errorf("body object: %w", err)
-		}
-	} else if data, err = io.ReadAll(io.LimitReader(f, env.Size)); err != nil {
 		return err
 	}
 	h, err := env.header(0)
@@ -167,20 +173,71 @@ func (q *Queue) publishNew(ctx context.Context, env *envelope, f *os.File) error
 		return err
 	}
 	msg := &nats.Msg{Subject: q.msgSubject(env.ID), Header: h, Data: data}
-	if _, err := q.js.PublishMsg(ctx, msg, jetstream.WithMsgID(env.ID)); err != nil {
-		q.forgetBody(env)
+	ack, err := q.js.PublishMsg(ctx, msg, jetstream.WithMsgID(env.ID))
+	if err != nil {
+		// A timeout or an election may have lost only the ack.
+		q.log.Warn("queue message publish outcome unknown, body kept", zap.String("msg_id", env.ID), zap.Error(err))
 		return fmt.Errorf("publish: %w", err)
+	}
+	if ack.Duplicate && !q.stillQueued(ctx, env) {
+		return nil // published and done before: nothing more to make
 	}
 	// A fast attempt on another node may have created the state from the
 	// stream message already: that is the same state.
 	if _, err := q.put(ctx, newState(*env), 0); err != nil && !conflict(err) {
 		cctx, cancel := opCtx()
 		defer cancel()
-		_ = q.stream.Purge(cctx, jetstream.WithPurgeSubject(q.msgSubject(env.ID)))
+		if perr := q.stream.Purge(cctx, jetstream.WithPurgeSubject(q.msgSubject(env.ID))); perr != nil {
+			q.log.Warn("queue message kept after its state failed, delivered after the commit grace",
+				zap.String("msg_id", env.ID), zap.Error(perr))
+			return fmt.Errorf("state: %w", err)
+		}
 		q.forgetBody(env)
+		_ = q.kv.Delete(cctx, env.ID) // the create's ack may be all that was lost
 		return fmt.Errorf("state: %w", err)
 	}
 	return nil
+}
+
+// stillQueued reports, for a publish JetStream found to be a duplicate
+// (a retried commit, or a report queued again by a redone attempt),
+// whether the stream message published before is still there. When it is
+// gone (delivered and done within the de-duplication window) the body
+// object this publish stored names nothing and is deleted; when that
+// cannot be known, false too: a stream message left without state gets
+// one from its envelope after commitGrace.
+func (q *Queue) stillQueued(ctx context.Context, env *envelope) bool {
+	_, err := q.stream.GetLastMsgForSubject(ctx, q.msgSubject(env.ID))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		q.forgetBody(env)
+		return false
+	}
+	return err == nil
+}
+
+// storeBody reads env's body from f: the returned payload when it fits
+// inline, else streamed into the object <id> (env.Object set) and nil.
+func (q *Queue) storeBody(ctx context.Context, env *envelope, f *os.File) ([]byte, error) {
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	hdrProbe, err := env.header(0)
+	if err != nil {
+		return nil, err
+	}
+	limit := min(q.js.Conn().MaxPayload()-int64(len(hdrProbe.Get(hdrEnvelope)))-headerRoom, inlineMax)
+	if env.Size <= limit {
+		return io.ReadAll(io.LimitReader(f, env.Size))
+	}
+	env.Object = true
+	// Streamed in chunks: a 50 MiB body needs no 50 MiB of memory.
+	// Chunks are stream messages too: under the max payload.
+	meta := jetstream.ObjectMeta{Name: env.ID, Opts: &jetstream.ObjectMetaOptions{
+		ChunkSize: uint32(min(128<<10, q.js.Conn().MaxPayload()-headerRoom))}}
+	if _, err := q.obj.Put(ctx, meta, bufio.NewReaderSize(f, 64<<10)); err != nil {
+		return nil, fmt.Errorf("body object: %w", err)
+	}
+	return nil, nil
 }
 
 // forgetBody deletes env's body object, if it has one (best effort: an
@@ -196,12 +253,15 @@ func (q *Queue) forgetBody(env *envelope) {
 	}
 }
 
-// queueReport commits a report written by write as a new message from the
-// null sender to rcpt, with room beyond MaxMessages, and returns its id.
-func (q *Queue) queueReport(ctx context.Context, rcpt string, write func(io.Writer) error) (string, error) {
-	w, err := q.newWriter(ctx, true)
+// queueReport commits a report written by write as message id (reportID),
+// from the null sender to rcpt, with room beyond MaxMessages. The id is
+// derived from what is reported, so that the same report queued again (an
+// attempt redone after its state failed to save, a publish whose ack was
+// lost) is de-duplicated by JetStream instead of sent twice.
+func (q *Queue) queueReport(ctx context.Context, id, rcpt string, write func(io.Writer) error) error {
+	w, err := q.newWriter(ctx, id)
 	if err != nil {
-		return "", err
+		return err
 	}
 	bw := bufio.NewWriterSize(w, 32<<10)
 	if err = write(bw); err == nil {
@@ -209,12 +269,22 @@ func (q *Queue) queueReport(ctx context.Context, rcpt string, write func(io.Writ
 	}
 	if err != nil {
 		w.Abort()
-		return "", fmt.Errorf("write: %w", err)
+		return fmt.Errorf("write: %w", err)
 	}
-	if err := w.Commit(ctx, "", []string{rcpt}); err != nil {
-		return "", err
+	return w.Commit(ctx, "", []string{rcpt})
+}
+
+// reportID is the id of message orig's report named key ("bounce/3",
+// "delay", …): orig's time, so that it sorts near it, then 48 bits of a
+// hash of both (an id of its own, the same for the same report).
+func reportID(orig, key string) string {
+	var b [12]byte
+	if raw, err := idEncoding.DecodeString(orig); err == nil && len(raw) == len(b) {
+		copy(b[:6], raw[:6])
 	}
-	return w.id, nil
+	sum := sha256.Sum256([]byte(orig + "/" + key))
+	copy(b[6:], sum[:6])
+	return idEncoding.EncodeToString(b[:])
 }
 
 // only returns p with only the entries of rcpts (queue.Params.only).
