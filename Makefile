@@ -67,7 +67,7 @@ bench-allpeers:
 
 ## bench-cluster: W1-like SMTP load (1 KiB, a new connection per message, 20 sessions)
 ## against one node (local; jetstream R1 with sync_always off and on) and a three-node
-## embedded cluster (R3, sync_always off and on), alternated over ROUNDS rounds (~15 min):
+## embedded cluster (R3, sync_always off and on), alternated over ROUNDS rounds (~8 min):
 ## bench/results/cluster-<date>.{txt,json}. N, ROUNDS, CASES pass through the environment.
 .PHONY: bench-cluster
 bench-cluster:

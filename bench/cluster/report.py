@@ -63,6 +63,7 @@ def sample(a):
     failed = sum(r["failed"] for r in reps)
     acc_s, del_s = a.t1 - a.t0, a.t2 - a.t0
     rss = [int(x) for x in a.rss.split()]
+    ticks = [int(x) for x in a.cpu_ticks.split()]
     out = {
         "case": a.case, "round": a.round, "n": a.n, "clients": len(reps),
         "sessions": sum(r["concurrency"] for r in reps),
@@ -76,7 +77,10 @@ def sample(a):
         # never delivered, and the rate would otherwise read too low.
         "delivered_per_s": round(a.delivered / del_s, 1),
         "duplicates_logged": a.dups,
-        "cpu_us_per_msg": round(a.cpu_ticks / a.hz * 1e6 / max(a.delivered, 1)),
+        "cpu_us_per_msg": round(sum(ticks) / a.hz * 1e6 / max(a.delivered, 1)),
+        # per node: whether the three share the work (each takes the
+        # clients' sessions, and every node applies every replicated write)
+        "cpu_us_per_msg_by_node": [round(t / a.hz * 1e6 / max(a.delivered, 1)) for t in ticks],
         "rss_kib": rss, "udp_out": a.udp, "loadavg": a.load,
         "warn_lines": sum(warn.values()),
         "warn_top": sorted(warn.items(), key=lambda kv: -kv[1])[:5], "dir": a.dir,
@@ -88,7 +92,8 @@ def line():
     s = json.loads(sys.stdin.readline())
     print(f"  {s['case']} r{s['round']}: accepted {s['ok']}/{s['n']} ({s['failed']} failed) "
           f"{s['accepted_per_s']:.0f}/s p50 {s['p50_ms']:.1f} ms p99 {s['p99_ms']:.1f} ms; "
-          f"delivered {s['delivered']} {s['delivered_per_s']:.0f}/s; {s['cpu_us_per_msg']} µs CPU/msg; "
+          f"delivered {s['delivered']} {s['delivered_per_s']:.0f}/s; {s['cpu_us_per_msg']} µs CPU/msg "
+          f"{'+'.join(str(x) for x in s['cpu_us_per_msg_by_node'])}; "
           f"RSS {'/'.join(str(k // 1024) for k in s['rss_kib'])} MiB; UDP {s['udp_out']}; "
           f"warn {s['warn_lines']}; load {s['loadavg']}")
 
@@ -150,7 +155,7 @@ def table(a):
     for s in samples:
         txt.append(f"  {s['case']} r{s['round']}: {s['accepted_per_s']:.0f} acc/s, p50 {s['p50_ms']:.1f}, "
                    f"p99 {s['p99_ms']:.1f} ms, {s['delivered']} delivered {s['delivered_per_s']:.0f}/s, "
-                   f"{s['cpu_us_per_msg']} µs/msg, RSS {s['rss_kib']} KiB, UDP {s['udp_out']}, "
+                   f"{s['cpu_us_per_msg']} µs/msg {s.get('cpu_us_per_msg_by_node', '')}, RSS {s['rss_kib']} KiB, UDP {s['udp_out']}, "
                    f"failed {s['failed']}, dup lines {s['duplicates_logged']}, warn {s['warn_lines']}, load {s['loadavg']}"
                    + (f", errors {s['errors']}" if s['errors'] else "")
                    + (f", warnings {s['warn_top']}" if s['warn_top'] else ""))
@@ -167,10 +172,10 @@ def main():
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("sample")
-    for k in ("case", "load", "rss", "dir"):
+    for k in ("case", "load", "rss", "dir", "cpu-ticks"):
         s.add_argument("--" + k, required=True)
     s.add_argument("--log", action="append", default=[])
-    for k in ("round", "n", "cpu-ticks", "hz", "delivered", "udp", "dups"):
+    for k in ("round", "n", "hz", "delivered", "udp", "dups"):
         s.add_argument("--" + k, type=int, required=True)
     for k in ("t0", "t1", "t2"):
         s.add_argument("--" + k, type=float, required=True)

@@ -18,11 +18,11 @@
 # from the client start to the last delivery), VmRSS of each node at the end,
 # UDP datagrams sent (Udp OutDatagrams of /proc/net/snmp) and the load average.
 #
-#   bash bench/cluster/run.sh                 # N=3000, 3 rounds (~15 min on 2 CPUs)
+#   bash bench/cluster/run.sh                 # N=6000, 5 rounds (~8 min on 2 CPUs)
 #   N=300 ROUNDS=1 bash bench/cluster/run.sh  # a short trial
 #   CASES=A,D bash bench/cluster/run.sh       # some cases only
 #
-#   N        messages per sample (default 3000)    ROUNDS  rounds (default 3)
+#   N        messages per sample (default 6000)    ROUNDS  rounds (default 5)
 #   CASES    which of A,B,C,D,E (default all)      OUT     results directory (default bench/results)
 #   BASE     work directory: binaries, configs, data, logs (default /tmp/gomta-benchcl; kept with KEEP=1)
 #   NETNS=0  do not enter a private network namespace even as root
@@ -35,7 +35,7 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
-N=${N:-3000} ROUNDS=${ROUNDS:-3} CASES=${CASES:-A,B,C,D,E}
+N=${N:-6000} ROUNDS=${ROUNDS:-5} CASES=${CASES:-A,B,C,D,E}
 BASE=${BASE:-/tmp/gomta-benchcl}
 export RESULTS=${OUT:-$REPO/bench/results}
 log() { printf '# %s %s\n' "$(date +%T)" "$*" >&2; }
@@ -57,7 +57,7 @@ if [ -z "${BCL_INNER:-}" ]; then
     ip netns exec "$NS" ip link set lo up
     BCL_NETNS="namespace $NS (loopback only)" ip netns exec "$NS" bash "$0" "$@" || rc=$?
   else
-    BCL_NETNS="host (not root: UDP count is the host's)" bash "$0" "$@" || rc=$?
+    BCL_NETNS="host network (UDP count is the host's, other users included)" bash "$0" "$@" || rc=$?
   fi
   [ "${KEEP:-0}" = 1 ] || rm -rf "$BASE"
   exit $rc
@@ -65,11 +65,20 @@ fi
 
 BIN=$BASE/bin
 STARTED=()   # pids of every mtad started here
-stop_all() { # SIGTERM each, wait up to 30 s, then SIGKILL what is left
-  local p i
+# stop_all: SIGTERM every mtad, up to 30 s in all for them to stop, then
+# SIGKILL what is left. The bound matters: an mtad still provisioning its
+# cluster streams keeps a stop signal until it is up (up to 2 min when its
+# peers are gone), so a run interrupted during a node's start would wait.
+stop_all() {
+  local p i alive
   for p in "${STARTED[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for i in $(seq 300); do
+    alive=0
+    for p in "${STARTED[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+    [ $alive = 0 ] && break
+    sleep 0.1
+  done
   for p in "${STARTED[@]}"; do
-    for i in $(seq 300); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$p" 2>/dev/null || true
     wait "$p" 2>/dev/null || true
   done
@@ -81,7 +90,8 @@ cleanup() {
   for p in "${CLIENTS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
   stop_all
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'log "interrupted"; exit 130' INT TERM   # exit runs cleanup (EXIT trap)
 ulimit -n 20000 2>/dev/null || true
 
 # free_ports K: K distinct free TCP ports on 127.0.0.1 (all held open at once
@@ -141,7 +151,8 @@ start_nodes() {
   done
 }
 
-mtad_cpu() { local p t=0; for p in "${STARTED[@]}"; do t=$((t + $(awk '{print $14 + $15}' /proc/$p/stat))); done; echo $t; }
+# mtad_cpu: utime+stime (clock ticks) of each mtad, in node order.
+mtad_cpu() { local p; for p in "${STARTED[@]}"; do awk '{printf "%d ", $14 + $15}' /proc/$p/stat; done; }
 udp_out() { awk '/^Udp:/{if(h){print $5}else{h=1}}' /proc/net/snmp; }
 delivered() { cat "${LOGS[@]}" | grep -F '"msg":"message delivered"' | grep -o '"msg_id":"[^"]*"' | sort -u | wc -l; }
 
@@ -174,6 +185,9 @@ sample() {
     [ -r /proc/$i/stat ] || { log "$c round $r: mtad $i exited during the run"; tail -n 20 "${LOGS[@]}" >&2; return 1; }
   done
   cpu1=$(mtad_cpu); udp1=$(udp_out)
+  local c0 c1 ticks=()
+  read -r -a c0 <<< "$cpu0"; read -r -a c1 <<< "$cpu1"
+  for i in "${!c1[@]}"; do ticks+=($((c1[i] - c0[i]))); done
   [ "$got" -ge "$N" ] || log "$c round $r: only $got of $N delivered after 600 s"
   for i in "${STARTED[@]}"; do rss+=("$(awk '/^VmRSS:/{print $2}' /proc/$i/status)"); done
   local dups logargs=()
@@ -181,7 +195,7 @@ sample() {
   for i in "${LOGS[@]}"; do logargs+=(--log "$i"); done
   stop_all
   python3 "$HERE/report.py" sample --case "$c" --round "$r" --n "$N" --t0 "$t0" --t1 "$t1" --t2 "$t2" \
-    --cpu-ticks $((cpu1 - cpu0)) --hz "$(getconf CLK_TCK)" --delivered "$got" --udp $((udp1 - udp0)) \
+    --cpu-ticks "${ticks[*]}" --hz "$(getconf CLK_TCK)" --delivered "$got" --udp $((udp1 - udp0)) \
     --rss "${rss[*]}" --load "$load" "${logargs[@]}" --dups "$dups" --dir "$dir" "${jsons[@]}" >> "$SAMPLES"
   tail -n 1 "$SAMPLES" | python3 "$HERE/report.py" line >&2
 }
