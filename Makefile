@@ -66,6 +66,14 @@ bench-peers:
 bench-allpeers:
 	bash bench/allpeers/run.sh
 
+## bench-cluster: W1-like SMTP load (1 KiB, a new connection per message, 20 sessions)
+## against one node (local; jetstream R1 with sync_always off and on) and a three-node
+## embedded cluster (R3, sync_always off and on), alternated over ROUNDS rounds (~8 min):
+## bench/results/cluster-<date>.{txt,json}. N, ROUNDS, CASES pass through the environment.
+.PHONY: bench-cluster
+bench-cluster:
+	bash bench/cluster/run.sh
+
 ## clean: the built binaries only. The demo's mail and queue in ./var stay.
 clean:
 	rm -rf $(BIN)
