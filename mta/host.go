@@ -104,7 +104,15 @@ func NewHost(cfg *config.Config, s *config.Server, dataDir string, tlsConf *tls.
 	hc := newHostConfig(cfg, s)
 	h.live.Store(hc)
 	h.lim = h.newLimiter(cfg)
+	// The ports first: one in use fails at once, before a spool is opened
+	// or a cluster's streams are provisioned (which may take a while);
+	// connections wait in the listen backlog until the servers serve.
+	if err := h.listenAll(cfg, s); err != nil {
+		h.Close()
+		return nil, err
+	}
 	if err := h.openStorage(cfg, s, hc, node, base, hm); err != nil {
+		h.Close()
 		return nil, fmt.Errorf("host %s: %w", s.Name, err)
 	}
 	sc := h.smtpConfig(cfg)
@@ -113,10 +121,6 @@ func NewHost(cfg *config.Config, s *config.Server, dataDir string, tlsConf *tls.
 	pc := h.pop3Config(cfg, base)
 	pc.Metrics = hm.POP3
 	h.pop3 = pop3.NewServer(pc, pop3Backend{h})
-	if err := h.listenAll(cfg, s); err != nil {
-		h.Close()
-		return nil, err
-	}
 	h.SMTPAddr, h.POP3Addr = h.smtpLn.Addr(), h.pop3Ln.Addr()
 	h.pool = relay.NewPool(relay.PoolOptions{PerDest: cfg.RelayConcurrency, Backoff: time.Duration(cfg.RelayBackoff)})
 	h.relay.set(h.newRelay(cfg))

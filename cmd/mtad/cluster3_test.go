@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"net"
 	"net/smtp"
 	"os"
 	"os/exec"
@@ -99,15 +98,10 @@ const clusterStart = 3 * time.Minute
 
 func (n *clusterNode) waitListening(t *testing.T) {
 	t.Helper()
-	mtatest.EventuallyWithin(t, clusterStart, n.name+" listening", func() bool {
-		for _, p := range []int{n.smtp, n.pop} {
-			c, err := net.Dial("tcp", mtatest.Addr(p))
-			if err != nil {
-				return false
-			}
-			c.Close()
-		}
-		return true
+	// A node binds its ports at once but serves only once its host's
+	// streams exist: wait for the line that says it serves.
+	mtatest.EventuallyWithin(t, clusterStart, n.name+" serving", func() bool {
+		return strings.Contains(n.d.Log.String(), `"mtad started"`)
 	})
 }
 
