@@ -2,11 +2,13 @@ package mta
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"go.uber.org/zap"
 
 	"gomta/delivery/mailbox"
@@ -101,8 +103,8 @@ func provision(log *zap.Logger, open func(ctx context.Context) error) error {
 		ctx, cancel := context.WithTimeout(context.Background(), provisionTry)
 		err := open(ctx)
 		cancel()
-		if err == nil || time.Now().After(deadline) {
-			return err
+		if err == nil || time.Now().After(deadline) || errors.Is(err, nats.ErrConnectionClosed) {
+			return err // closed: mtad is stopping
 		}
 		log.Warn("cluster provisioning retried", zap.Error(err))
 		time.Sleep(provisionPause)

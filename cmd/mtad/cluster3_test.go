@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -290,5 +291,34 @@ func TestClusterKillNode(t *testing.T) {
 	rejoin.waitListening(t)
 	mtatest.Eventually(t, "n2 with an empty store serving every message", func() bool {
 		return !strings.HasPrefix(verify(rejoin), "verify ")
+	})
+}
+
+// TestClusterStopWhileProvisioning starts two nodes of three on a fresh
+// cluster: they elect a meta leader, but the host's replicas-3 streams
+// cannot be placed, so the nodes keep provisioning; a SIGTERM then stops
+// mtad at once ("mtad stopped"), not after the provisioning gives up.
+func TestClusterStopWhileProvisioning(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster nodes skipped in -short mode")
+	}
+	t.Parallel()
+	nodes := newCluster(t, 3)
+	nodes[0].start(t)
+	nodes[1].start(t)
+	d := nodes[0].d
+	mtatest.EventuallyWithin(t, clusterStart, "n1 retrying its provisioning", func() bool {
+		return strings.Contains(d.Log.String(), `"cluster provisioning retried"`)
+	})
+	if err := d.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	mtatest.Eventually(t, "n1 stopped by SIGTERM while provisioning", func() bool {
+		select {
+		case <-d.Done():
+			return strings.Contains(d.Log.String(), `"mtad stopped"`)
+		default:
+			return false
+		}
 	})
 }

@@ -185,7 +185,16 @@ func start(o *options, log *zap.Logger, level zap.AtomicLevel, sigc <-chan os.Si
 		exec, interrupt := node.Actor()
 		extra = append(extra, actor{exec, interrupt})
 	}
-	hosts, err := newHosts(cfg, servers, certs, log, m, node)
+	var hosts []*mta.Host
+	if node != nil {
+		hosts, err = newClusterHosts(cfg, servers, certs, log, m, node, sigc)
+	} else {
+		hosts, err = newHosts(cfg, servers, certs, log, m, nil)
+	}
+	if errors.Is(err, errSignal) {
+		log.Info("mtad stopped", zap.NamedError("reason", err))
+		return 0
+	}
 	if err != nil {
 		return fail(1, err)
 	}
