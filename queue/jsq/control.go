@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"gomta/queue"
+	"gomta/session/metrics"
 )
 
 const busyNote = " (an attempt is in progress)"
@@ -72,10 +73,10 @@ func (q *Queue) Stats(ctx context.Context) (queue.Stats, error) {
 	var s queue.Stats
 	for _, st := range sts {
 		s.Messages++
-		switch {
-		case st.Held:
+		switch stateOf(st) { // the states the metrics count, by the same rule
+		case metrics.StateHeld:
 			s.Held++
-		case st.Node != "":
+		case metrics.StateActive:
 			s.Active++
 		default:
 			s.Deferred++
