@@ -90,39 +90,39 @@ func (q *Queue) Stats(ctx context.Context) (queue.Stats, error) {
 
 // Hold keeps the messages ids from being attempted until released.
 func (q *Queue) Hold(ctx context.Context, ids []string) ([]queue.ActionResult, error) {
-	return q.act(ctx, ids, false, func(st *state) (string, bool) {
+	return q.act(ctx, ids, false, "message held", func(st *state) (string, bool, bool) {
 		if st.Held {
-			return "already held", false
+			return "already held", false, false
 		}
 		st.Held = true
-		return "held" + note(st), false
+		return "held" + note(st), false, true
 	})
 }
 
 // Release lets held messages go: each is due at once (published again).
 func (q *Queue) Release(ctx context.Context, ids []string) ([]queue.ActionResult, error) {
-	return q.act(ctx, ids, false, func(st *state) (string, bool) {
+	return q.act(ctx, ids, false, "message released", func(st *state) (string, bool, bool) {
 		if !st.Held {
-			return "already released", false
+			return "already released", false, false
 		}
 		st.Held = false
 		st.Next = time.Now()
-		return "released" + note(st), st.Node == ""
+		return "released" + note(st), st.Node == "", true
 	})
 }
 
 // Retry makes the messages ids (every message when all is set) due now. A
 // held message stays held; one in an attempt is left to it.
 func (q *Queue) Retry(ctx context.Context, ids []string, all bool) ([]queue.ActionResult, error) {
-	return q.act(ctx, ids, all, func(st *state) (string, bool) {
+	return q.act(ctx, ids, all, "message retry requested", func(st *state) (string, bool, bool) {
 		switch {
 		case st.Held:
-			return "held: not retried (release it to send it)", false
+			return "held: not retried (release it to send it)", false, false
 		case st.Node != "":
-			return "not retried" + busyNote, false
+			return "not retried" + busyNote, false, false
 		}
 		st.Next = time.Now()
-		return "due now", true
+		return "due now", true, true
 	})
 }
 
@@ -135,8 +135,11 @@ func note(st *state) string {
 
 // act applies f to the state of each id (every message when all is set)
 // with a revision check, and publishes the next generation of the stream
-// message when f asks for it (due now).
-func (q *Queue) act(ctx context.Context, ids []string, all bool, f func(*state) (string, bool)) ([]queue.ActionResult, error) {
+// message when f asks for it (due now). f answers what it did in words,
+// whether the message is due now, and whether it changed the state: then
+// the node that acted logs msg, as the local queue does, so that an
+// operator's action is in the log of the node whose mtactl made it.
+func (q *Queue) act(ctx context.Context, ids []string, all bool, msg string, f func(*state) (string, bool, bool)) ([]queue.ActionResult, error) {
 	if all {
 		sts, err := q.states(ctx)
 		if err != nil {
@@ -149,8 +152,11 @@ func (q *Queue) act(ctx context.Context, ids []string, all bool, f func(*state) 
 	}
 	out := make([]queue.ActionResult, 0, len(ids))
 	for _, id := range ids {
-		done, err := q.actOne(ctx, id, f)
+		done, changed, err := q.actOne(ctx, id, f)
 		out = append(out, queue.ActionResult{ID: id, Done: done, Err: err})
+		if err == nil && changed {
+			q.log.Info(msg, zap.String("msg_id", id))
+		}
 		if ctx.Err() != nil {
 			return out, ctx.Err()
 		}
@@ -158,32 +164,32 @@ func (q *Queue) act(ctx context.Context, ids []string, all bool, f func(*state) 
 	return out, nil
 }
 
-func (q *Queue) actOne(ctx context.Context, id string, f func(*state) (string, bool)) (string, error) {
+func (q *Queue) actOne(ctx context.Context, id string, f func(*state) (string, bool, bool)) (string, bool, error) {
 	if !validID(id) {
-		return "", queue.ErrUnknown
+		return "", false, queue.ErrUnknown
 	}
 	pub, pubDone := 0, "" // the generation an earlier round published, and its answer
 	for range maxTries {
 		st, rev, err := q.get(ctx, id)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			return "", queue.ErrUnknown
+			return "", false, queue.ErrUnknown
 		}
 		if err != nil {
-			return "", err
+			return "", false, err
 		}
 		if pub > 0 && st.Gen >= pub {
 			// An attempt took the new generation before this round's
 			// state write: the action is done.
 			q.purgeOlder(ctx, id)
-			return pubDone, nil
+			return pubDone, true, nil
 		}
-		done, due := f(st)
+		done, due, changed := f(st)
 		if due {
 			// The next generation first: a state naming a generation that
 			// was never published would make the current one stale.
 			if pub == 0 {
 				if err := q.republish(ctx, id, st.Gen+1); err != nil {
-					return "", err
+					return "", false, err
 				}
 				pub, pubDone = st.Gen+1, done
 			}
@@ -193,14 +199,14 @@ func (q *Queue) actOne(ctx context.Context, id string, f func(*state) (string, b
 			if conflict(err) {
 				continue
 			}
-			return "", err
+			return "", false, err
 		}
 		if due {
 			q.purgeOlder(ctx, id)
 		}
-		return done, nil
+		return done, changed, nil
 	}
-	return "", fmt.Errorf("jsq: %s: state changed %d times meanwhile, try again", id, maxTries)
+	return "", false, fmt.Errorf("jsq: %s: state changed %d times meanwhile, try again", id, maxTries)
 }
 
 // purgeOlder removes the generations of id's stream message before the
