@@ -210,9 +210,10 @@ func TestControl(t *testing.T) {
 		st, err := ctl.Stats(ctx)
 		return err == nil && st.Active == 0 && st.Deferred == 2
 	})
-	mustDo(t, "drop with bounce", "dropped, bounce")(q.Drop(ctx, []string{id}, true))
+	mustDo(t, "drop with bounce", "dropped, bounce queued to <a@example.org>")(q.Drop(ctx, []string{id}, true))
 	bounce := h.next(t)
-	if bounce.From != "" || !strings.Contains(string(bounce.Body), "removed from the queue by the postmaster") {
+	if bounce.From != "" || !strings.Contains(string(bounce.Body), "removed from the queue by the postmaster") ||
+		!strings.Contains(string(bounce.Body), "original: Subject: one\r\n") {
 		t.Fatalf("bounce from %q: %q", bounce.From, bounce.Body)
 	}
 	mustDo(t, "drop", "dropped")(ctl.Drop(ctx, []string{id2}, false))

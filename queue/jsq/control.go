@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strconv"
 	"time"
@@ -289,12 +290,20 @@ func (q *Queue) dropOne(ctx context.Context, id string, bounce bool) (string, er
 			}
 			failed = append(failed, queue.Failure{Rcpt: r, Enhanced: "5.0.0", Text: text, Remote: last.Remote})
 		}
-		m := q.message(st, st.Attempts, "")
-		bid, err := q.queueReport(ctx, st.From, func(w io.Writer) error { return (*hp).WriteBounce(w, m, failed) })
+		// The report quotes the original's headers (RFC 3462
+		// text/rfc822-headers): the Handler reads them from a staged copy.
+		path, err := q.stageBody(id)
 		if err != nil {
 			return "", fmt.Errorf("jsq: %s: bounce not queued, message kept: %w", id, err)
 		}
-		done = "dropped, bounce " + bid + " queued"
+		defer os.Remove(path)
+		m := q.message(st, st.Attempts, path)
+		if _, err := q.queueReport(ctx, st.From, func(w io.Writer) error { return (*hp).WriteBounce(w, m, failed) }); err != nil {
+			return "", fmt.Errorf("jsq: %s: bounce not queued, message kept: %w", id, err)
+		}
+		done = "dropped, bounce queued to <" + st.From + ">" // the local queue's words
+	} else if bounce {
+		done = "dropped (null sender: no bounce)"
 	}
 	if err := q.stream.Purge(ctx, jetstream.WithPurgeSubject(q.msgSubject(id))); err != nil {
 		return "", fmt.Errorf("jsq: %s: purge: %w", id, err)
@@ -305,6 +314,29 @@ func (q *Queue) dropOne(ctx context.Context, id string, bounce bool) (string, er
 	}
 	q.log.Info("message dropped", zap.String("msg_id", id), zap.Bool("bounce", bounce))
 	return done + note(st), nil
+}
+
+// stageBody copies id's body to a new file under TmpDir and returns its
+// name, for a report written outside an attempt.
+func (q *Queue) stageBody(id string) (string, error) {
+	r, err := q.OpenBody(id)
+	if err != nil {
+		return "", err
+	}
+	defer r.Close()
+	f, err := os.CreateTemp(q.tmpDir, "drop-"+id+"-*")
+	if err != nil {
+		return "", err
+	}
+	_, err = io.Copy(f, r)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		_ = os.Remove(f.Name())
+		return "", fmt.Errorf("stage: %w", err)
+	}
+	return f.Name(), nil
 }
 
 // OpenBody opens a queued message's body: the payload of its stream
