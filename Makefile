@@ -14,8 +14,14 @@ build:
 
 ## test: every test, race detector on, in random order; the interop tests
 ## (Python smtplib/poplib, swaks, net/smtp, crash test) are Go tests that run here too.
+## Then the end-to-end suites again on the jetstream backend (each mtad on a
+## one-node embedded NATS JetStream cluster, replicas 1; see mta/mtatest.Backend).
+## The TestCluster* tests write their own cluster configs whatever the backend:
+## the first pass ran them already.
+E2E_PKGS := ./cmd/mtad/ ./cmd/mtactl/ ./cmd/mtaload/ ./cmd/mtalog/
 test:
 	$(GO) test -race -shuffle=on -timeout 15m $(PKGS)
+	GOMTA_TEST_BACKEND=jetstream $(GO) test -race -shuffle=on -timeout 15m -skip '^TestCluster' $(E2E_PKGS)
 
 ## stress: the long proofs: 100 sending sessions with five SIGKILLs (zero lost),
 ## SIGTERM under 100 sessions (every client sees its reply or a 421), SIGKILL of one cluster node

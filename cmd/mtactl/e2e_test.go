@@ -128,6 +128,7 @@ func (p *pair) report() {
 }
 
 func TestQueueListShowHoldRelease(t *testing.T) {
+	mtatest.NeedLocal(t)
 	t.Parallel()
 	p := newPair(t)
 	p.startNear()
@@ -180,6 +181,7 @@ func TestQueueListShowHoldRelease(t *testing.T) {
 // TestNextAttemptSurvivesRestart: a restart keeps a deferred message's next
 // attempt (an hour away); retry -all makes it due, and it is delivered.
 func TestNextAttemptSurvivesRestartAndRetryAll(t *testing.T) {
+	mtatest.NeedLocal(t)
 	t.Parallel()
 	p := newPair(t)
 	p.startNear()

@@ -117,6 +117,9 @@ func TestCrashLosesNothingAcked(t *testing.T) {
 		}
 	}
 	t.Logf("lost 0 of %d acked messages; %d duplicate deliveries (at-least-once)", len(acked), dups)
+	if mtatest.Backend() != "local" {
+		return // no spool: what a kill left staged under tmp/ is removed at start (mta/storage.go)
+	}
 	// A crash is no damage: drafts a kill interrupted are removed, and
 	// nothing is ever set aside in corrupt/ (queue/recover.go).
 	aside, err := filepath.Glob(filepath.Join(data, "*", "spool", "corrupt", "*"))

@@ -33,6 +33,7 @@ func tinyDisk(t *testing.T, size string) string {
 // a 250 that is not durable, never a dropped connection), no partial body is
 // left in the spool, and mail flows again once space returns.
 func TestDiskFull(t *testing.T) {
+	mtatest.NeedLocal(t)
 	t.Parallel()
 	disk := tinyDisk(t, "3m")
 	// A delivery deferred for want of space is retried soon.

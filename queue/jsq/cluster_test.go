@@ -227,9 +227,10 @@ func checkViews(t *testing.T, ctl *Queue, id, id2 string) {
 func checkDrops(t *testing.T, q, ctl *Queue, h *handler, id, id2 string) {
 	t.Helper()
 	ctx := context.Background()
-	mustDo(t, "drop with bounce", "dropped, bounce")(q.Drop(ctx, []string{id}, true))
+	mustDo(t, "drop with bounce", "dropped, bounce queued to <a@example.org>")(q.Drop(ctx, []string{id}, true))
 	bounce := h.next(t)
-	if bounce.From != "" || !strings.Contains(string(bounce.Body), "removed from the queue by the postmaster") {
+	if bounce.From != "" || !strings.Contains(string(bounce.Body), "removed from the queue by the postmaster") ||
+		!strings.Contains(string(bounce.Body), "original: Subject: one\r\n") {
 		t.Fatalf("bounce from %q: %q", bounce.From, bounce.Body)
 	}
 	mustDo(t, "drop", "dropped")(ctl.Drop(ctx, []string{id2}, false))

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"gomta/queue/jsobj"
 	"io"
+	"os"
 	"slices"
 	"strconv"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"gomta/queue"
+	"gomta/session/metrics"
 )
 
 const busyNote = " (an attempt is in progress)"
@@ -73,10 +75,10 @@ func (q *Queue) Stats(ctx context.Context) (queue.Stats, error) {
 	var s queue.Stats
 	for _, st := range sts {
 		s.Messages++
-		switch {
-		case st.Held:
+		switch stateOf(st) { // the states the metrics count, by the same rule
+		case metrics.StateHeld:
 			s.Held++
-		case st.Node != "":
+		case metrics.StateActive:
 			s.Active++
 		default:
 			s.Deferred++
@@ -90,39 +92,39 @@ func (q *Queue) Stats(ctx context.Context) (queue.Stats, error) {
 
 // Hold keeps the messages ids from being attempted until released.
 func (q *Queue) Hold(ctx context.Context, ids []string) ([]queue.ActionResult, error) {
-	return q.act(ctx, ids, false, func(st *state) (string, bool) {
+	return q.act(ctx, ids, false, "message held", func(st *state) (string, bool, bool) {
 		if st.Held {
-			return "already held", false
+			return "already held", false, false
 		}
 		st.Held = true
-		return "held" + note(st), false
+		return "held" + note(st), false, true
 	})
 }
 
 // Release lets held messages go: each is due at once (published again).
 func (q *Queue) Release(ctx context.Context, ids []string) ([]queue.ActionResult, error) {
-	return q.act(ctx, ids, false, func(st *state) (string, bool) {
+	return q.act(ctx, ids, false, "message released", func(st *state) (string, bool, bool) {
 		if !st.Held {
-			return "already released", false
+			return "already released", false, false
 		}
 		st.Held = false
 		st.Next = time.Now()
-		return "released" + note(st), st.Node == ""
+		return "released" + note(st), st.Node == "", true
 	})
 }
 
 // Retry makes the messages ids (every message when all is set) due now. A
 // held message stays held; one in an attempt is left to it.
 func (q *Queue) Retry(ctx context.Context, ids []string, all bool) ([]queue.ActionResult, error) {
-	return q.act(ctx, ids, all, func(st *state) (string, bool) {
+	return q.act(ctx, ids, all, "message retry requested", func(st *state) (string, bool, bool) {
 		switch {
 		case st.Held:
-			return "held: not retried (release it to send it)", false
+			return "held: not retried (release it to send it)", false, false
 		case st.Node != "":
-			return "not retried" + busyNote, false
+			return "not retried" + busyNote, false, false
 		}
 		st.Next = time.Now()
-		return "due now", true
+		return "due now", true, true
 	})
 }
 
@@ -135,8 +137,11 @@ func note(st *state) string {
 
 // act applies f to the state of each id (every message when all is set)
 // with a revision check, and publishes the next generation of the stream
-// message when f asks for it (due now).
-func (q *Queue) act(ctx context.Context, ids []string, all bool, f func(*state) (string, bool)) ([]queue.ActionResult, error) {
+// message when f asks for it (due now). f answers what it did in words,
+// whether the message is due now, and whether it changed the state: then
+// the node that acted logs msg, as the local queue does, so that an
+// operator's action is in the log of the node whose mtactl made it.
+func (q *Queue) act(ctx context.Context, ids []string, all bool, msg string, f func(*state) (string, bool, bool)) ([]queue.ActionResult, error) {
 	if all {
 		sts, err := q.states(ctx)
 		if err != nil {
@@ -149,8 +154,11 @@ func (q *Queue) act(ctx context.Context, ids []string, all bool, f func(*state) 
 	}
 	out := make([]queue.ActionResult, 0, len(ids))
 	for _, id := range ids {
-		done, err := q.actOne(ctx, id, f)
+		done, changed, err := q.actOne(ctx, id, f)
 		out = append(out, queue.ActionResult{ID: id, Done: done, Err: err})
+		if err == nil && changed {
+			q.log.Info(msg, zap.String("msg_id", id))
+		}
 		if ctx.Err() != nil {
 			return out, ctx.Err()
 		}
@@ -158,9 +166,9 @@ func (q *Queue) act(ctx context.Context, ids []string, all bool, f func(*state) 
 	return out, nil
 }
 
-func (q *Queue) actOne(ctx context.Context, id string, f func(*state) (string, bool)) (string, error) {
+func (q *Queue) actOne(ctx context.Context, id string, f func(*state) (string, bool, bool)) (string, bool, error) {
 	if !validID(id) {
-		return "", queue.ErrUnknown
+		return "", false, queue.ErrUnknown
 	}
 	pub, pubDone := 0, "" // the generation an earlier round published, and its answer
 	for range maxTries {
@@ -172,24 +180,24 @@ func (q *Queue) actOne(ctx context.Context, id string, f func(*state) (string, b
 				// would be rebuilt and delivered again).
 				q.purgeAll(ctx, id)
 			}
-			return "", queue.ErrUnknown
+			return "", false, queue.ErrUnknown
 		}
 		if err != nil {
-			return "", err
+			return "", false, err
 		}
 		if pub > 0 && st.Gen >= pub {
 			// An attempt took the new generation before this round's
 			// state write: the action is done.
 			q.purgeOlder(ctx, id)
-			return pubDone, nil
+			return pubDone, true, nil
 		}
-		done, due := f(st)
+		done, due, changed := f(st)
 		if due {
 			// The next generation first: a state naming a generation that
 			// was never published would make the current one stale.
 			if pub == 0 {
 				if err := q.republish(ctx, id, st.Gen+1); err != nil {
-					return "", err
+					return "", false, err
 				}
 				pub, pubDone = st.Gen+1, done
 			}
@@ -204,14 +212,14 @@ func (q *Queue) actOne(ctx context.Context, id string, f func(*state) (string, b
 			if conflict(err) {
 				continue
 			}
-			return "", err
+			return "", false, err
 		}
 		if due {
 			q.purgeOlder(ctx, id)
 		}
-		return done, nil
+		return done, changed, nil
 	}
-	return "", fmt.Errorf("jsq: %s: state changed %d times meanwhile, try again", id, maxTries)
+	return "", false, fmt.Errorf("jsq: %s: state changed %d times meanwhile, try again", id, maxTries)
 }
 
 // purgeOlder removes the generations of id's stream message before the
@@ -301,12 +309,21 @@ func (q *Queue) dropOne(ctx context.Context, id string, bounce bool) (string, er
 			}
 			failed = append(failed, queue.Failure{Rcpt: r, Enhanced: "5.0.0", Text: text, Remote: last.Remote})
 		}
-		m := q.message(st, st.Attempts, "")
+		// The report quotes the original's headers (RFC 3462
+		// text/rfc822-headers): the Handler reads them from a staged copy.
+		path, err := q.stageBody(id)
+		if err != nil {
+			return "", fmt.Errorf("jsq: %s: bounce not queued, message kept: %w", id, err)
+		}
+		defer os.Remove(path)
+		m := q.message(st, st.Attempts, path)
 		bid := reportID(id, "DROP")
 		if err := q.queueReport(ctx, bid, st.From, func(w io.Writer) error { return (*hp).WriteBounce(w, m, failed) }); err != nil {
 			return "", fmt.Errorf("jsq: %s: bounce not queued, message kept: %w", id, err)
 		}
-		done = "dropped, bounce " + bid + " queued"
+		done = "dropped, bounce queued to <" + st.From + ">" // the local queue's words
+	} else if bounce {
+		done = "dropped (null sender: no bounce)"
 	}
 	if err := q.stream.Purge(ctx, jetstream.WithPurgeSubject(q.msgSubject(id))); err != nil {
 		return "", fmt.Errorf("jsq: %s: purge: %w", id, err)
@@ -317,6 +334,29 @@ func (q *Queue) dropOne(ctx context.Context, id string, bounce bool) (string, er
 	}
 	q.log.Info("message dropped", zap.String("msg_id", id), zap.Bool("bounce", bounce))
 	return done + note(st), nil
+}
+
+// stageBody copies id's body to a new file under TmpDir and returns its
+// name, for a report written outside an attempt.
+func (q *Queue) stageBody(id string) (string, error) {
+	r, err := q.OpenBody(id)
+	if err != nil {
+		return "", err
+	}
+	defer r.Close()
+	f, err := os.CreateTemp(q.tmpDir, "drop-"+id+"-*")
+	if err != nil {
+		return "", err
+	}
+	_, err = io.Copy(f, r)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		_ = os.Remove(f.Name())
+		return "", fmt.Errorf("stage: %w", err)
+	}
+	return f.Name(), nil
 }
 
 // OpenBody opens a queued message's body: the payload of its stream

@@ -67,6 +67,14 @@ func (h *handler) WriteBounce(w io.Writer, m *queue.Message, failed []queue.Fail
 			_, err = fmt.Fprintf(w, "%s %d %s %s status=%s\r\n", x.Rcpt, x.Code, x.Enhanced, x.Text, x.Status)
 		}
 	}
+	// The original as a real Handler quotes it (its headers), or why not.
+	orig, oerr := readBody(m)
+	if oerr != nil {
+		orig = []byte(oerr.Error())
+	}
+	if err == nil {
+		_, err = fmt.Fprintf(w, "original: %s\r\n", orig)
+	}
 	return err
 }
 

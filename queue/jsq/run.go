@@ -45,6 +45,7 @@ const (
 func (q *Queue) Run(ctx context.Context, h queue.Handler) error {
 	q.handler.Store(&h)
 	var wg sync.WaitGroup
+	wg.Go(func() { q.gauges(ctx) })
 	for range q.workers {
 		wg.Go(func() { q.worker(ctx, h) })
 	}
