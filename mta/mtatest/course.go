@@ -18,12 +18,13 @@ func Backend() string {
 	return "local"
 }
 
-// NeedLocal skips a test that reads the spool or the Maildirs themselves
-// when the suite runs on the jetstream backend.
+// NeedLocal skips a test that needs the local backend (it reads the spool
+// or the Maildirs themselves, fills the disk, or runs two mtad on one
+// config) when the suite runs on the jetstream backend.
 func NeedLocal(t testing.TB) {
 	t.Helper()
 	if Backend() != "local" {
-		t.Skip("reads the local spool or Maildirs: backend is " + Backend())
+		t.Skip("needs the local backend (spool and Maildirs); backend is " + Backend())
 	}
 }
 
