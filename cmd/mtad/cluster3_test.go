@@ -16,7 +16,7 @@ import (
 )
 
 // clusterNode is one mtad of a test cluster: its own config, data
-// directory and ports (SMTP, POP3, NATS client, NATS cluster route), all
+// directory and ports (SMTP, POP3, NATS cluster route; no NATS client port), all
 // serving the one mail host exmail.qq.com from the replicated queue and
 // mailboxes.
 type clusterNode struct {
@@ -30,11 +30,18 @@ func (n *clusterNode) smtpAddr() string { return mtatest.Addr(n.smtp) }
 func (n *clusterNode) popAddr() string  { return mtatest.Addr(n.pop) }
 
 // newCluster writes the configs of n nodes with embedded NATS servers that
-// route to each other, replicas min(3, n). Nothing is started.
+// route to each other with a shared secret, replicas min(3, n). Nothing is
+// started.
 func newCluster(t *testing.T, n int) []*clusterNode {
 	t.Helper()
 	dir := t.TempDir()
 	p := mtatest.FreePorts(t, 4*n)
+	// The nodes authenticate their routes with a shared secret and open
+	// no NATS client port, as a cluster beyond one machine must.
+	secret := filepath.Join(dir, "cluster.secret")
+	if err := os.WriteFile(secret, []byte("cluster3-test-secret-"+fmt.Sprint(p[0])+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	nodes := make([]*clusterNode, n)
 	for i := range nodes {
 		nodes[i] = &clusterNode{name: fmt.Sprintf("n%d", i+1), smtp: p[4*i], pop: p[4*i+1], route: p[4*i+3],
@@ -62,11 +69,11 @@ retry_max = "2s"
 [gomta.cluster]
 node = %q
 embedded = true
-nats_listen = "127.0.0.1:%d"
+secret_file = %q
 cluster_listen = "127.0.0.1:%d"
 routes = [%s]
 replicas = %d
-`, nd.smtp, nd.pop, nd.smtp, nd.name, p[4*i+2], nd.route, strings.Join(routes, ", "), min(3, n))
+`, nd.smtp, nd.pop, nd.smtp, nd.name, secret, nd.route, strings.Join(routes, ", "), min(3, n))
 		nd.config = filepath.Join(dir, nd.name+".toml")
 		if err := os.WriteFile(nd.config, []byte(cfg), 0o644); err != nil {
 			t.Fatal(err)

@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -31,17 +33,30 @@ func writeClusterConfig(t *testing.T, smtp, pop int, table string) []string {
 	return []string{"-config", file, "-data", filepath.Join(dir, "data")}
 }
 
-// TestClusterNodeRunsWithMtad: with an embedded lone node mtad runs a NATS
-// server whose JetStream answers an outside client, stores it under the
-// data directory, and at SIGTERM closes it after the hosts have stopped,
-// freeing its port.
+// TestClusterNodeRunsWithMtad: with an embedded lone node, nats_listen and
+// a secret file, mtad runs a NATS server whose client port refuses a
+// client without the secret and lets one with it reach JetStream, stores
+// it under the data directory, logs how it runs without the secret, and at
+// SIGTERM closes it after the hosts have stopped, freeing its port.
 func TestClusterNodeRunsWithMtad(t *testing.T) {
 	t.Parallel()
 	p := mtatest.FreePorts(t, 3)
-	args := writeClusterConfig(t, p[0], p[1], fmt.Sprintf("node = \"solo\"\nembedded = true\nnats_listen = %q\n", mtatest.Addr(p[2])))
+	const secret = "mtad-cluster-secret-5e71c0"
+	secretFile := filepath.Join(t.TempDir(), "cluster.secret")
+	if err := os.WriteFile(secretFile, []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := writeClusterConfig(t, p[0], p[1], fmt.Sprintf("node = \"solo\"\nembedded = true\nnats_listen = %q\nsecret_file = %q\n",
+		mtatest.Addr(p[2]), secretFile))
 	d := mtatest.StartDaemon(t, args, p[0], p[1], p[2])
 	d.WaitLog(t, `"msg":"mtad started"`)
-	nc, err := nats.Connect("nats://" + mtatest.Addr(p[2]))
+	if nc, err := nats.Connect("nats://"+mtatest.Addr(p[2]), nats.NoReconnect()); err == nil {
+		nc.Close()
+		t.Error("a client without the secret connected")
+	} else if !errors.Is(err, nats.ErrAuthorization) {
+		t.Errorf("a client without the secret: %v, want an authorization violation", err)
+	}
+	nc, err := nats.Connect("nats://"+mtatest.Addr(p[2]), nats.UserInfo("gomta", secret), nats.NoReconnect())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,12 +75,13 @@ func TestClusterNodeRunsWithMtad(t *testing.T) {
 	}
 	d.Stop(t)
 	out := d.Log.String()
-	for _, s := range []string{`"msg":"cluster started","mode":"embedded","node":"solo","replicas":1`, `"sync_always":false`} {
+	for _, s := range []string{`"msg":"cluster started","mode":"embedded","node":"solo","replicas":1,"ack_wait":60,"lease_ttl":30`,
+		`"sync_always":false`, `"auth":true`, fmt.Sprintf(`"secret_file":%q`, secretFile)} {
 		if !strings.Contains(out, s) {
 			t.Errorf("log lacks %s", s)
 		}
 	}
-	for _, v := range vocabViolations(out, nil) {
+	for _, v := range vocabViolations(out, map[string]string{"cluster secret": secret}) {
 		t.Error(v)
 	}
 	hostsDone, nodeDone := strings.Index(out, `"msg":"mtad stopped"`), strings.Index(out, `"msg":"cluster stopped"`)
@@ -77,6 +93,21 @@ func TestClusterNodeRunsWithMtad(t *testing.T) {
 		t.Fatalf("NATS port still taken after mtad exited: %v", err)
 	}
 	l.Close()
+}
+
+// TestClusterRefusesAnOpenPort: mtad refuses to start with a NATS port
+// beyond loopback and no secret, naming the key.
+func TestClusterRefusesAnOpenPort(t *testing.T) {
+	t.Parallel()
+	p := mtatest.FreePorts(t, 3)
+	args := writeClusterConfig(t, p[0], p[1], fmt.Sprintf("node = \"open\"\nembedded = true\nnats_listen = \"0.0.0.0:%d\"\n", p[2]))
+	out, err := exec.Command(mtatest.Mtad(t), args...).CombinedOutput()
+	if err == nil {
+		t.Fatalf("mtad started with an open NATS port:\n%s", out)
+	}
+	if want := fmt.Sprintf(`cluster.nats_listen "0.0.0.0:%d" is not a loopback address: it needs cluster.secret_file`, p[2]); !strings.Contains(string(out), want) {
+		t.Errorf("output lacks %s:\n%s", want, out)
+	}
 }
 
 // TestClusterWaitForPeersStopsOnSignal: a node whose peers are not up

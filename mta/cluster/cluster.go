@@ -12,6 +12,14 @@
 // down, and returns only when the server's listeners are closed, so that a
 // new node may bind the same ports. Nothing here decides on mail: what 250
 // means on top of it is the backends' contract.
+//
+// Whoever reaches a NATS port of the cluster can read, delete or queue
+// (and so relay) any mail: an embedded node opens no client port unless
+// nats_listen asks for one (a node with routes listens on an internal
+// loopback port only its own process can log in to); with secret_file
+// every route and every client of nats_listen must give the secret, and
+// with tls_* they speak TLS. The secret is never logged, and a logged URL
+// has no userinfo (config.RedactURL).
 package cluster
 
 import (
@@ -84,15 +92,24 @@ func Start(ctx context.Context, c *config.Cluster, dataDir string, log *zap.Logg
 			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
-			log.Info("cluster connection restored", zap.String("url", nc.ConnectedUrlRedacted()))
+			// Not ConnectedUrlRedacted: it keeps a token written as the
+			// user name.
+			log.Info("cluster connection restored", zap.String("url", config.RedactURL(nc.ConnectedUrl())))
 		}),
 	}
-	var err error
+	secret, err := c.Secret()
+	if err != nil {
+		return nil, fmt.Errorf("cluster: secret_file: %w", err)
+	}
 	if c.Embedded {
 		n.mode = "embedded"
-		n.srv, err = startServer(ctx, c, dataDir, log)
+		var clientPass string
+		n.srv, clientPass, err = startServer(ctx, c, dataDir, secret, log)
 		if err != nil {
 			return nil, err
+		}
+		if clientPass != "" {
+			opts = append(opts, nats.UserInfo(routeUser, clientPass))
 		}
 		n.nc, err = nats.Connect("", append(opts, nats.InProcessServer(n.srv))...)
 	} else {
@@ -114,23 +131,29 @@ func Start(ctx context.Context, c *config.Cluster, dataDir string, log *zap.Logg
 		n.Close()
 		return nil, fmt.Errorf("cluster: jetstream: %w", err)
 	}
-	n.logStart(c, dataDir)
+	n.logStart(c, dataDir, secret)
 	return n, nil
 }
 
-// logStart writes the one line that says how this node runs.
-func (n *Node) logStart(c *config.Cluster, dataDir string) {
-	fields := []zap.Field{zap.String("mode", n.mode), zap.String("node", n.name), zap.Int("replicas", n.replicas)}
+// logStart writes the one line that says how this node runs: the config
+// in effect, with the path of the secret file (never the secret), whether
+// routes and nats_listen's clients must give it (auth: false is allowed on
+// loopback only, where any local user may still join or connect) and URLs
+// without their userinfo.
+func (n *Node) logStart(c *config.Cluster, dataDir string, secret string) {
+	fields := []zap.Field{zap.String("mode", n.mode), zap.String("node", n.name), zap.Int("replicas", n.replicas),
+		zap.Duration("ack_wait", c.AckWait), zap.Duration("lease_ttl", c.LeaseTTL)}
 	if n.srv != nil {
 		clusterListen := ""
 		if len(c.Routes) > 0 {
 			clusterListen = c.ClusterListen
 		}
 		fields = append(fields, zap.String("nats_listen", c.NATSListen), zap.String("cluster_listen", clusterListen),
-			zap.Strings("routes", c.Routes), zap.String("store_dir", c.StorePath(dataDir)),
+			zap.Strings("routes", config.RedactURLs(c.Routes)), zap.String("secret_file", c.SecretFile),
+			zap.Bool("auth", secret != ""), zap.Bool("tls", c.TLS()), zap.String("store_dir", c.StorePath(dataDir)),
 			zap.Bool("sync_always", c.SyncAlways), zap.Int32("max_payload", c.MaxPayload))
 	} else {
-		fields = append(fields, zap.Strings("nats_urls", c.NATSURLs))
+		fields = append(fields, zap.Strings("nats_urls", config.RedactURLs(c.NATSURLs)))
 	}
 	n.log.Info("cluster started", fields...)
 }

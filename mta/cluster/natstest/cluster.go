@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -26,20 +27,23 @@ type Cluster struct {
 
 // StartCluster starts n nodes (replicas min(3, n); syncAlways as
 // sync_always) and waits until JetStream answers through each. They are
-// closed when the test ends.
+// closed when the test ends. They share one secret (SecretFile, as a
+// production cluster beyond one machine must) and open no client port,
+// as by default.
 func StartCluster(t testing.TB, n int, syncAlways bool) *Cluster {
 	t.Helper()
-	ports := mtatest.FreePorts(t, 2*n)
+	ports := mtatest.FreePorts(t, n)
+	secret := WriteSecret(t, "natstest-cluster-secret-"+fmt.Sprint(ports[0]))
 	c := &Cluster{t: t, Configs: make([]*config.Cluster, n), Nodes: make([]*cluster.Node, n)}
 	for i := range n {
 		var routes []string
 		for j := range n {
 			if j != i {
-				routes = append(routes, "nats-route://"+mtatest.Addr(ports[n+j]))
+				routes = append(routes, "nats-route://"+mtatest.Addr(ports[j]))
 			}
 		}
 		c.Configs[i] = &config.Cluster{Node: fmt.Sprintf("n%d", i+1), Embedded: true,
-			NATSListen: mtatest.Addr(ports[i]), ClusterListen: mtatest.Addr(ports[n+i]), Routes: routes,
+			ClusterListen: mtatest.Addr(ports[i]), Routes: routes, SecretFile: secret,
 			StoreDir: t.TempDir(), Replicas: min(3, n), SyncAlways: syncAlways, MaxPayload: config.DefaultMaxPayload}
 	}
 	for i := range n {
@@ -86,4 +90,16 @@ func (c *Cluster) WipeStore(i int) {
 	if err := os.RemoveAll(c.Configs[i].StoreDir); err != nil {
 		c.t.Fatal(err)
 	}
+}
+
+// WriteSecret writes secret to a file of mode 0600 in a temporary
+// directory of t, as [gomta.cluster] secret_file wants it, and returns its
+// path.
+func WriteSecret(t testing.TB, secret string) string {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "cluster.secret")
+	if err := os.WriteFile(f, []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f
 }
