@@ -121,7 +121,7 @@ config() {
 
 # start_nodes CASE DIR: writes the configs of CASE and starts its mtad(s);
 # sets SMTPS (one SMTP port per node) and LOGS. Returns once every node
-# listens (a cluster node listens only after its peers and its streams are up).
+# serves (a cluster node serves only after its peers and its streams are up).
 start_nodes() {
   local c=$1 dir=$2 sync=false nodes=1 i j p routes tbl
   case $c in C|E) sync=true ;; esac
@@ -145,9 +145,12 @@ start_nodes() {
       > "$dir/n$((i + 1)).log" 2>&1 &
     STARTED+=($!); SMTPS+=("${p[4*i]}"); LOGS+=("$dir/n$((i + 1)).log")
   done
-  for i in "${!SMTPS[@]}"; do   # up to 180 s: elections are slow on a loaded machine
-    for j in $(seq 1800); do (exec 3<>/dev/tcp/127.0.0.1/${SMTPS[i]}) 2>/dev/null && break; sleep 0.1; done
-    (exec 3<>/dev/tcp/127.0.0.1/${SMTPS[i]}) 2>/dev/null || { log "$c: node $((i + 1)) did not listen"; tail -n 5 "${LOGS[i]}" >&2; return 1; }
+  # A node binds its ports at once but serves only once its peers and its
+  # streams are up ("mtad started"): up to 180 s, elections are slow on a
+  # loaded machine.
+  for i in "${!SMTPS[@]}"; do
+    for j in $(seq 1800); do grep -qF '"msg":"mtad started"' "${LOGS[i]}" && break; sleep 0.1; done
+    grep -qF '"msg":"mtad started"' "${LOGS[i]}" || { log "$c: node $((i + 1)) did not start"; tail -n 5 "${LOGS[i]}" >&2; return 1; }
   done
 }
 
