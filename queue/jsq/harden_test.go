@@ -412,3 +412,33 @@ func TestSweepUnnamedBodies(t *testing.T) {
 		t.Fatalf("queued message's body: %v; want it kept", err)
 	}
 }
+
+// TestCountErrorAfterACountKeepsAccepting: once a count was had, a stream
+// info request that fails (a leader election after a node died) does not
+// refuse new messages: the last count stands and the publish decides.
+func TestCountErrorAfterACountKeepsAccepting(t *testing.T) {
+	s := server(t)
+	f := &faultJS{JetStream: s.JS}
+	q := openQ(t, f, "n1", func(o *Options) { o.MaxMessages = 10 })
+	w, err := q.NewMessage(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Abort()
+	f.info = func(ctx context.Context) error { return errors.New("no responders") }
+	mtatest.Eventually(t, "a failed count request", func() bool {
+		q.countMu.Lock()
+		defer q.countMu.Unlock()
+		if time.Since(q.countAt) >= countTTL {
+			q.countMu.Unlock()
+			q.streamCount(context.Background())
+			q.countMu.Lock()
+		}
+		return q.countErr != nil
+	})
+	w, err = q.NewMessage(context.Background())
+	if err != nil {
+		t.Fatalf("NewMessage after a failed count, with one known before: %v", err)
+	}
+	w.Abort()
+}

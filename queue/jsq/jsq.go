@@ -88,6 +88,7 @@ type Queue struct {
 
 	countMu  sync.Mutex    // guards the fields below, never held across a request
 	count    int64         // the last count known
+	counted  bool          // a count was had once (count is not a mere zero)
 	countErr error         // the last request's error, cached like the count
 	countAt  time.Time     // when the last request ended
 	countReq chan struct{} // closed when the request in flight ends; nil when none
@@ -201,7 +202,7 @@ func (q *Queue) Len() int {
 func (q *Queue) streamCount(ctx context.Context) (int64, error) {
 	q.countMu.Lock()
 	if time.Since(q.countAt) < countTTL {
-		n, err := q.count, q.countErr
+		n, err := q.countResult()
 		q.countMu.Unlock()
 		return n, err
 	}
@@ -221,6 +222,19 @@ func (q *Queue) streamCount(ctx context.Context) (int64, error) {
 	}
 	q.countMu.Lock()
 	defer q.countMu.Unlock()
+	return q.countResult()
+}
+
+// countResult is the count to use, under countMu. When the last request
+// failed but a count was had before, that count: the limit bounds the
+// queue's size, it is no promise, and the publish at Commit decides whether
+// the message can be stored (451 without quorum). Refusing on the error
+// turned every leader election (a node killed) into seconds of 451s on the
+// nodes still serving.
+func (q *Queue) countResult() (int64, error) {
+	if q.countErr != nil && q.counted {
+		return q.count, nil
+	}
 	return q.count, q.countErr
 }
 
@@ -234,7 +248,7 @@ func (q *Queue) askCount(req chan struct{}) {
 	if err != nil {
 		q.countErr = fmt.Errorf("jsq: stream info: %w", err)
 	} else {
-		q.count, q.countErr = int64(info.State.Msgs), nil
+		q.count, q.countErr, q.counted = int64(info.State.Msgs), nil, true
 	}
 	q.countAt, q.countReq = time.Now(), nil
 	close(req)
