@@ -442,3 +442,18 @@ func TestCountErrorAfterACountKeepsAccepting(t *testing.T) {
 	}
 	w.Abort()
 }
+
+// TestFetchWarningGated: the workers' fetch failures, which come all at
+// once from every worker, are said once per fetchWarnEvery.
+func TestFetchWarningGated(t *testing.T) {
+	var g rateGate
+	now := time.Now()
+	for i, tc := range []struct {
+		at   time.Duration
+		want bool
+	}{{0, true}, {time.Second, false}, {fetchWarnEvery - time.Second, false}, {fetchWarnEvery, true}, {fetchWarnEvery + time.Second, false}} {
+		if got := g.allow(now.Add(tc.at)); got != tc.want {
+			t.Fatalf("event %d at +%v: allowed %v, want %v", i, tc.at, got, tc.want)
+		}
+	}
+}

@@ -86,12 +86,14 @@ type Queue struct {
 	drafts  atomic.Int64                  // writers not yet committed or aborted
 	seq     atomic.Uint32                 // id counter
 
-	countMu  sync.Mutex    // guards the fields below, never held across a request
-	count    int64         // the last count known
-	counted  bool          // a count was had once (count is not a mere zero)
-	countErr error         // the last request's error, cached like the count
-	countAt  time.Time     // when the last request ended
-	countReq chan struct{} // closed when the request in flight ends; nil when none
+	countMu sync.Mutex // guards the fields below, never held across a request
+	count   int64      // the last count known
+	counted bool       // a count was had once (count is not a mere zero)
+	// fetchWarn keeps the workers' fetch failures to one line a while.
+	fetchWarn rateGate
+	countErr  error         // the last request's error, cached like the count
+	countAt   time.Time     // when the last request ended
+	countReq  chan struct{} // closed when the request in flight ends; nil when none
 }
 
 var _ queue.Spool = (*Queue)(nil)

@@ -60,7 +60,9 @@ func (q *Queue) worker(ctx context.Context, h queue.Handler) {
 		m, err := q.cons.Next(jetstream.FetchMaxWait(fetchWait))
 		if err != nil {
 			if !errors.Is(err, nats.ErrTimeout) && ctx.Err() == nil {
-				q.log.Warn("queue fetch failed", zap.Error(err))
+				if q.fetchWarn.allow(time.Now()) {
+					q.log.Warn("queue fetch failed", zap.Error(err))
+				}
 				select { // a server away: do not spin
 				case <-ctx.Done():
 				case <-time.After(fetchWait):
@@ -288,4 +290,25 @@ func (q *Queue) deliver(ctx context.Context, h queue.Handler, msg *queue.Message
 		}
 	}()
 	return h.Deliver(ctx, msg)
+}
+
+// fetchWarnEvery is how often a node says that its workers cannot fetch:
+// every worker fails at once (a node starting before its consumer is
+// reachable, a cluster without quorum), once a fetchWait each.
+const fetchWarnEvery = 30 * time.Second
+
+// rateGate lets one event through per fetchWarnEvery.
+type rateGate struct {
+	mu   sync.Mutex
+	last time.Time
+}
+
+func (g *rateGate) allow(now time.Time) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.last.IsZero() && now.Sub(g.last) < fetchWarnEvery {
+		return false
+	}
+	g.last = now
+	return true
 }
