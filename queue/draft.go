@@ -154,7 +154,7 @@ func (d *Draft) Commit(ctx context.Context, from string, rcpts []string) error {
 		Received: now,
 		Size:     d.size,
 		Next:     now,
-		Params:   d.params.only(rcpts),
+		Params:   d.params.Only(rcpts),
 		Trace:    d.trace,
 	}
 	data, err := json.Marshal(env)

@@ -44,8 +44,8 @@ func (p *Params) Notifies(rcpt, event string) bool {
 // Commit; entries for other recipients are dropped there.
 func (d *Draft) SetParams(p Params) { d.params = p }
 
-// only returns p with only the entries of rcpts, nil when none is left.
-func (p Params) only(rcpts []string) Params {
+// Only returns p with only the entries of rcpts, nil when none is left.
+func (p Params) Only(rcpts []string) Params {
 	if len(p.Rcpt) == 0 {
 		return p
 	}

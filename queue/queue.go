@@ -2,6 +2,7 @@ package queue
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base32"
 	"encoding/binary"
 	"errors"
@@ -187,16 +188,36 @@ const idLen = 20
 // newID returns a new message id: 48 bits of Unix milliseconds (so ids sort
 // roughly by acceptance time), a 16-bit per-queue counter (order within a
 // millisecond), and 32 random bits (unique across processes sharing nothing).
-func (q *Queue) newID() string {
+func (q *Queue) newID() string { return NewID(uint16(q.seq.Add(1))) }
+
+// NewID returns a message id with counter as its order within a
+// millisecond: the one id scheme of every spool (queue/jsq uses it too).
+func NewID(counter uint16) string {
 	var b [12]byte
 	ms := uint64(time.Now().UnixMilli())
-	binary.BigEndian.PutUint64(b[0:8], ms<<16|uint64(uint16(q.seq.Add(1))))
+	binary.BigEndian.PutUint64(b[0:8], ms<<16|uint64(counter))
 	_, _ = rand.Read(b[8:12]) // crypto/rand.Read never fails (Go 1.24+)
 	return idEncoding.EncodeToString(b[:])
 }
 
-// validID reports whether name has the shape of an id (spool file names that
-// are not ids are left alone).
+// ReportID is the id of message orig's report named key ("bounce/3",
+// "delay", …): orig's time, so that it sorts near it, then 48 bits of a
+// hash of both (an id of its own, the same for the same report).
+func ReportID(orig, key string) string {
+	var b [12]byte
+	if raw, err := idEncoding.DecodeString(orig); err == nil && len(raw) == len(b) {
+		copy(b[:6], raw[:6])
+	}
+	sum := sha256.Sum256([]byte(orig + "/" + key))
+	copy(b[6:], sum[:6])
+	return idEncoding.EncodeToString(b[:])
+}
+
+// ValidID reports whether name has the shape of an id: spool file names
+// that are not ids are left alone, and no control request can name a
+// subject wildcard or another token.
+func ValidID(name string) bool { return validID(name) }
+
 func validID(name string) bool {
 	if len(name) != idLen {
 		return false

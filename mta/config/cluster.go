@@ -174,17 +174,15 @@ func (c *Cluster) UnmarshalTOML(v any) error {
 	return nil
 }
 
-// duration reads a Go duration string ("5s", "2m") of at least a second.
+// duration reads a duration as every other setting does (Duration: "5s",
+// "2m", "1d"), of at least a second.
 func duration(v any) (time.Duration, bool) {
 	str, ok := v.(string)
-	if !ok {
+	var d Duration
+	if !ok || d.UnmarshalText([]byte(str)) != nil || time.Duration(d) < time.Second {
 		return 0, false
 	}
-	d, err := time.ParseDuration(str)
-	if err != nil || d < time.Second {
-		return 0, false
-	}
-	return d, true
+	return time.Duration(d), true
 }
 
 func stringList(v any) ([]string, bool) {

@@ -56,7 +56,7 @@ func (q *Queue) List(ctx context.Context) ([]queue.MessageInfo, error) {
 
 // Show returns one message with its history of attempts, or queue.ErrUnknown.
 func (q *Queue) Show(ctx context.Context, id string) (queue.MessageInfo, error) {
-	if !validID(id) {
+	if !queue.ValidID(id) {
 		return queue.MessageInfo{}, queue.ErrUnknown
 	}
 	st, _, err := q.get(ctx, id)
@@ -167,7 +167,7 @@ func (q *Queue) act(ctx context.Context, ids []string, all bool, msg string, f f
 }
 
 func (q *Queue) actOne(ctx context.Context, id string, f func(*state) (string, bool, bool)) (string, bool, error) {
-	if !validID(id) {
+	if !queue.ValidID(id) {
 		return "", false, queue.ErrUnknown
 	}
 	pub, pubDone := 0, "" // the generation an earlier round published, and its answer
@@ -282,7 +282,7 @@ func (q *Queue) Drop(ctx context.Context, ids []string, bounce bool) ([]queue.Ac
 }
 
 func (q *Queue) dropOne(ctx context.Context, id string, bounce bool) (string, error) {
-	if !validID(id) {
+	if !queue.ValidID(id) {
 		return "", queue.ErrUnknown
 	}
 	st, _, err := q.get(ctx, id)
@@ -317,7 +317,7 @@ func (q *Queue) dropOne(ctx context.Context, id string, bounce bool) (string, er
 		}
 		defer os.Remove(path)
 		m := q.message(st, st.Attempts, path)
-		bid := reportID(id, "DROP")
+		bid := queue.ReportID(id, "DROP")
 		if err := q.queueReport(ctx, bid, st.From, func(w io.Writer) error { return (*hp).WriteBounce(w, m, failed) }); err != nil {
 			return "", fmt.Errorf("jsq: %s: bounce not queued, message kept: %w", id, err)
 		}
@@ -362,7 +362,7 @@ func (q *Queue) stageBody(id string) (string, error) {
 // OpenBody opens a queued message's body: the payload of its stream
 // message, or its object (queue.ErrUnknown when there is none).
 func (q *Queue) OpenBody(id string) (io.ReadCloser, error) {
-	if !validID(id) {
+	if !queue.ValidID(id) {
 		return nil, queue.ErrUnknown
 	}
 	ctx, cancel := opCtx()

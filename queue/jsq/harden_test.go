@@ -395,7 +395,7 @@ func TestSweepUnnamedBodies(t *testing.T) {
 	q := openQ(t, s.JS, "n1", nil)
 	ctx := context.Background()
 	queued := commit(t, q, "a@example.org", []string{"b@example.org"}, bytes.Repeat([]byte("q"), 300<<10))
-	orphan := q.newID()
+	orphan := queue.NewID(1)
 	if _, err := q.obj.PutBytes(ctx, orphan, bytes.Repeat([]byte("o"), 300<<10)); err != nil {
 		t.Fatal(err)
 	}

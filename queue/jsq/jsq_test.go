@@ -132,7 +132,7 @@ func TestRetriedPublishMakesOneMessage(t *testing.T) {
 	s := server(t)
 	q := openQ(t, s.JS, "n1", nil)
 	ctx := context.Background()
-	env := envelope{ID: q.newID(), From: "a@example.org", Rcpts: []string{"b@example.org"}, Received: time.Now().UTC(), Size: 5}
+	env := envelope{ID: queue.NewID(1), From: "a@example.org", Rcpts: []string{"b@example.org"}, Received: time.Now().UTC(), Size: 5}
 	for range 2 {
 		f := writeTemp(t, "hello")
 		if err := q.publishNew(ctx, &env, f); err != nil {
@@ -172,7 +172,7 @@ func TestErrFull(t *testing.T) {
 		}
 		return errors.Is(err, queue.ErrFull)
 	})
-	if err := q.queueReport(ctx, q.newID(), "a@example.org", func(w ioWriter) error { _, err := w.Write([]byte("bounce")); return err }); err != nil {
+	if err := q.queueReport(ctx, queue.NewID(1), "a@example.org", func(w ioWriter) error { _, err := w.Write([]byte("bounce")); return err }); err != nil {
 		t.Fatalf("bounce refused in a full queue: %v", err)
 	}
 	mtatest.Eventually(t, "Len 3", func() bool { return q.Len() == 3 })

@@ -72,7 +72,7 @@ func (q *Queue) report(ctx context.Context, h queue.Handler, st *state, event st
 		write = func(w io.Writer) error { return h.WriteSuccess(w, m, list) }
 		what = "success notice queued"
 	}
-	id := reportID(st.ID, fmt.Sprintf("%s/%d", event, st.Attempts))
+	id := queue.ReportID(st.ID, fmt.Sprintf("%s/%d", event, st.Attempts))
 	if err := q.queueReport(ctx, id, st.From, write); err != nil {
 		return fmt.Errorf("jsq: %s: %w", event, err)
 	}
@@ -101,7 +101,7 @@ func (q *Queue) warnDelay(ctx context.Context, h queue.Handler, st *state, log *
 		return
 	}
 	m := q.message(st, st.Attempts, "")
-	id := reportID(st.ID, "DELAY")
+	id := queue.ReportID(st.ID, "DELAY")
 	if err := q.queueReport(ctx, id, st.From, func(w io.Writer) error { return h.WriteDelay(w, m, pending) }); err != nil {
 		log.Error("delay notice not queued, tried again after the next attempt", zap.Error(err))
 		return

@@ -2,9 +2,6 @@ package jsq
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base32"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -85,7 +82,7 @@ func parseHeader(h nats.Header) (envelope, int, error) {
 	if err := json.Unmarshal([]byte(h.Get(hdrEnvelope)), &env); err != nil {
 		return env, 0, fmt.Errorf("jsq: damaged envelope header: %w", err)
 	}
-	if !validID(env.ID) {
+	if !queue.ValidID(env.ID) {
 		return env, 0, errors.New("jsq: envelope header without a valid id")
 	}
 	gen, _ := strconv.Atoi(h.Get(hdrGen))
@@ -127,37 +124,6 @@ func conflict(err error) bool {
 // maxTries bounds the read-merge-write loops on a contended state: each
 // loser of a race reads again, and a few rounds settle any real contention.
 const maxTries = 8
-
-// idEncoding is base32hex in lower case, as the local queue's ids: they sort
-// by acceptance time and are valid subject tokens and KV keys.
-var idEncoding = base32.NewEncoding("0123456789abcdefghijklmnopqrstuv").WithPadding(base32.NoPadding)
-
-const idLen = 20
-
-// newID is 48 bits of Unix milliseconds, a 16-bit counter and 32 random bits.
-func (q *Queue) newID() string {
-	var b [12]byte
-	ms := uint64(time.Now().UnixMilli())
-	binary.BigEndian.PutUint16(b[0:2], uint16(ms>>32))
-	binary.BigEndian.PutUint32(b[2:6], uint32(ms))
-	binary.BigEndian.PutUint16(b[6:8], uint16(q.seq.Add(1)))
-	_, _ = rand.Read(b[8:]) // crypto/rand never fails on Linux (Go ≥ 1.24 panics instead)
-	return idEncoding.EncodeToString(b[:])
-}
-
-// validID reports whether s has the shape of an id, so that no control
-// request can name a subject wildcard or another token.
-func validID(s string) bool {
-	if len(s) != idLen {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'v') {
-			return false
-		}
-	}
-	return true
-}
 
 // info is the control API's view of st.
 func (st *state) info(history bool) queue.MessageInfo {

@@ -7,6 +7,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
+
+	"gomta/queue"
 )
 
 // sweepEvery is how often Run looks for body objects no stream message
@@ -49,7 +51,7 @@ func (q *Queue) sweep(ctx context.Context, age time.Duration) (int, error) {
 	}
 	n := 0
 	for _, o := range objs {
-		if o.Deleted || time.Since(o.ModTime) < age || !validID(o.Name) {
+		if o.Deleted || time.Since(o.ModTime) < age || !queue.ValidID(o.Name) {
 			continue
 		}
 		_, err := q.stream.GetLastMsgForSubject(ctx, q.msgSubject(o.Name))

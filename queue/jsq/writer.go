@@ -3,7 +3,6 @@ package jsq
 import (
 	"bufio"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -62,7 +61,7 @@ func (q *Queue) newWriter(ctx context.Context, reportID string) (*Writer, error)
 	}
 	id := reportID
 	if id == "" {
-		id = q.newID()
+		id = queue.NewID(uint16(q.seq.Add(1)))
 	}
 	f, err := os.CreateTemp(q.tmpDir, "draft-"+id+"-*")
 	if err != nil {
@@ -145,7 +144,7 @@ func (w *Writer) Commit(ctx context.Context, from string, rcpts []string) error 
 	}
 	start := time.Now()
 	env := envelope{ID: w.id, From: from, Rcpts: append([]string(nil), rcpts...),
-		Received: start.UTC(), Size: w.size, Params: only(w.params, rcpts)}
+		Received: start.UTC(), Size: w.size, Params: w.params.Only(rcpts)}
 	if err := w.q.publishNew(ctx, &env, w.f); err != nil {
 		w.fail(fmt.Errorf("jsq: commit %s: %w", w.id, err))
 		return w.err
@@ -272,35 +271,4 @@ func (q *Queue) queueReport(ctx context.Context, id, rcpt string, write func(io.
 		return fmt.Errorf("write: %w", err)
 	}
 	return w.Commit(ctx, "", []string{rcpt})
-}
-
-// reportID is the id of message orig's report named key ("bounce/3",
-// "delay", …): orig's time, so that it sorts near it, then 48 bits of a
-// hash of both (an id of its own, the same for the same report).
-func reportID(orig, key string) string {
-	var b [12]byte
-	if raw, err := idEncoding.DecodeString(orig); err == nil && len(raw) == len(b) {
-		copy(b[:6], raw[:6])
-	}
-	sum := sha256.Sum256([]byte(orig + "/" + key))
-	copy(b[6:], sum[:6])
-	return idEncoding.EncodeToString(b[:])
-}
-
-// only returns p with only the entries of rcpts (queue.Params.only).
-func only(p queue.Params, rcpts []string) queue.Params {
-	if len(p.Rcpt) == 0 {
-		return p
-	}
-	out := p
-	out.Rcpt = make(map[string]queue.RcptParams, len(rcpts))
-	for _, r := range rcpts {
-		if rp, ok := p.Rcpt[r]; ok {
-			out.Rcpt[r] = rp
-		}
-	}
-	if len(out.Rcpt) == 0 {
-		out.Rcpt = nil
-	}
-	return out
 }

@@ -261,35 +261,10 @@ func (s *Store) provision(ctx context.Context, opt Options) error {
 	if err != nil {
 		return fmt.Errorf("jsbox: lease bucket of %s: %w", opt.Host, err)
 	}
+	// takeLease reads the bucket's stream leader itself; the handle's
+	// direct gets (any replica) are never trusted to say "in use".
 	s.lockBucket = "GOMTA_POPLOCK_" + s.token
-	if err := s.leaderReads(ctx, s.lockBucket); err != nil {
-		return err
-	}
 	return s.readTTL(ctx)
-}
-
-// leaderReads makes the lease bucket's reads go to its stream leader. A KV
-// bucket allows direct gets, which any replica answers: kv.Create of a key
-// whose lease was just released reads the key to find the delete marker,
-// and a replica behind would still show the lease, giving a false
-// [IN-USE]. The handle decides at bind, so it is bound again after the
-// stream stops allowing direct gets (another node's CreateOrUpdate may
-// allow them again; this handle keeps reading from the leader).
-func (s *Store) leaderReads(ctx context.Context, bucket string) error {
-	st, err := s.js.Stream(ctx, "KV_"+bucket)
-	if err != nil {
-		return fmt.Errorf("jsbox: lease bucket %s: %w", bucket, err)
-	}
-	if cfg := st.CachedInfo().Config; cfg.AllowDirect {
-		cfg.AllowDirect = false
-		if _, err := s.js.UpdateStream(ctx, cfg); err != nil {
-			return fmt.Errorf("jsbox: lease bucket %s: %w", bucket, err)
-		}
-	}
-	if s.locks, err = s.js.KeyValue(ctx, bucket); err != nil {
-		return fmt.Errorf("jsbox: lease bucket %s: %w", bucket, err)
-	}
-	return nil
 }
 
 // Add extends the set of accounts (a reload). Mailboxes need no creation: a
